@@ -1,0 +1,573 @@
+//! The engine: registry + supervisor + proxy + sampler + API, and the operations the API, the
+//! CLI and the desktop shell call. One operator action is one method here.
+//!
+//! Invariants: every change is validated before anything is written; a failed create leaves
+//! nothing behind; a delete never drops a database Hangar did not create.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::config::{Config, ConfigError};
+use crate::db::AppDb;
+use crate::home::{EngineInfo, EngineLock, Home, HomeError};
+use crate::launch;
+use crate::metrics::Sampler;
+use crate::registry::{AppEdit, AppRecord, Desired, Registry, RegistryError, StartMode};
+use crate::supervisor::{Ctx, Event, Status, Supervisor};
+use crate::validate::{self, Invalid, MAIN};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("no app named {0:?}; `hangar list` shows the apps there are")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(Invalid),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{name} did not start: {why}")]
+    Start { name: String, why: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error("{0}")]
+    Registry(RegistryError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<RegistryError> for EngineError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound(n) => EngineError::NotFound(n),
+            RegistryError::Conflict(i) => EngineError::Conflict(i),
+            other => EngineError::Registry(other),
+        }
+    }
+}
+
+impl From<Invalid> for EngineError {
+    fn from(i: Invalid) -> Self {
+        EngineError::Invalid(i)
+    }
+}
+
+/// What `create` takes (CLI flags, API JSON, UI form).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub start_mode: Option<StartMode>,
+    #[serde(default)]
+    pub port: Option<u32>,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub pinned: bool,
+    /// `new-database` (default), `schema`, or a connection URL.
+    #[serde(default)]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub runtime: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// One app as every client sees it: the contract's `list --json` fields, and a few more.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub display_name: String,
+    pub status: String,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub start_mode: String,
+    pub domain: Option<String>,
+    pub pinned: bool,
+    pub url: String,
+    pub urls: Vec<String>,
+    pub db: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub uptime_seconds: Option<u64>,
+    pub restarts: u32,
+    pub error: Option<String>,
+    pub runtime: String,
+    pub desired: String,
+    pub env: BTreeMap<String, String>,
+    pub progress: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteReport {
+    pub name: String,
+    pub dropped: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+/// Command-line overrides of `hangar.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub proxy_port: Option<u16>,
+    pub api_port: Option<u16>,
+}
+
+pub struct Engine {
+    pub home: Home,
+    pub config: Arc<Config>,
+    pub registry: Registry,
+    pub supervisor: Supervisor,
+    pub events: broadcast::Sender<Event>,
+    pub sampler: Sampler,
+    pub token: String,
+    shutdown: watch::Sender<bool>,
+    _lock: EngineLock,
+}
+
+const APP_PORTS: std::ops::RangeInclusive<u16> = 14000..=14999;
+/// How many apps start at once when the engine starts.
+const BOOT_PARALLEL: usize = 4;
+
+impl Engine {
+    /// Take the home (refusing if another engine holds it), load the configuration and the
+    /// registry. Nothing is started yet: see [`Engine::boot`].
+    pub async fn open(home: Home, overrides: Overrides) -> Result<Arc<Engine>, EngineError> {
+        home.prepare()?;
+        let lock = home.lock()?;
+        let mut config = Config::load(&home.config_file())?;
+        if let Some(p) = overrides.proxy_port {
+            config.proxy_port = p;
+        }
+        if let Some(p) = overrides.api_port {
+            config.api_port = p;
+        }
+        let config = Arc::new(config);
+        let registry = Registry::open(&home.registry_file()).await?;
+        let token = home.token()?;
+        let (events, _) = broadcast::channel(1024);
+        let ctx = Arc::new(Ctx { home: home.clone(), config: config.clone(), registry: registry.clone(), events: events.clone() });
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Engine {
+            home,
+            config,
+            registry,
+            supervisor: Supervisor::new(ctx),
+            events,
+            sampler: Sampler::new(),
+            token,
+            shutdown,
+            _lock: lock,
+        }))
+    }
+
+    /// Make sure the main app exists, end what a crashed engine left running, supervise every
+    /// app and start the main app and the `with-main` apps, a few at a time.
+    pub async fn boot(self: &Arc<Self>) -> Result<(), EngineError> {
+        self.ensure_main().await?;
+        let apps = self.registry.list().await?;
+        for app in &apps {
+            if let Some((pid, started)) = app.pid {
+                if crate::process::is_same(pid, started) {
+                    tracing::warn!(app = %app.name, pid, "ending a process left by an engine that did not stop cleanly");
+                    crate::process::end_group(pid, Duration::from_secs(10)).await;
+                }
+                let _ = self.registry.set_pid(&app.name, None).await;
+            }
+            self.supervisor.add(&app.name);
+        }
+        let slots = Arc::new(tokio::sync::Semaphore::new(BOOT_PARALLEL));
+        for app in apps {
+            let boot_it = match (app.start_mode, app.desired) {
+                (_, Desired::Stopped) => false,
+                (StartMode::WithMain, _) => true,
+                (StartMode::OnVisit, Desired::Running) => {
+                    // It ran before; it will start again on its next visit.
+                    let _ = self.registry.set_desired(&app.name, Desired::Dormant).await;
+                    false
+                }
+                (StartMode::OnVisit, _) => false,
+            };
+            if app.name == MAIN && !self.config.main.enabled {
+                continue;
+            }
+            if boot_it {
+                let engine = self.clone();
+                let slots = slots.clone();
+                tokio::spawn(async move {
+                    let Ok(_permit) = slots.acquire().await else { return };
+                    if let Err(why) = engine.supervisor.start(&app.name).await {
+                        tracing::warn!(app = %app.name, "did not start with the engine: {why}");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_main(&self) -> Result<(), EngineError> {
+        if self.registry.get(MAIN).await.is_ok() {
+            // Keep the main app's row in step with hangar.toml.
+            let edit = AppEdit {
+                domain: Some(self.config.main.domain.clone()),
+                env: Some(self.config.main.env.clone()),
+                port: self.config.main.port,
+                ..AppEdit::default()
+            };
+            self.registry.update(MAIN, &edit).await?;
+            return Ok(());
+        }
+        let port = match self.config.main.port {
+            Some(p) => p,
+            None => self.free_port().await?,
+        };
+        let dir = self.home.app_dir(MAIN);
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let now = crate::registry::now();
+        let record = AppRecord {
+            name: MAIN.into(),
+            display_name: "Main app".into(),
+            start_mode: StartMode::WithMain,
+            port,
+            domain: self.config.main.domain.clone(),
+            pinned: false,
+            runtime: None,
+            db: AppDb::sqlite_file(&dir),
+            env: self.config.main.env.clone(),
+            app_key: crate::secret::random_hex(32),
+            desired: Desired::Running,
+            last_version: None,
+            pid: None,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.registry.insert(&record).await?;
+        Ok(())
+    }
+
+    fn reserved_ports(&self) -> [u16; 2] {
+        [self.config.proxy_port, self.config.api_port]
+    }
+
+    async fn free_port(&self) -> Result<u16, EngineError> {
+        let used = self.registry.used_ports().await?;
+        let reserved = self.reserved_ports();
+        APP_PORTS
+            .clone()
+            .find(|p| !used.contains(p) && !reserved.contains(p) && !launch::port_taken(*p))
+            .ok_or_else(|| EngineError::Refused(format!("no free port left in {}-{}", APP_PORTS.start(), APP_PORTS.end())))
+    }
+
+    /// Validate and register a new app, make its data folder and database; a `with-main` app
+    /// starts at once.
+    pub async fn create(self: &Arc<Self>, req: CreateApp) -> Result<AppView, EngineError> {
+        validate::name(&req.name)?;
+        let display_name = req.display_name.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| req.name.clone());
+        validate::display_name(&display_name)?;
+        let domain = req.domain.clone().filter(|d| !d.is_empty()).map(|d| d.to_ascii_lowercase());
+        if let Some(d) = &domain {
+            validate::domain(d)?;
+        }
+        for (k, v) in &req.env {
+            validate::env_entry(k, v)?;
+        }
+        if let Some(rt) = &req.runtime {
+            if self.config.runtime(rt).is_none() {
+                let known: Vec<&str> = self.config.runtimes.keys().map(|s| s.as_str()).collect();
+                return Err(Invalid::new("runtime", format!("no runtime {rt:?}; accepted: {}", known.join(", "))).into());
+            }
+        }
+        if self.registry.get(&req.name).await.is_ok() {
+            return Err(EngineError::Conflict(Invalid::new(
+                "name",
+                format!("an app named {:?} already exists; names are unique", req.name),
+            )));
+        }
+        let port = match req.port {
+            Some(p) => {
+                let p = validate::port(p as i64, &self.reserved_ports())?;
+                if self.registry.used_ports().await?.contains(&p) {
+                    // the registry's check names the holder
+                } else if launch::port_taken(p) {
+                    return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
+                }
+                p
+            }
+            None => self.free_port().await?,
+        };
+        let data_dir = self.home.app_dir(&req.name);
+        let db = self.provision_db(&req, &data_dir).await?;
+        let now = crate::registry::now();
+        let record = AppRecord {
+            name: req.name.clone(),
+            display_name,
+            start_mode: req.start_mode.unwrap_or(StartMode::OnVisit),
+            port,
+            domain,
+            pinned: req.pinned,
+            runtime: req.runtime.clone(),
+            db,
+            env: req.env.clone(),
+            app_key: crate::secret::random_hex(32),
+            desired: match req.start_mode {
+                Some(StartMode::WithMain) => Desired::Running,
+                _ => Desired::Dormant,
+            },
+            last_version: None,
+            pid: None,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        // Make the folder, then the record; undo the folder if the record is refused.
+        let made_dir = !data_dir.exists();
+        std::fs::create_dir_all(&data_dir).map_err(|e| EngineError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
+        if let Err(e) = self.registry.insert(&record).await {
+            if made_dir {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
+            return Err(e.into());
+        }
+        tracing::info!(app = %record.name, port, "created");
+        self.supervisor.add(&record.name);
+        let _ = self.events.send(Event::App { name: record.name.clone() });
+        if record.start_mode == StartMode::WithMain {
+            let engine = self.clone();
+            let name = record.name.clone();
+            tokio::spawn(async move {
+                let _ = engine.supervisor.start(&name).await;
+            });
+        }
+        self.view(&record.name).await
+    }
+
+    async fn provision_db(&self, req: &CreateApp, data_dir: &std::path::Path) -> Result<AppDb, EngineError> {
+        match req.db.as_deref().unwrap_or("new-database") {
+            "new-database" if self.config.data_service.is_none() => Ok(AppDb::sqlite_file(data_dir)),
+            "new-database" => Err(EngineError::Refused(
+                "creating databases on a data service is not built yet (issue 4); remove [data_service] from hangar.toml to use SQLite files".into(),
+            )),
+            "schema" => Err(Invalid::new(
+                "db",
+                "schema mode needs a PostgreSQL data service ([data_service] url = \"postgres://…\" in hangar.toml)",
+            )
+            .into()),
+            other if crate::db::dialect_of(other).is_some() => Err(EngineError::Refused(
+                "attaching an existing database by URL is not built yet (issue 4)".into(),
+            )),
+            other => Err(Invalid::new(
+                "db",
+                format!("{other:?} is not accepted; accepted: new-database, schema, or a postgres://, mysql:// or sqlite: URL"),
+            )
+            .into()),
+        }
+    }
+
+    pub async fn edit(&self, name: &str, mut edit: AppEdit) -> Result<AppView, EngineError> {
+        if let Some(d) = &edit.display_name {
+            validate::display_name(d)?;
+        }
+        if let Some(Some(d)) = &edit.domain {
+            if d.is_empty() {
+                edit.domain = Some(None);
+            } else {
+                validate::domain(d)?;
+            }
+        }
+        if let Some(p) = edit.port {
+            validate::port(p as i64, &self.reserved_ports())?;
+        }
+        if let Some(env) = &edit.env {
+            for (k, v) in env {
+                validate::env_entry(k, v)?;
+            }
+        }
+        self.registry.update(name, &edit).await?;
+        let _ = self.events.send(Event::App { name: name.to_string() });
+        self.view(name).await
+    }
+
+    /// Stop and remove an app. With `drop_db`, drop what Hangar created for it; otherwise its
+    /// data folder is kept aside under `apps/.deleted/`, so a new app of the same name starts
+    /// empty and nothing is lost.
+    pub async fn delete(&self, name: &str, drop_db: bool) -> Result<DeleteReport, EngineError> {
+        if name == MAIN {
+            return Err(EngineError::Refused("the main app cannot be deleted; disable it with [main] enabled = false".into()));
+        }
+        let app = self.registry.get(name).await?;
+        if drop_db && app.db.owned.is_empty() {
+            return Err(EngineError::Refused(format!(
+                "{name}'s database ({}) was attached, not created by Hangar, so it is never dropped; delete without --drop-db",
+                app.db.describe()
+            )));
+        }
+        self.supervisor.remove(name).await;
+        self.registry.delete(name).await?;
+        let mut report = DeleteReport { name: name.to_string(), dropped: Vec::new(), kept: Vec::new() };
+        let dir = self.home.app_dir(name);
+        if drop_db {
+            if let Some(f) = &app.db.owned.file {
+                report.dropped.push(format!("SQLite database {}", f.display()));
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| EngineError::Io(format!("cannot remove {}: {e}", dir.display())))?;
+                report.dropped.push(format!("data folder {}", dir.display()));
+            }
+        } else if dir.exists() {
+            let stamp = crate::registry::now().replace([':', '-'], "");
+            let aside = self.home.apps_dir().join(".deleted").join(format!("{name}-{stamp}"));
+            if let Some(parent) = aside.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::rename(&dir, &aside).map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
+            report.kept.push(format!("data folder (and its database) moved to {}", aside.display()));
+        }
+        if app.db.owned.is_empty() {
+            report.kept.push(format!("attached database {}", app.db.describe()));
+        }
+        tracing::info!(app = %name, drop_db, "deleted");
+        let _ = self.events.send(Event::Removed { name: name.to_string() });
+        Ok(report)
+    }
+
+    pub async fn start(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        let handle = self.supervisor.get(name).unwrap_or_else(|| self.supervisor.add(name));
+        drop(handle);
+        self.supervisor.start(name).await.map_err(|why| EngineError::Start { name: name.to_string(), why })?;
+        self.view(name).await
+    }
+
+    pub async fn stop(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        self.supervisor.stop(name).await;
+        self.view(name).await
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        self.supervisor.restart(name).await.map_err(|why| EngineError::Start { name: name.to_string(), why })?;
+        self.view(name).await
+    }
+
+    /// Stop every app, the main app included (keeping what the operator wanted, so the next
+    /// engine brings back what ran), then end the engine.
+    pub async fn kill(&self) {
+        self.supervisor.shutdown_all().await;
+        let _ = self.shutdown.send(true);
+    }
+
+    /// End the engine: stop every app, keep what the operator wanted.
+    pub async fn shutdown(&self) {
+        self.supervisor.shutdown_all().await;
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub async fn view(&self, name: &str) -> Result<AppView, EngineError> {
+        let app = self.registry.get(name).await?;
+        Ok(self.view_of(&app))
+    }
+
+    pub async fn list(&self) -> Result<Vec<AppView>, EngineError> {
+        Ok(self.registry.list().await?.iter().map(|a| self.view_of(a)).collect())
+    }
+
+    fn view_of(&self, app: &AppRecord) -> AppView {
+        let state = self.supervisor.state(&app.name);
+        let status = state.as_ref().map(|s| s.status).unwrap_or(Status::Stopped);
+        let running = status == Status::Running;
+        let usage = if running { self.sampler.usage(&app.name) } else { None };
+        let url = launch::public_url(&app.name, self.config.proxy_port);
+        let mut urls = vec![url.clone()];
+        if app.name != MAIN {
+            urls.push(format!("http://{}.localhost:{}/", app.name, self.config.proxy_port));
+        }
+        if let Some(d) = &app.domain {
+            urls.push(format!("http://{d}:{}/", self.config.proxy_port));
+        }
+        AppView {
+            name: app.name.clone(),
+            display_name: app.display_name.clone(),
+            status: status.as_str().to_string(),
+            pid: state.as_ref().and_then(|s| s.pid),
+            port: app.port,
+            start_mode: app.start_mode.as_str().to_string(),
+            domain: app.domain.clone(),
+            pinned: app.pinned,
+            url,
+            urls,
+            db: app.db.describe(),
+            cpu_percent: usage.map(|u| u.cpu_percent),
+            memory_bytes: usage.map(|u| u.memory_bytes),
+            uptime_seconds: state.as_ref().and_then(|s| s.uptime()).map(|d| d.as_secs()),
+            restarts: state.as_ref().map(|s| s.restarts).unwrap_or(0),
+            error: state.as_ref().and_then(|s| s.error.clone()),
+            runtime: app.runtime.clone().unwrap_or_else(|| self.config.main.runtime.clone()),
+            desired: app.desired.as_str().to_string(),
+            env: app.env.clone(),
+            progress: state.as_ref().and_then(|s| s.progress.clone()),
+            created_at: app.created_at.clone(),
+        }
+    }
+
+    /// Run the engine's servers (proxy, API) and the sampler until shutdown.
+    pub async fn serve(self: &Arc<Self>) -> Result<(), EngineError> {
+        let proxy_addr = SocketAddr::new(self.config.proxy_bind, self.config.proxy_port);
+        let api_addr = SocketAddr::from(([127, 0, 0, 1], self.config.api_port));
+        let proxy = tokio::net::TcpListener::bind(proxy_addr)
+            .await
+            .map_err(|e| EngineError::Io(format!("cannot listen on {proxy_addr} for the proxy: {e}; set proxy_port in hangar.toml or --proxy-port")))?;
+        let api = tokio::net::TcpListener::bind(api_addr)
+            .await
+            .map_err(|e| EngineError::Io(format!("cannot listen on {api_addr} for the API: {e}; set api_port in hangar.toml or --api-port")))?;
+        self.home.write_engine_info(&EngineInfo {
+            pid: std::process::id(),
+            api: api_addr.to_string(),
+            proxy: proxy_addr.to_string(),
+            token_file: self.home.token_file(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })?;
+        tracing::info!(%proxy_addr, %api_addr, home = %self.home.root().display(), "engine listening");
+        let sampler = tokio::spawn(sample_loop(self.clone()));
+        let p = tokio::spawn(crate::proxy::serve(self.clone(), proxy));
+        let a = tokio::spawn(crate::api::serve(self.clone(), api));
+        let mut down = self.shutdown_signal();
+        let _ = down.wait_for(|d| *d).await;
+        sampler.abort();
+        p.abort();
+        a.abort();
+        Ok(())
+    }
+}
+
+async fn sample_loop(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let roots: Vec<(String, u32)> = engine
+            .supervisor
+            .names()
+            .into_iter()
+            .filter_map(|n| {
+                let s = engine.supervisor.state(&n)?;
+                Some((n, s.pid?))
+            })
+            .collect();
+        let e = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || e.sampler.tick(&roots)).await;
+    }
+}

@@ -1,0 +1,83 @@
+//! Processes and process groups on Linux: spawn in a group of its own, signal the group,
+//! identify a pid beyond reuse (pid + start time from `/proc/<pid>/stat`).
+
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// The start time of `pid` (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and ')'; fields after the last ')' are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Is the process `pid` the same one we started (same start time), and not a zombie?
+pub fn is_same(pid: u32, started: u64) -> bool {
+    start_time(pid) == Some(started) && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Send `sig` to the process group `pgid`. A group that is gone is not an error.
+pub fn signal_group(pgid: u32, sig: Signal) {
+    if pgid <= 1 {
+        return; // never signal init or "every process"
+    }
+    let _ = killpg(Pid::from_raw(pgid as i32), sig);
+}
+
+/// Does any process (other than a zombie) remain in group `pgid`?
+pub fn group_alive(pgid: u32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(i) = stat.rfind(')') else { continue };
+        let mut fields = stat[i + 2..].split(' ');
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|s| s.parse::<u32>().ok());
+        if group == Some(pgid) && state != Some("Z") {
+            return true;
+        }
+    }
+    false
+}
+
+/// SIGTERM the group, wait up to `grace` for it to empty, then SIGKILL what is left.
+/// Returns true when SIGKILL was needed.
+pub async fn end_group(pgid: u32, grace: Duration) -> bool {
+    signal_group(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if !group_alive(pgid) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_stable() {
+        let me = std::process::id();
+        let t = start_time(me).unwrap();
+        assert!(is_same(me, t));
+        assert!(!is_same(me, t + 1));
+    }
+}
