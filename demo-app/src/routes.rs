@@ -20,6 +20,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -510,14 +511,17 @@ async fn stream(Params(params): Params<StreamParams>) -> Response {
         .into_response()
 }
 
-/// Sends the request body back as it arrives.
+/// Sends the request body back as it arrives. The first chunk is read before the answer
+/// starts, so a client that sent `Expect: 100-continue` gets its `100 Continue` at once.
 async fn echo(request: Request) -> Response {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let body = Body::from_stream(request.into_body().into_data_stream());
+    let mut data = request.into_body().into_data_stream();
+    let first = data.next().await;
+    let body = Body::from_stream(futures_util::stream::iter(first).chain(data));
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
