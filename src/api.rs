@@ -56,20 +56,42 @@ pub fn router(engine: Arc<Engine>) -> Router {
 async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Response {
     let port = engine.config.api_port;
     let h = req.headers();
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let allowed_hosts = [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let allowed_hosts = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
     if !allowed_hosts.iter().any(|a| a == host) {
-        return error(StatusCode::FORBIDDEN, "forbidden", None, &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"));
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            None,
+            &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
+        );
     }
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let ok = allowed_hosts.iter().any(|a| origin == format!("http://{a}"))
+        let ok = allowed_hosts
+            .iter()
+            .any(|a| origin == format!("http://{a}"))
             || origin == "tauri://localhost"
             || origin == "http://tauri.localhost";
         if !ok {
-            return error(StatusCode::FORBIDDEN, "forbidden", None, &format!("Origin {origin:?} may not use this API"));
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                None,
+                &format!("Origin {origin:?} may not use this API"),
+            );
         }
     }
-    let bearer = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     let cookie = h
         .get_all(header::COOKIE)
         .iter()
@@ -78,13 +100,22 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
         .find_map(|c| c.trim().strip_prefix("hangar_token="));
     let presented = bearer.or(cookie).unwrap_or("");
     if !crate::secret::equal(presented, &engine.token) {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", None, "a valid token is required (the home folder's token file)");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            None,
+            "a valid token is required (the home folder's token file)",
+        );
     }
     next.run(req).await
 }
 
 fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
-    (status, Json(json!({ "error": { "code": code, "field": field, "message": message } }))).into_response()
+    (
+        status,
+        Json(json!({ "error": { "code": code, "field": field, "message": message } })),
+    )
+        .into_response()
 }
 
 struct ApiError(EngineError);
@@ -99,10 +130,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let msg = self.0.to_string();
         match &self.0 {
-            EngineError::Invalid(i) => error(StatusCode::BAD_REQUEST, "invalid", Some(i.field), &msg),
-            EngineError::Conflict(i) => error(StatusCode::CONFLICT, "conflict", Some(i.field), &msg),
+            EngineError::Invalid(i) => {
+                error(StatusCode::BAD_REQUEST, "invalid", Some(i.field), &msg)
+            }
+            EngineError::Conflict(i) => {
+                error(StatusCode::CONFLICT, "conflict", Some(i.field), &msg)
+            }
             EngineError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", None, &msg),
-            EngineError::Refused(_) => error(StatusCode::UNPROCESSABLE_ENTITY, "refused", None, &msg),
+            EngineError::Refused(_) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, "refused", None, &msg)
+            }
             EngineError::Start { .. } => error(StatusCode::BAD_GATEWAY, "start_failed", None, &msg),
             _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, &msg),
         }
@@ -132,14 +169,23 @@ async fn status(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<
     Ok(Json(e.view(&name).await?))
 }
 
-async fn create(State(e): State<Shared>, body: Result<Json<CreateApp>, axum::extract::rejection::JsonRejection>) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|r| EngineError::Invalid(crate::validate::Invalid::new("body", r.body_text())))?;
+async fn create(
+    State(e): State<Shared>,
+    body: Result<Json<CreateApp>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body
+        .map_err(|r| EngineError::Invalid(crate::validate::Invalid::new("body", r.body_text())))?;
     let view = e.create(req).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-async fn edit(State(e): State<Shared>, Path(name): Path<String>, body: Result<Json<AppEdit>, axum::extract::rejection::JsonRejection>) -> ApiResult<impl IntoResponse> {
-    let Json(req) = body.map_err(|r| EngineError::Invalid(crate::validate::Invalid::new("body", r.body_text())))?;
+async fn edit(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    body: Result<Json<AppEdit>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(req) = body
+        .map_err(|r| EngineError::Invalid(crate::validate::Invalid::new("body", r.body_text())))?;
     Ok(Json(e.edit(&name, req).await?))
 }
 
@@ -149,7 +195,11 @@ struct DeleteQuery {
     drop_db: bool,
 }
 
-async fn delete(State(e): State<Shared>, Path(name): Path<String>, Query(q): Query<DeleteQuery>) -> ApiResult<impl IntoResponse> {
+async fn delete(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(e.delete(&name, q.drop_db).await?))
 }
 
@@ -161,7 +211,10 @@ async fn stop(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<im
     Ok(Json(e.stop(&name).await?))
 }
 
-async fn restart(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn restart(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(e.restart(&name).await?))
 }
 
@@ -180,10 +233,16 @@ struct NameQuery {
     name: String,
 }
 
-async fn validate_name(State(e): State<Shared>, Query(q): Query<NameQuery>) -> Json<serde_json::Value> {
+async fn validate_name(
+    State(e): State<Shared>,
+    Query(q): Query<NameQuery>,
+) -> Json<serde_json::Value> {
     let verdict = match crate::validate::name(&q.name) {
         Err(i) => Some(i.message),
-        Ok(()) if e.registry.get(&q.name).await.is_ok() => Some(format!("an app named {:?} already exists; names are unique", q.name)),
+        Ok(()) if e.registry.get(&q.name).await.is_ok() => Some(format!(
+            "an app named {:?} already exists; names are unique",
+            q.name
+        )),
         Ok(()) => None,
     };
     Json(json!({ "ok": verdict.is_none(), "message": verdict }))
@@ -194,11 +253,17 @@ struct LogQuery {
     n: Option<usize>,
 }
 
-async fn logs(State(e): State<Shared>, Path(name): Path<String>, Query(q): Query<LogQuery>) -> ApiResult<impl IntoResponse> {
+async fn logs(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<impl IntoResponse> {
     e.registry.get(&name).await.map_err(EngineError::from)?;
     let n = q.n.unwrap_or(100).min(100_000);
     let path = e.home.app_log(&name);
-    let lines = tokio::task::spawn_blocking(move || crate::logs::tail(&path, n)).await.unwrap_or_default();
+    let lines = tokio::task::spawn_blocking(move || crate::logs::tail(&path, n))
+        .await
+        .unwrap_or_default();
     Ok(Json(json!({ "lines": lines })))
 }
 
@@ -208,27 +273,40 @@ async fn follow_logs(
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     e.registry.get(&name).await.map_err(EngineError::from)?;
-    let handle = e.supervisor.get(&name).ok_or_else(|| EngineError::NotFound(name.clone()))?;
+    let handle = e
+        .supervisor
+        .get(&name)
+        .ok_or_else(|| EngineError::NotFound(name.clone()))?;
     // Subscribe before reading the tail so no line falls between the two.
     let live = BroadcastStream::new(handle.log.subscribe());
     let n = q.n.unwrap_or(0).min(100_000);
     let path = e.home.app_log(&name);
-    let initial = if n > 0 { tokio::task::spawn_blocking(move || crate::logs::tail(&path, n)).await.unwrap_or_default() } else { Vec::new() };
+    let initial = if n > 0 {
+        tokio::task::spawn_blocking(move || crate::logs::tail(&path, n))
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let head = futures_util::stream::iter(initial.into_iter().map(|l| Ok(line_event(&l))));
     let tail = live.map(|item| {
         Ok(match item {
             Ok(l) => line_event(&l),
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(k)) => line_event(&crate::logs::LogLine::now(
-                crate::logs::Stream::Sys,
-                format!("… {k} lines skipped: this viewer fell behind"),
-            )),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(k)) => {
+                line_event(&crate::logs::LogLine::now(
+                    crate::logs::Stream::Sys,
+                    format!("… {k} lines skipped: this viewer fell behind"),
+                ))
+            }
         })
     });
     Ok(Sse::new(head.chain(tail)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 fn line_event(l: &crate::logs::LogLine) -> SseEvent {
-    SseEvent::default().event("line").data(serde_json::to_string(l).unwrap_or_default())
+    SseEvent::default()
+        .event("line")
+        .data(serde_json::to_string(l).unwrap_or_default())
 }
 
 async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -238,10 +316,16 @@ async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEve
         async move {
             Ok(match item {
                 Ok(Event::App { name }) => match engine.view(&name).await {
-                    Ok(v) => SseEvent::default().event("app").data(serde_json::to_string(&v).unwrap_or_default()),
-                    Err(_) => SseEvent::default().event("removed").data(json!({ "name": name }).to_string()),
+                    Ok(v) => SseEvent::default()
+                        .event("app")
+                        .data(serde_json::to_string(&v).unwrap_or_default()),
+                    Err(_) => SseEvent::default()
+                        .event("removed")
+                        .data(json!({ "name": name }).to_string()),
                 },
-                Ok(Event::Removed { name }) => SseEvent::default().event("removed").data(json!({ "name": name }).to_string()),
+                Ok(Event::Removed { name }) => SseEvent::default()
+                    .event("removed")
+                    .data(json!({ "name": name }).to_string()),
                 Err(_) => SseEvent::default().event("resync").data("{}"),
             })
         }

@@ -15,7 +15,11 @@ use crate::home::Home;
 use crate::logs::LogLine;
 
 #[derive(Parser, Debug)]
-#[command(name = "hangar", version, about = "Run a main web app and many sub-apps on one machine.")]
+#[command(
+    name = "hangar",
+    version,
+    about = "Run a main web app and many sub-apps on one machine."
+)]
 pub struct Cli {
     /// Home folder (default: the OS data folder's `hangar`).
     #[arg(long, global = true, env = "HANGAR_HOME", value_name = "DIR")]
@@ -109,7 +113,19 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let home = Home::resolve(cli.home.clone())?;
     match cli.command {
-        Command::Serve { proxy_port, api_port } => serve(home, Overrides { proxy_port, api_port }).await,
+        Command::Serve {
+            proxy_port,
+            api_port,
+        } => {
+            serve(
+                home,
+                Overrides {
+                    proxy_port,
+                    api_port,
+                },
+            )
+            .await
+        }
         Command::Kill => {
             if !home.engine_running() {
                 println!("no engine runs on {}", home.root().display());
@@ -139,10 +155,11 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
     engine.boot().await?;
     let e = engine.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -163,25 +180,45 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
 
 async fn client_command(c: &Client, command: Command) -> Result<()> {
     match command {
-        Command::Create { name, display_name, start_mode, port, domain, pin, db, runtime, env } => {
+        Command::Create {
+            name,
+            display_name,
+            start_mode,
+            port,
+            domain,
+            pin,
+            db,
+            runtime,
+            env,
+        } => {
             let mut env_map = serde_json::Map::new();
             for e in &env {
                 let (k, v) = crate::validate::parse_env_arg(e)?;
                 env_map.insert(k, Value::String(v));
+            }
+            if let Some(m) = &start_mode {
+                m.parse::<crate::registry::StartMode>()?;
             }
             let body = json!({
                 "name": name, "display_name": display_name, "start_mode": start_mode, "port": port,
                 "domain": domain, "pinned": pin, "db": db, "runtime": runtime, "env": env_map,
             });
             let v: AppView = c.post("/apps", &body).await?;
-            println!("created {} ({}, port {}, {}); open {}", v.name, v.start_mode, v.port, v.db, v.url);
+            println!(
+                "created {} ({}, port {}, {}); open {}",
+                v.name, v.start_mode, v.port, v.db, v.url
+            );
             if v.start_mode == "on-visit" {
-                println!("it starts on its first visit, or now with `hangar start {}`", v.name);
+                println!(
+                    "it starts on its first visit, or now with `hangar start {}`",
+                    v.name
+                );
             }
         }
         Command::List { json } => {
             let v: Value = c.get("/apps").await?;
-            let apps: Vec<AppView> = serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
             } else {
@@ -197,16 +234,33 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             }
         }
         Command::Start { name } => {
-            let v: AppView = c.post(&format!("/apps/{}/start", seg(&name)), &json!({})).await?;
-            println!("{} is {} (pid {}, {})", v.name, v.status, v.pid.map(|p| p.to_string()).unwrap_or("-".into()), v.url);
+            let v: AppView = c
+                .post(&format!("/apps/{}/start", seg(&name)), &json!({}))
+                .await?;
+            println!(
+                "{} is {} (pid {}, {})",
+                v.name,
+                v.status,
+                v.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+                v.url
+            );
         }
         Command::Stop { name } => {
-            let v: AppView = c.post(&format!("/apps/{}/stop", seg(&name)), &json!({})).await?;
+            let v: AppView = c
+                .post(&format!("/apps/{}/stop", seg(&name)), &json!({}))
+                .await?;
             println!("{} is {}", v.name, v.status);
         }
         Command::Restart { name } => {
-            let v: AppView = c.post(&format!("/apps/{}/restart", seg(&name)), &json!({})).await?;
-            println!("{} is {} (pid {})", v.name, v.status, v.pid.map(|p| p.to_string()).unwrap_or("-".into()));
+            let v: AppView = c
+                .post(&format!("/apps/{}/restart", seg(&name)), &json!({}))
+                .await?;
+            println!(
+                "{} is {} (pid {})",
+                v.name,
+                v.status,
+                v.pid.map(|p| p.to_string()).unwrap_or("-".into())
+            );
         }
         Command::Delete { name, drop_db, yes } => {
             if drop_db && !yes {
@@ -221,7 +275,13 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                     bail!("not confirmed; nothing was deleted");
                 }
             }
-            let r: DeleteReport = c.call(reqwest::Method::DELETE, &format!("/apps/{}?drop_db={drop_db}", seg(&name)), None).await?;
+            let r: DeleteReport = c
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/apps/{}?drop_db={drop_db}", seg(&name)),
+                    None,
+                )
+                .await?;
             println!("deleted {}", r.name);
             for d in r.dropped {
                 println!("  dropped: {d}");
@@ -230,12 +290,19 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 println!("  kept: {k}");
             }
         }
-        Command::Logs { name, follow, lines, grep } => {
+        Command::Logs {
+            name,
+            follow,
+            lines,
+            grep,
+        } => {
             let n = lines.unwrap_or(if grep.is_some() { 100_000 } else { 20 });
             let keep = |l: &LogLine| grep.as_ref().is_none_or(|g| l.text.contains(g.as_str()));
             let mut out = std::io::stdout().lock();
             if follow {
-                let s = c.stream(&format!("/apps/{}/logs/follow?n={n}", seg(&name))).await?;
+                let s = c
+                    .stream(&format!("/apps/{}/logs/follow?n={n}", seg(&name)))
+                    .await?;
                 drop(out);
                 futures_util::pin_mut!(s);
                 while let Some(item) = s.next().await {
@@ -250,7 +317,8 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 }
             } else {
                 let v: Value = c.get(&format!("/apps/{}/logs?n={n}", seg(&name))).await?;
-                let lines: Vec<LogLine> = serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
+                let lines: Vec<LogLine> =
+                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
                 for l in lines.iter().filter(|l| keep(l)) {
                     writeln!(out, "{}", format_line(l))?;
                 }
@@ -264,7 +332,13 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
 /// A path segment: names are validated by the engine, but never let one change the path.
 fn seg(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -313,7 +387,9 @@ fn print_table(apps: &[AppView]) {
                 a.status.clone(),
                 a.pid.map(|p| p.to_string()).unwrap_or("-".into()),
                 a.port.to_string(),
-                a.cpu_percent.map(|c| format!("{c:.1}%")).unwrap_or("-".into()),
+                a.cpu_percent
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or("-".into()),
                 human_bytes(a.memory_bytes),
                 human_duration(a.uptime_seconds),
                 a.restarts.to_string(),
@@ -321,7 +397,9 @@ fn print_table(apps: &[AppView]) {
             ]
         })
         .collect();
-    let head = ["NAME", "STATUS", "PID", "PORT", "CPU", "MEM", "UPTIME", "RESTARTS", "URL"];
+    let head = [
+        "NAME", "STATUS", "PID", "PORT", "CPU", "MEM", "UPTIME", "RESTARTS", "URL",
+    ];
     let mut widths = head.map(|h| h.len());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -329,7 +407,14 @@ fn print_table(apps: &[AppView]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     println!("{}", line(head.to_vec()));
     for r in &rows {
@@ -353,7 +438,12 @@ fn print_status(v: &AppView) {
         ("domain", v.domain.clone().unwrap_or("-".into())),
         ("pinned", v.pinned.to_string()),
         ("database", v.db.clone()),
-        ("cpu", v.cpu_percent.map(|c| format!("{c:.1}%")).unwrap_or("-".into())),
+        (
+            "cpu",
+            v.cpu_percent
+                .map(|c| format!("{c:.1}%"))
+                .unwrap_or("-".into()),
+        ),
         ("memory", human_bytes(v.memory_bytes)),
         ("uptime", human_duration(v.uptime_seconds)),
         ("restarts", v.restarts.to_string()),

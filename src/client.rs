@@ -13,11 +13,19 @@ use crate::home::Home;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{message}")]
-    Api { status: u16, code: String, field: Option<String>, message: String },
+    Api {
+        status: u16,
+        code: String,
+        field: Option<String>,
+        message: String,
+    },
     #[error("no engine runs on {0}; start one with `hangar serve`")]
     NoEngine(String),
     #[error("cannot reach the engine at {addr}: {source}")]
-    Unreachable { addr: String, source: reqwest::Error },
+    Unreachable {
+        addr: String,
+        source: reqwest::Error,
+    },
     #[error("the engine did not come up within {secs} s; see {log}")]
     Timeout { secs: u64, log: String },
     #[error("cannot start the engine: {0}")]
@@ -43,7 +51,10 @@ impl Client {
                 return Err(ClientError::NoEngine(home.root().display().to_string()));
             }
             start_background(home)?;
-            eprintln!("hangar: started the engine in the background (home {})", home.root().display());
+            eprintln!(
+                "hangar: started the engine in the background (home {})",
+                home.root().display()
+            );
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -51,7 +62,10 @@ impl Client {
                 let client = Client {
                     base: format!("http://{}/api/v1", info.api),
                     token,
-                    http: reqwest::Client::builder().no_proxy().build().map_err(|e| ClientError::Decode(e.to_string()))?,
+                    http: reqwest::Client::builder()
+                        .no_proxy()
+                        .build()
+                        .map_err(|e| ClientError::Decode(e.to_string()))?,
                 };
                 match client.get::<Value>("/engine").await {
                     Ok(_) => return Ok(client),
@@ -59,7 +73,10 @@ impl Client {
                     Err(_) => {}
                 }
             } else if std::time::Instant::now() > deadline {
-                return Err(ClientError::Timeout { secs: 30, log: home.engine_log().display().to_string() });
+                return Err(ClientError::Timeout {
+                    secs: 30,
+                    log: home.engine_log().display().to_string(),
+                });
             }
             if !home.engine_running() && !autostart {
                 return Err(ClientError::NoEngine(home.root().display().to_string()));
@@ -76,17 +93,35 @@ impl Client {
         &self.token
     }
 
-    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T, ClientError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Unreachable { addr: self.base.clone(), source })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                addr: self.base.clone(),
+                source,
+            })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| ClientError::Unreachable { addr: self.base.clone(), source })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                addr: self.base.clone(),
+                source,
+            })?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| ClientError::Decode(format!("{e}: {text}")));
+            return serde_json::from_str(&text)
+                .map_err(|e| ClientError::Decode(format!("{e}: {text}")));
         }
         Err(api_error(status, &text))
     }
@@ -95,12 +130,19 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ClientError> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ClientError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
     /// A server-sent event stream: each `data:` payload, in order.
-    pub async fn stream(&self, path: &str) -> Result<impl futures_util::Stream<Item = Result<String, ClientError>>, ClientError> {
+    pub async fn stream(
+        &self,
+        path: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<String, ClientError>>, ClientError> {
         use futures_util::StreamExt;
         let url = format!("{}{path}", self.base);
         let resp = self
@@ -109,7 +151,10 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable { addr: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                addr: self.base.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
@@ -124,13 +169,20 @@ impl Client {
                     buf.push_str(&String::from_utf8_lossy(&bytes));
                     while let Some(i) = buf.find("\n\n") {
                         let event: String = buf.drain(..i + 2).collect();
-                        let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+                        let data: Vec<&str> = event
+                            .lines()
+                            .filter_map(|l| l.strip_prefix("data:"))
+                            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                            .collect();
                         if !data.is_empty() {
                             out.push(Ok(data.join("\n")));
                         }
                     }
                 }
-                Err(source) => out.push(Err(ClientError::Unreachable { addr: base.clone(), source })),
+                Err(source) => out.push(Err(ClientError::Unreachable {
+                    addr: base.clone(),
+                    source,
+                })),
             }
             futures_util::stream::iter(out)
         });
@@ -145,7 +197,10 @@ fn api_error(status: StatusCode, text: &str) -> ClientError {
         status: status.as_u16(),
         code: e["code"].as_str().unwrap_or("").to_string(),
         field: e["field"].as_str().map(String::from),
-        message: e["message"].as_str().map(String::from).unwrap_or_else(|| format!("{status}: {text}")),
+        message: e["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("{status}: {text}")),
     }
 }
 
@@ -153,10 +208,19 @@ fn api_error(status: StatusCode, text: &str) -> ClientError {
 fn start_background(home: &Home) -> Result<(), ClientError> {
     home.prepare()?;
     let exe = std::env::current_exe().map_err(ClientError::Spawn)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(home.engine_log()).map_err(ClientError::Spawn)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.engine_log())
+        .map_err(ClientError::Spawn)?;
     let log2 = log.try_clone().map_err(ClientError::Spawn)?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--home").arg(home.root()).arg("serve").stdin(Stdio::null()).stdout(log).stderr(log2);
+    cmd.arg("--home")
+        .arg(home.root())
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
     // A session of its own: the engine outlives this command and its terminal.
     // SAFETY: setsid is async-signal-safe.
     unsafe {

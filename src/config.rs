@@ -13,11 +13,18 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path} is invalid: {key}: {message}")]
-    Value { path: PathBuf, key: String, message: String },
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -27,6 +34,8 @@ struct FileConfig {
     api_port: Option<u16>,
     /// `127.0.0.1` (default) or `0.0.0.0` to share the proxy on a LAN.
     proxy_bind: Option<String>,
+    /// The range apps get their ports from when none is given: "14000-14999".
+    app_ports: Option<String>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -124,6 +133,7 @@ pub struct Config {
     pub proxy_port: u16,
     pub api_port: u16,
     pub proxy_bind: std::net::IpAddr,
+    pub app_ports: std::ops::RangeInclusive<u16>,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -153,7 +163,12 @@ pub fn demo_binary() -> String {
 fn demo_runtime() -> FileRuntime {
     let bin = demo_binary();
     FileRuntime {
-        command: vec![bin.clone(), "serve".into(), "--port".into(), "${PORT}".into()],
+        command: vec![
+            bin.clone(),
+            "serve".into(),
+            "--port".into(),
+            "${PORT}".into(),
+        ],
         health: Some("/_health".into()),
         prefix: Some(Prefix::Keep),
         upgrade: Some(vec![bin.clone(), "upgrade".into()]),
@@ -176,7 +191,12 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
         Config::parse(&text, path)
     }
@@ -186,23 +206,50 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
-        let value_err = |key: String, message: String| ConfigError::Value { path: path.to_path_buf(), key, message };
+        let value_err = |key: String, message: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
 
         let proxy_port = file.proxy_port.unwrap_or(DEFAULT_PROXY_PORT);
         let api_port = file.api_port.unwrap_or(DEFAULT_API_PORT);
         for (key, p) in [("proxy_port", proxy_port), ("api_port", api_port)] {
             if p == 0 {
-                return Err(value_err(key.into(), "0 is not a port; a number from 1 to 65535 is accepted".into()));
+                return Err(value_err(
+                    key.into(),
+                    "0 is not a port; a number from 1 to 65535 is accepted".into(),
+                ));
             }
         }
         if proxy_port == api_port {
-            return Err(value_err("api_port".into(), format!("{api_port} is also the proxy_port; the two must differ")));
+            return Err(value_err(
+                "api_port".into(),
+                format!("{api_port} is also the proxy_port; the two must differ"),
+            ));
         }
         let proxy_bind = match file.proxy_bind.as_deref() {
             None => std::net::IpAddr::from([127, 0, 0, 1]),
             Some(s) => s.parse().map_err(|_| {
                 value_err("proxy_bind".into(), format!("{s:?} is not an IP address; accepted: \"127.0.0.1\" (default) or \"0.0.0.0\" to share on a LAN"))
             })?,
+        };
+        let app_ports = match file.app_ports.as_deref() {
+            None => 14000..=14999,
+            Some(r) => {
+                let parsed = r.split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+                });
+                match parsed {
+                    Some((a, b)) if a >= 1024 && a <= b => a..=b,
+                    _ => {
+                        return Err(value_err(
+                            "app_ports".into(),
+                            format!("{r:?} is not a range; accepted: \"FIRST-LAST\" with 1024 <= FIRST <= LAST <= 65535, such as \"14000-14999\""),
+                        ))
+                    }
+                }
+            }
         };
         let data_service = match file.data_service {
             None => None,
@@ -224,26 +271,41 @@ impl Config {
         for (name, rt) in files {
             let key = |k: &str| format!("runtimes.{name}.{k}");
             if rt.command.is_empty() || rt.command[0].is_empty() {
-                return Err(value_err(key("command"), "must name a program: command = [\"program\", \"arg\", …]".into()));
+                return Err(value_err(
+                    key("command"),
+                    "must name a program: command = [\"program\", \"arg\", …]".into(),
+                ));
             }
             let health = rt.health.unwrap_or_else(|| "/_health".into());
             if !health.starts_with('/') {
-                return Err(value_err(key("health"), format!("{health:?} must be a path starting with '/'")));
+                return Err(value_err(
+                    key("health"),
+                    format!("{health:?} must be a path starting with '/'"),
+                ));
             }
             let version = match (rt.version, rt.version_command) {
                 (Some(_), Some(_)) => {
-                    return Err(value_err(key("version"), "give either version or version_command, not both".into()))
+                    return Err(value_err(
+                        key("version"),
+                        "give either version or version_command, not both".into(),
+                    ))
                 }
                 (Some(v), None) => Version::Static(v),
                 (None, Some(c)) if c.is_empty() => {
-                    return Err(value_err(key("version_command"), "must name a program".into()))
+                    return Err(value_err(
+                        key("version_command"),
+                        "must name a program".into(),
+                    ))
                 }
                 (None, Some(c)) => Version::Command(c),
                 (None, None) => Version::None,
             };
             if let Some(u) = &rt.upgrade {
                 if u.is_empty() {
-                    return Err(value_err(key("upgrade"), "must name a program, or be left out".into()));
+                    return Err(value_err(
+                        key("upgrade"),
+                        "must name a program, or be left out".into(),
+                    ));
                 }
             }
             for (k, v) in &rt.env {
@@ -252,13 +314,18 @@ impl Config {
             let secs = |v: Option<u64>, default: u64, k: &str| -> Result<Duration, ConfigError> {
                 match v.unwrap_or(default) {
                     0 => Err(value_err(key(k), "must be at least 1 second".into())),
-                    s if s > 86_400 => Err(value_err(key(k), "must be at most 86400 seconds".into())),
+                    s if s > 86_400 => {
+                        Err(value_err(key(k), "must be at most 86400 seconds".into()))
+                    }
                     s => Ok(Duration::from_secs(s)),
                 }
             };
             let restart_limit = rt.restart_limit.unwrap_or(5);
             if restart_limit == 0 || restart_limit > 1000 {
-                return Err(value_err(key("restart_limit"), "must be from 1 to 1000".into()));
+                return Err(value_err(
+                    key("restart_limit"),
+                    "must be from 1 to 1000".into(),
+                ));
             }
             runtimes.insert(
                 name.clone(),
@@ -281,26 +348,43 @@ impl Config {
             );
         }
 
-        let fm = file.main.unwrap_or(FileMain { runtime: None, enabled: None, port: None, domain: None, env: BTreeMap::new() });
+        let fm = file.main.unwrap_or(FileMain {
+            runtime: None,
+            enabled: None,
+            port: None,
+            domain: None,
+            env: BTreeMap::new(),
+        });
         let main_runtime = fm.runtime.unwrap_or_else(|| DEMO.to_string());
         if !runtimes.contains_key(&main_runtime) {
             return Err(value_err(
                 "main.runtime".into(),
-                format!("no runtime {main_runtime:?}; accepted: {}", runtimes.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "no runtime {main_runtime:?}; accepted: {}",
+                    runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         if let Some(d) = &fm.domain {
             crate::validate::domain(d).map_err(|e| value_err("main.domain".into(), e.message))?;
         }
         for (k, v) in &fm.env {
-            crate::validate::env_entry(k, v).map_err(|e| value_err("main.env".into(), e.message))?;
+            crate::validate::env_entry(k, v)
+                .map_err(|e| value_err("main.env".into(), e.message))?;
         }
         Ok(Config {
             proxy_port,
             api_port,
             proxy_bind,
+            app_ports,
             data_service,
-            main: MainApp { enabled: fm.enabled.unwrap_or(true), runtime: main_runtime, port: fm.port, domain: fm.domain, env: fm.env },
+            main: MainApp {
+                enabled: fm.enabled.unwrap_or(true),
+                runtime: main_runtime,
+                port: fm.port,
+                domain: fm.domain,
+                env: fm.env,
+            },
             runtimes,
         })
     }
@@ -322,7 +406,9 @@ pub fn expand(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, 
             out.push('$');
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
             let var = &body[..end];
             let value = vars(var).ok_or_else(|| format!("unknown variable ${{{var}}} in {s:?}"))?;
             out.push_str(&value);
@@ -382,7 +468,10 @@ logs = ["storage/logs/**/*.log"]
         )
         .unwrap();
         assert_eq!(c.proxy_port, 8000);
-        assert_eq!(c.data_service.as_deref(), Some("postgres://u:p@127.0.0.1:5432/postgres"));
+        assert_eq!(
+            c.data_service.as_deref(),
+            Some("postgres://u:p@127.0.0.1:5432/postgres")
+        );
         let x = c.runtime("x").unwrap();
         assert_eq!(x.prefix, Prefix::Strip);
         assert_eq!(x.version, Version::Static("1.2.0".into()));
@@ -396,13 +485,19 @@ logs = ["storage/logs/**/*.log"]
         assert!(e.contains("proxy_prot") && e.contains("proxy_port"), "{e}");
         let e = parse("[runtimes.x]\ncommand = []").unwrap_err().to_string();
         assert!(e.contains("runtimes.x.command"), "{e}");
-        let e = parse("[runtimes.x]\ncommand = [\"a\"]\nprefix = \"drop\"").unwrap_err().to_string();
+        let e = parse("[runtimes.x]\ncommand = [\"a\"]\nprefix = \"drop\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("keep") && e.contains("strip"), "{e}");
         let e = parse("[main]\nruntime = \"nope\"").unwrap_err().to_string();
         assert!(e.contains("main.runtime") && e.contains("demo"), "{e}");
-        let e = parse("[data_service]\nurl = \"redis://x\"").unwrap_err().to_string();
+        let e = parse("[data_service]\nurl = \"redis://x\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("data_service.url"), "{e}");
-        let e = parse("proxy_port = 5\napi_port = 5").unwrap_err().to_string();
+        let e = parse("proxy_port = 5\napi_port = 5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("api_port"), "{e}");
     }
 

@@ -59,7 +59,10 @@ pub enum DbError {
     #[error("{0}")]
     Invalid(crate::validate::Invalid),
     #[error("cannot {what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl AppDb {
@@ -70,7 +73,10 @@ impl AppDb {
             method: DbMethod::NewDatabase,
             url: format!("sqlite://{}?mode=rwc", path.display()),
             schema: None,
-            owned: Owned { file: Some(path), ..Owned::default() },
+            owned: Owned {
+                file: Some(path),
+                ..Owned::default()
+            },
         }
     }
 
@@ -81,7 +87,9 @@ impl AppDb {
     /// A password-free description for lists and API answers.
     pub fn describe(&self) -> String {
         match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "sqlite" => format!("sqlite:{}", sqlite_path(&self.url).display()),
+            Ok(u) if u.scheme() == "sqlite" => {
+                format!("sqlite:{}", sqlite_path(&self.url).display())
+            }
             Ok(mut u) => {
                 let _ = u.set_password(None);
                 u.set_query(None);
@@ -100,12 +108,25 @@ impl AppDb {
         env.insert("DATABASE_URL".into(), self.url.clone());
         env.insert("DB_DIALECT".into(), self.dialect().into());
         if self.dialect() == "sqlite" {
-            env.insert("DB_STORAGE".into(), sqlite_path(&self.url).display().to_string());
+            env.insert(
+                "DB_STORAGE".into(),
+                sqlite_path(&self.url).display().to_string(),
+            );
         } else if let Ok(u) = url::Url::parse(&self.url) {
             env.insert("DB_HOST".into(), u.host_str().unwrap_or("").into());
-            let default_port = if self.dialect() == "postgres" { 5432 } else { 3306 };
-            env.insert("DB_PORT".into(), u.port().unwrap_or(default_port).to_string());
-            env.insert("DB_DATABASE".into(), u.path().trim_start_matches('/').into());
+            let default_port = if self.dialect() == "postgres" {
+                5432
+            } else {
+                3306
+            };
+            env.insert(
+                "DB_PORT".into(),
+                u.port().unwrap_or(default_port).to_string(),
+            );
+            env.insert(
+                "DB_DATABASE".into(),
+                u.path().trim_start_matches('/').into(),
+            );
             env.insert("DB_USER".into(), decode(u.username()));
             env.insert("DB_PASSWORD".into(), decode(u.password().unwrap_or("")));
         }
@@ -163,7 +184,10 @@ mod tests {
         let env = db.env();
         assert_eq!(env["DB_DIALECT"], "sqlite");
         assert_eq!(env["DB_STORAGE"], "/h/apps/a1/db.sqlite");
-        assert_eq!(env["DATABASE_URL"], "sqlite:///h/apps/a1/db.sqlite?mode=rwc");
+        assert_eq!(
+            env["DATABASE_URL"],
+            "sqlite:///h/apps/a1/db.sqlite?mode=rwc"
+        );
         assert_eq!(db.describe(), "sqlite:/h/apps/a1/db.sqlite");
     }
 

@@ -135,7 +135,6 @@ pub struct Engine {
     _lock: EngineLock,
 }
 
-const APP_PORTS: std::ops::RangeInclusive<u16> = 14000..=14999;
 /// How many apps start at once when the engine starts.
 const BOOT_PARALLEL: usize = 4;
 
@@ -156,7 +155,12 @@ impl Engine {
         let registry = Registry::open(&home.registry_file()).await?;
         let token = home.token()?;
         let (events, _) = broadcast::channel(1024);
-        let ctx = Arc::new(Ctx { home: home.clone(), config: config.clone(), registry: registry.clone(), events: events.clone() });
+        let ctx = Arc::new(Ctx {
+            home: home.clone(),
+            config: config.clone(),
+            registry: registry.clone(),
+            events: events.clone(),
+        });
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Engine {
             home,
@@ -205,7 +209,9 @@ impl Engine {
                 let engine = self.clone();
                 let slots = slots.clone();
                 tokio::spawn(async move {
-                    let Ok(_permit) = slots.acquire().await else { return };
+                    let Ok(_permit) = slots.acquire().await else {
+                        return;
+                    };
                     if let Err(why) = engine.supervisor.start(&app.name).await {
                         tracing::warn!(app = %app.name, "did not start with the engine: {why}");
                     }
@@ -232,7 +238,8 @@ impl Engine {
             None => self.free_port().await?,
         };
         let dir = self.home.app_dir(MAIN);
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let now = crate::registry::now();
         let record = AppRecord {
             name: MAIN.into(),
@@ -259,22 +266,41 @@ impl Engine {
         [self.config.proxy_port, self.config.api_port]
     }
 
+    /// A free port from the configured range, starting the scan at a random place so that two
+    /// engines on one machine rarely reach for the same one.
     async fn free_port(&self) -> Result<u16, EngineError> {
         let used = self.registry.used_ports().await?;
         let reserved = self.reserved_ports();
-        APP_PORTS
-            .clone()
+        let range = self.config.app_ports.clone();
+        let (first, len) = (*range.start() as u32, range.end() - range.start() + 1);
+        let offset = rand::random::<u32>() % len as u32;
+        (0..len as u32)
+            .map(|i| (first + (offset + i) % len as u32) as u16)
             .find(|p| !used.contains(p) && !reserved.contains(p) && !launch::port_taken(*p))
-            .ok_or_else(|| EngineError::Refused(format!("no free port left in {}-{}", APP_PORTS.start(), APP_PORTS.end())))
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "no free port left in {}-{} (app_ports in hangar.toml)",
+                    range.start(),
+                    range.end()
+                ))
+            })
     }
 
     /// Validate and register a new app, make its data folder and database; a `with-main` app
     /// starts at once.
     pub async fn create(self: &Arc<Self>, req: CreateApp) -> Result<AppView, EngineError> {
         validate::name(&req.name)?;
-        let display_name = req.display_name.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| req.name.clone());
+        let display_name = req
+            .display_name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| req.name.clone());
         validate::display_name(&display_name)?;
-        let domain = req.domain.clone().filter(|d| !d.is_empty()).map(|d| d.to_ascii_lowercase());
+        let domain = req
+            .domain
+            .clone()
+            .filter(|d| !d.is_empty())
+            .map(|d| d.to_ascii_lowercase());
         if let Some(d) = &domain {
             validate::domain(d)?;
         }
@@ -284,13 +310,20 @@ impl Engine {
         if let Some(rt) = &req.runtime {
             if self.config.runtime(rt).is_none() {
                 let known: Vec<&str> = self.config.runtimes.keys().map(|s| s.as_str()).collect();
-                return Err(Invalid::new("runtime", format!("no runtime {rt:?}; accepted: {}", known.join(", "))).into());
+                return Err(Invalid::new(
+                    "runtime",
+                    format!("no runtime {rt:?}; accepted: {}", known.join(", ")),
+                )
+                .into());
             }
         }
         if self.registry.get(&req.name).await.is_ok() {
             return Err(EngineError::Conflict(Invalid::new(
                 "name",
-                format!("an app named {:?} already exists; names are unique", req.name),
+                format!(
+                    "an app named {:?} already exists; names are unique",
+                    req.name
+                ),
             )));
         }
         let port = match req.port {
@@ -330,7 +363,8 @@ impl Engine {
         };
         // Make the folder, then the record; undo the folder if the record is refused.
         let made_dir = !data_dir.exists();
-        std::fs::create_dir_all(&data_dir).map_err(|e| EngineError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
         if let Err(e) = self.registry.insert(&record).await {
             if made_dir {
                 let _ = std::fs::remove_dir_all(&data_dir);
@@ -339,7 +373,9 @@ impl Engine {
         }
         tracing::info!(app = %record.name, port, "created");
         self.supervisor.add(&record.name);
-        let _ = self.events.send(Event::App { name: record.name.clone() });
+        let _ = self.events.send(Event::App {
+            name: record.name.clone(),
+        });
         if record.start_mode == StartMode::WithMain {
             let engine = self.clone();
             let name = record.name.clone();
@@ -350,7 +386,11 @@ impl Engine {
         self.view(&record.name).await
     }
 
-    async fn provision_db(&self, req: &CreateApp, data_dir: &std::path::Path) -> Result<AppDb, EngineError> {
+    async fn provision_db(
+        &self,
+        req: &CreateApp,
+        data_dir: &std::path::Path,
+    ) -> Result<AppDb, EngineError> {
         match req.db.as_deref().unwrap_or("new-database") {
             "new-database" if self.config.data_service.is_none() => Ok(AppDb::sqlite_file(data_dir)),
             "new-database" => Err(EngineError::Refused(
@@ -392,7 +432,9 @@ impl Engine {
             }
         }
         self.registry.update(name, &edit).await?;
-        let _ = self.events.send(Event::App { name: name.to_string() });
+        let _ = self.events.send(Event::App {
+            name: name.to_string(),
+        });
         self.view(name).await
     }
 
@@ -401,7 +443,9 @@ impl Engine {
     /// empty and nothing is lost.
     pub async fn delete(&self, name: &str, drop_db: bool) -> Result<DeleteReport, EngineError> {
         if name == MAIN {
-            return Err(EngineError::Refused("the main app cannot be deleted; disable it with [main] enabled = false".into()));
+            return Err(EngineError::Refused(
+                "the main app cannot be deleted; disable it with [main] enabled = false".into(),
+            ));
         }
         let app = self.registry.get(name).await?;
         if drop_db && app.db.owned.is_empty() {
@@ -412,38 +456,70 @@ impl Engine {
         }
         self.supervisor.remove(name).await;
         self.registry.delete(name).await?;
-        let mut report = DeleteReport { name: name.to_string(), dropped: Vec::new(), kept: Vec::new() };
+        let mut report = DeleteReport {
+            name: name.to_string(),
+            dropped: Vec::new(),
+            kept: Vec::new(),
+        };
         let dir = self.home.app_dir(name);
         if drop_db {
             if let Some(f) = &app.db.owned.file {
-                report.dropped.push(format!("SQLite database {}", f.display()));
+                report
+                    .dropped
+                    .push(format!("SQLite database {}", f.display()));
             }
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| EngineError::Io(format!("cannot remove {}: {e}", dir.display())))?;
-                report.dropped.push(format!("data folder {}", dir.display()));
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    EngineError::Io(format!("cannot remove {}: {e}", dir.display()))
+                })?;
+                report
+                    .dropped
+                    .push(format!("data folder {}", dir.display()));
             }
         } else if dir.exists() {
             let stamp = crate::registry::now().replace([':', '-'], "");
-            let aside = self.home.apps_dir().join(".deleted").join(format!("{name}-{stamp}"));
+            let aside = self
+                .home
+                .apps_dir()
+                .join(".deleted")
+                .join(format!("{name}-{stamp}"));
             if let Some(parent) = aside.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            std::fs::rename(&dir, &aside).map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
-            report.kept.push(format!("data folder (and its database) moved to {}", aside.display()));
+            std::fs::rename(&dir, &aside).map_err(|e| {
+                EngineError::Io(format!("cannot move {} aside: {e}", dir.display()))
+            })?;
+            report.kept.push(format!(
+                "data folder (and its database) moved to {}",
+                aside.display()
+            ));
         }
         if app.db.owned.is_empty() {
-            report.kept.push(format!("attached database {}", app.db.describe()));
+            report
+                .kept
+                .push(format!("attached database {}", app.db.describe()));
         }
         tracing::info!(app = %name, drop_db, "deleted");
-        let _ = self.events.send(Event::Removed { name: name.to_string() });
+        let _ = self.events.send(Event::Removed {
+            name: name.to_string(),
+        });
         Ok(report)
     }
 
     pub async fn start(&self, name: &str) -> Result<AppView, EngineError> {
         self.registry.get(name).await?;
-        let handle = self.supervisor.get(name).unwrap_or_else(|| self.supervisor.add(name));
+        let handle = self
+            .supervisor
+            .get(name)
+            .unwrap_or_else(|| self.supervisor.add(name));
         drop(handle);
-        self.supervisor.start(name).await.map_err(|why| EngineError::Start { name: name.to_string(), why })?;
+        self.supervisor
+            .start(name)
+            .await
+            .map_err(|why| EngineError::Start {
+                name: name.to_string(),
+                why,
+            })?;
         self.view(name).await
     }
 
@@ -455,7 +531,13 @@ impl Engine {
 
     pub async fn restart(&self, name: &str) -> Result<AppView, EngineError> {
         self.registry.get(name).await?;
-        self.supervisor.restart(name).await.map_err(|why| EngineError::Start { name: name.to_string(), why })?;
+        self.supervisor
+            .restart(name)
+            .await
+            .map_err(|why| EngineError::Start {
+                name: name.to_string(),
+                why,
+            })?;
         self.view(name).await
     }
 
@@ -482,18 +564,31 @@ impl Engine {
     }
 
     pub async fn list(&self) -> Result<Vec<AppView>, EngineError> {
-        Ok(self.registry.list().await?.iter().map(|a| self.view_of(a)).collect())
+        Ok(self
+            .registry
+            .list()
+            .await?
+            .iter()
+            .map(|a| self.view_of(a))
+            .collect())
     }
 
     fn view_of(&self, app: &AppRecord) -> AppView {
         let state = self.supervisor.state(&app.name);
         let status = state.as_ref().map(|s| s.status).unwrap_or(Status::Stopped);
         let running = status == Status::Running;
-        let usage = if running { self.sampler.usage(&app.name) } else { None };
+        let usage = if running {
+            self.sampler.usage(&app.name)
+        } else {
+            None
+        };
         let url = launch::public_url(&app.name, self.config.proxy_port);
         let mut urls = vec![url.clone()];
         if app.name != MAIN {
-            urls.push(format!("http://{}.localhost:{}/", app.name, self.config.proxy_port));
+            urls.push(format!(
+                "http://{}.localhost:{}/",
+                app.name, self.config.proxy_port
+            ));
         }
         if let Some(d) = &app.domain {
             urls.push(format!("http://{d}:{}/", self.config.proxy_port));
@@ -515,7 +610,10 @@ impl Engine {
             uptime_seconds: state.as_ref().and_then(|s| s.uptime()).map(|d| d.as_secs()),
             restarts: state.as_ref().map(|s| s.restarts).unwrap_or(0),
             error: state.as_ref().and_then(|s| s.error.clone()),
-            runtime: app.runtime.clone().unwrap_or_else(|| self.config.main.runtime.clone()),
+            runtime: app
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.config.main.runtime.clone()),
             desired: app.desired.as_str().to_string(),
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),

@@ -21,9 +21,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     #[error("cannot use home folder {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another engine already runs on {home} (pid {pid}, API {api}); stop it with `hangar kill` or use another --home")]
-    Taken { home: PathBuf, pid: u32, api: String },
+    Taken {
+        home: PathBuf,
+        pid: u32,
+        api: String,
+    },
     #[error("another engine already runs on {home} (it holds {lock}); stop it first or use another --home")]
     TakenUnknown { home: PathBuf, lock: PathBuf },
     #[error("no home folder: set HANGAR_HOME or pass --home")]
@@ -31,7 +38,10 @@ pub enum HomeError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
-    move |source| HomeError::Io { path: path.to_path_buf(), source }
+    move |source| HomeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +78,8 @@ impl Home {
         for dir in [self.root.clone(), self.apps_dir(), self.logs_dir()] {
             fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io(&self.root))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+            .map_err(io(&self.root))?;
         Ok(())
     }
 
@@ -120,7 +131,13 @@ impl Home {
             Err(e) => return Err(io(&path)(e)),
         }
         let token = crate::secret::random_hex(32);
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io(&path))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
         f.write_all(token.as_bytes()).map_err(io(&path))?;
         Ok(token)
     }
@@ -128,28 +145,49 @@ impl Home {
     /// Read the token without creating one (for clients).
     pub fn read_token(&self) -> Result<String, HomeError> {
         let path = self.token_file();
-        fs::read_to_string(&path).map(|t| t.trim().to_string()).map_err(io(&path))
+        fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(io(&path))
     }
 
     /// Take the engine lock. Held for as long as the returned guard lives; the kernel drops it
     /// when the process dies, so a crashed engine never blocks the next one.
     pub fn lock(&self) -> Result<EngineLock, HomeError> {
         let path = self.lock_file();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io(&path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
         // SAFETY: flock on a valid fd we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             return Err(match self.engine_info() {
-                Some(info) => HomeError::Taken { home: self.root.clone(), pid: info.pid, api: info.api },
-                None => HomeError::TakenUnknown { home: self.root.clone(), lock: path },
+                Some(info) => HomeError::Taken {
+                    home: self.root.clone(),
+                    pid: info.pid,
+                    api: info.api,
+                },
+                None => HomeError::TakenUnknown {
+                    home: self.root.clone(),
+                    lock: path,
+                },
             });
         }
-        Ok(EngineLock { _file: file, info: self.engine_file() })
+        Ok(EngineLock {
+            _file: file,
+            info: self.engine_file(),
+        })
     }
 
     /// Is an engine holding the lock right now?
     pub fn engine_running(&self) -> bool {
-        let Ok(file) = File::open(self.lock_file()) else { return false };
+        let Ok(file) = File::open(self.lock_file()) else {
+            return false;
+        };
         // SAFETY: flock on a valid fd we own; released at once when we got it.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
         if rc == 0 {
@@ -198,7 +236,11 @@ mod tests {
         let t = home.token().unwrap();
         assert_eq!(t.len(), 64);
         assert_eq!(home.token().unwrap(), t);
-        let mode = fs::metadata(home.token_file()).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(home.token_file())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 

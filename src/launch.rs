@@ -30,8 +30,15 @@ pub fn public_url(name: &str, proxy_port: u16) -> String {
 
 /// The environment an app process is given (DESIGN.md, "What an app process is given"), on
 /// top of the engine's own environment minus Hangar's variables.
-pub fn app_env(home: &Home, app: &AppRecord, runtime: &Runtime, proxy_port: u16) -> Result<BTreeMap<String, String>, String> {
-    let mut env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("HANGAR_")).collect();
+pub fn app_env(
+    home: &Home,
+    app: &AppRecord,
+    runtime: &Runtime,
+    proxy_port: u16,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| !k.starts_with("HANGAR_"))
+        .collect();
     // Test and dev overrides of the demo runtime travel on to the demo app.
     if let Ok(v) = std::env::var("HANGAR_DEMO_SCHEMA") {
         env.insert("HANGAR_DEMO_SCHEMA".into(), v);
@@ -42,14 +49,18 @@ pub fn app_env(home: &Home, app: &AppRecord, runtime: &Runtime, proxy_port: u16)
     env.insert("APP_PORT".into(), port);
     env.insert("HANGAR_APP".into(), app.name.clone());
     env.insert("HANGAR_BASE_PATH".into(), base_path(&app.name));
-    env.insert("HANGAR_PUBLIC_URL".into(), public_url(&app.name, proxy_port));
+    env.insert(
+        "HANGAR_PUBLIC_URL".into(),
+        public_url(&app.name, proxy_port),
+    );
     env.insert("HANGAR_DATA_DIR".into(), data_dir.display().to_string());
     env.insert("APP_KEY".into(), app.app_key.clone());
     env.extend(app.db.env());
     // The runtime's env, expanded from what is there so far; then the app's own values.
     let mut extra = BTreeMap::new();
     for (k, v) in &runtime.env {
-        let value = expand(v, &|var| env.get(var).cloned()).map_err(|e| format!("runtimes.{}.env.{k}: {e}", runtime.name))?;
+        let value = expand(v, &|var| env.get(var).cloned())
+            .map_err(|e| format!("runtimes.{}.env.{k}: {e}", runtime.name))?;
         extra.insert(k.clone(), value);
     }
     env.extend(extra);
@@ -58,11 +69,22 @@ pub fn app_env(home: &Home, app: &AppRecord, runtime: &Runtime, proxy_port: u16)
 }
 
 /// Expand `${VAR}` in every word of `argv`.
-pub fn expand_all(argv: &[String], env: &BTreeMap<String, String>, what: &str) -> Result<Vec<String>, String> {
-    argv.iter().map(|a| expand(a, &|var| env.get(var).cloned()).map_err(|e| format!("{what}: {e}"))).collect()
+pub fn expand_all(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    what: &str,
+) -> Result<Vec<String>, String> {
+    argv.iter()
+        .map(|a| expand(a, &|var| env.get(var).cloned()).map_err(|e| format!("{what}: {e}")))
+        .collect()
 }
 
-pub fn working_dir(home: &Home, app: &AppRecord, runtime: &Runtime, env: &BTreeMap<String, String>) -> Result<PathBuf, String> {
+pub fn working_dir(
+    home: &Home,
+    app: &AppRecord,
+    runtime: &Runtime,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf, String> {
     match &runtime.cwd {
         Some(c) => expand(c, &|var| env.get(var).cloned())
             .map(PathBuf::from)
@@ -73,7 +95,11 @@ pub fn working_dir(home: &Home, app: &AppRecord, runtime: &Runtime, env: &BTreeM
 
 /// A command prepared to run in a process group of its own, with its pipes captured and a
 /// parent-death signal so it never outlives an engine that died.
-pub fn command(argv: &[String], env: &BTreeMap<String, String>, cwd: &PathBuf) -> tokio::process::Command {
+pub fn command(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: &PathBuf,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()
@@ -134,7 +160,9 @@ pub async fn probe(port: u16, path: &str) -> Probe {
             }
             if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n > 12 {
                 // Enough for the status; read a little of the body if it is there already.
-                if let Ok(Ok(k)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf[n..])).await {
+                if let Ok(Ok(k)) =
+                    tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf[n..])).await
+                {
                     n += k;
                 }
                 break;
@@ -145,7 +173,11 @@ pub async fn probe(port: u16, path: &str) -> Probe {
     };
     match tokio::time::timeout(Duration::from_secs(2), attempt).await {
         Ok(Some(text)) => {
-            let code = text.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0);
+            let code = text
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .unwrap_or(0);
             if (200..300).contains(&code) {
                 Probe::Ready
             } else {
@@ -159,7 +191,11 @@ pub async fn probe(port: u16, path: &str) -> Probe {
 }
 
 /// The runtime's current version: static, or the trimmed output of its version command.
-pub async fn runtime_version(runtime: &Runtime, env: &BTreeMap<String, String>, cwd: &PathBuf) -> Result<Option<String>, String> {
+pub async fn runtime_version(
+    runtime: &Runtime,
+    env: &BTreeMap<String, String>,
+    cwd: &PathBuf,
+) -> Result<Option<String>, String> {
     match &runtime.version {
         Version::None => Ok(None),
         Version::Static(v) => Ok(Some(v.clone())),
@@ -167,13 +203,22 @@ pub async fn runtime_version(runtime: &Runtime, env: &BTreeMap<String, String>, 
             let what = format!("runtimes.{}.version_command", runtime.name);
             let argv = expand_all(argv, env, &what)?;
             let mut cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]).env_clear().envs(env).current_dir(cwd).stdin(Stdio::null()).kill_on_drop(true);
+            cmd.args(&argv[1..])
+                .env_clear()
+                .envs(env)
+                .current_dir(cwd)
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
             let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
                 .await
                 .map_err(|_| format!("{what} did not finish within 30 s"))?
                 .map_err(|e| format!("{what}: cannot run {:?}: {e}", argv[0]))?;
             if !out.status.success() {
-                return Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+                return Err(format!(
+                    "{what} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
             }
             let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
             Ok((!v.is_empty()).then_some(v))

@@ -44,7 +44,11 @@ pub struct LogLine {
 
 impl LogLine {
     pub fn now(stream: Stream, text: String) -> LogLine {
-        LogLine { ts: timestamp(), stream, text }
+        LogLine {
+            ts: timestamp(),
+            stream,
+            text,
+        }
     }
 
     /// `2026-11-24T02:10:32.123Z out text` — the on-disk form.
@@ -62,15 +66,25 @@ impl LogLine {
             _ => None,
         };
         match stream {
-            Some(stream) => LogLine { ts: ts.to_string(), stream, text: parts.next().unwrap_or("").to_string() },
-            None => LogLine { ts: String::new(), stream: Stream::Out, text: line.to_string() },
+            Some(stream) => LogLine {
+                ts: ts.to_string(),
+                stream,
+                text: parts.next().unwrap_or("").to_string(),
+            },
+            None => LogLine {
+                ts: String::new(),
+                stream: Stream::Out,
+                text: line.to_string(),
+            },
         }
     }
 }
 
 pub fn timestamp() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     now.format(&f).unwrap_or_default()
 }
 
@@ -88,7 +102,10 @@ pub struct Rotation {
 
 impl Default for Rotation {
     fn default() -> Self {
-        Rotation { max_bytes: 10 * 1024 * 1024, keep: 5 }
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
     }
 }
 
@@ -108,7 +125,13 @@ impl AppLog {
         let (live, _) = broadcast::channel(LIVE);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer(path.clone(), rotation, rx, dropped.clone()));
-        Arc::new(AppLog { path, tx, live, recent: Mutex::new(VecDeque::with_capacity(RECENT)), dropped })
+        Arc::new(AppLog {
+            path,
+            tx,
+            live,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            dropped,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -143,7 +166,13 @@ impl AppLog {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
-        let mut v: Vec<LogLine> = r.iter().rev().filter(|l| stream.is_none_or(|s| l.stream == s)).take(n).cloned().collect();
+        let mut v: Vec<LogLine> = r
+            .iter()
+            .rev()
+            .filter(|l| stream.is_none_or(|s| l.stream == s))
+            .take(n)
+            .cloned()
+            .collect();
         v.reverse();
         v
     }
@@ -153,7 +182,12 @@ impl AppLog {
     }
 }
 
-async fn writer(path: PathBuf, rotation: Rotation, mut rx: mpsc::Receiver<LogLine>, dropped: Arc<AtomicU64>) {
+async fn writer(
+    path: PathBuf,
+    rotation: Rotation,
+    mut rx: mpsc::Receiver<LogLine>,
+    dropped: Arc<AtomicU64>,
+) {
     let mut reported = 0u64;
     let mut file: Option<(std::io::BufWriter<std::fs::File>, u64)> = None;
     while let Some(first) = rx.recv().await {
@@ -166,13 +200,22 @@ async fn writer(path: PathBuf, rotation: Rotation, mut rx: mpsc::Receiver<LogLin
         }
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
-            batch.push(LogLine::now(Stream::Sys, format!("{} lines were dropped: the log writer fell behind", now_dropped - reported)));
+            batch.push(LogLine::now(
+                Stream::Sys,
+                format!(
+                    "{} lines were dropped: the log writer fell behind",
+                    now_dropped - reported
+                ),
+            ));
             reported = now_dropped;
         }
         let path = path.clone();
         let f = file.take();
         // File I/O off the async workers.
-        file = tokio::task::spawn_blocking(move || write_batch(&path, rotation, f, &batch)).await.ok().flatten();
+        file = tokio::task::spawn_blocking(move || write_batch(&path, rotation, f, &batch))
+            .await
+            .ok()
+            .flatten();
     }
     if let Some((mut f, _)) = file {
         let _ = f.flush();
@@ -180,7 +223,11 @@ async fn writer(path: PathBuf, rotation: Rotation, mut rx: mpsc::Receiver<LogLin
 }
 
 fn open_append(path: &Path) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     Some((std::io::BufWriter::with_capacity(64 * 1024, f), len))
 }
@@ -277,7 +324,9 @@ pub fn tail(path: &Path, n: usize) -> Vec<LogLine> {
         if out.len() >= n {
             break;
         }
-        let Ok(lines) = tail_file(&f, n - out.len()) else { break };
+        let Ok(lines) = tail_file(&f, n - out.len()) else {
+            break;
+        };
         let mut older: Vec<LogLine> = lines.iter().map(|l| LogLine::parse_file_line(l)).collect();
         older.append(&mut out);
         out = older;
@@ -293,7 +342,9 @@ fn tail_file(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
         let start = len.saturating_sub(chunk);
         f.seek(SeekFrom::Start(start))?;
         let mut buf = Vec::new();
-        Read::by_ref(&mut f).take(len - start).read_to_end(&mut buf)?;
+        Read::by_ref(&mut f)
+            .take(len - start)
+            .read_to_end(&mut buf)?;
         let text = String::from_utf8_lossy(&buf);
         let mut lines: Vec<&str> = text.lines().collect();
         if start > 0 && !lines.is_empty() {
@@ -333,7 +384,13 @@ mod tests {
     async fn rotation_loses_no_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let log = AppLog::open(path.clone(), Rotation { max_bytes: 4096, keep: 50 });
+        let log = AppLog::open(
+            path.clone(),
+            Rotation {
+                max_bytes: 4096,
+                keep: 50,
+            },
+        );
         for i in 0..2000 {
             log.push(Stream::Out, format!("line {i}"));
             if i % 500 == 0 {
@@ -344,7 +401,10 @@ mod tests {
         assert_eq!(log.dropped(), 0);
         let all = tail(&path, 100_000);
         // tail reads the current file and up to 9 rotations; check continuity of what it read
-        let nums: Vec<usize> = all.iter().filter_map(|l| l.text.strip_prefix("line ")?.parse().ok()).collect();
+        let nums: Vec<usize> = all
+            .iter()
+            .filter_map(|l| l.text.strip_prefix("line ")?.parse().ok())
+            .collect();
         assert_eq!(*nums.last().unwrap(), 1999);
         for w in nums.windows(2) {
             assert_eq!(w[1], w[0] + 1);

@@ -34,7 +34,11 @@ fn read_stat(pid: u32) -> Option<ProcStat> {
 
 fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -57,7 +61,12 @@ impl Sampler {
         // SAFETY: sysconf has no preconditions.
         let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-        Sampler { tck, page, prev: RwLock::new((None, HashMap::new())), latest: RwLock::new(HashMap::new()) }
+        Sampler {
+            tck,
+            page,
+            prev: RwLock::new((None, HashMap::new())),
+            latest: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Sample the trees rooted at `roots` (app name → leader pid).
@@ -74,7 +83,10 @@ impl Sampler {
             }
         }
         let mut prev = self.prev.write().unwrap_or_else(|p| p.into_inner());
-        let elapsed = prev.0.map(|t| now.duration_since(t).as_secs_f64()).unwrap_or(0.0);
+        let elapsed = prev
+            .0
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
         let mut ticks_now = HashMap::new();
         let mut latest = HashMap::new();
         for (name, root) in roots {
@@ -95,17 +107,29 @@ impl Sampler {
                 }
             }
             let cpu = match prev.1.get(name) {
-                Some(before) if elapsed > 0.0 && ticks >= *before => (ticks - before) as f64 / self.tck / elapsed * 100.0,
+                Some(before) if elapsed > 0.0 && ticks >= *before => {
+                    (ticks - before) as f64 / self.tck / elapsed * 100.0
+                }
                 _ => 0.0,
             };
             ticks_now.insert(name.clone(), ticks);
-            latest.insert(name.clone(), Usage { cpu_percent: (cpu * 10.0).round() / 10.0, memory_bytes: rss * self.page });
+            latest.insert(
+                name.clone(),
+                Usage {
+                    cpu_percent: (cpu * 10.0).round() / 10.0,
+                    memory_bytes: rss * self.page,
+                },
+            );
         }
         *prev = (Some(now), ticks_now);
         *self.latest.write().unwrap_or_else(|p| p.into_inner()) = latest;
     }
 
     pub fn usage(&self, name: &str) -> Option<Usage> {
-        self.latest.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
     }
 }

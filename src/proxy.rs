@@ -61,7 +61,11 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .build(connector);
-    let proxy = Arc::new(Proxy { engine: engine.clone(), table: RwLock::new(Table::default()), client });
+    let proxy = Arc::new(Proxy {
+        engine: engine.clone(),
+        table: RwLock::new(Table::default()),
+        client,
+    });
     proxy.reload().await;
     tokio::spawn(follow_registry(proxy.clone()));
     loop {
@@ -81,6 +85,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
                 async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .max_buf_size(64 * 1024)
                 .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), svc)
@@ -96,7 +101,9 @@ async fn follow_registry(proxy: Arc<Proxy>) {
     let mut events = proxy.engine.events.subscribe();
     loop {
         match events.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => proxy.reload().await,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                proxy.reload().await
+            }
             Err(_) => return,
         }
     }
@@ -104,15 +111,31 @@ async fn follow_registry(proxy: Arc<Proxy>) {
 
 impl Proxy {
     async fn reload(&self) {
-        let Ok(apps) = self.engine.registry.list().await else { return };
+        let Ok(apps) = self.engine.registry.list().await else {
+            return;
+        };
         let mut t = Table::default();
         for a in apps {
-            let rt = a.runtime.clone().unwrap_or_else(|| self.engine.config.main.runtime.clone());
-            let prefix = self.engine.config.runtime(&rt).map(|r| r.prefix).unwrap_or(Prefix::Keep);
+            let rt = a
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.engine.config.main.runtime.clone());
+            let prefix = self
+                .engine
+                .config
+                .runtime(&rt)
+                .map(|r| r.prefix)
+                .unwrap_or(Prefix::Keep);
             if let Some(d) = &a.domain {
                 t.domains.insert(d.clone(), a.name.clone());
             }
-            t.apps.insert(a.name.clone(), Entry { port: a.port, prefix });
+            t.apps.insert(
+                a.name.clone(),
+                Entry {
+                    port: a.port,
+                    prefix,
+                },
+            );
         }
         if let Ok(mut table) = self.table.write() {
             *table = t;
@@ -121,42 +144,88 @@ impl Proxy {
 
     /// Choose the app: custom domain, then `<name>.localhost`, then `/_app/<name>/`, else main.
     fn route(&self, host: &str, path: &str) -> Result<Route, String> {
-        let table = self.table.read().map_err(|_| "route table poisoned".to_string())?;
-        let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let table = self
+            .table
+            .read()
+            .map_err(|_| "route table poisoned".to_string())?;
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
         let host = host.to_ascii_lowercase();
         if let Some(app) = table.domains.get(&host) {
-            return Ok(Route { app: app.clone(), prefix: None });
+            return Ok(Route {
+                app: app.clone(),
+                prefix: None,
+            });
         }
         if let Some(name) = host.strip_suffix(".localhost") {
-            return if table.apps.contains_key(name) { Ok(Route { app: name.to_string(), prefix: None }) } else { Err(name.to_string()) };
-        }
-        if let Some(rest) = path.strip_prefix("/_app/") {
-            let name = rest.split('/').next().unwrap_or("");
-            return if table.apps.contains_key(name) && name != MAIN {
-                Ok(Route { app: name.to_string(), prefix: Some(format!("/_app/{name}")) })
+            return if table.apps.contains_key(name) {
+                Ok(Route {
+                    app: name.to_string(),
+                    prefix: None,
+                })
             } else {
                 Err(name.to_string())
             };
         }
-        Ok(Route { app: MAIN.to_string(), prefix: None })
+        if let Some(rest) = path.strip_prefix("/_app/") {
+            let name = rest.split('/').next().unwrap_or("");
+            return if table.apps.contains_key(name) && name != MAIN {
+                Ok(Route {
+                    app: name.to_string(),
+                    prefix: Some(format!("/_app/{name}")),
+                })
+            } else {
+                Err(name.to_string())
+            };
+        }
+        Ok(Route {
+            app: MAIN.to_string(),
+            prefix: None,
+        })
     }
 
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         // 1. Route.
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let path = req.uri().path().to_string();
         let route = match self.route(&host, &path) {
             Ok(r) => r,
-            Err(name) => return page(StatusCode::NOT_FOUND, "No such app", &format!("There is no app named “{name}” here.")),
+            Err(name) => {
+                return page(
+                    StatusCode::NOT_FOUND,
+                    "No such app",
+                    &format!("There is no app named “{name}” here."),
+                )
+            }
         };
         if let Some(prefix) = &route.prefix {
             if path == *prefix {
-                let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                let q = req
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
                 return redirect(&format!("{prefix}/{q}"));
             }
         }
-        let Some(entry) = self.table.read().ok().and_then(|t| t.apps.get(&route.app).cloned()) else {
-            return page(StatusCode::NOT_FOUND, "No such app", "This app was just removed.");
+        let Some(entry) = self
+            .table
+            .read()
+            .ok()
+            .and_then(|t| t.apps.get(&route.app).cloned())
+        else {
+            return page(
+                StatusCode::NOT_FOUND,
+                "No such app",
+                "This app was just removed.",
+            );
         };
 
         // 2. Make sure it runs: a stopped on-visit app starts here, once, however many wait.
@@ -166,21 +235,41 @@ impl Proxy {
 
         // 3. Rewrite the request for the app.
         let strip = entry.prefix == Prefix::Strip && route.prefix.is_some();
-        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let upstream_pq = match (&route.prefix, strip) {
             (Some(prefix), true) => {
                 let rest = &pq[prefix.len()..];
-                if rest.is_empty() { "/".to_string() } else { rest.to_string() }
+                if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest.to_string()
+                }
             }
             _ => pq.to_string(),
         };
         let uri: Uri = match format!("http://127.0.0.1:{}{upstream_pq}", entry.port).parse() {
             Ok(u) => u,
-            Err(_) => return page(StatusCode::BAD_REQUEST, "Bad request", "The request's path is not valid."),
+            Err(_) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "The request's path is not valid.",
+                )
+            }
         };
         *req.uri_mut() = uri;
         let upgrade = req.headers().get(header::UPGRADE).cloned();
-        forward_headers(req.headers_mut(), &host, peer, route.prefix.as_deref(), upgrade.is_some());
+        forward_headers(
+            req.headers_mut(),
+            &host,
+            peer,
+            route.prefix.as_deref(),
+            upgrade.is_some(),
+        );
 
         // 4. Upgrades (WebSocket and others) become a tunnel.
         if let Some(protocol) = upgrade {
@@ -200,26 +289,48 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::debug!(app = %route.app, "upstream error: {e}");
-                page(StatusCode::BAD_GATEWAY, "Bad gateway", &format!("{} did not answer: {}", route.app, root_cause(&e)))
+                page(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway",
+                    &format!("{} did not answer: {}", route.app, root_cause(&e)),
+                )
             }
         }
     }
 
     async fn ensure_running(&self, name: &str) -> Result<(), Response<Body>> {
-        if self.engine.supervisor.get(name).is_some_and(|h| h.state.borrow().status == Status::Running) {
+        if self
+            .engine
+            .supervisor
+            .get(name)
+            .is_some_and(|h| h.state.borrow().status == Status::Running)
+        {
             return Ok(());
         }
-        match tokio::time::timeout(Duration::from_secs(120), self.engine.supervisor.wake(name)).await {
+        match tokio::time::timeout(Duration::from_secs(120), self.engine.supervisor.wake(name))
+            .await
+        {
             Ok(Ok(_port)) => Ok(()),
             Ok(Err(WakeError::Stopped(n))) => Err(page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "App stopped",
-                &format!("“{n}” was stopped by the operator. Start it from Hangar to use it again."),
+                &format!(
+                    "“{n}” was stopped by the operator. Start it from Hangar to use it again."
+                ),
             )),
-            Ok(Err(e)) => Err(page(StatusCode::BAD_GATEWAY, "App failed to start", &format!("{name}: {e}"))),
+            Ok(Err(e)) => Err(page(
+                StatusCode::BAD_GATEWAY,
+                "App failed to start",
+                &format!("{name}: {e}"),
+            )),
             Err(_) => {
-                let mut r = page(StatusCode::SERVICE_UNAVAILABLE, "Still starting", &format!("{name} is still starting; try again shortly."));
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                let mut r = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Still starting",
+                    &format!("{name} is still starting; try again shortly."),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 Err(r)
             }
         }
@@ -228,17 +339,26 @@ impl Proxy {
     async fn tunnel(&self, mut req: Request<Incoming>, protocol: HeaderValue) -> Response<Body> {
         let client_side = hyper::upgrade::on(&mut req);
         req.headers_mut().insert(header::UPGRADE, protocol.clone());
-        req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        req.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         let mut resp = match self.client.request(req).await {
             Ok(r) => r,
-            Err(e) => return page(StatusCode::BAD_GATEWAY, "Bad gateway", &format!("upgrade failed: {}", root_cause(&e))),
+            Err(e) => {
+                return page(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway",
+                    &format!("upgrade failed: {}", root_cause(&e)),
+                )
+            }
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return resp.map(|b| b.boxed());
         }
         let app_side = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
-            let (Ok(c), Ok(a)) = (client_side.await, app_side.await) else { return };
+            let (Ok(c), Ok(a)) = (client_side.await, app_side.await) else {
+                return;
+            };
             let mut c = TokioIo::new(c);
             let mut a = TokioIo::new(a);
             let _ = tokio::io::copy_bidirectional(&mut c, &mut a).await;
@@ -249,7 +369,8 @@ impl Proxy {
                 h.append(k.clone(), v.clone());
             }
         }
-        out.body(empty()).unwrap_or_else(|_| page(StatusCode::BAD_GATEWAY, "Bad gateway", "upgrade"))
+        out.body(empty())
+            .unwrap_or_else(|_| page(StatusCode::BAD_GATEWAY, "Bad gateway", "upgrade"))
     }
 }
 
@@ -285,7 +406,13 @@ fn strip_hop_headers(h: &mut HeaderMap, keep_upgrade: bool) {
     h.remove("proxy-connection");
 }
 
-fn forward_headers(h: &mut HeaderMap, host: &str, peer: SocketAddr, prefix: Option<&str>, upgrade: bool) {
+fn forward_headers(
+    h: &mut HeaderMap,
+    host: &str,
+    peer: SocketAddr,
+    prefix: Option<&str>,
+    upgrade: bool,
+) {
     strip_hop_headers(h, upgrade);
     let ip = peer.ip().to_string();
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -312,20 +439,22 @@ fn forward_headers(h: &mut HeaderMap, host: &str, peer: SocketAddr, prefix: Opti
 /// With the prefix stripped, the app's absolute paths must go back under it.
 fn rewrite_answer(h: &mut HeaderMap, prefix: &str) {
     if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        if loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with(&format!("{prefix}/")) {
+        if loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with(&format!("{prefix}/"))
+        {
             if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{loc}")) {
                 h.insert(header::LOCATION, v);
             }
         }
     }
-    let cookies: Vec<HeaderValue> = h
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| match v.to_str() {
-            Ok(s) => HeaderValue::from_str(&rewrite_cookie_path(s, prefix)).unwrap_or_else(|_| v.clone()),
-            Err(_) => v.clone(),
-        })
-        .collect();
+    let cookies: Vec<HeaderValue> =
+        h.get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| match v.to_str() {
+                Ok(s) => HeaderValue::from_str(&rewrite_cookie_path(s, prefix))
+                    .unwrap_or_else(|_| v.clone()),
+                Err(_) => v.clone(),
+            })
+            .collect();
     if !cookies.is_empty() {
         h.remove(header::SET_COOKIE);
         for c in cookies {
@@ -343,7 +472,11 @@ fn rewrite_cookie_path(cookie: &str, prefix: &str) -> String {
             if t.len() >= 5 && t[..5].eq_ignore_ascii_case("path=") {
                 found = true;
                 let p = &t[5..];
-                let p = if p == "/" { format!("{prefix}/") } else { format!("{prefix}{p}") };
+                let p = if p == "/" {
+                    format!("{prefix}/")
+                } else {
+                    format!("{prefix}{p}")
+                };
                 format!(" Path={p}")
             } else {
                 part.to_string()
@@ -366,7 +499,9 @@ fn root_cause(e: &hyper_util::client::legacy::Error) -> String {
 }
 
 fn empty() -> Body {
-    Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn redirect(to: &str) -> Response<Body> {
@@ -379,7 +514,10 @@ fn redirect(to: &str) -> Response<Body> {
 }
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A small HTML page of Hangar's own (404, 502, 503…).
@@ -389,10 +527,18 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
         t = escape(title),
         m = escape(message)
     );
-    let mut r = Response::new(Full::new(Bytes::from(html)).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(html))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -402,8 +548,14 @@ mod tests {
 
     #[test]
     fn cookie_paths_go_under_the_prefix() {
-        assert_eq!(rewrite_cookie_path("a=1; Path=/", "/_app/x"), "a=1; Path=/_app/x/");
-        assert_eq!(rewrite_cookie_path("a=1; path=/admin; HttpOnly", "/_app/x"), "a=1; Path=/_app/x/admin; HttpOnly");
+        assert_eq!(
+            rewrite_cookie_path("a=1; Path=/", "/_app/x"),
+            "a=1; Path=/_app/x/"
+        );
+        assert_eq!(
+            rewrite_cookie_path("a=1; path=/admin; HttpOnly", "/_app/x"),
+            "a=1; Path=/_app/x/admin; HttpOnly"
+        );
         assert_eq!(rewrite_cookie_path("a=1", "/_app/x"), "a=1; Path=/_app/x/");
     }
 
@@ -414,7 +566,10 @@ mod tests {
         rewrite_answer(&mut h, "/_app/x");
         assert_eq!(h[header::LOCATION], "/_app/x/login");
         let mut h = HeaderMap::new();
-        h.insert(header::LOCATION, HeaderValue::from_static("https://other.example/"));
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_static("https://other.example/"),
+        );
         rewrite_answer(&mut h, "/_app/x");
         assert_eq!(h[header::LOCATION], "https://other.example/");
     }

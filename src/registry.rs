@@ -9,7 +9,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::Row;
 
 use crate::db::AppDb;
@@ -53,7 +55,10 @@ impl FromStr for StartMode {
         match s {
             "with-main" => Ok(StartMode::WithMain),
             "on-visit" => Ok(StartMode::OnVisit),
-            _ => Err(Invalid::new("start_mode", format!("{s:?} is not a start mode; accepted: with-main, on-visit"))),
+            _ => Err(Invalid::new(
+                "start_mode",
+                format!("{s:?} is not a start mode; accepted: with-main, on-visit"),
+            )),
         }
     }
 }
@@ -141,21 +146,36 @@ impl Registry {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5))
             .foreign_keys(true);
-        let open_err = |source| RegistryError::Open { path: path.display().to_string(), source };
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(open_err)?;
+        let open_err = |source| RegistryError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
         // A damaged file fails here, before anything is written.
-        sqlx::query("PRAGMA quick_check").execute(&pool).await.map_err(open_err)?;
+        sqlx::query("PRAGMA quick_check")
+            .execute(&pool)
+            .await
+            .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Registry { pool })
     }
 
     pub async fn list(&self) -> Result<Vec<AppRecord>, RegistryError> {
-        let rows = sqlx::query("SELECT * FROM apps ORDER BY name = 'main' DESC, name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY name = 'main' DESC, name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn get(&self, name: &str) -> Result<AppRecord, RegistryError> {
-        let row = sqlx::query("SELECT * FROM apps WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM apps WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => from_row(&r),
             None => Err(RegistryError::NotFound(name.to_string())),
@@ -163,18 +183,26 @@ impl Registry {
     }
 
     pub async fn used_ports(&self) -> Result<Vec<u16>, RegistryError> {
-        let rows = sqlx::query("SELECT port FROM apps").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT port FROM apps")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u16).collect())
     }
 
     /// Refuse a port or domain another app holds (`except`: the app being edited).
-    async fn check_unique(&self, port: Option<u16>, domain: Option<&str>, except: &str) -> Result<(), RegistryError> {
+    async fn check_unique(
+        &self,
+        port: Option<u16>,
+        domain: Option<&str>,
+        except: &str,
+    ) -> Result<(), RegistryError> {
         if let Some(port) = port {
-            let other: Option<String> = sqlx::query_scalar("SELECT name FROM apps WHERE port = ? AND name <> ?")
-                .bind(port as i64)
-                .bind(except)
-                .fetch_optional(&self.pool)
-                .await?;
+            let other: Option<String> =
+                sqlx::query_scalar("SELECT name FROM apps WHERE port = ? AND name <> ?")
+                    .bind(port as i64)
+                    .bind(except)
+                    .fetch_optional(&self.pool)
+                    .await?;
             if let Some(other) = other {
                 return Err(RegistryError::Conflict(Invalid::new(
                     "port",
@@ -183,11 +211,12 @@ impl Registry {
             }
         }
         if let Some(domain) = domain {
-            let other: Option<String> = sqlx::query_scalar("SELECT name FROM apps WHERE domain = ? AND name <> ?")
-                .bind(domain)
-                .bind(except)
-                .fetch_optional(&self.pool)
-                .await?;
+            let other: Option<String> =
+                sqlx::query_scalar("SELECT name FROM apps WHERE domain = ? AND name <> ?")
+                    .bind(domain)
+                    .bind(except)
+                    .fetch_optional(&self.pool)
+                    .await?;
             if let Some(other) = other {
                 return Err(RegistryError::Conflict(Invalid::new(
                     "domain",
@@ -202,10 +231,14 @@ impl Registry {
         if self.get(&app.name).await.is_ok() {
             return Err(RegistryError::Conflict(Invalid::new(
                 "name",
-                format!("an app named {:?} already exists; names are unique", app.name),
+                format!(
+                    "an app named {:?} already exists; names are unique",
+                    app.name
+                ),
             )));
         }
-        self.check_unique(Some(app.port), app.domain.as_deref(), &app.name).await?;
+        self.check_unique(Some(app.port), app.domain.as_deref(), &app.name)
+            .await?;
         let db_json = serde_json::to_string(&app.db).map_err(|e| damaged(&app.name, e))?;
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
         sqlx::query(
@@ -238,7 +271,8 @@ impl Registry {
             Some(d) => d.clone(),
             None => app.domain.clone(),
         };
-        self.check_unique(edit.port, domain.as_deref(), name).await?;
+        self.check_unique(edit.port, domain.as_deref(), name)
+            .await?;
         if let Some(v) = &edit.display_name {
             app.display_name = v.clone();
         }
@@ -287,7 +321,11 @@ impl Registry {
     }
 
     pub async fn set_last_version(&self, name: &str, version: &str) -> Result<(), RegistryError> {
-        sqlx::query("UPDATE apps SET last_version = ? WHERE name = ?").bind(version).bind(name).execute(&self.pool).await?;
+        sqlx::query("UPDATE apps SET last_version = ? WHERE name = ?")
+            .bind(version)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -303,7 +341,10 @@ impl Registry {
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let r = sqlx::query("DELETE FROM apps WHERE name = ?").bind(name).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM apps WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(RegistryError::NotFound(name.to_string()));
         }
@@ -316,7 +357,10 @@ impl Registry {
 }
 
 fn damaged(name: &str, e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Damaged { name: name.to_string(), message: e.to_string() }
+    RegistryError::Damaged {
+        name: name.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
@@ -337,7 +381,8 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
         db: serde_json::from_str(&db_json).map_err(|e| damaged(&name, e))?,
         env: serde_json::from_str(&env_json).map_err(|e| damaged(&name, e))?,
         app_key: r.try_get("app_key")?,
-        desired: Desired::parse(&desired).ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,
+        desired: Desired::parse(&desired)
+            .ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,
         last_version: r.try_get("last_version")?,
         pid: pid.zip(pid_started).map(|(p, s)| (p as u32, s as u64)),
         created_at: r.try_get("created_at")?,

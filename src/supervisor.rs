@@ -67,7 +67,15 @@ pub struct AppState {
 
 impl AppState {
     fn new() -> AppState {
-        AppState { status: Status::Stopped, pid: None, running_since: None, starting_since: None, restarts: 0, error: None, progress: None }
+        AppState {
+            status: Status::Stopped,
+            pid: None,
+            running_since: None,
+            starting_since: None,
+            restarts: 0,
+            error: None,
+            progress: None,
+        }
     }
     pub fn uptime(&self) -> Option<Duration> {
         self.running_since.and_then(|t| t.elapsed().ok())
@@ -127,7 +135,10 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(ctx: Arc<Ctx>) -> Supervisor {
-        Supervisor { ctx, apps: RwLock::new(HashMap::new()) }
+        Supervisor {
+            ctx,
+            apps: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn ctx(&self) -> &Arc<Ctx> {
@@ -160,7 +171,11 @@ impl Supervisor {
     }
 
     pub fn get(&self, name: &str) -> Option<AppHandle> {
-        self.apps.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn state(&self, name: &str) -> Option<AppState> {
@@ -168,7 +183,12 @@ impl Supervisor {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.apps.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     async fn ask<T>(&self, name: &str, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Option<T> {
@@ -179,22 +199,31 @@ impl Supervisor {
     }
 
     pub async fn start(&self, name: &str) -> Result<(), String> {
-        self.ask(name, Cmd::Start).await.unwrap_or_else(|| Err("the engine is shutting down".into()))
+        self.ask(name, Cmd::Start)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
     }
     pub async fn stop(&self, name: &str) {
         self.ask(name, Cmd::Stop).await;
     }
     pub async fn restart(&self, name: &str) -> Result<(), String> {
-        self.ask(name, Cmd::Restart).await.unwrap_or_else(|| Err("the engine is shutting down".into()))
+        self.ask(name, Cmd::Restart)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
     }
     pub async fn wake(&self, name: &str) -> Result<u16, WakeError> {
-        self.ask(name, Cmd::Wake).await.unwrap_or(Err(WakeError::Gone))
+        self.ask(name, Cmd::Wake)
+            .await
+            .unwrap_or(Err(WakeError::Gone))
     }
 
     /// End the app's process (keeping `desired`) and forget it.
     pub async fn remove(&self, name: &str) {
         self.ask(name, Cmd::Shutdown).await;
-        self.apps.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// End every app's process, all at once, keeping what the operator wanted.
@@ -219,7 +248,10 @@ enum Ended {
     Restart,
     Shutdown,
     /// The process exited on its own.
-    Crashed { reason: String, uptime: Duration },
+    Crashed {
+        reason: String,
+        uptime: Duration,
+    },
     Failed(String),
 }
 
@@ -250,7 +282,9 @@ impl Actor {
 
     fn set(&self, f: impl FnOnce(&mut AppState)) {
         self.state.send_modify(f);
-        let _ = self.ctx.events.send(Event::App { name: self.name.clone() });
+        let _ = self.ctx.events.send(Event::App {
+            name: self.name.clone(),
+        });
     }
 
     async fn set_desired(&self, d: Desired) {
@@ -260,7 +294,12 @@ impl Actor {
     }
 
     async fn desired(&self) -> Option<Desired> {
-        self.ctx.registry.get(&self.name).await.ok().map(|a| a.desired)
+        self.ctx
+            .registry
+            .get(&self.name)
+            .await
+            .ok()
+            .map(|a| a.desired)
     }
 
     fn notify_ready(&mut self, port: u16) {
@@ -294,7 +333,9 @@ impl Actor {
     /// Not running: wait for a reason to start.
     async fn idle(&mut self) -> Next {
         loop {
-            let Some(cmd) = self.rx.recv().await else { return Next::Exit };
+            let Some(cmd) = self.rx.recv().await else {
+                return Next::Exit;
+            };
             match cmd {
                 Cmd::Start(reply) | Cmd::Restart(reply) => {
                     self.set_desired(Desired::Running).await;
@@ -338,7 +379,8 @@ impl Actor {
     /// Wait out a restart delay, still answering commands.
     async fn backoff(&mut self, delay: Duration) -> Next {
         self.set(|s| s.status = Status::Backoff);
-        self.log.sys(format!("restarting in {} ms", delay.as_millis()));
+        self.log
+            .sys(format!("restarting in {} ms", delay.as_millis()));
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
         loop {
@@ -435,7 +477,12 @@ impl Actor {
                 self.crashes += 1;
                 let limit = prep.runtime.restart_limit;
                 if self.crashes >= limit {
-                    let tail: Vec<String> = self.log.recent(10, Some(Stream::Err)).into_iter().map(|l| l.text).collect();
+                    let tail: Vec<String> = self
+                        .log
+                        .recent(10, Some(Stream::Err))
+                        .into_iter()
+                        .map(|l| l.text)
+                        .collect();
                     let mut why = format!("crashed {} times in a row, last {reason}; not restarting until started again", self.crashes);
                     if !tail.is_empty() {
                         why.push_str("; last stderr: ");
@@ -451,8 +498,16 @@ impl Actor {
     }
 
     async fn prepare(&self) -> Result<Prepared, String> {
-        let app = self.ctx.registry.get(&self.name).await.map_err(|e| e.to_string())?;
-        let rt_name = app.runtime.clone().unwrap_or_else(|| self.ctx.config.main.runtime.clone());
+        let app = self
+            .ctx
+            .registry
+            .get(&self.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rt_name = app
+            .runtime
+            .clone()
+            .unwrap_or_else(|| self.ctx.config.main.runtime.clone());
         let runtime = self
             .ctx
             .config
@@ -460,45 +515,83 @@ impl Actor {
             .cloned()
             .ok_or_else(|| format!("runtime {rt_name:?} is not in hangar.toml"))?;
         let env = launch::app_env(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
-        let argv = launch::expand_all(&runtime.command, &env, &format!("runtimes.{rt_name}.command"))?;
+        let argv = launch::expand_all(
+            &runtime.command,
+            &env,
+            &format!("runtimes.{rt_name}.command"),
+        )?;
         let cwd = launch::working_dir(&self.ctx.home, &app, &runtime, &env)?;
-        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name)).map_err(|e| format!("cannot create the app's data folder: {e}"))?;
+        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name))
+            .map_err(|e| format!("cannot create the app's data folder: {e}"))?;
         let version = launch::runtime_version(&runtime, &env, &cwd).await?;
-        Ok(Prepared { app, runtime, env, argv, cwd, version })
+        Ok(Prepared {
+            app,
+            runtime,
+            env,
+            argv,
+            cwd,
+            version,
+        })
     }
 
     /// Run the runtime's upgrade command when the version moved since the app last ran.
     async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<(), String> {
-        let (Some(upgrade), Some(version)) = (&p.runtime.upgrade, &p.version) else { return Ok(()) };
+        let (Some(upgrade), Some(version)) = (&p.runtime.upgrade, &p.version) else {
+            return Ok(());
+        };
         match &p.app.last_version {
             None => return Ok(()), // never ran: nothing to upgrade from
             Some(last) if last == version => return Ok(()),
             Some(_) => {}
         }
         self.set(|s| s.status = Status::Upgrading);
-        let argv = launch::expand_all(upgrade, &p.env, &format!("runtimes.{}.upgrade", p.runtime.name))?;
-        self.log.sys(format!("upgrading from {} to {version}: {}", p.app.last_version.as_deref().unwrap_or("?"), argv.join(" ")));
-        let mut child = launch::command(&argv, &p.env, &p.cwd).spawn().map_err(|e| format!("cannot run the upgrade {:?}: {e}", argv[0]))?;
+        let argv = launch::expand_all(
+            upgrade,
+            &p.env,
+            &format!("runtimes.{}.upgrade", p.runtime.name),
+        )?;
+        self.log.sys(format!(
+            "upgrading from {} to {version}: {}",
+            p.app.last_version.as_deref().unwrap_or("?"),
+            argv.join(" ")
+        ));
+        let mut child = launch::command(&argv, &p.env, &p.cwd)
+            .spawn()
+            .map_err(|e| format!("cannot run the upgrade {:?}: {e}", argv[0]))?;
         let pumps = self.pump_output(&mut child);
         let status = tokio::time::timeout(Duration::from_secs(1800), child.wait()).await;
         futures_util::future::join_all(pumps).await;
         match status {
             Ok(Ok(st)) if st.success() => {
                 self.log.sys(format!("upgraded to {version}"));
-                let _ = self.ctx.registry.set_last_version(&self.name, version).await;
+                let _ = self
+                    .ctx
+                    .registry
+                    .set_last_version(&self.name, version)
+                    .await;
                 self.set(|s| s.status = Status::Starting);
                 Ok(())
             }
             Ok(Ok(st)) => {
-                let tail: Vec<String> = self.log.recent(8, None).into_iter().map(|l| l.text).collect();
-                Err(format!("upgrade to {version} failed ({st}); not started; log: {}", tail.join(" | ")))
+                let tail: Vec<String> = self
+                    .log
+                    .recent(8, None)
+                    .into_iter()
+                    .map(|l| l.text)
+                    .collect();
+                Err(format!(
+                    "upgrade to {version} failed ({st}); not started; log: {}",
+                    tail.join(" | ")
+                ))
             }
             Ok(Err(e)) => Err(format!("upgrade to {version}: {e}")),
             Err(_) => {
                 if let Some(pid) = child.id() {
                     crate::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 }
-                Err(format!("upgrade to {version} did not finish within 30 minutes; not started"))
+                Err(format!(
+                    "upgrade to {version} did not finish within 30 minutes; not started"
+                ))
             }
         }
     }
@@ -506,10 +599,18 @@ impl Actor {
     fn pump_output(&self, child: &mut tokio::process::Child) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tasks.push(tokio::spawn(crate::logs::pump(out, Stream::Out, self.log.clone())));
+            tasks.push(tokio::spawn(crate::logs::pump(
+                out,
+                Stream::Out,
+                self.log.clone(),
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            tasks.push(tokio::spawn(crate::logs::pump(err, Stream::Err, self.log.clone())));
+            tasks.push(tokio::spawn(crate::logs::pump(
+                err,
+                Stream::Err,
+                self.log.clone(),
+            )));
         }
         tasks
     }
@@ -521,10 +622,16 @@ impl Actor {
             Ok(c) => c,
             Err(e) => return Ended::Failed(format!("cannot start {:?}: {e}", p.argv[0])),
         };
-        let Some(pid) = child.id() else { return Ended::Failed("the process vanished at once".into()) };
-        let _pumps = self.pump_output(&mut child);
+        let Some(pid) = child.id() else {
+            return Ended::Failed("the process vanished at once".into());
+        };
+        let mut pumps = self.pump_output(&mut child);
         let ticks = crate::process::start_time(pid).unwrap_or(0);
-        let _ = self.ctx.registry.set_pid(&self.name, Some((pid, ticks))).await;
+        let _ = self
+            .ctx
+            .registry
+            .set_pid(&self.name, Some((pid, ticks)))
+            .await;
         self.set(|s| s.pid = Some(pid));
 
         // Starting: probe the health path every 5 ms until it answers 2xx.
@@ -536,6 +643,7 @@ impl Actor {
             tokio::select! {
                 exit = child.wait() => {
                     let reason = describe_exit(exit);
+                    drain(&mut pumps).await;
                     self.log.sys(format!("{reason} before it was ready"));
                     self.end_leftovers(pid, p).await;
                     break Err(Ended::Crashed { reason: format!("{reason} before it was ready"), uptime: Duration::ZERO });
@@ -569,7 +677,11 @@ impl Actor {
             return end;
         }
         let boot = started.elapsed();
-        self.log.sys(format!("ready in {} ms (pid {pid}, port {})", boot.as_millis(), p.app.port));
+        self.log.sys(format!(
+            "ready in {} ms (pid {pid}, port {})",
+            boot.as_millis(),
+            p.app.port
+        ));
         if let Some(v) = &p.version {
             if p.app.last_version.as_deref() != Some(v) {
                 let _ = self.ctx.registry.set_last_version(&self.name, v).await;
@@ -589,6 +701,7 @@ impl Actor {
             tokio::select! {
                 exit = child.wait() => {
                     let reason = describe_exit(exit);
+                    drain(&mut pumps).await;
                     self.log.sys(format!("{reason} unexpectedly after {} s", up.elapsed().as_secs()));
                     self.end_leftovers(pid, p).await;
                     return Ended::Crashed { reason, uptime: up.elapsed() };
@@ -662,7 +775,10 @@ impl Actor {
         self.log.sys(format!("stopping (SIGTERM to group {pid})"));
         let killed = crate::process::end_group(pid, p.runtime.stop_timeout).await;
         if killed {
-            self.log.sys(format!("still running after {} s: sent SIGKILL", p.runtime.stop_timeout.as_secs()));
+            self.log.sys(format!(
+                "still running after {} s: sent SIGKILL",
+                p.runtime.stop_timeout.as_secs()
+            ));
         }
         let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         if let Ok(st) = status {
@@ -685,6 +801,14 @@ struct Prepared {
     argv: Vec<String>,
     cwd: std::path::PathBuf,
     version: Option<String>,
+}
+
+/// Let the output pumps read what the process wrote before it exited (bounded: a grandchild
+/// may hold the pipes open).
+async fn drain(pumps: &mut Vec<tokio::task::JoinHandle<()>>) {
+    for p in pumps.drain(..) {
+        let _ = tokio::time::timeout(Duration::from_millis(500), p).await;
+    }
 }
 
 /// Probe until the answer is not "refused" (polling every 5 ms while nothing listens).

@@ -20,7 +20,10 @@ impl fmt::Display for Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Invalid { field, message: message.into() }
+        Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -43,13 +46,21 @@ pub fn name(name: &str) -> Result<(), Invalid> {
         _ => {}
     }
     if name.len() > 40 {
-        return bad(format!("{name:?} is {} characters long", name.chars().count()));
+        return bad(format!(
+            "{name:?} is {} characters long",
+            name.chars().count()
+        ));
     }
-    if let Some(c) = chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')) {
+    if let Some(c) =
+        chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-'))
+    {
         return bad(format!("{name:?} contains {c:?}"));
     }
     if name == MAIN {
-        return Err(Invalid::new("name", "\"main\" is reserved for the main app; choose another name"));
+        return Err(Invalid::new(
+            "name",
+            "\"main\" is reserved for the main app; choose another name",
+        ));
     }
     Ok(())
 }
@@ -73,24 +84,38 @@ pub fn domain(domain: &str) -> Result<(), Invalid> {
         return bad(format!("{domain:?} has a single label"));
     }
     for label in labels {
-        let ok_chars = label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
+        let ok_chars = label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return bad(format!("{domain:?} has an invalid label {label:?}"));
         }
     }
     Ok(())
 }
 
-pub const PORT_RULE: &str = "a port is a number from 1024 to 65535, other than the proxy's and the API's";
+pub const PORT_RULE: &str =
+    "a port is a number from 1024 to 65535, other than the proxy's and the API's";
 
 /// An app's own port. Ports below 1024 need privileges Hangar does not ask for.
 pub fn port(port: i64, reserved: &[u16]) -> Result<u16, Invalid> {
     if !(1024..=65535).contains(&port) {
-        return Err(Invalid::new("port", format!("{port} is out of range; {PORT_RULE}")));
+        return Err(Invalid::new(
+            "port",
+            format!("{port} is out of range; {PORT_RULE}"),
+        ));
     }
     let p = port as u16;
     if reserved.contains(&p) {
-        return Err(Invalid::new("port", format!("{port} is used by Hangar itself; {PORT_RULE}")));
+        return Err(Invalid::new(
+            "port",
+            format!("{port} is used by Hangar itself; {PORT_RULE}"),
+        ));
     }
     Ok(p)
 }
@@ -117,7 +142,9 @@ pub const ENV_RULE: &str = "an env entry is KEY=VALUE where KEY is a letter or '
 pub fn env_entry(key: &str, value: &str) -> Result<(), Invalid> {
     let bad = |why: String| Err(Invalid::new("env", format!("{why}; {ENV_RULE}")));
     let mut chars = key.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || key.len() > 128 {
         return bad(format!("{key:?} is not a valid variable name"));
     }
@@ -140,15 +167,22 @@ pub fn parse_env_arg(arg: &str) -> Result<(String, String), Invalid> {
             env_entry(k, v)?;
             Ok((k.to_string(), v.to_string()))
         }
-        None => Err(Invalid::new("env", format!("{arg:?} has no '='; {ENV_RULE}"))),
+        None => Err(Invalid::new(
+            "env",
+            format!("{arg:?} has no '='; {ENV_RULE}"),
+        )),
     }
 }
 
-pub const DISPLAY_NAME_RULE: &str = "a display name is up to 100 characters without control characters";
+pub const DISPLAY_NAME_RULE: &str =
+    "a display name is up to 100 characters without control characters";
 
 pub fn display_name(s: &str) -> Result<(), Invalid> {
     if s.chars().count() > 100 || s.chars().any(|c| c.is_control()) {
-        return Err(Invalid::new("display_name", format!("{s:?} is not accepted; {DISPLAY_NAME_RULE}")));
+        return Err(Invalid::new(
+            "display_name",
+            format!("{s:?} is not accepted; {DISPLAY_NAME_RULE}"),
+        ));
     }
     Ok(())
 }
@@ -159,13 +193,33 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a", "a1", "a_b-c", "abcdefghijabcdefghijabcdefghijabcdefghij"] {
+        for ok in [
+            "a",
+            "a1",
+            "a_b-c",
+            "abcdefghijabcdefghijabcdefghijabcdefghij",
+        ] {
             assert_eq!(name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "1a", "A", "a.b", "a/b", "../x", "main", "_a", "a b", "abcdefghijabcdefghijabcdefghijabcdefghijk", "é"] {
+        for bad in [
+            "",
+            "1a",
+            "A",
+            "a.b",
+            "a/b",
+            "../x",
+            "main",
+            "_a",
+            "a b",
+            "abcdefghijabcdefghijabcdefghijabcdefghijk",
+            "é",
+        ] {
             let e = name(bad).unwrap_err();
             assert_eq!(e.field, "name");
-            assert!(e.message.contains("lowercase letter") || e.message.contains("reserved"), "{bad}: {e}");
+            assert!(
+                e.message.contains("lowercase letter") || e.message.contains("reserved"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -174,7 +228,16 @@ mod tests {
         for ok in ["a.example.com", "x-1.localhost", "shop.test"] {
             assert_eq!(domain(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "localhost", "http://a.com", "a.com:80", "A.com", "-a.com", "a..com", "a.com/x"] {
+        for bad in [
+            "",
+            "localhost",
+            "http://a.com",
+            "a.com:80",
+            "A.com",
+            "-a.com",
+            "a..com",
+            "a.com/x",
+        ] {
             assert!(domain(bad).is_err(), "{bad}");
         }
     }
@@ -184,12 +247,18 @@ mod tests {
         assert_eq!(port(14000, &[13000]), Ok(14000));
         assert!(port(80, &[]).is_err());
         assert!(port(70000, &[]).is_err());
-        assert!(port(13000, &[13000]).unwrap_err().message.contains("Hangar itself"));
+        assert!(port(13000, &[13000])
+            .unwrap_err()
+            .message
+            .contains("Hangar itself"));
     }
 
     #[test]
     fn env() {
-        assert_eq!(parse_env_arg("FOO=bar=baz"), Ok(("FOO".into(), "bar=baz".into())));
+        assert_eq!(
+            parse_env_arg("FOO=bar=baz"),
+            Ok(("FOO".into(), "bar=baz".into()))
+        );
         assert!(parse_env_arg("FOO").is_err());
         assert!(parse_env_arg("1X=a").is_err());
         assert!(parse_env_arg("PORT=1").is_err());

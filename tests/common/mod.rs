@@ -1,0 +1,275 @@
+//! The harness every integration test shares: a real `hangar serve` on a temporary home with
+//! free ports, the real `hangar` CLI against it, and plain HTTP clients. Nothing is mocked.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn hangar_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hangar"))
+}
+
+/// `hangar-demo`, built beside `hangar` (`cargo build --workspace`).
+pub fn demo_bin() -> PathBuf {
+    let p = hangar_bin().with_file_name("hangar-demo");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first with `cargo build --workspace`",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub struct TestEngine {
+    pub home: tempfile::TempDir,
+    pub proxy_port: u16,
+    pub api_port: u16,
+    child: Option<Child>,
+    pub http: reqwest::blocking::Client,
+}
+
+impl TestEngine {
+    pub fn start() -> TestEngine {
+        Self::start_with("")
+    }
+
+    /// Start an engine whose `hangar.toml` is `toml` plus the two ports.
+    pub fn start_with(toml: &str) -> TestEngine {
+        let home = tempfile::tempdir().expect("temp home");
+        let proxy_port = free_port();
+        let api_port = free_port();
+        // Each engine of a test run takes its app ports from a window of its own.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let window = 15000 + ((std::process::id() * 7 + n * 13) % 150) * 100;
+        let ports = format!("app_ports = \"{}-{}\"\n", window, window + 99);
+        std::fs::write(
+            home.path().join("hangar.toml"),
+            format!("proxy_port = {proxy_port}\napi_port = {api_port}\n{ports}{toml}"),
+        )
+        .unwrap();
+        let mut e = TestEngine {
+            home,
+            proxy_port,
+            api_port,
+            child: None,
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        e.spawn();
+        e
+    }
+
+    pub fn home_path(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// (Re)start the engine process on this home and wait for its API.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.path().join("serve.log"))
+            .unwrap();
+        let child = Command::new(hangar_bin())
+            .arg("--home")
+            .arg(self.home.path())
+            .arg("serve")
+            .env("HANGAR_DEMO_BIN", demo_bin())
+            .env("HANGAR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hangar serve");
+        self.child = Some(child);
+        let info = self.home.path().join("engine.json");
+        wait_until("the engine's API", Duration::from_secs(30), || {
+            info.exists() && std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok()
+        });
+    }
+
+    /// Stop the engine with SIGTERM (as a service manager would) and wait for it.
+    pub fn stop_engine(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("the engine did not stop within 60 s of SIGTERM");
+        }
+    }
+
+    /// Kill the engine with SIGKILL, as a crash would.
+    pub fn crash_engine(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn engine_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn hangar(&self, args: &[&str]) -> Output {
+        Command::new(hangar_bin())
+            .arg("--home")
+            .arg(self.home.path())
+            .args(args)
+            .env("HANGAR_DEMO_BIN", demo_bin())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hangar")
+    }
+
+    /// Run the CLI, expect success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hangar(args);
+        assert!(
+            out.status.success(),
+            "hangar {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run the CLI, expect failure with exactly one line on stderr; return that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.hangar(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "hangar {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line on stderr, got: {err}"
+        );
+        err
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        let out = self.ok(&["list", "--json"]);
+        serde_json::from_str::<Value>(&out)
+            .expect("list --json is JSON")
+            .as_array()
+            .cloned()
+            .expect("an array")
+    }
+
+    pub fn app(&self, name: &str) -> Value {
+        let out = self.ok(&["status", name, "--json"]);
+        serde_json::from_str(&out).expect("status --json is JSON")
+    }
+
+    pub fn status(&self, name: &str) -> String {
+        self.app(name)["status"].as_str().unwrap_or("").to_string()
+    }
+
+    pub fn wait_status(&self, name: &str, status: &str, timeout: Duration) {
+        wait_until(&format!("{name} to be {status}"), timeout, || {
+            self.status(name) == status
+        });
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// An authenticated API call.
+    pub fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(
+                method,
+                format!("http://127.0.0.1:{}/api/v1{path}", self.api_port),
+            )
+            .bearer_auth(self.token());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("API request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub fn proxy_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.proxy_port)
+    }
+
+    /// GET through the proxy: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(self.proxy_url(path))
+            .send()
+            .expect("proxy request");
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    }
+
+    pub fn log_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.home.path().join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_engine();
+        }
+    }
+}
+
+/// Is any process alive (not a zombie) in process group `pgid`?
+pub fn group_alive(pgid: u32) -> bool {
+    hangar::process::group_alive(pgid)
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
