@@ -44,6 +44,16 @@ const STYLE: &str = "
   .empty { color: #5b6475; font-style: italic; }
 ";
 
+/// `2024-05-01T12:34:56Z` as `2024-05-01 12:34 UTC`; anything else as it is.
+fn readable_time(stamp: &str) -> String {
+    match (stamp.get(..10), stamp.get(11..16)) {
+        (Some(date), Some(time)) if stamp.ends_with('Z') && stamp.len() == 20 => {
+            format!("{date} {time} UTC")
+        }
+        _ => stamp.to_string(),
+    }
+}
+
 /// What the page says about the app itself.
 pub struct PageInfo<'a> {
     pub app: &'a str,
@@ -63,11 +73,13 @@ pub fn admin_page(info: &PageInfo<'_>, notes: &[Note], error: Option<&str>) -> S
             escape(&note.author)
         };
         items.push_str(&format!(
-            "<li><div class=\"body\">{}</div><div class=\"by\">#{} · {} · <time>{}</time></div></li>\n",
+            "<li><div class=\"body\">{}</div><div class=\"by\">#{} · {} · \
+             <time datetime=\"{}\">{}</time></div></li>\n",
             escape(&note.body),
             note.id,
             author,
-            escape(&note.created_at)
+            escape(&note.created_at),
+            escape(&readable_time(&note.created_at))
         ));
     }
     if items.is_empty() {
@@ -144,6 +156,9 @@ mod tests {
         assert!(page.contains("&lt;script&gt;"));
         assert!(page.contains("a&amp;b"));
         assert!(page.contains("&lt;oops&gt;"));
+        assert!(
+            page.contains("<time datetime=\"2024-01-01T00:00:00Z\">2024-01-01 00:00 UTC</time>")
+        );
         for attr in ["href=\"", "action=\"", "src=\""] {
             for (i, _) in page.match_indices(attr) {
                 let target = &page[i + attr.len()..];

@@ -29,10 +29,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How many "plugins" the simulated boot loads.
 const BOOT_PLUGINS: u32 = 5;
 
+const ENV_HELP: &str = "\
+Environment:
+  PORT                 port for `serve` (or --port)
+  HANGAR_BASE_PATH     mount path for `serve` (or --mount), e.g. /_app/a1; empty: the root
+  HANGAR_APP           the app's name, shown on its page (default: demo)
+  DATABASE_URL         sqlite:PATH, postgres://... or mysql://...
+                       (default: sqlite file demo.sqlite in HANGAR_DATA_DIR)
+  DB_SCHEMA            PostgreSQL schema to keep the tables in (search_path)
+  HANGAR_DATA_DIR      the app's own folder (default: .)
+  HANGAR_PUBLIC_URL    the app's public URL, reported by /api/info
+  HANGAR_DEMO_SCHEMA   play an older binary: target schema version 1 or 2 (default: 2)
+
+Exit status: 0 success, 1 failure, 2 usage error, 3 database schema is not the one needed";
+
 #[derive(Parser)]
 #[command(
     name = "hangar-demo",
-    about = "A small notes web app: Hangar's embedded default runtime"
+    about = "A small notes web app: Hangar's embedded default runtime",
+    after_help = ENV_HELP
 )]
 struct Cli {
     #[command(subcommand)]
