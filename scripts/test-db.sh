@@ -102,7 +102,7 @@ start_pg() {
     fi
 
     if pg_running; then
-        pg_answers || die "a PostgreSQL in $PG_DIR runs but refuses postgres/$PASSWORD on 127.0.0.1:$PG_PORT; run '$0 stop' first"
+        wait_for pg_answers || die "a PostgreSQL in $PG_DIR runs but refuses postgres/$PASSWORD on 127.0.0.1:$PG_PORT; run '$0 stop' first"
         say "PostgreSQL already running on 127.0.0.1:$PG_PORT (reused)"
         return 0
     fi
@@ -197,11 +197,28 @@ my_answers() {
         -h 127.0.0.1 -P "$MY_PORT" -uroot -N -B -e 'SELECT 1' 2>/dev/null | grep -qx 1
 }
 
+# The pid of our running MariaDB server, from its pid file; fails when there is none (a stale
+# pid file, a zombie, or a pid reused by another program do not count).
 my_pid() {
-    local pid
+    local pid state comm
     [ -f "$MY_DIR/mysqld.pid" ] || return 1
     pid="$(cat "$MY_DIR/mysqld.pid" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+    comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
+    case "$comm" in mariadbd | mysqld) ;; *) return 1 ;; esac
+    state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+    [ "$state" != "Z" ] || return 1
+    echo "$pid"
+}
+
+# Waits until $1 (a test command) succeeds, for at most START_TIMEOUT seconds.
+wait_for() {
+    local waited=0
+    until "$1"; do
+        waited=$((waited + 1))
+        [ "$waited" -lt "$START_TIMEOUT" ] || return 1
+        sleep 1
+    done
 }
 
 start_mariadb() {
@@ -214,7 +231,7 @@ start_mariadb() {
     fi
 
     if my_pid >/dev/null; then
-        my_answers || die "a MariaDB in $MY_DIR runs but refuses root/$PASSWORD on 127.0.0.1:$MY_PORT; run '$0 stop' first"
+        wait_for my_answers || die "a MariaDB in $MY_DIR runs but refuses root/$PASSWORD on 127.0.0.1:$MY_PORT; run '$0 stop' first"
         say "MariaDB already running on 127.0.0.1:$MY_PORT (reused)"
         return 0
     fi
