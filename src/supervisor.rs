@@ -752,6 +752,7 @@ impl Actor {
             Some(Cmd::Stop(r)) => {
                 self.set_desired(Desired::Stopped).await;
                 self.stop_process(child, pid, p).await;
+                self.mark_stopped();
                 let _ = r.send(());
                 Some(Ended::Stopped)
             }
@@ -763,10 +764,20 @@ impl Actor {
             }
             Some(Cmd::Shutdown(r)) => {
                 self.stop_process(child, pid, p).await;
+                self.mark_stopped();
                 let _ = r.send(());
                 Some(Ended::Shutdown)
             }
         }
+    }
+
+    /// The process is gone: say so before anyone who asked for the stop hears back.
+    fn mark_stopped(&self) {
+        self.set(|s| {
+            s.status = Status::Stopped;
+            s.pid = None;
+            s.running_since = None;
+        });
     }
 
     /// SIGTERM the group, SIGKILL after the stop timeout, reap the leader.
