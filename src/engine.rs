@@ -182,8 +182,11 @@ impl Engine {
         let apps = self.registry.list().await?;
         for app in &apps {
             if let Some((pid, started)) = app.pid {
-                if crate::process::is_same(pid, started) {
-                    tracing::warn!(app = %app.name, pid, "ending a process left by an engine that did not stop cleanly");
+                // A previous engine died without stopping this app. Its output pipes died with
+                // that engine, so it cannot be adopted with its logs: end what is left of its
+                // group (never a process that merely reused the pid).
+                if crate::process::group_alive(pid) && crate::process::group_is_ours(pid, started) {
+                    tracing::warn!(app = %app.name, pid, "ending processes left by an engine that did not stop cleanly");
                     crate::process::end_group(pid, Duration::from_secs(10)).await;
                 }
                 let _ = self.registry.set_pid(&app.name, None).await;

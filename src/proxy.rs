@@ -187,6 +187,8 @@ impl Proxy {
     }
 
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // (Content-Length with Transfer-Encoding: hyper frames by Transfer-Encoding alone and
+        // closes the connection afterwards, RFC 9112 §6.1, so nothing can be smuggled behind it.)
         // 1. Route.
         let host = req
             .headers()
