@@ -45,7 +45,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/events", get(events))
         .route("/kill", post(kill))
-        .route("/validate/name", get(validate_name));
+        .route("/validate/name", get(validate_name))
+        .route("/export/{kind}", get(export));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
@@ -246,6 +247,30 @@ async fn validate_name(
         Ok(()) => None,
     };
     Json(json!({ "ok": verdict.is_none(), "message": verdict }))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    app: Option<String>,
+    #[serde(default)]
+    direct: bool,
+    listen: Option<u16>,
+    image: Option<String>,
+}
+
+async fn export(State(e): State<Shared>, Path(kind): Path<String>, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
+    let text = match kind.as_str() {
+        "nginx" => e.export_nginx(q.app.as_deref(), q.direct, q.listen.unwrap_or(80)).await?,
+        "kubernetes" => e.export_kubernetes(q.app.as_deref(), q.image.as_deref().unwrap_or("{runtime}:latest")).await?,
+        other => {
+            return Err(EngineError::Invalid(crate::validate::Invalid::new(
+                "kind",
+                format!("{other:?} is not an export; accepted: nginx, kubernetes"),
+            ))
+            .into())
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 #[derive(Deserialize)]

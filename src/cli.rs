@@ -95,6 +95,28 @@ pub enum Command {
     },
     /// Stop every app, the main app included, and the engine.
     Kill,
+    /// Write the apps' routes for nginx, or manifests for Kubernetes.
+    Export {
+        /// nginx or kubernetes.
+        #[arg(value_parser = ["nginx", "kubernetes"])]
+        kind: String,
+        /// One app (default: every app, as with --all).
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// nginx: send each path straight to the app's port instead of the Hangar proxy.
+        #[arg(long)]
+        direct: bool,
+        /// nginx: the port the server blocks listen on.
+        #[arg(long, default_value_t = 80)]
+        listen: u16,
+        /// kubernetes: the container image; {runtime} and {name} are replaced.
+        #[arg(long, default_value = "{runtime}:latest")]
+        image: String,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show an app's log.
     Logs {
         name: String,
@@ -324,6 +346,20 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Export { kind, name, all: _, direct, listen, image, output } => {
+            let mut q = format!("?direct={direct}&listen={listen}&image={}", query_escape(&image));
+            if let Some(n) = &name {
+                q.push_str(&format!("&app={}", seg(n)));
+            }
+            let text = c.get_text(&format!("/export/{kind}{q}")).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())
@@ -339,6 +375,12 @@ fn seg(s: &str) -> String {
                 format!("%{b:02X}")
             }
         })
+        .collect()
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
 

@@ -624,6 +624,28 @@ impl Engine {
         }
     }
 
+    /// The apps an export covers: one by name, or every app.
+    async fn export_apps(&self, name: Option<&str>) -> Result<Vec<AppRecord>, EngineError> {
+        Ok(match name {
+            Some(n) => vec![self.registry.get(n).await?],
+            None => self.registry.list().await?,
+        })
+    }
+
+    pub async fn export_nginx(&self, name: Option<&str>, direct: bool, listen: u16) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let target = if direct { crate::export::NginxTarget::Direct } else { crate::export::NginxTarget::Hangar };
+        Ok(crate::export::nginx(&self.config, &apps, target, listen))
+    }
+
+    /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`.
+    pub async fn export_kubernetes(&self, name: Option<&str>, image: &str) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let main_rt = self.config.main.runtime.clone();
+        let image_of = |a: &AppRecord| image.replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt)).replace("{name}", &a.name);
+        crate::export::kubernetes(&self.config, &apps, &image_of).map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
     /// Run the engine's servers (proxy, API) and the sampler until shutdown.
     pub async fn serve(self: &Arc<Self>) -> Result<(), EngineError> {
         let proxy_addr = SocketAddr::new(self.config.proxy_bind, self.config.proxy_port);

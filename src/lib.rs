@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod export;
 pub mod home;
 pub mod launch;
 pub mod logs;
