@@ -95,6 +95,16 @@ pub enum Command {
     },
     /// Stop every app, the main app included, and the engine.
     Kill,
+    /// Run the runtime's upgrade command for apps whose runtime version moved.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Upgrade {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app's log.
     Logs {
         name: String,
@@ -208,6 +218,9 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 "created {} ({}, port {}, {}); open {}",
                 v.name, v.start_mode, v.port, v.db, v.url
             );
+            for n in &v.notices {
+                println!("note: {n}");
+            }
             if v.start_mode == "on-visit" {
                 println!(
                     "it starts on its first visit, or now with `hangar start {}`",
@@ -324,6 +337,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())
@@ -451,5 +465,74 @@ fn print_status(v: &AppView) {
     ];
     for (k, val) in rows {
         println!("{k:>13}  {val}");
+    }
+}
+
+/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
+/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
+async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
+    use crate::engine::UpgradeReport;
+    let names: Vec<String> = match (name, all) {
+        (Some(n), false) => vec![n],
+        (None, true) => {
+            let v: Value = c.get("/apps").await?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            apps.into_iter().map(|a| a.name).collect()
+        }
+        _ => bail!("give either an app's name or --all"),
+    };
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let progress = !json && std::io::stderr().is_terminal();
+    if !json {
+        println!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
+    }
+    let mut reports: Vec<UpgradeReport> = Vec::new();
+    for n in &names {
+        if progress {
+            eprint!("upgrading {n}…");
+            let _ = std::io::stderr().flush();
+        }
+        let r: UpgradeReport = c
+            .post(&format!("/apps/{}/upgrade", seg(n)), &json!({}))
+            .await?;
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        if !json {
+            let version = match (&r.from, &r.to) {
+                (Some(f), Some(t)) if f != t => format!("{f} → {t}"),
+                (_, Some(t)) => t.clone(),
+                _ => "-".into(),
+            };
+            let mut row = format!("{:<width$}  {:<10}  {version}", r.name, r.result);
+            if let Some(e) = &r.error {
+                row.push_str(&format!("  ({e})"));
+            }
+            println!("{row}");
+        }
+        reports.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    let failed: Vec<&UpgradeReport> = reports.iter().filter(|r| r.result == "failed").collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if reports.len() == 1 => bail!(
+            "{} was not upgraded: {}",
+            one.name,
+            one.error.as_deref().unwrap_or("failed")
+        ),
+        _ => bail!(
+            "{} of {} upgrades failed: {}",
+            failed.len(),
+            reports.len(),
+            failed
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
