@@ -49,7 +49,10 @@ fn sql_try(url: &str, stmts: &[&str]) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             for s in stmts {
-                sqlx::raw_sql(s).execute(&mut c).await.map_err(|e| e.to_string())?;
+                sqlx::raw_sql(s)
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             let _ = c.close().await;
         } else {
@@ -57,7 +60,10 @@ fn sql_try(url: &str, stmts: &[&str]) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             for s in stmts {
-                sqlx::raw_sql(s).execute(&mut c).await.map_err(|e| e.to_string())?;
+                sqlx::raw_sql(s)
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             let _ = c.close().await;
         }
@@ -192,13 +198,22 @@ fn add_note(e: &TestEngine, app: &str, body: &str) {
         .json(&json!({ "body": body, "author": "tests" }))
         .send()
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().unwrap_or_default());
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        resp.text().unwrap_or_default()
+    );
 }
 
 fn notes(e: &TestEngine, app: &str) -> Vec<Value> {
     let (status, body) = e.get(&format!("/_app/{app}/api/notes"));
     assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn note_bodies(e: &TestEngine, app: &str) -> Vec<String> {
@@ -248,7 +263,10 @@ fn assert_secret_nowhere(e: &TestEngine, secret: &str, names: &[&str]) {
         ));
     }
     for (what, text) in seen {
-        assert!(!text.contains(secret), "a password shows in {what}:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "a password shows in {what}:\n{text}"
+        );
     }
 }
 
@@ -295,7 +313,10 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
     assert_eq!(in_file(&file), 1);
     assert_eq!(note_bodies(&e, "sq1"), vec!["in my own file"]);
     let err = e.fails(&["delete", "sq2", "--drop-db", "--yes"]);
-    assert!(err.contains("attached") && err.contains("never drops"), "{err}");
+    assert!(
+        err.contains("attached") && err.contains("never drops"),
+        "{err}"
+    );
     assert!(listed(&e, "sq2"), "a refused delete deletes nothing");
     let out = e.ok(&["delete", "sq2"]);
     assert!(out.contains("kept: attached database"), "{out}");
@@ -304,8 +325,16 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
 
     // A URL that does not work is refused with the reason, and nothing is saved.
     let missing = dir.path().join("no-such-folder/x.db");
-    let err = e.fails(&["create", "sq3", "--db", &format!("sqlite://{}", missing.display())]);
-    assert!(err.contains("cannot use") && err.contains("nothing was saved"), "{err}");
+    let err = e.fails(&[
+        "create",
+        "sq3",
+        "--db",
+        &format!("sqlite://{}", missing.display()),
+    ]);
+    assert!(
+        err.contains("cannot use") && err.contains("nothing was saved"),
+        "{err}"
+    );
     assert!(!listed(&e, "sq3"));
     assert!(!e.home_path().join("apps/sq3").exists());
     let err = e.fails(&["create", "sq3", "--db", "sqlite:notes.db"]);
@@ -347,22 +376,41 @@ fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
     }
     let attach_url = on_db(&pg, &attach_db);
     let out = e.ok(&["create", &x, "--db", &attach_url]);
-    assert!(!out.contains("hangar-test"), "the create answer hides the password: {out}");
+    assert!(
+        !out.contains("hangar-test"),
+        "the create answer hides the password: {out}"
+    );
     for a in [&d, &s, &x] {
         e.ok(&["start", a]);
         add_note(&e, a, &format!("note of {a}"));
     }
     // New database: its own database, owned by its own role.
     let (id_d, id_s) = (ident(&d), ident(&s));
-    assert_eq!(count(&on_db(&pg, &id_d), "SELECT COUNT(*) FROM public.notes"), 1);
     assert_eq!(
-        text(&pg, &format!("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id_d}'")),
+        count(&on_db(&pg, &id_d), "SELECT COUNT(*) FROM public.notes"),
+        1
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id_d}'"
+            )
+        ),
         id_d
     );
     // Schema mode: a schema in the data service's database, owned by the app's role.
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM \"{id_s}\".notes")), 1);
     assert_eq!(
-        text(&pg, &format!("SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id_s}'")),
+        count(&pg, &format!("SELECT COUNT(*) FROM \"{id_s}\".notes")),
+        1
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id_s}'"
+            )
+        ),
         id_s
     );
     // The search path travels in DATABASE_URL itself: sqlx honours it without DB_SCHEMA.
@@ -384,23 +432,65 @@ fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
 
     // --drop-db never drops an attached database, and says why.
     let err = e.fails(&["delete", &x, "--drop-db", "--yes"]);
-    assert!(err.contains("attached") && err.contains("never drops"), "{err}");
+    assert!(
+        err.contains("attached") && err.contains("never drops"),
+        "{err}"
+    );
     e.ok(&["delete", &x]);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{attach_db}'")), 1);
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{attach_db}'")
+        ),
+        1
+    );
     assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
 
     // --drop-db drops exactly what was made: database and role; schema and role.
     let out = e.ok(&["delete", &d, "--drop-db", "--yes"]);
-    assert!(out.contains(&format!("dropped: PostgreSQL database {id_d}")), "{out}");
-    assert!(out.contains(&format!("dropped: PostgreSQL role {id_d}")), "{out}");
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL database {id_d}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL role {id_d}")),
+        "{out}"
+    );
     let out = e.ok(&["delete", &s, "--drop-db", "--yes"]);
-    assert!(out.contains(&format!("dropped: PostgreSQL schema {id_s}")), "{out}");
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL schema {id_s}")),
+        "{out}"
+    );
     for id in [&id_d, &id_s] {
-        assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")), 0);
-        assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")), 0);
-        assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")), 0);
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+            ),
+            0
+        );
     }
-    assert_eq!(count(&pg, "SELECT COUNT(*) FROM pg_database WHERE datname = 'postgres'"), 1);
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT COUNT(*) FROM pg_database WHERE datname = 'postgres'"
+        ),
+        1
+    );
     drop(e);
     sql(&pg, &[&format!("DROP DATABASE \"{attach_db}\"")]);
 }
@@ -422,10 +512,19 @@ fn a_deleted_app_keeps_its_postgres_database_unless_dropped_and_a_new_one_is_ref
     assert_eq!(count(&on_db(&pg, &id), "SELECT COUNT(*) FROM notes"), 1);
     // A new app of that name would find the old data (NocoBase #3188): refused instead.
     let err = e.fails(&["create", &k]);
-    assert!(err.contains(&format!("already has a database named {id}")), "{err}");
+    assert!(
+        err.contains(&format!("already has a database named {id}")),
+        "{err}"
+    );
     assert!(!listed(&e, &k));
     drop(e);
-    sql(&pg, &[&format!("DROP DATABASE \"{id}\""), &format!("DROP ROLE \"{id}\"")]);
+    sql(
+        &pg,
+        &[
+            &format!("DROP DATABASE \"{id}\""),
+            &format!("DROP ROLE \"{id}\""),
+        ],
+    );
 }
 
 // ---- MariaDB -----------------------------------------------------------------------------------
@@ -447,7 +546,13 @@ fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
         add_note(&e, a, &format!("note of {a}"));
     }
     assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM `{id}`.notes")), 1);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")), 1);
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
+        ),
+        1
+    );
     assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
 
     let err = e.fails(&["create", "ms1", "--db", "schema"]);
@@ -464,10 +569,25 @@ fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
     assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
 
     let out = e.ok(&["delete", &d, "--drop-db", "--yes"]);
-    assert!(out.contains(&format!("dropped: MySQL database {id}")), "{out}");
+    assert!(
+        out.contains(&format!("dropped: MySQL database {id}")),
+        "{out}"
+    );
     assert!(out.contains("dropped: MySQL user"), "{out}");
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{id}'")), 0);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")), 0);
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
+        ),
+        0
+    );
     drop(e);
     sql(&my, &[&format!("DROP DATABASE `{attach_db}`")]);
 }
@@ -483,7 +603,9 @@ fn a_missing_right_is_named_and_nothing_is_created() {
     sql(
         &pg,
         &[
-            &format!("CREATE ROLE \"{nocreate}\" LOGIN PASSWORD 'limited-pw' NOCREATEDB NOCREATEROLE"),
+            &format!(
+                "CREATE ROLE \"{nocreate}\" LOGIN PASSWORD 'limited-pw' NOCREATEDB NOCREATEROLE"
+            ),
             &format!("CREATE ROLE \"{dbonly}\" LOGIN PASSWORD 'limited-pw' CREATEDB NOCREATEROLE"),
         ],
     );
@@ -493,20 +615,41 @@ fn a_missing_right_is_named_and_nothing_is_created() {
     let n1 = uniq("pn");
     let err = e.fails(&["create", &n1]);
     assert!(
-        err.contains("may not create databases") && err.contains("lacks CREATEDB") && err.contains(&nocreate),
+        err.contains("may not create databases")
+            && err.contains("lacks CREATEDB")
+            && err.contains(&nocreate),
         "{err}"
     );
     assert!(err.contains("nothing was created"), "{err}");
     let err = e.fails(&["create", &n1, "--db", "schema"]);
     assert!(
-        err.contains("may not create schemas") && err.contains("lacks the CREATE privilege on that database"),
+        err.contains("may not create schemas")
+            && err.contains("lacks the CREATE privilege on that database"),
         "{err}"
     );
     assert!(!listed(&e, &n1));
     let id = ident(&n1);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")), 0);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")), 0);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")), 0);
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+        ),
+        0
+    );
     drop(e);
 
     // PostgreSQL, CREATEDB but no CREATEROLE: made with the service account, and said so.
@@ -516,22 +659,132 @@ fn a_missing_right_is_named_and_nothing_is_created() {
         let _g = pg_create_lock();
         e.ok(&["create", &n2])
     };
-    assert!(out.contains("note:") && out.contains("may not create roles") && out.contains("CREATEROLE"), "{out}");
+    assert!(
+        out.contains("note:") && out.contains("may not create roles") && out.contains("CREATEROLE"),
+        "{out}"
+    );
     let id2 = ident(&n2);
     assert_eq!(
-        text(&pg, &format!("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id2}'")),
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id2}'"
+            )
+        ),
         dbonly
     );
-    assert!(e.app(&n2)["db"].as_str().unwrap().contains(&format!("{dbonly}@")));
+    assert!(e.app(&n2)["db"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{dbonly}@")));
     e.ok(&["start", &n2]);
     add_note(&e, &n2, "through the service account");
     let out = e.ok(&["delete", &n2, "--drop-db", "--yes"]);
-    assert!(out.contains(&format!("dropped: PostgreSQL database {id2}")), "{out}");
-    assert!(!out.contains("role"), "no role was made, none is dropped: {out}");
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id2}'")), 0);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{dbonly}'")), 1);
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL database {id2}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("role"),
+        "no role was made, none is dropped: {out}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id2}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{dbonly}'")
+        ),
+        1
+    );
     drop(e);
-    sql(&pg, &[&format!("DROP ROLE \"{nocreate}\""), &format!("DROP ROLE \"{dbonly}\"")]);
+    sql(
+        &pg,
+        &[
+            &format!("DROP ROLE \"{nocreate}\""),
+            &format!("DROP ROLE \"{dbonly}\""),
+        ],
+    );
+
+    // PostgreSQL, a non-superuser with CREATEDB and CREATEROLE (and CREATE on its database):
+    // roles of the apps' own, which it may make the owners, and drop again.
+    let creator = uniq("htest_creator_");
+    sql(
+        &pg,
+        &[
+            &format!("CREATE ROLE \"{creator}\" LOGIN PASSWORD 'limited-pw' CREATEDB CREATEROLE"),
+            &format!("GRANT CREATE ON DATABASE postgres TO \"{creator}\""),
+        ],
+    );
+    let e = TestEngine::start_with(&data_service(&as_user(&pg, &creator, "limited-pw")));
+    let (n4, n5) = (uniq("pn"), uniq("pn"));
+    {
+        let _g = pg_create_lock();
+        let out = e.ok(&["create", &n4]);
+        assert!(!out.contains("note:"), "{out}");
+    }
+    let out = e.ok(&["create", &n5, "--db", "schema"]);
+    assert!(!out.contains("note:"), "{out}");
+    let (id4, id5) = (ident(&n4), ident(&n5));
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id4}'"
+            )
+        ),
+        id4
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id5}'"
+            )
+        ),
+        id5
+    );
+    for a in [&n4, &n5] {
+        e.ok(&["start", a]);
+        add_note(&e, a, "own role");
+        e.ok(&["delete", a, "--drop-db", "--yes"]);
+    }
+    for id in [&id4, &id5] {
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+            ),
+            0
+        );
+    }
+    drop(e);
+    sql(
+        &pg,
+        &[
+            &format!("DROP OWNED BY \"{creator}\""),
+            &format!("DROP ROLE \"{creator}\""),
+        ],
+    );
 
     // MariaDB, no CREATE: refused, naming the right; nothing made.
     let my_none = uniq("htest_none_");
@@ -551,27 +804,62 @@ fn a_missing_right_is_named_and_nothing_is_created() {
     let m1 = uniq("mn");
     let err = e.fails(&["create", &m1]);
     assert!(
-        err.contains("may not create databases") && err.contains("lacks the CREATE privilege") && err.contains(&my_none),
+        err.contains("may not create databases")
+            && err.contains("lacks the CREATE privilege")
+            && err.contains(&my_none),
         "{err}"
     );
     assert!(!listed(&e, &m1));
     let mid = ident(&m1);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid}'")), 0);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{mid}'")), 0);
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid}'"
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{mid}'")
+        ),
+        0
+    );
     drop(e);
 
     // MariaDB, no CREATE USER: made with the service account, and said so.
     let e = TestEngine::start_with(&data_service(&as_user(&my, &my_nouser, "limited-pw")));
     let m2 = uniq("mn");
     let out = e.ok(&["create", &m2]);
-    assert!(out.contains("note:") && out.contains("may not create users") && out.contains("CREATE USER"), "{out}");
+    assert!(
+        out.contains("note:")
+            && out.contains("may not create users")
+            && out.contains("CREATE USER"),
+        "{out}"
+    );
     e.ok(&["start", &m2]);
     add_note(&e, &m2, "through the service account");
     let mid2 = ident(&m2);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM `{mid2}`.notes")), 1);
+    assert_eq!(
+        count(&my, &format!("SELECT COUNT(*) FROM `{mid2}`.notes")),
+        1
+    );
     let out = e.ok(&["delete", &m2, "--drop-db", "--yes"]);
-    assert!(out.contains(&format!("dropped: MySQL database {mid2}")) && !out.contains("MySQL user"), "{out}");
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid2}'")), 0);
+    assert!(
+        out.contains(&format!("dropped: MySQL database {mid2}")) && !out.contains("MySQL user"),
+        "{out}"
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid2}'"
+            )
+        ),
+        0
+    );
     drop(e);
     sql(
         &my,
@@ -598,8 +886,17 @@ fn a_failure_midway_leaves_nothing_behind() {
         sql(&pg, &[&format!("CREATE DATABASE \"{cid}\"")]);
     }
     let err = e.fails(&["create", &c]);
-    assert!(err.contains(&format!("already has a database named {cid}")), "{err}");
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{cid}'")), 0);
+    assert!(
+        err.contains(&format!("already has a database named {cid}")),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{cid}'")
+        ),
+        0
+    );
     assert!(!listed(&e, &c));
     sql(&pg, &[&format!("DROP DATABASE \"{cid}\"")]);
 
@@ -617,9 +914,24 @@ fn a_failure_midway_leaves_nothing_behind() {
         err
     };
     assert!(err.contains("creating the database failed"), "{err}");
-    assert!(err.contains(&format!("PostgreSQL role {mid}")) && err.contains("dropped again"), "{err}");
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{mid}'")), 0);
-    assert_eq!(count(&pg, &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{mid}'")), 0);
+    assert!(
+        err.contains(&format!("PostgreSQL role {mid}")) && err.contains("dropped again"),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{mid}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{mid}'")
+        ),
+        0
+    );
     assert!(!listed(&e, &m));
     assert!(!e.home_path().join("apps").join(&m).exists());
     drop(e);
@@ -637,10 +949,27 @@ fn a_failure_midway_leaves_nothing_behind() {
     let g = uniq("mg");
     let gid = ident(&g);
     let err = e.fails(&["create", &g]);
-    assert!(err.contains("granting the user its database failed"), "{err}");
+    assert!(
+        err.contains("granting the user its database failed"),
+        "{err}"
+    );
     assert!(err.contains("dropped again"), "{err}");
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{gid}'")), 0);
-    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{gid}'")), 0);
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{gid}'"
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{gid}'")
+        ),
+        0
+    );
     assert!(!listed(&e, &g));
     drop(e);
     sql(&my, &[&format!("DROP USER '{nogrant}'@'127.0.0.1'")]);
@@ -675,8 +1004,11 @@ fn apps_on_one_data_service_cannot_see_each_others_notes() {
     assert!(err.contains("permission denied"), "{err}");
     // s2's role cannot read s1's schema in the shared database.
     let s2_url = stored_url(&e, &s2);
-    let err = count_try(&s2_url, &format!("SELECT COUNT(*) FROM \"{}\".notes", ident(&s1)))
-        .expect_err("s2 reads s1");
+    let err = count_try(
+        &s2_url,
+        &format!("SELECT COUNT(*) FROM \"{}\".notes", ident(&s1)),
+    )
+    .expect_err("s2 reads s1");
     assert!(err.contains("permission denied"), "{err}");
     assert_eq!(count(&s2_url, "SELECT COUNT(*) FROM notes"), 1);
     for app in [&a, &b, &s1, &s2] {
@@ -693,8 +1025,11 @@ fn apps_on_one_data_service_cannot_see_each_others_notes() {
     }
     assert_eq!(note_bodies(&e, &a), vec![format!("secret of {a}")]);
     let b_url = stored_url(&e, &b);
-    let err = count_try(&b_url, &format!("SELECT COUNT(*) FROM `{}`.notes", ident(&a)))
-        .expect_err("b reads a");
+    let err = count_try(
+        &b_url,
+        &format!("SELECT COUNT(*) FROM `{}`.notes", ident(&a)),
+    )
+    .expect_err("b reads a");
     assert!(err.contains("denied"), "{err}");
     assert_eq!(count(&b_url, "SELECT COUNT(*) FROM notes"), 1);
     for app in [&a, &b] {
@@ -723,7 +1058,10 @@ fn an_app_made_on_schema_v1_is_upgraded_on_start_with_its_notes_kept() {
         log.contains("upgrading from hangar-demo 0.1.0+schema.1 to hangar-demo 0.1.0+schema.2"),
         "the start ran the upgrade: {log}"
     );
-    assert!(log.contains("upgraded to hangar-demo 0.1.0+schema.2"), "{log}");
+    assert!(
+        log.contains("upgraded to hangar-demo 0.1.0+schema.2"),
+        "{log}"
+    );
     let (_, info) = e.get("/_app/up1/api/info");
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["schema_version"], 2, "{info}");
@@ -749,7 +1087,11 @@ fn hangar_upgrade_reports_each_app_and_keeps_notes_on_postgres() {
     e.ok(&["stop", &x]);
     // Nothing moved yet.
     let out = e.ok(&["upgrade", &x]);
-    assert!(out.lines().any(|l| l.starts_with(x.as_str()) && l.contains("up-to-date")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(x.as_str()) && l.contains("up-to-date")),
+        "{out}"
+    );
 
     e.stop_engine();
     e.set_env("HANGAR_DEMO_SCHEMA", "2");
@@ -763,8 +1105,14 @@ fn hangar_upgrade_reports_each_app_and_keeps_notes_on_postgres() {
             && l.contains("hangar-demo 0.1.0+schema.1 → hangar-demo 0.1.0+schema.2")),
         "{out}"
     );
-    assert_eq!(e.status(&x), "stopped", "an explicit upgrade does not start it");
-    assert!(e.log_text(&x).contains("upgrading from hangar-demo 0.1.0+schema.1 to hangar-demo 0.1.0+schema.2"));
+    assert_eq!(
+        e.status(&x),
+        "stopped",
+        "an explicit upgrade does not start it"
+    );
+    assert!(e
+        .log_text(&x)
+        .contains("upgrading from hangar-demo 0.1.0+schema.1 to hangar-demo 0.1.0+schema.2"));
     let id = ident(&x);
     assert_eq!(
         count(&on_db(&pg, &id), "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'author'"),
@@ -776,12 +1124,28 @@ fn hangar_upgrade_reports_each_app_and_keeps_notes_on_postgres() {
     let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
     let of = |n: &str| reports.iter().find(|r| r["name"] == n).cloned().unwrap();
     assert_eq!(of(&x)["result"], "up-to-date");
-    assert_eq!(of(&y)["result"], "up-to-date", "never ran: nothing to upgrade from");
-    assert_eq!(of("main")["result"], "up-to-date", "main was upgraded when the engine started");
-    let (status, body) = e.api(reqwest::Method::POST, &format!("/apps/{x}/upgrade"), Some(json!({})));
+    assert_eq!(
+        of(&y)["result"],
+        "up-to-date",
+        "never ran: nothing to upgrade from"
+    );
+    assert_eq!(
+        of("main")["result"],
+        "up-to-date",
+        "main was upgraded when the engine started"
+    );
+    let (status, body) = e.api(
+        reqwest::Method::POST,
+        &format!("/apps/{x}/upgrade"),
+        Some(json!({})),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"], "up-to-date");
-    let (status, _) = e.api(reqwest::Method::POST, "/apps/nosuchapp/upgrade", Some(json!({})));
+    let (status, _) = e.api(
+        reqwest::Method::POST,
+        "/apps/nosuchapp/upgrade",
+        Some(json!({})),
+    );
     assert_eq!(status, 404);
     let out = e.hangar(&["upgrade"]);
     assert!(!out.status.success(), "upgrade wants a name or --all");
@@ -816,10 +1180,18 @@ version_command = ["cat", "version"]
     for (app, rt) in [("rg", "good"), ("rb", "bad")] {
         e.ok(&["create", app, "--runtime", rt]);
         std::fs::create_dir_all(e.home_path().join("apps").join(app)).unwrap();
-        std::fs::write(e.home_path().join("apps").join(app).join("version"), "1.0\n").unwrap();
+        std::fs::write(
+            e.home_path().join("apps").join(app).join("version"),
+            "1.0\n",
+        )
+        .unwrap();
         e.ok(&["start", app]);
         add_note(&e, app, "kept");
-        std::fs::write(e.home_path().join("apps").join(app).join("version"), "1.1\n").unwrap();
+        std::fs::write(
+            e.home_path().join("apps").join(app).join("version"),
+            "1.1\n",
+        )
+        .unwrap();
     }
     let pid = e.app("rg")["pid"].as_u64().unwrap();
     let out = e.ok(&["upgrade", "rg", "--json"]);
@@ -828,22 +1200,45 @@ version_command = ["cat", "version"]
     assert_eq!(r[0]["from"], "1.0");
     assert_eq!(r[0]["to"], "1.1");
     e.wait_status("rg", "running", Duration::from_secs(60));
-    assert_ne!(e.app("rg")["pid"].as_u64().unwrap(), pid, "stopped and started again");
+    assert_ne!(
+        e.app("rg")["pid"].as_u64().unwrap(),
+        pid,
+        "stopped and started again"
+    );
     assert_eq!(note_bodies(&e, "rg"), vec!["kept"]);
 
     let err = e.fails(&["upgrade", "rb"]);
-    assert!(err.contains("rb was not upgraded") && err.contains("exit status: 7"), "{err}");
+    assert!(
+        err.contains("rb was not upgraded") && err.contains("exit status: 7"),
+        "{err}"
+    );
     let rb = e.app("rb");
     assert_eq!(rb["status"], "error");
     assert!(rb["pid"].is_null(), "not started after a failed upgrade");
     assert!(
-        rb["error"].as_str().unwrap().contains("the-upgrade-says-no"),
+        rb["error"]
+            .as_str()
+            .unwrap()
+            .contains("the-upgrade-says-no"),
         "the log excerpt is in the error: {rb}"
     );
     let out = e.hangar(&["upgrade", "--all"]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.lines().any(|l| l.starts_with("rb") && l.contains("failed")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("rg") && l.contains("up-to-date")), "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of"), "{out:?}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("rb") && l.contains("failed")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("rg") && l.contains("up-to-date")),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 of"),
+        "{out:?}"
+    );
 }
