@@ -41,6 +41,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/start", post(start))
         .route("/apps/{name}/stop", post(stop))
         .route("/apps/{name}/restart", post(restart))
+        .route("/apps/{name}/upgrade", post(upgrade))
+        .route("/upgrade", post(upgrade_all))
         .route("/apps/{name}/logs", get(logs))
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/events", get(events))
@@ -217,6 +219,17 @@ async fn restart(
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(e.restart(&name).await?))
+}
+
+async fn upgrade(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.upgrade(&name).await?))
+}
+
+async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "apps": e.upgrade_all().await? })))
 }
 
 async fn kill(State(e): State<Shared>) -> Json<serde_json::Value> {

@@ -117,6 +117,16 @@ pub enum Command {
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run the runtime's upgrade command for apps whose runtime version moved.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Upgrade {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app's log.
     Logs {
         name: String,
@@ -230,6 +240,9 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 "created {} ({}, port {}, {}); open {}",
                 v.name, v.start_mode, v.port, v.db, v.url
             );
+            for n in &v.notices {
+                println!("note: {n}");
+            }
             if v.start_mode == "on-visit" {
                 println!(
                     "it starts on its first visit, or now with `hangar start {}`",
@@ -346,20 +359,33 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Export { kind, name, all: _, direct, listen, image, output } => {
-            let mut q = format!("?direct={direct}&listen={listen}&image={}", query_escape(&image));
+        Command::Export {
+            kind,
+            name,
+            all: _,
+            direct,
+            listen,
+            image,
+            output,
+        } => {
+            let mut q = format!(
+                "?direct={direct}&listen={listen}&image={}",
+                query_escape(&image)
+            );
             if let Some(n) = &name {
                 q.push_str(&format!("&app={}", seg(n)));
             }
             let text = c.get_text(&format!("/export/{kind}{q}")).await?;
             match output {
                 Some(path) => {
-                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
                     eprintln!("wrote {}", path.display());
                 }
                 None => print!("{text}"),
             }
         }
+        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())
@@ -380,7 +406,13 @@ fn seg(s: &str) -> String {
 
 fn query_escape(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -493,5 +525,74 @@ fn print_status(v: &AppView) {
     ];
     for (k, val) in rows {
         println!("{k:>13}  {val}");
+    }
+}
+
+/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
+/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
+async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
+    use crate::engine::UpgradeReport;
+    let names: Vec<String> = match (name, all) {
+        (Some(n), false) => vec![n],
+        (None, true) => {
+            let v: Value = c.get("/apps").await?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            apps.into_iter().map(|a| a.name).collect()
+        }
+        _ => bail!("give either an app's name or --all"),
+    };
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let progress = !json && std::io::stderr().is_terminal();
+    if !json {
+        println!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
+    }
+    let mut reports: Vec<UpgradeReport> = Vec::new();
+    for n in &names {
+        if progress {
+            eprint!("upgrading {n}…");
+            let _ = std::io::stderr().flush();
+        }
+        let r: UpgradeReport = c
+            .post(&format!("/apps/{}/upgrade", seg(n)), &json!({}))
+            .await?;
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        if !json {
+            let version = match (&r.from, &r.to) {
+                (Some(f), Some(t)) if f != t => format!("{f} → {t}"),
+                (_, Some(t)) => t.clone(),
+                _ => "-".into(),
+            };
+            let mut row = format!("{:<width$}  {:<10}  {version}", r.name, r.result);
+            if let Some(e) = &r.error {
+                row.push_str(&format!("  ({e})"));
+            }
+            println!("{row}");
+        }
+        reports.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    let failed: Vec<&UpgradeReport> = reports.iter().filter(|r| r.result == "failed").collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if reports.len() == 1 => bail!(
+            "{} was not upgraded: {}",
+            one.name,
+            one.error.as_deref().unwrap_or("failed")
+        ),
+        _ => bail!(
+            "{} of {} upgrades failed: {}",
+            failed.len(),
+            reports.len(),
+            failed
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

@@ -429,3 +429,40 @@ fn to_yaml<T: k8s_openapi::Resource + serde::Serialize>(r: &T) -> Result<String,
     }
     serde_yaml_ng::to_string(&v).map_err(|e| ExportError::Yaml(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> AppRecord {
+        AppRecord {
+            name: name.into(),
+            display_name: name.into(),
+            start_mode: crate::registry::StartMode::OnVisit,
+            port: 14000,
+            domain: None,
+            pinned: false,
+            runtime: None,
+            db: crate::db::AppDb::sqlite_file(std::path::Path::new("/h/apps/x")),
+            env: BTreeMap::new(),
+            app_key: "k".into(),
+            desired: crate::registry::Desired::Dormant,
+            last_version: None,
+            pid: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn clashing_kubernetes_names_are_refused() {
+        let config = Config::parse("", std::path::Path::new("hangar.toml")).unwrap();
+        let apps = [record("a_b"), record("a-b")];
+        let err = kubernetes(&config, &apps, &|_| "img".into())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("both become \"a-b\""), "{err}");
+        assert!(kubernetes(&config, &apps[..1], &|_| "img".into()).is_ok());
+    }
+}

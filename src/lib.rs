@@ -13,6 +13,7 @@ pub mod launch;
 pub mod logs;
 pub mod metrics;
 pub mod process;
+pub mod provision;
 pub mod proxy;
 pub mod registry;
 pub mod secret;
