@@ -45,10 +45,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/events", get(events))
         .route("/kill", post(kill))
-        .route("/validate/name", get(validate_name));
+        .route("/validate/name", get(validate_name))
+        .route("/login-code", post(crate::ui_server::login_code));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
+        // The control panel's files and `/login`: no token (see ui_server.rs).
+        .merge(crate::ui_server::router(engine.clone()))
         .with_state(engine)
 }
 

@@ -16,4 +16,5 @@ pub mod proxy;
 pub mod registry;
 pub mod secret;
 pub mod supervisor;
+pub mod ui_server;
 pub mod validate;
