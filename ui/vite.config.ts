@@ -2,9 +2,9 @@ import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 
 // One build for the browser (served by `hangar serve` on the API port) and the desktop webview.
-// Relative asset paths so the same files work under any mount point.
+// Absolute asset paths: the engine also serves index.html for path routes such as /logs/NAME.
 export default defineConfig({
-  base: './',
+  base: '/',
   plugins: [svelte()],
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: false },
   server: {

@@ -206,7 +206,7 @@ export class LogView {
     if (this.opts.follow) {
       this.setTop(Math.max(0, sh - vp));
       first = Math.max(0, rows - count);
-      bottom = true;
+      bottom = rows * rh > vp; // a short log starts at the top
     } else {
       const shape = `${rows}:${b.first}`;
       if (this.anchorSeq !== null && rows > 0 && shape !== this.seen) {
