@@ -111,6 +111,10 @@ test('the new app starts, its CPU and memory appear live, and it is pinned in th
   }, APP, { timeout: 30000 });
   await page.locator('nav[aria-label="Pinned apps"]').getByText('E2E shop').waitFor();
   await shot(page, 'apps');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(21, 24, 29)', 'dark follows the system');
+  await shot(page, 'apps-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   const v = JSON.parse(e.cli('status', APP, '--json').stdout);
   assert.equal(v.pinned, true);
   assert.equal(v.display_name, 'E2E shop');
@@ -217,6 +221,14 @@ test('the UI is served with the right types, an SPA fallback and no way out of i
   await page.goto(`${e.base}/logs/main`);
   await page.getByTestId('log-conn').waitFor();
   assert.equal(new URL(page.url()).hash, '#/logs/main');
+});
+
+test('the proxy never hands the token cookie to an app', async () => {
+  const r = await fetch(`http://127.0.0.1:${e.proxyPort}/api/headers`, { headers: { Cookie: 'a=1; hangar_token=not-for-apps; b=2' } });
+  assert.equal(r.status, 200);
+  const body = await r.text();
+  assert.match(body, /a=1/);
+  assert.doesNotMatch(body, /not-for-apps/);
 });
 
 test('no script error on any page', () => {
