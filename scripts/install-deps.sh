@@ -40,7 +40,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is missing; install a Rust toolchain (rustup, Rust 1.85 or newer) and run again" >&2
   exit 1
 fi
-if printf '%s\n' "${want[@]}" | grep -qx test && ! command -v node >/dev/null 2>&1; then
+if ! command -v node >/dev/null 2>&1; then
   echo "install-deps: node (20 or newer) and npm are needed for the UI; install them and run again" >&2
   exit 1
 fi

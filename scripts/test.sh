@@ -18,4 +18,7 @@ trap 'scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
 step "cargo test"
 cargo test --workspace -- --test-threads="${HANGAR_TEST_THREADS:-4}"
 
+step "control panel: unit tests and end-to-end in Chromium"
+ui/run-e2e.sh
+
 step "all tests passed"

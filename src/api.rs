@@ -48,10 +48,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/events", get(events))
         .route("/kill", post(kill))
         .route("/validate/name", get(validate_name))
-        .route("/export/{kind}", get(export));
+        .route("/export/{kind}", get(export))
+        .route("/db/test", post(db_test))
+        .route("/login-code", post(crate::ui_server::login_code));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
+        // The control panel's files and `/login`: no token (see ui_server.rs).
+        .merge(crate::ui_server::router(engine.clone()))
         .with_state(engine)
 }
 
@@ -263,6 +267,27 @@ async fn validate_name(
 }
 
 #[derive(Deserialize)]
+struct DbTest {
+    url: String,
+}
+
+/// Try a connection URL for the create form's "Test connection": `{ok, message}`; the message
+/// carries the server's reason, never the password.
+async fn db_test(
+    body: Result<Json<DbTest>, axum::extract::rejection::JsonRejection>,
+) -> Json<serde_json::Value> {
+    let Ok(Json(req)) = body else {
+        return Json(json!({ "ok": false, "message": "send {\"url\": \"postgres://…\"}" }));
+    };
+    match crate::provision::test_url(&req.url).await {
+        Ok(()) => Json(
+            json!({ "ok": true, "message": format!("connected to {}", crate::provision::redact(&req.url)) }),
+        ),
+        Err(e) => Json(json!({ "ok": false, "message": e.to_string() })),
+    }
+}
+
+#[derive(Deserialize)]
 struct ExportQuery {
     app: Option<String>,
     #[serde(default)]
@@ -271,10 +296,23 @@ struct ExportQuery {
     image: Option<String>,
 }
 
-async fn export(State(e): State<Shared>, Path(kind): Path<String>, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
+async fn export(
+    State(e): State<Shared>,
+    Path(kind): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
     let text = match kind.as_str() {
-        "nginx" => e.export_nginx(q.app.as_deref(), q.direct, q.listen.unwrap_or(80)).await?,
-        "kubernetes" => e.export_kubernetes(q.app.as_deref(), q.image.as_deref().unwrap_or("{runtime}:latest")).await?,
+        "nginx" => {
+            e.export_nginx(q.app.as_deref(), q.direct, q.listen.unwrap_or(80))
+                .await?
+        }
+        "kubernetes" => {
+            e.export_kubernetes(
+                q.app.as_deref(),
+                q.image.as_deref().unwrap_or("{runtime}:latest"),
+            )
+            .await?
+        }
         other => {
             return Err(EngineError::Invalid(crate::validate::Invalid::new(
                 "kind",

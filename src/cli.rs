@@ -140,6 +140,13 @@ pub enum Command {
         #[arg(long, value_name = "PATTERN")]
         grep: Option<String>,
     },
+    /// Print (and try to open in a browser) a one-time link that logs a browser in to the
+    /// control panel.
+    Open {
+        /// Only print the link.
+        #[arg(long)]
+        no_browser: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -204,6 +211,10 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
         engine.config.proxy_port,
         engine.config.api_port,
         engine.home.root().display()
+    );
+    eprintln!(
+        "Control panel: {}  (a one-time link; `hangar open` makes another)",
+        crate::ui_server::login_url(engine.config.api_port)
     );
     engine.serve().await?;
     engine.registry.close().await;
@@ -386,9 +397,38 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             }
         }
         Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
+        Command::Open { no_browser } => {
+            let v: Value = c.post("/login-code", &json!({})).await?;
+            let url = v["url"]
+                .as_str()
+                .context("the engine's answer has no login URL")?;
+            println!("{url}");
+            if !no_browser {
+                open_in_browser(url);
+            }
+        }
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())
+}
+
+/// Try the desktop's opener; the URL is printed either way, so a failure only says so.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => eprintln!("opening it with {opener}; the link works once and for 5 minutes"),
+        Err(e) => eprintln!("could not run {opener} ({e}); open the link above in a browser"),
+    }
 }
 
 /// A path segment: names are validated by the engine, but never let one change the path.

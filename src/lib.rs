@@ -18,4 +18,5 @@ pub mod proxy;
 pub mod registry;
 pub mod secret;
 pub mod supervisor;
+pub mod ui_server;
 pub mod validate;

@@ -842,6 +842,11 @@ async fn my_new_database_on(
 
 // ---- new connection --------------------------------------------------------------------------
 
+/// The "Test connection" button: connect and `SELECT 1`, nothing is made or saved.
+pub async fn test_url(url: &str) -> Result<(), ProvisionError> {
+    attach(url).await.map(|_| ())
+}
+
 /// Test an operator's URL (connect, `SELECT 1`) and record it as attached.
 async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
     let invalid = |m: String| ProvisionError::Invalid(Invalid::new("db", m));

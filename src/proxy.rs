@@ -416,6 +416,7 @@ fn forward_headers(
     upgrade: bool,
 ) {
     strip_hop_headers(h, upgrade);
+    crate::ui_server::strip_token_cookie(h);
     let ip = peer.ip().to_string();
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),

@@ -1242,3 +1242,30 @@ version_command = ["cat", "version"]
         "{out:?}"
     );
 }
+
+#[test]
+fn test_connection_reports_the_servers_reason_without_the_password() {
+    let e = TestEngine::start();
+    let good = pg();
+    let (status, v) = e.api(
+        reqwest::Method::POST,
+        "/db/test",
+        Some(serde_json::json!({ "url": good })),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    let bad = as_user(&pg(), "postgres", "wrong-password-123");
+    let (_, v) = e.api(
+        reqwest::Method::POST,
+        "/db/test",
+        Some(serde_json::json!({ "url": bad })),
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("password authentication failed"),
+        "the server's reason: {msg}"
+    );
+    assert!(!msg.contains("wrong-password-123"), "{msg}");
+    assert_eq!(e.list().len(), 1, "testing saves nothing");
+}
