@@ -193,6 +193,7 @@ impl Engine {
     /// Make sure the main app exists, end what a crashed engine left running, supervise every
     /// app and start the main app and the `with-main` apps, a few at a time.
     pub async fn boot(self: &Arc<Self>) -> Result<(), EngineError> {
+        self.recover().await?;
         self.ensure_main().await?;
         let apps = self.registry.list().await?;
         for app in &apps {
@@ -235,6 +236,82 @@ impl Engine {
                     }
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Move a deleted app's data folder to `apps/.deleted/<name>-<time>/`.
+    fn move_aside(&self, name: &str) -> Result<std::path::PathBuf, EngineError> {
+        let dir = self.home.app_dir(name);
+        let stamp = crate::registry::now().replace([':', '-'], "");
+        let aside = self
+            .home
+            .apps_dir()
+            .join(".deleted")
+            .join(format!("{name}-{stamp}"));
+        if let Some(parent) = aside.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::rename(&dir, &aside)
+            .map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
+        Ok(aside)
+    }
+
+    /// Finish what a crashed engine left in the journal: a create cut short is undone (only
+    /// what it made: objects that existed before it are kept), a delete is rolled forward.
+    async fn recover(&self) -> Result<(), EngineError> {
+        for entry in self.registry.journal().await? {
+            let registered = self.registry.get(&entry.name).await.is_ok();
+            match entry.op {
+                crate::registry::JournalOp::Create if registered => {}
+                crate::registry::JournalOp::Create => {
+                    tracing::warn!(app = %entry.name, "undoing a create that an engine crash cut short");
+                    if let Some(svc) = &entry.data_service {
+                        let id = crate::provision::identifier(&entry.name);
+                        match crate::provision::drop_unfinished(svc, &id, &entry.existed).await {
+                            Ok(dropped) if !dropped.is_empty() => {
+                                tracing::warn!(app = %entry.name, "dropped {}", dropped.join(", "))
+                            }
+                            Ok(_) => {}
+                            Err(why) => {
+                                // Keep the entry: the next start tries again.
+                                tracing::error!(app = %entry.name, "cannot undo the unfinished create yet: {why}");
+                                continue;
+                            }
+                        }
+                    }
+                    let dir = self.home.app_dir(&entry.name);
+                    if !entry.existed.iter().any(|k| k == "folder") && dir.exists() {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                }
+                crate::registry::JournalOp::Delete => {
+                    tracing::warn!(app = %entry.name, "finishing a delete that an engine crash cut short");
+                    if entry.drop_db {
+                        if let Some(db) = &entry.db {
+                            if let Err(e) =
+                                crate::provision::drop_owned(db, entry.data_service.as_deref())
+                                    .await
+                            {
+                                tracing::error!(app = %entry.name, "cannot finish dropping the database yet: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    if registered {
+                        self.registry.delete(&entry.name).await?;
+                    }
+                    let dir = self.home.app_dir(&entry.name);
+                    if dir.exists() {
+                        if entry.drop_db {
+                            let _ = std::fs::remove_dir_all(&dir);
+                        } else {
+                            let _ = self.move_aside(&entry.name);
+                        }
+                    }
+                }
+            }
+            self.registry.journal_end(&entry.name).await?;
         }
         Ok(())
     }
@@ -344,19 +421,53 @@ impl Engine {
                 ),
             )));
         }
-        let port = match req.port {
-            Some(p) => {
-                let p = validate::port(p as i64, &self.reserved_ports())?;
-                if self.registry.used_ports().await?.contains(&p) {
-                    // the registry's check names the holder
-                } else if launch::port_taken(p) {
-                    return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
-                }
-                p
-            }
-            None => self.free_port().await?,
-        };
+        let port = self.port_for(&req).await?;
         let data_dir = self.home.app_dir(&req.name);
+        // The journal lets an engine that starts after a crash undo a create cut short.
+        let provisions = matches!(
+            req.db.as_deref().unwrap_or("new-database"),
+            "new-database" | "schema"
+        );
+        let service = self.config.data_service.clone().filter(|_| provisions);
+        let mut existed = match &service {
+            Some(svc) => crate::provision::existing(svc, &crate::provision::identifier(&req.name))
+                .await
+                .map_err(|why| {
+                    EngineError::Refused(format!(
+                        "cannot reach the data service: {why}; nothing was created"
+                    ))
+                })?,
+            None => Vec::new(),
+        };
+        if data_dir.exists() {
+            existed.push("folder".into());
+        }
+        let entry = crate::registry::JournalEntry {
+            name: req.name.clone(),
+            op: crate::registry::JournalOp::Create,
+            data_service: service,
+            existed,
+            db: None,
+            drop_db: false,
+        };
+        self.registry.journal_begin(&entry).await?;
+        let result = self
+            .create_journaled(req, data_dir, display_name, domain, port)
+            .await;
+        if let Err(e) = self.registry.journal_end(&entry.name).await {
+            tracing::warn!(app = %entry.name, "cannot close the journal entry: {e}");
+        }
+        result
+    }
+
+    async fn create_journaled(
+        self: &Arc<Self>,
+        req: CreateApp,
+        data_dir: std::path::PathBuf,
+        display_name: String,
+        domain: Option<String>,
+        port: u16,
+    ) -> Result<AppView, EngineError> {
         let crate::provision::Provisioned { db, notices } =
             self.provision_db(&req, &data_dir).await?;
         let now = crate::registry::now();
@@ -385,7 +496,10 @@ impl Engine {
         let made_dir = !data_dir.exists();
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
             self.discard_db(&record.db).await;
-            return Err(EngineError::Io(format!("cannot create {}: {e}", data_dir.display())));
+            return Err(EngineError::Io(format!(
+                "cannot create {}: {e}",
+                data_dir.display()
+            )));
         }
         if let Err(e) = self.registry.insert(&record).await {
             if made_dir {
@@ -411,10 +525,29 @@ impl Engine {
         Ok(view)
     }
 
+    /// The port asked for (validated, free), or a free one from the range.
+    async fn port_for(&self, req: &CreateApp) -> Result<u16, EngineError> {
+        Ok(match req.port {
+            Some(p) => {
+                let p = validate::port(p as i64, &self.reserved_ports())?;
+                if self.registry.used_ports().await?.contains(&p) {
+                    // the registry's check names the holder
+                } else if launch::port_taken(p) {
+                    return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
+                }
+                p
+            }
+            None => self.free_port().await?,
+        })
+    }
+
     /// Drop what provisioning made for an app that was not registered after all.
     async fn discard_db(&self, db: &AppDb) {
-        if let Err(e) = crate::provision::drop_owned(db, self.config.data_service.as_deref()).await {
-            tracing::warn!("a database made for an app that was not created could not be dropped: {e}");
+        if let Err(e) = crate::provision::drop_owned(db, self.config.data_service.as_deref()).await
+        {
+            tracing::warn!(
+                "a database made for an app that was not created could not be dropped: {e}"
+            );
         }
     }
 
@@ -423,7 +556,13 @@ impl Engine {
         req: &CreateApp,
         data_dir: &std::path::Path,
     ) -> Result<crate::provision::Provisioned, EngineError> {
-        let others: Vec<String> = self.registry.list().await?.into_iter().map(|a| a.name).collect();
+        let others: Vec<String> = self
+            .registry
+            .list()
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         let request = crate::provision::Request {
             name: &req.name,
             method: req.db.as_deref(),
@@ -480,6 +619,31 @@ impl Engine {
         if drop_db {
             crate::provision::check_drop(name, &app.db, service)?;
         }
+        // From here the delete is rolled forward by the next engine if this one dies.
+        self.registry
+            .journal_begin(&crate::registry::JournalEntry {
+                name: name.to_string(),
+                op: crate::registry::JournalOp::Delete,
+                data_service: service.map(String::from),
+                existed: Vec::new(),
+                db: Some(app.db.clone()),
+                drop_db,
+            })
+            .await?;
+        let result = self.delete_journaled(&app, drop_db).await;
+        if let Err(e) = self.registry.journal_end(name).await {
+            tracing::warn!(app = %name, "cannot close the journal entry: {e}");
+        }
+        result
+    }
+
+    async fn delete_journaled(
+        &self,
+        app: &AppRecord,
+        drop_db: bool,
+    ) -> Result<DeleteReport, EngineError> {
+        let name = app.name.as_str();
+        let service = self.config.data_service.as_deref();
         self.supervisor.remove(name).await;
         let mut dropped = Vec::new();
         if drop_db {
@@ -520,18 +684,7 @@ impl Engine {
                     .push(format!("data folder {}", dir.display()));
             }
         } else if dir.exists() {
-            let stamp = crate::registry::now().replace([':', '-'], "");
-            let aside = self
-                .home
-                .apps_dir()
-                .join(".deleted")
-                .join(format!("{name}-{stamp}"));
-            if let Some(parent) = aside.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            std::fs::rename(&dir, &aside).map_err(|e| {
-                EngineError::Io(format!("cannot move {} aside: {e}", dir.display()))
-            })?;
+            let aside = self.move_aside(name)?;
             report.kept.push(format!(
                 "data folder (and its database) moved to {}",
                 aside.display()
@@ -583,7 +736,12 @@ impl Engine {
         let report = match outcome {
             Ok(done) => UpgradeReport {
                 name: name.to_string(),
-                result: if done.upgraded { "upgraded" } else { "up-to-date" }.into(),
+                result: if done.upgraded {
+                    "upgraded"
+                } else {
+                    "up-to-date"
+                }
+                .into(),
                 from: done.from,
                 to: done.to,
                 status,
@@ -721,18 +879,36 @@ impl Engine {
         })
     }
 
-    pub async fn export_nginx(&self, name: Option<&str>, direct: bool, listen: u16) -> Result<String, EngineError> {
+    pub async fn export_nginx(
+        &self,
+        name: Option<&str>,
+        direct: bool,
+        listen: u16,
+    ) -> Result<String, EngineError> {
         let apps = self.export_apps(name).await?;
-        let target = if direct { crate::export::NginxTarget::Direct } else { crate::export::NginxTarget::Hangar };
+        let target = if direct {
+            crate::export::NginxTarget::Direct
+        } else {
+            crate::export::NginxTarget::Hangar
+        };
         Ok(crate::export::nginx(&self.config, &apps, target, listen))
     }
 
     /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`.
-    pub async fn export_kubernetes(&self, name: Option<&str>, image: &str) -> Result<String, EngineError> {
+    pub async fn export_kubernetes(
+        &self,
+        name: Option<&str>,
+        image: &str,
+    ) -> Result<String, EngineError> {
         let apps = self.export_apps(name).await?;
         let main_rt = self.config.main.runtime.clone();
-        let image_of = |a: &AppRecord| image.replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt)).replace("{name}", &a.name);
-        crate::export::kubernetes(&self.config, &apps, &image_of).map_err(|e| EngineError::Refused(e.to_string()))
+        let image_of = |a: &AppRecord| {
+            image
+                .replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt))
+                .replace("{name}", &a.name)
+        };
+        crate::export::kubernetes(&self.config, &apps, &image_of)
+            .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     /// Run the engine's servers (proxy, API) and the sampler until shutdown.

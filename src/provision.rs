@@ -146,6 +146,140 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
     Ok(done)
 }
 
+/// The objects of identifier `id` on the data service now: `database`, `role`, `schema` on
+/// PostgreSQL; `database` and `user@host` on MySQL. Written into the journal before a create
+/// begins, so a create cut short by a crash is undone without touching what was there before.
+pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    match dialect_of(service) {
+        Some("postgres") => {
+            let mut conn = pg_connect(service).await?;
+            for (kind, sql) in [
+                ("database", PG_DB_EXISTS),
+                ("role", PG_ROLE_EXISTS),
+                ("schema", PG_SCHEMA_EXISTS),
+            ] {
+                if pg_exists(&mut conn, sql, id).await? {
+                    found.push(kind.to_string());
+                }
+            }
+            let _ = conn.close().await;
+        }
+        Some("mysql") => {
+            let mut conn = my_connect(service).await?;
+            let db: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| server_reason(&e, None))?;
+            if db.is_some() {
+                found.push("database".into());
+            }
+            for host in my_user_hosts(&mut conn, id).await {
+                found.push(format!("user@{host}"));
+            }
+            let _ = conn.close().await;
+        }
+        _ => {}
+    }
+    Ok(found)
+}
+
+/// Wait (up to 60 s) until no other session on the data service runs a statement naming `id`.
+async fn wait_until_quiet(service: &str, id: &str) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let busy: i64 = match dialect_of(service) {
+            Some("postgres") => {
+                let mut conn = pg_connect(service).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_catalog.pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, $1) > 0",
+                )
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| server_reason(&e, None))?;
+                let _ = conn.close().await;
+                n
+            }
+            Some("mysql") => {
+                let mut conn = my_connect(service).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' AND INSTR(INFO, ?) > 0",
+                )
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| server_reason(&e, None))?;
+                let _ = conn.close().await;
+                n
+            }
+            _ => 0,
+        };
+        if busy == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "statements naming {id} are still running on the data service after 60 s"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn my_user_hosts(conn: &mut MySqlConnection, id: &str) -> Vec<String> {
+    // Reading mysql.user needs a right the account may lack; then no user was made either.
+    sqlx::query_scalar::<_, String>("SELECT Host FROM mysql.user WHERE User = ?")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default()
+}
+
+/// Undo a create cut short: drop the objects of identifier `id` that exist now but did not
+/// before it began (`existed`). Returns what was dropped.
+pub async fn drop_unfinished(
+    service: &str,
+    id: &str,
+    existed: &[String],
+) -> Result<Vec<String>, String> {
+    // A statement the dead engine sent (CREATE DATABASE copying its template, say) goes on in
+    // the server after its client is gone: let it finish before looking, or its object would
+    // appear after the undo.
+    wait_until_quiet(service, id).await?;
+    let now = existing(service, id).await?;
+    let new = |kind: &str| now.iter().any(|k| k == kind) && !existed.iter().any(|k| k == kind);
+    let mut owned = Owned::default();
+    match dialect_of(service) {
+        Some("postgres") => {
+            owned.database = new("database").then(|| id.to_string());
+            owned.schema = new("schema").then(|| id.to_string());
+            owned.role = new("role").then(|| id.to_string());
+        }
+        Some("mysql") => {
+            owned.database = new("database").then(|| id.to_string());
+            owned.role = now
+                .iter()
+                .filter(|k| k.starts_with("user@") && !existed.contains(k))
+                .map(|k| format!("{id}@{}", &k["user@".len()..]))
+                .next();
+        }
+        _ => return Ok(Vec::new()),
+    }
+    let db = AppDb {
+        method: DbMethod::NewDatabase,
+        url: service.to_string(),
+        schema: None,
+        owned,
+    };
+    drop_owned(&db, Some(service))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Does this database have objects on a server that `--drop-db` must drop?
 pub fn owns_server_objects(db: &AppDb) -> bool {
     db.owned.database.is_some() || db.owned.role.is_some() || db.owned.schema.is_some()

@@ -126,6 +126,34 @@ pub struct AppEdit {
     pub env: Option<BTreeMap<String, String>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalOp {
+    Create,
+    Delete,
+}
+
+impl JournalOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            JournalOp::Create => "create",
+            JournalOp::Delete => "delete",
+        }
+    }
+}
+
+/// An operation in flight (see migrations/0005_journal.sql).
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub name: String,
+    pub op: JournalOp,
+    pub data_service: Option<String>,
+    /// Create: the data-service objects of the app's identifier that existed before it began.
+    pub existed: Vec<String>,
+    /// Delete: the app's database, to finish dropping it.
+    pub db: Option<AppDb>,
+    pub drop_db: bool,
+}
+
 #[derive(Clone)]
 pub struct Registry {
     pool: SqlitePool,
@@ -349,6 +377,67 @@ impl Registry {
             return Err(RegistryError::NotFound(name.to_string()));
         }
         Ok(())
+    }
+
+    /// Note an operation before its first change outside the registry.
+    pub async fn journal_begin(&self, entry: &JournalEntry) -> Result<(), RegistryError> {
+        let db_json = match &entry.db {
+            Some(db) => Some(serde_json::to_string(db).map_err(|e| damaged(&entry.name, e))?),
+            None => None,
+        };
+        let existed = serde_json::to_string(&entry.existed).map_err(|e| damaged(&entry.name, e))?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO journal (name, op, data_service, existed_json, db_json, drop_db, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&entry.name)
+        .bind(entry.op.as_str())
+        .bind(&entry.data_service)
+        .bind(existed)
+        .bind(db_json)
+        .bind(entry.drop_db)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn journal_end(&self, name: &str) -> Result<(), RegistryError> {
+        sqlx::query("DELETE FROM journal WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn journal(&self) -> Result<Vec<JournalEntry>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT name, op, data_service, existed_json, db_json, drop_db FROM journal",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let name: String = r.try_get("name")?;
+            let op: String = r.try_get("op")?;
+            let existed: String = r.try_get("existed_json")?;
+            let db: Option<String> = r.try_get("db_json")?;
+            out.push(JournalEntry {
+                op: if op == "delete" {
+                    JournalOp::Delete
+                } else {
+                    JournalOp::Create
+                },
+                data_service: r.try_get("data_service")?,
+                existed: serde_json::from_str(&existed).map_err(|e| damaged(&name, e))?,
+                db: match db {
+                    Some(j) => Some(serde_json::from_str(&j).map_err(|e| damaged(&name, e))?),
+                    None => None,
+                },
+                drop_db: r.try_get("drop_db")?,
+                name,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn close(&self) {

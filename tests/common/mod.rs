@@ -2,6 +2,8 @@
 //! free ports, the real `hangar` CLI against it, and plain HTTP clients. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod sql;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -125,9 +127,16 @@ impl TestEngine {
             .spawn()
             .expect("spawn hangar serve");
         self.child = Some(child);
+        // Ready when this very process has written engine.json (a crashed engine's may linger)
+        // and its API answers.
         let info = self.home.path().join("engine.json");
+        let pid = self.child.as_ref().map(|c| c.id() as u64);
         wait_until("the engine's API", Duration::from_secs(30), || {
-            info.exists() && std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok()
+            let ours = std::fs::read_to_string(&info)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|v| v["pid"].as_u64() == pid);
+            ours && std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok()
         });
     }
 
