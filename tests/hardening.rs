@@ -226,3 +226,27 @@ fn the_api_refuses_bad_json_with_the_reason() {
     }
     assert_eq!(e.list().len(), 1, "nothing was created");
 }
+
+#[test]
+fn a_data_service_that_is_down_is_a_clear_error_and_changes_nothing() {
+    let dead = free_port();
+    let e = TestEngine::start_with(&format!(
+        "[data_service]\nurl = \"postgres://hangar:secret@127.0.0.1:{dead}/postgres\"\n"
+    ));
+    let err = e.fails(&["create", "d1"]);
+    assert!(
+        err.contains("data service") && err.contains("nothing was created"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "no password in the error: {err}");
+    assert_eq!(e.list().len(), 1, "only main");
+    assert!(!e.home_path().join("apps/d1").exists());
+    // An app attached by URL does not need the data service.
+    let sqlite = e.home_path().join("attached.db");
+    e.ok(&[
+        "create",
+        "d2",
+        "--db",
+        &format!("sqlite://{}?mode=rwc", sqlite.display()),
+    ]);
+}
