@@ -58,7 +58,10 @@ pub struct BackupsQuery {
     app: Option<String>,
 }
 
-pub async fn backups(State(e): State<Shared>, Query(q): Query<BackupsQuery>) -> Json<serde_json::Value> {
+pub async fn backups(
+    State(e): State<Shared>,
+    Query(q): Query<BackupsQuery>,
+) -> Json<serde_json::Value> {
     let home = e.home.clone();
     let list = tokio::task::spawn_blocking(move || crate::backup::list(&home, q.app.as_deref()))
         .await
@@ -66,14 +69,22 @@ pub async fn backups(State(e): State<Shared>, Query(q): Query<BackupsQuery>) -> 
     Json(json!({ "backups": list, "keep_days": e.config.backup_keep_days }))
 }
 
-pub async fn restore(State(e): State<Shared>, b: Result<Json<RestoreRequest>, JsonRejection>) -> ApiResult<Response> {
+pub async fn restore(
+    State(e): State<Shared>,
+    b: Result<Json<RestoreRequest>, JsonRejection>,
+) -> ApiResult<Response> {
     let req = body(b)?;
     let path = e.backup_path(&req.file)?;
-    let job = e.jobs.start("restore", &req.as_name.clone().unwrap_or_default());
+    let job = e
+        .jobs
+        .start("restore", &req.as_name.clone().unwrap_or_default());
     let state = job.snapshot();
     let engine = e.clone();
     tokio::spawn(async move {
-        let req = RestoreRequest { file: path.display().to_string(), ..req };
+        let req = RestoreRequest {
+            file: path.display().to_string(),
+            ..req
+        };
         match engine.restore(req, &job).await {
             Ok(view) => job.done(json!(view)),
             Err(err) => job.failed(err.to_string()),
@@ -93,7 +104,10 @@ pub async fn job(State(e): State<Shared>, Path(id): Path<String>) -> Response {
     }
 }
 
-pub async fn import_nocobase(State(e): State<Shared>, b: Result<Json<ImportRequest>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+pub async fn import_nocobase(
+    State(e): State<Shared>,
+    b: Result<Json<ImportRequest>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let req = body(b)?;
     Ok(Json(e.import_nocobase(req).await?))
 }

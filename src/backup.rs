@@ -249,7 +249,13 @@ pub fn list(home: &Home, app: Option<&str>) -> Vec<BackupInfo> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.name.split('.').nth(1).cmp(&a.name.split('.').nth(1)).then(a.app.cmp(&b.app)));
+    out.sort_by(|a, b| {
+        b.name
+            .split('.')
+            .nth(1)
+            .cmp(&a.name.split('.').nth(1))
+            .then(a.app.cmp(&b.app))
+    });
     out
 }
 
@@ -285,7 +291,9 @@ pub async fn write(
     dir: Option<&Path>,
     job: &Job,
 ) -> Result<BackupInfo, BackupError> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| home.backups_dir());
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| home.backups_dir());
     std::fs::create_dir_all(&dir).map_err(io_err(format_args!("create {}", dir.display())))?;
     let created_at = crate::registry::now();
     let name = file_name(&app.name, &stamp_now(), reason);
@@ -302,7 +310,10 @@ pub async fn write(
     }
     std::fs::rename(&partial, &target).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
-        BackupError::Io(format!("cannot move the archive to {}: {e}", target.display()))
+        BackupError::Io(format!(
+            "cannot move the archive to {}: {e}",
+            target.display()
+        ))
     })?;
     let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
     tracing::info!(app = %app.name, file = %target.display(), reason = reason.as_str(), size, "backed up");
@@ -376,7 +387,14 @@ async fn write_in(
     let partial = partial.to_path_buf();
     let job2 = job.clone();
     tokio::task::spawn_blocking(move || {
-        build_archive(&partial, &json, db_file.as_ref().map(|(p, n)| (p.as_path(), *n)), &data_dir, &skip, &job2)
+        build_archive(
+            &partial,
+            &json,
+            db_file.as_ref().map(|(p, n)| (p.as_path(), *n)),
+            &data_dir,
+            &skip,
+            &job2,
+        )
     })
     .await
     .map_err(|e| BackupError::Io(format!("the archiving task failed: {e}")))?
@@ -567,7 +585,10 @@ async fn sqlite_copy(src: &Path, out: &Path) -> Result<(), BackupError> {
         .busy_timeout(Duration::from_secs(30))
         .disable_statement_logging();
     let mut c = opts.connect().await.map_err(|e| {
-        BackupError::Refused(format!("cannot open the SQLite database {}: {e}", src.display()))
+        BackupError::Refused(format!(
+            "cannot open the SQLite database {}: {e}",
+            src.display()
+        ))
     })?;
     let r = sqlx::query("VACUUM INTO ?")
         .bind(out.display().to_string())
@@ -575,7 +596,10 @@ async fn sqlite_copy(src: &Path, out: &Path) -> Result<(), BackupError> {
         .await;
     let _ = c.close().await;
     r.map(|_| ()).map_err(|e| {
-        BackupError::Refused(format!("copying the SQLite database {} failed: {e}", src.display()))
+        BackupError::Refused(format!(
+            "copying the SQLite database {} failed: {e}",
+            src.display()
+        ))
     })
 }
 
@@ -583,7 +607,10 @@ fn pg_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn pg_conn_args(cmd: &mut tokio::process::Command, env: &std::collections::BTreeMap<String, String>) {
+fn pg_conn_args(
+    cmd: &mut tokio::process::Command,
+    env: &std::collections::BTreeMap<String, String>,
+) {
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
     cmd.arg("--host")
         .arg(get("DB_HOST"))
@@ -600,13 +627,15 @@ fn pg_conn_args(cmd: &mut tokio::process::Command, env: &std::collections::BTree
         .env("PGAPPNAME", "hangar-backup");
 }
 
-fn my_conn_args(cmd: &mut tokio::process::Command, env: &std::collections::BTreeMap<String, String>) {
+fn my_conn_args(
+    cmd: &mut tokio::process::Command,
+    env: &std::collections::BTreeMap<String, String>,
+) {
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
     cmd.arg("--protocol=TCP")
         .arg(format!("--host={}", get("DB_HOST")))
         .arg(format!("--port={}", get("DB_PORT")))
         .arg(format!("--user={}", get("DB_USER")))
-        .arg("--connect-timeout=10")
         .env("MYSQL_PWD", get("DB_PASSWORD"));
 }
 
@@ -661,7 +690,11 @@ async fn run_tool(
         return Ok(());
     }
     let err = String::from_utf8_lossy(&out.stderr);
-    let err: String = err.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" | ");
+    let err: String = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
     let short: String = err.chars().take(800).collect();
     Err(BackupError::Refused(format!(
         "{what} failed ({}): {short}",
@@ -744,14 +777,18 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BackupError> {
         .map_err(|e| not_ours(e.to_string()))?;
     let name = first.path().map(|p| p.into_owned()).unwrap_or_default();
     if name != Path::new(MANIFEST) {
-        return Err(not_ours(format!("its first entry is {}, not {MANIFEST}", name.display())));
+        return Err(not_ours(format!(
+            "its first entry is {}, not {MANIFEST}",
+            name.display()
+        )));
     }
     let mut text = String::new();
     first
         .take(1 << 20)
         .read_to_string(&mut text)
         .map_err(|e| not_ours(e.to_string()))?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| not_ours(format!("its manifest cannot be read: {e}")))?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| not_ours(format!("its manifest cannot be read: {e}")))?;
     if m.format > FORMAT {
         return Err(BackupError::Refused(format!(
             "{} was made by a newer Hangar (backup format {}; this one reads up to {FORMAT})",
@@ -771,7 +808,8 @@ fn extract(path: &Path, data_dir: &Path, staging: &Path, job: &Job) -> Result<()
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     archive.set_preserve_permissions(true);
-    let bad = |why: String| BackupError::Refused(format!("{} cannot be unpacked: {why}", path.display()));
+    let bad =
+        |why: String| BackupError::Refused(format!("{} cannot be unpacked: {why}", path.display()));
     let root = data_dir
         .canonicalize()
         .map_err(io_err(format_args!("open {}", data_dir.display())))?;
@@ -794,7 +832,10 @@ fn extract(path: &Path, data_dir: &Path, staging: &Path, job: &Job) -> Result<()
             continue;
         }
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(bad(format!("the entry {} leaves the data folder", name.display())));
+            return Err(bad(format!(
+                "the entry {} leaves the data folder",
+                name.display()
+            )));
         }
         let target = data_dir.join(rel);
         if let Some(parent) = target.parent() {
@@ -802,7 +843,10 @@ fn extract(path: &Path, data_dir: &Path, staging: &Path, job: &Job) -> Result<()
             // A symbolic link unpacked earlier must not lead a later entry out of the folder.
             let real = parent.canonicalize().map_err(|e| bad(e.to_string()))?;
             if !real.starts_with(&root) {
-                return Err(bad(format!("the entry {} leaves the data folder", name.display())));
+                return Err(bad(format!(
+                    "the entry {} leaves the data folder",
+                    name.display()
+                )));
             }
         }
         entry.unpack(&target).map_err(|e| bad(e.to_string()))?;
@@ -817,7 +861,8 @@ async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(), Bac
         DumpKind::Sqlite => {
             let target = sqlite_path(&db.url);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err(format_args!("create {}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(io_err(format_args!("create {}", parent.display())))?;
             }
             std::fs::copy(staging.join("db.sqlite"), &target)
                 .map_err(io_err(format_args!("write {}", target.display())))?;
@@ -828,7 +873,8 @@ async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(), Bac
             if manifest.dump == DumpKind::PostgresSchema {
                 let (Some(from), Some(to)) = (&manifest.app.db_schema, &db.schema) else {
                     return Err(BackupError::Refused(
-                        "this backup holds one PostgreSQL schema; restore it with --db schema".into(),
+                        "this backup holds one PostgreSQL schema; restore it with --db schema"
+                            .into(),
                     ));
                 };
                 let sql = std::fs::read_to_string(&file).map_err(io_err("read the dump"))?;
@@ -839,8 +885,15 @@ async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(), Bac
             }
             let env = db.env();
             let mut cmd = tokio::process::Command::new(tool(&["psql"], "postgresql-client")?);
-            cmd.args(["-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file"])
-                .arg(&file);
+            cmd.args([
+                "-X",
+                "-q",
+                "--single-transaction",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--file",
+            ])
+            .arg(&file);
             pg_conn_args(&mut cmd, &env);
             run_tool(cmd, "psql (loading the dump)", None).await
         }
@@ -850,9 +903,16 @@ async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(), Bac
                 tokio::process::Command::new(tool(&["mariadb", "mysql"], "mariadb-client")?);
             cmd.arg("--no-defaults");
             my_conn_args(&mut cmd, &env);
-            cmd.arg("--batch")
-                .arg(format!("--database={}", env.get("DB_DATABASE").cloned().unwrap_or_default()));
-            run_tool(cmd, "mariadb (loading the dump)", Some(&staging.join("db.sql"))).await
+            cmd.arg("--batch").arg(format!(
+                "--database={}",
+                env.get("DB_DATABASE").cloned().unwrap_or_default()
+            ));
+            run_tool(
+                cmd,
+                "mariadb (loading the dump)",
+                Some(&staging.join("db.sql")),
+            )
+            .await
         }
     }
 }
@@ -893,11 +953,20 @@ impl Engine {
     }
 
     /// Back up one app now (`hangar backup`).
-    pub async fn backup(&self, name: &str, dir: Option<&Path>, job: &Job) -> Result<BackupInfo, EngineError> {
+    pub async fn backup(
+        &self,
+        name: &str,
+        dir: Option<&Path>,
+        job: &Job,
+    ) -> Result<BackupInfo, EngineError> {
         let app = self.registry.get(name).await?;
         if let Some(d) = dir {
             if !d.is_absolute() {
-                return Err(Invalid::new("dir", format!("{} is relative; give an absolute folder", d.display())).into());
+                return Err(Invalid::new(
+                    "dir",
+                    format!("{} is relative; give an absolute folder", d.display()),
+                )
+                .into());
             }
         }
         Ok(write(&self.home, &self.config, &app, Reason::Manual, dir, job).await?)
@@ -905,7 +974,11 @@ impl Engine {
 
     /// Bring an archived app back, under its own name or another: a new app (new port, new
     /// database made like a new app's) with the archived definition, data folder and data.
-    pub async fn restore(self: &Arc<Self>, req: RestoreRequest, job: &Job) -> Result<AppView, EngineError> {
+    pub async fn restore(
+        self: &Arc<Self>,
+        req: RestoreRequest,
+        job: &Job,
+    ) -> Result<AppView, EngineError> {
         let path = self.backup_path(&req.file)?;
         job.step("reading the manifest");
         let p2 = path.clone();
@@ -913,7 +986,11 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Io(e.to_string()))??;
         let old = &manifest.app;
-        let name = req.as_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| old.name.clone());
+        let name = req
+            .as_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| old.name.clone());
         let same = name == old.name;
         if same && self.registry.get(&name).await.is_ok() {
             return Err(EngineError::Conflict(Invalid::new(
@@ -946,7 +1023,9 @@ impl Engine {
             };
             if target != Some(want) {
                 let there = match (m, target) {
-                    ("new-database" | "schema", None) => "hangar.toml has no [data_service] (apps get SQLite files)".to_string(),
+                    ("new-database" | "schema", None) => {
+                        "hangar.toml has no [data_service] (apps get SQLite files)".to_string()
+                    }
                     ("new-database" | "schema", Some(t)) => format!("the data service is {t}"),
                     (_, t) => format!("--db is a {} URL", t.unwrap_or("unknown")),
                 };
@@ -958,41 +1037,63 @@ impl Engine {
                 return Err(Invalid::new("db", "this backup holds one PostgreSQL schema; restore it with --db schema (the default)").into());
             }
         }
-        let port = if same && !self.registry.used_ports().await?.contains(&old.port) && !crate::launch::port_taken(old.port) {
+        let port = if same
+            && !self.registry.used_ports().await?.contains(&old.port)
+            && !crate::launch::port_taken(old.port)
+        {
             Some(old.port as u32)
         } else {
             None
         };
         let create = CreateApp {
             name: name.clone(),
-            display_name: Some(if same || old.display_name != old.name { old.display_name.clone() } else { name.clone() }),
+            display_name: Some(if same || old.display_name != old.name {
+                old.display_name.clone()
+            } else {
+                name.clone()
+            }),
             start_mode: Some(old.start_mode),
             port,
             // A domain leads to one app: a copy beside the original gets none.
             domain: if same { old.domain.clone() } else { None },
             pinned: old.pinned,
             db: method,
-            runtime: old.runtime.clone().filter(|r| self.config.runtime(r).is_some()),
+            runtime: old
+                .runtime
+                .clone()
+                .filter(|r| self.config.runtime(r).is_some()),
             env: old.env.clone(),
         };
         job.step("making the app and its database");
         let view = self
-            .create_with(create, CreateOpts {
-                db: given_db,
-                hold: true,
-                app_key: same.then(|| old.app_key.clone()),
-            })
+            .create_with(
+                create,
+                CreateOpts {
+                    db: given_db,
+                    hold: true,
+                    app_key: same.then(|| old.app_key.clone()),
+                },
+            )
             .await?;
         match self.fill(&name, &path, &manifest, job).await {
             Ok(()) => {}
             Err(e) => {
                 job.step("undoing");
-                let owned = self.registry.get(&name).await.map(|a| !a.db.owned.is_empty()).unwrap_or(false);
+                let owned = self
+                    .registry
+                    .get(&name)
+                    .await
+                    .map(|a| !a.db.owned.is_empty())
+                    .unwrap_or(false);
                 if let Err(u) = self.delete_with(&name, owned, false).await {
                     tracing::warn!(app = %name, "undoing a failed restore: {u}");
-                    return Err(EngineError::Refused(format!("{e}; undoing it also failed ({u}): delete {name} by hand")));
+                    return Err(EngineError::Refused(format!(
+                        "{e}; undoing it also failed ({u}): delete {name} by hand"
+                    )));
                 }
-                return Err(EngineError::Refused(format!("{e}; the half-restored app was removed again")));
+                return Err(EngineError::Refused(format!(
+                    "{e}; the half-restored app was removed again"
+                )));
             }
         }
         if let Some(v) = &old.last_version {
@@ -1013,19 +1114,42 @@ impl Engine {
         }
         let mut view = self.view(&name).await.unwrap_or(view);
         if !same && old.domain.is_some() {
-            view.notices.push(format!("the domain {} stays with {}; give {name} one of its own with an edit", old.domain.clone().unwrap_or_default(), old.name));
+            view.notices.push(format!(
+                "the domain {} stays with {}; give {name} one of its own with an edit",
+                old.domain.clone().unwrap_or_default(),
+                old.name
+            ));
         }
         Ok(view)
     }
 
-    async fn fill(&self, name: &str, path: &Path, manifest: &Manifest, job: &Job) -> Result<(), BackupError> {
-        let app = self.registry.get(name).await.map_err(|e| BackupError::Refused(e.to_string()))?;
+    async fn fill(
+        &self,
+        name: &str,
+        path: &Path,
+        manifest: &Manifest,
+        job: &Job,
+    ) -> Result<(), BackupError> {
+        let app = self
+            .registry
+            .get(name)
+            .await
+            .map_err(|e| BackupError::Refused(e.to_string()))?;
         let data_dir = self.home.app_dir(name);
-        let staging = self.home.backups_dir().join(format!(".restore-{}", crate::secret::random_hex(6)));
-        std::fs::create_dir_all(&staging).map_err(io_err(format_args!("create {}", staging.display())))?;
+        let staging = self
+            .home
+            .backups_dir()
+            .join(format!(".restore-{}", crate::secret::random_hex(6)));
+        std::fs::create_dir_all(&staging)
+            .map_err(io_err(format_args!("create {}", staging.display())))?;
         job.set_total(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
         job.step("unpacking the data folder");
-        let (p, d, s, j) = (path.to_path_buf(), data_dir.clone(), staging.clone(), job.clone());
+        let (p, d, s, j) = (
+            path.to_path_buf(),
+            data_dir.clone(),
+            staging.clone(),
+            job.clone(),
+        );
         let r = async {
             tokio::task::spawn_blocking(move || extract(&p, &d, &s, &j))
                 .await
@@ -1068,8 +1192,14 @@ mod tests {
         assert!(out.contains("CREATE TABLE hangar_b.notes"), "{out}");
         assert!(out.contains("nextval('hangar_b.notes_id_seq'"), "{out}");
         assert!(out.contains("COPY hangar_b.notes"), "{out}");
-        assert!(out.contains("1\tsee hangar_a.notes and hangar_ab\n"), "data untouched: {out}");
+        assert!(
+            out.contains("1\tsee hangar_a.notes and hangar_ab\n"),
+            "data untouched: {out}"
+        );
         assert!(out.contains("ALTER TABLE ONLY hangar_b.notes"), "{out}");
-        assert!(out.contains("hangar_ab.t"), "another identifier is left alone: {out}");
+        assert!(
+            out.contains("hangar_ab.t"),
+            "another identifier is left alone: {out}"
+        );
     }
 }

@@ -78,20 +78,32 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
-pub async fn backup(c: &Client, name: Option<String>, all: bool, output: Option<PathBuf>, json: bool) -> Result<()> {
+pub async fn backup(
+    c: &Client,
+    name: Option<String>,
+    all: bool,
+    output: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
     let names: Vec<String> = match (name, all) {
         (Some(n), false) => vec![n],
         (None, true) => {
             let v: Value = c.get("/apps").await?;
-            let apps: Vec<AppView> = serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
             apps.into_iter().map(|a| a.name).collect()
         }
         _ => bail!("give either an app's name or --all"),
     };
     let dir = match output {
         Some(d) => {
-            let d = if d.is_absolute() { d } else { std::env::current_dir()?.join(d) };
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            let d = if d.is_absolute() {
+                d
+            } else {
+                std::env::current_dir()?.join(d)
+            };
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
             Some(d)
         }
         None => None,
@@ -99,13 +111,21 @@ pub async fn backup(c: &Client, name: Option<String>, all: bool, output: Option<
     let mut made = Vec::new();
     let mut failed = Vec::new();
     for n in &names {
-        let v: Value = c.post(&format!("/apps/{}/backup", seg(n)), &json!({ "dir": dir })).await?;
+        let v: Value = c
+            .post(&format!("/apps/{}/backup", seg(n)), &json!({ "dir": dir }))
+            .await?;
         let job: JobState = serde_json::from_value(v["job"].clone()).context("the engine's job")?;
         match follow(c, &job, &format!("backing up {n}")).await {
             Ok(result) => {
-                let info: BackupInfo = serde_json::from_value(result).context("the backup's result")?;
+                let info: BackupInfo =
+                    serde_json::from_value(result).context("the backup's result")?;
                 if !json {
-                    println!("backed up {} to {} ({})", info.app, info.file.display(), human(info.size));
+                    println!(
+                        "backed up {} to {} ({})",
+                        info.app,
+                        info.file.display(),
+                        human(info.size)
+                    );
                 }
                 made.push(info);
             }
@@ -120,15 +140,23 @@ pub async fn backup(c: &Client, name: Option<String>, all: bool, output: Option<
         println!("{}", serde_json::to_string_pretty(&made)?);
     }
     if !failed.is_empty() {
-        bail!("{} of {} backups failed: {}", failed.len(), names.len(), failed.join(", "));
+        bail!(
+            "{} of {} backups failed: {}",
+            failed.len(),
+            names.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }
 
 pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()> {
-    let q = name.map(|n| format!("?app={}", seg(&n))).unwrap_or_default();
+    let q = name
+        .map(|n| format!("?app={}", seg(&n)))
+        .unwrap_or_default();
     let v: Value = c.get(&format!("/backups{q}")).await?;
-    let list: Vec<BackupInfo> = serde_json::from_value(v["backups"].clone()).context("the engine's backup list")?;
+    let list: Vec<BackupInfo> =
+        serde_json::from_value(v["backups"].clone()).context("the engine's backup list")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -138,9 +166,19 @@ pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()>
         return Ok(());
     }
     let w = list.iter().map(|b| b.app.len()).max().unwrap_or(3).max(3);
-    println!("{:<w$}  {:<20}  {:<14}  {:>10}  FILE", "APP", "CREATED", "REASON", "SIZE");
+    println!(
+        "{:<w$}  {:<20}  {:<14}  {:>10}  FILE",
+        "APP", "CREATED", "REASON", "SIZE"
+    );
     for b in &list {
-        println!("{:<w$}  {:<20}  {:<14}  {:>10}  {}", b.app, b.created_at, b.reason, human(b.size), b.name);
+        println!(
+            "{:<w$}  {:<20}  {:<14}  {:>10}  {}",
+            b.app,
+            b.created_at,
+            b.reason,
+            human(b.size),
+            b.name
+        );
     }
     println!(
         "automatic backups (before-upgrade, before-delete) are kept {} days; restore one with `hangar restore FILE [--as NEW_NAME]`",
@@ -149,15 +187,29 @@ pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()>
     Ok(())
 }
 
-pub async fn restore(c: &Client, file: String, as_name: Option<String>, db: Option<String>, json: bool) -> Result<()> {
+pub async fn restore(
+    c: &Client,
+    file: String,
+    as_name: Option<String>,
+    db: Option<String>,
+    json: bool,
+) -> Result<()> {
     // A path as the operator sees it (relative to here), or the name of a file in backups/.
     let p = PathBuf::from(&file);
     let file = if p.exists() {
-        std::fs::canonicalize(&p).with_context(|| format!("cannot read {}", p.display()))?.display().to_string()
+        std::fs::canonicalize(&p)
+            .with_context(|| format!("cannot read {}", p.display()))?
+            .display()
+            .to_string()
     } else {
         file
     };
-    let v: Value = c.post("/restore", &json!({ "file": file, "as": as_name, "db": db })).await?;
+    let v: Value = c
+        .post(
+            "/restore",
+            &json!({ "file": file, "as": as_name, "db": db }),
+        )
+        .await?;
     let job: JobState = serde_json::from_value(v["job"].clone()).context("the engine's job")?;
     let result = follow(c, &job, "restoring").await?;
     let view: AppView = serde_json::from_value(result).context("the restored app")?;
@@ -165,18 +217,29 @@ pub async fn restore(c: &Client, file: String, as_name: Option<String>, db: Opti
         println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
-    println!("restored {} (port {}, {}); open {}", view.name, view.port, view.db, view.url);
+    println!(
+        "restored {} (port {}, {}); open {}",
+        view.name, view.port, view.db, view.url
+    );
     for n in &view.notices {
         println!("note: {n}");
     }
     if view.start_mode == "on-visit" {
-        println!("it starts on its first visit, or now with `hangar start {}`", view.name);
+        println!(
+            "it starts on its first visit, or now with `hangar start {}`",
+            view.name
+        );
     }
     Ok(())
 }
 
 pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Result<()> {
-    let r: ImportReport = c.post("/import/nocobase", &json!({ "from": from, "dry_run": dry_run })).await?;
+    let r: ImportReport = c
+        .post(
+            "/import/nocobase",
+            &json!({ "from": from, "dry_run": dry_run }),
+        )
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -186,7 +249,12 @@ pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Resu
     rows.extend(r.created.iter().map(|x| (made, x)));
     rows.extend(r.skipped.iter().map(|x| ("skipped", x)));
     rows.extend(r.conflicts.iter().map(|x| ("conflict", x)));
-    let w = rows.iter().map(|(_, x)| x.name.len()).max().unwrap_or(4).max(4);
+    let w = rows
+        .iter()
+        .map(|(_, x)| x.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     if r.dry_run {
         println!("dry run: nothing is changed");
     }
@@ -195,7 +263,10 @@ pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Resu
         println!("{:<w$}  {:<12}  {:<9}  DATABASE", "NAME", "RESULT", "START");
     }
     for (what, x) in &rows {
-        let mut line = format!("{:<w$}  {:<12}  {:<9}  {}", x.name, what, x.start_mode, x.db);
+        let mut line = format!(
+            "{:<w$}  {:<12}  {:<9}  {}",
+            x.name, what, x.start_mode, x.db
+        );
         if let Some(why) = &x.reason {
             line.push_str(&format!("  ({why})"));
         }

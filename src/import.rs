@@ -126,16 +126,24 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
         None if field("schema").is_some() => ConnType::Schema,
         None => ConnType::Database,
     };
-    let main_dialect = dialect_of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
+    let main_dialect =
+        dialect_of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
     let dialect = match field("dialect").as_deref() {
         None => main_dialect,
         Some("postgres") | Some("postgresql") => "postgres",
         Some("mysql") | Some("mariadb") => "mysql",
         Some("sqlite") => "sqlite",
-        Some(other) => return Err(format!("options.database.dialect {other:?} is not PostgreSQL, MySQL/MariaDB or SQLite")),
+        Some(other) => {
+            return Err(format!(
+                "options.database.dialect {other:?} is not PostgreSQL, MySQL/MariaDB or SQLite"
+            ))
+        }
     };
     if kind == ConnType::Connection && db.is_none() {
-        return Err("options.dbConnType is a new connection, but options.database gives no connection".into());
+        return Err(
+            "options.dbConnType is a new connection, but options.database gives no connection"
+                .into(),
+        );
     }
     if dialect == "sqlite" {
         let path = match field("storage") {
@@ -166,7 +174,11 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     let mut url = if dialect == main_dialect {
         url::Url::parse(main).map_err(|e| format!("the --from URL cannot be read: {e}"))?
     } else {
-        let scheme = if dialect == "postgres" { "postgres" } else { "mysql" };
+        let scheme = if dialect == "postgres" {
+            "postgres"
+        } else {
+            "mysql"
+        };
         url::Url::parse(&format!("{scheme}://localhost/"))
             .map_err(|e| format!("cannot build a URL: {e}"))?
     };
@@ -176,10 +188,13 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     // The main URL's own query (sslmode, a search_path) is for the main app.
     url.set_query(None);
     if let Some(h) = field("host") {
-        url.set_host(Some(&h)).map_err(|e| format!("options.database.host {h:?}: {e}"))?;
+        url.set_host(Some(&h))
+            .map_err(|e| format!("options.database.host {h:?}: {e}"))?;
     }
     if let Some(p) = field("port") {
-        let p: u16 = p.parse().map_err(|_| format!("options.database.port {p:?} is not a port"))?;
+        let p: u16 = p
+            .parse()
+            .map_err(|_| format!("options.database.port {p:?} is not a port"))?;
         let _ = url.set_port(Some(p));
     }
     if let Some(u) = field("username") {
@@ -197,14 +212,19 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
             field("database").unwrap_or(main_db),
             Some(field("schema").unwrap_or_else(|| app.to_string())),
         ),
-        _ => (field("database").unwrap_or_else(|| app.to_string()), field("schema")),
+        _ => (
+            field("database").unwrap_or_else(|| app.to_string()),
+            field("schema"),
+        ),
     };
     url.set_path(&format!("/{database}"));
     if let Some(s) = &schema {
         if dialect != "postgres" {
             return Err("options.database.schema is PostgreSQL only".into());
         }
-        let encoded: String = url::form_urlencoded::byte_serialize(format!("-c search_path={s}").as_bytes()).collect();
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(format!("-c search_path={s}").as_bytes())
+                .collect();
         url.set_query(Some(&format!("options={}", encoded.replace('+', "%20"))));
     }
     Ok(AppDb {
@@ -242,7 +262,11 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
         _ => format!("CAST({} AS TEXT)", q(c)),
     };
     let opt = |c: &str| if has(c) { as_text(c) } else { "NULL".into() };
-    let display = if has("displayName") { as_text("displayName") } else { opt("display_name") };
+    let display = if has("displayName") {
+        as_text("displayName")
+    } else {
+        opt("display_name")
+    };
     let pinned = if has("pinned") {
         format!("CASE WHEN {} THEN 1 ELSE 0 END", q("pinned"))
     } else {
@@ -252,14 +276,19 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
         "SELECT {}, {display}, {}, CAST({pinned} AS {}), {} FROM applications ORDER BY {}",
         as_text("name"),
         opt("cname"),
-        if dialect == "mysql" { "SIGNED" } else { "BIGINT" },
+        if dialect == "mysql" {
+            "SIGNED"
+        } else {
+            "BIGINT"
+        },
         opt("options"),
         q("name")
     ))
 }
 
 async fn read_table(url: &str) -> Result<Vec<Source>, String> {
-    let dialect = dialect_of(url).ok_or("accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL")?;
+    let dialect = dialect_of(url)
+        .ok_or("accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL")?;
     // One body for the three drivers: their rows decode alike for these casts.
     macro_rules! read {
         ($conn:expr) => {{
@@ -270,18 +299,29 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
                     .await
                     .map_err(|e| reason(&e, url))?;
                 let sql = rows_query(dialect, &cols)?;
-                let rows = sqlx::query(&sql).fetch_all(&mut conn).await.map_err(|e| reason(&e, url))?;
+                let rows = sqlx::query(&sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .map_err(|e| reason(&e, url))?;
                 if rows.len() > MAX_ROWS {
-                    return Err(format!("it has {} applications; at most {MAX_ROWS} are imported at once", rows.len()));
+                    return Err(format!(
+                        "it has {} applications; at most {MAX_ROWS} are imported at once",
+                        rows.len()
+                    ));
                 }
                 rows.iter()
                     .map(|r| {
-                        let t = |i: usize| r.try_get::<Option<String>, _>(i).map_err(|e| e.to_string());
+                        let t =
+                            |i: usize| r.try_get::<Option<String>, _>(i).map_err(|e| e.to_string());
                         Ok(Source {
                             name: t(0)?.unwrap_or_default(),
                             display_name: t(1)?,
                             cname: t(2)?,
-                            pinned: r.try_get::<Option<i64>, _>(3).map_err(|e| e.to_string())?.unwrap_or(0) != 0,
+                            pinned: r
+                                .try_get::<Option<i64>, _>(3)
+                                .map_err(|e| e.to_string())?
+                                .unwrap_or(0)
+                                != 0,
                             options: t(4)?,
                         })
                     })
@@ -300,7 +340,10 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
             read!(o.connect().await)
         }
         "mysql" => {
-            let u = url.strip_prefix("mariadb://").map(|r| format!("mysql://{r}")).unwrap_or(url.to_string());
+            let u = url
+                .strip_prefix("mariadb://")
+                .map(|r| format!("mysql://{r}"))
+                .unwrap_or(url.to_string());
             let o = sqlx::mysql::MySqlConnectOptions::from_str(&u)
                 .map_err(|e| reason(&e, url))?
                 .disable_statement_logging();
@@ -325,7 +368,11 @@ fn reason(e: &sqlx::Error, url: &str) -> String {
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
     };
-    match url::Url::parse(url).ok().and_then(|u| u.password().map(String::from)).filter(|p| !p.is_empty()) {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(String::from))
+        .filter(|p| !p.is_empty())
+    {
         Some(p) => text.replace(&p, "***"),
         None => text,
     }
@@ -333,20 +380,26 @@ fn reason(e: &sqlx::Error, url: &str) -> String {
 
 /// Does the attached database answer, and is its schema there?
 async fn reachable(db: &AppDb) -> Result<(), String> {
-    crate::provision::test_url(&db.url).await.map_err(|e| e.to_string())?;
+    crate::provision::test_url(&db.url)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(s) = &db.schema {
         let o = sqlx::postgres::PgConnectOptions::from_str(&db.url)
             .map_err(|e| e.to_string())?
             .disable_statement_logging();
         let mut c = o.connect().await.map_err(|e| reason(&e, &db.url))?;
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1")
-            .bind(s)
-            .fetch_optional(&mut c)
-            .await
-            .map_err(|e| reason(&e, &db.url))?;
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1")
+                .bind(s)
+                .fetch_optional(&mut c)
+                .await
+                .map_err(|e| reason(&e, &db.url))?;
         let _ = c.close().await;
         if found.is_none() {
-            return Err(format!("the schema {s} does not exist in {}", db.describe()));
+            return Err(format!(
+                "the schema {s} does not exist in {}",
+                db.describe()
+            ));
         }
     }
     Ok(())
@@ -354,7 +407,10 @@ async fn reachable(db: &AppDb) -> Result<(), String> {
 
 impl Engine {
     /// Import a NocoBase main database's sub-apps (see the module's doc).
-    pub async fn import_nocobase(self: &Arc<Self>, req: ImportRequest) -> Result<ImportReport, EngineError> {
+    pub async fn import_nocobase(
+        self: &Arc<Self>,
+        req: ImportRequest,
+    ) -> Result<ImportReport, EngineError> {
         let source = crate::provision::redact(&req.from);
         if dialect_of(&req.from).is_none() {
             return Err(crate::validate::Invalid::new(
@@ -364,7 +420,9 @@ impl Engine {
             .into());
         }
         let rows = read_table(&req.from).await.map_err(|why| {
-            EngineError::Refused(format!("cannot read the applications table at {source}: {why}"))
+            EngineError::Refused(format!(
+                "cannot read the applications table at {source}: {why}"
+            ))
         })?;
         let mut report = ImportReport {
             source,
@@ -381,12 +439,21 @@ impl Engine {
                 Some(s) => match serde_json::from_str(s) {
                     Ok(v) => v,
                     Err(e) => {
-                        report.conflicts.push(row(&src, None, None, Some(format!("its options column is not JSON: {e}"))));
+                        report.conflicts.push(row(
+                            &src,
+                            None,
+                            None,
+                            Some(format!("its options column is not JSON: {e}")),
+                        ));
                         continue;
                     }
                 },
             };
-            let start_mode = if options.get("autoStart").and_then(Value::as_bool).unwrap_or(false) {
+            let start_mode = if options
+                .get("autoStart")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
                 StartMode::WithMain
             } else {
                 StartMode::OnVisit
@@ -395,33 +462,54 @@ impl Engine {
                 name: src.name.clone(),
                 display_name: src.display_name.clone(),
                 start_mode: Some(start_mode),
-                domain: src.cname.clone().filter(|c| !c.trim().is_empty()).map(|c| c.trim().to_ascii_lowercase()),
+                domain: src
+                    .cname
+                    .clone()
+                    .filter(|c| !c.trim().is_empty())
+                    .map(|c| c.trim().to_ascii_lowercase()),
                 pinned: src.pinned,
                 ..CreateApp::default()
             };
             if let Err(e) = crate::validate::name(&src.name) {
-                report.conflicts.push(row(&src, Some(start_mode), None, Some(format!("the name cannot be a Hangar app's: {}", e.message))));
+                report.conflicts.push(row(
+                    &src,
+                    Some(start_mode),
+                    None,
+                    Some(format!("the name cannot be a Hangar app's: {}", e.message)),
+                ));
                 continue;
             }
             let db = match legacy_db(&req.from, &src.name, &options) {
                 Ok(db) => db,
                 Err(why) => {
-                    report.conflicts.push(row(&src, Some(start_mode), None, Some(why)));
+                    report
+                        .conflicts
+                        .push(row(&src, Some(start_mode), None, Some(why)));
                     continue;
                 }
             };
             let shown = db.describe();
             if let Ok(existing) = self.registry.get(&src.name).await {
-                let display = req_app.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| src.name.clone());
+                let display = req_app
+                    .display_name
+                    .clone()
+                    .filter(|d| !d.trim().is_empty())
+                    .unwrap_or_else(|| src.name.clone());
                 let mut differs = Vec::new();
-                if existing.db.url != db.url || existing.db.schema != db.schema || !existing.db.owned.is_empty() {
+                if existing.db.url != db.url
+                    || existing.db.schema != db.schema
+                    || !existing.db.owned.is_empty()
+                {
                     differs.push(format!("database {}", existing.db.describe()));
                 }
                 if existing.display_name != display {
                     differs.push(format!("display name {:?}", existing.display_name));
                 }
                 if existing.domain != req_app.domain {
-                    differs.push(format!("domain {}", existing.domain.as_deref().unwrap_or("none")));
+                    differs.push(format!(
+                        "domain {}",
+                        existing.domain.as_deref().unwrap_or("none")
+                    ));
                 }
                 if existing.pinned != req_app.pinned {
                     differs.push(format!("pinned {}", existing.pinned));
@@ -430,38 +518,73 @@ impl Engine {
                     differs.push(format!("start mode {}", existing.start_mode.as_str()));
                 }
                 if differs.is_empty() {
-                    report.skipped.push(row(&src, Some(start_mode), Some(shown), Some("already imported: an app of this name has the same definition".into())));
+                    report.skipped.push(row(
+                        &src,
+                        Some(start_mode),
+                        Some(shown),
+                        Some(
+                            "already imported: an app of this name has the same definition".into(),
+                        ),
+                    ));
                 } else {
-                    report.conflicts.push(row(&src, Some(start_mode), Some(shown), Some(format!(
-                        "the name is taken by a different app (it has {})", differs.join(", ")
-                    ))));
+                    report.conflicts.push(row(
+                        &src,
+                        Some(start_mode),
+                        Some(shown),
+                        Some(format!(
+                            "the name is taken by a different app (it has {})",
+                            differs.join(", ")
+                        )),
+                    ));
                 }
                 continue;
             }
             if let Some(d) = &req_app.domain {
                 if domains_here.contains(d) {
-                    report.conflicts.push(row(&src, Some(start_mode), Some(shown), Some(format!("the domain {d} is also another row's"))));
+                    report.conflicts.push(row(
+                        &src,
+                        Some(start_mode),
+                        Some(shown),
+                        Some(format!("the domain {d} is also another row's")),
+                    ));
                     continue;
                 }
             }
             if let Err(e) = self.check_create(&req_app).await {
-                report.conflicts.push(row(&src, Some(start_mode), Some(shown), Some(e.to_string())));
+                report.conflicts.push(row(
+                    &src,
+                    Some(start_mode),
+                    Some(shown),
+                    Some(e.to_string()),
+                ));
                 continue;
             }
             if let Err(why) = reachable(&db).await {
-                report.conflicts.push(row(&src, Some(start_mode), Some(shown), Some(format!("its database cannot be used: {why}"))));
+                report.conflicts.push(row(
+                    &src,
+                    Some(start_mode),
+                    Some(shown),
+                    Some(format!("its database cannot be used: {why}")),
+                ));
                 continue;
             }
             if !req.dry_run {
                 if let Err(e) = self.attach(req_app.clone(), db).await {
-                    report.conflicts.push(row(&src, Some(start_mode), Some(shown), Some(e.to_string())));
+                    report.conflicts.push(row(
+                        &src,
+                        Some(start_mode),
+                        Some(shown),
+                        Some(e.to_string()),
+                    ));
                     continue;
                 }
             }
             if let Some(d) = req_app.domain {
                 domains_here.push(d);
             }
-            report.created.push(row(&src, Some(start_mode), Some(shown), None));
+            report
+                .created
+                .push(row(&src, Some(start_mode), Some(shown), None));
         }
         tracing::info!(
             source = %report.source, dry_run = report.dry_run,
@@ -472,7 +595,12 @@ impl Engine {
     }
 }
 
-fn row(src: &Source, mode: Option<StartMode>, db: Option<String>, reason: Option<String>) -> ImportRow {
+fn row(
+    src: &Source,
+    mode: Option<StartMode>,
+    db: Option<String>,
+    reason: Option<String>,
+) -> ImportRow {
     ImportRow {
         name: src.name.clone(),
         display_name: src.display_name.clone().unwrap_or_else(|| src.name.clone()),
@@ -498,7 +626,12 @@ mod tests {
         assert!(d.owned.is_empty() && d.schema.is_none());
         let s = legacy_db(PG, "a_shop", &json!({"dbConnType": "new_schema"})).unwrap();
         assert_eq!(s.schema.as_deref(), Some("a_shop"));
-        assert!(s.url.starts_with("postgres://nb:s3cret@db.local:5432/nocobase?options="), "{}", s.url);
+        assert!(
+            s.url
+                .starts_with("postgres://nb:s3cret@db.local:5432/nocobase?options="),
+            "{}",
+            s.url
+        );
         let f = legacy_db("sqlite:///srv/nb/storage/db/main.sqlite", "a1", &json!({})).unwrap();
         assert_eq!(f.url, "sqlite:///srv/nb/storage/db/a1.sqlite");
     }
@@ -513,8 +646,14 @@ mod tests {
         .unwrap();
         assert_eq!(d.url, "mysql://u:p%40ss@other:3307/legacy");
         assert!(legacy_db(PG, "a1", &json!({"dbConnType": "new_connection"})).is_err());
-        assert!(legacy_db(PG, "a1", &json!({"dbConnType": "weird"})).unwrap_err().contains("weird"));
-        let rel = legacy_db(PG, "a1", &json!({"database": {"dialect": "sqlite", "storage": "storage/db/a1.sqlite"}}));
+        assert!(legacy_db(PG, "a1", &json!({"dbConnType": "weird"}))
+            .unwrap_err()
+            .contains("weird"));
+        let rel = legacy_db(
+            PG,
+            "a1",
+            &json!({"database": {"dialect": "sqlite", "storage": "storage/db/a1.sqlite"}}),
+        );
         assert!(rel.unwrap_err().contains("relative"));
     }
 }

@@ -136,7 +136,10 @@ mod tests {
             jobs.start("backup", "b").done(serde_json::json!({}));
         }
         assert_eq!(jobs.0.lock().unwrap().len(), KEEP);
-        assert!(jobs.get(&first_id).is_some(), "a running job is kept over finished ones");
+        assert!(
+            jobs.get(&first_id).is_some(),
+            "a running job is kept over finished ones"
+        );
         first.failed("no".into());
         assert_eq!(jobs.get(&first_id).unwrap().error.as_deref(), Some("no"));
     }
