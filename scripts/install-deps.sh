@@ -8,7 +8,9 @@ set -euo pipefail
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(run)
 
-pkgs=(build-essential pkg-config ca-certificates curl)
+# postgresql-client and mariadb-client: pg_dump/psql and mariadb-dump/mariadb, which backups
+# and restores of apps on PostgreSQL and MariaDB/MySQL run.
+pkgs=(build-essential pkg-config ca-certificates curl postgresql-client mariadb-client)
 for w in "${want[@]}"; do
   case "$w" in
     run) ;;

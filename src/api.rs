@@ -50,6 +50,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/validate/name", get(validate_name))
         .route("/export/{kind}", get(export))
         .route("/db/test", post(db_test))
+        .route("/apps/{name}/backup", post(crate::api_data::backup))
+        .route("/backups", get(crate::api_data::backups))
+        .route("/restore", post(crate::api_data::restore))
+        .route("/jobs/{id}", get(crate::api_data::job))
+        .route("/import/nocobase", post(crate::api_data::import_nocobase))
         .route("/login-code", post(crate::ui_server::login_code));
     Router::new()
         .nest("/api/v1", api)
@@ -125,7 +130,7 @@ fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> 
         .into_response()
 }
 
-struct ApiError(EngineError);
+pub(crate) struct ApiError(pub(crate) EngineError);
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -153,7 +158,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 async fn engine_info(State(e): State<Shared>) -> Json<serde_json::Value> {
     Json(json!({

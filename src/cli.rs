@@ -127,6 +127,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up an app (its definition, data folder and database) into an archive.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all", "list"])))]
+    Backup {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        /// Write the archive into DIR instead of the home's backups/.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// List the backups in the home's backups/ (as `hangar backups`).
+        #[arg(long, conflicts_with_all = ["all", "output"])]
+        list: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the backups (all, or one app's), newest first.
+    Backups {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring an app back from a backup archive: a path, or a file name from `hangar backups`.
+    Restore {
+        file: String,
+        /// Restore beside the original under another name (a new port, a new database).
+        #[arg(long = "as", value_name = "NEW_NAME")]
+        as_name: Option<String>,
+        /// Where the database goes: new-database, schema or a URL (default: as it was).
+        #[arg(long, value_name = "new-database|schema|URL")]
+        db: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring in the sub-apps of a legacy multi-app table, attached to their databases.
+    Import {
+        /// What to import from.
+        #[arg(value_parser = ["nocobase"])]
+        kind: String,
+        /// The NocoBase main database: postgres://…, mysql://… or sqlite:///path.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Show what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app's log.
     Logs {
         name: String,
@@ -397,6 +445,16 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             }
         }
         Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
+        Command::Backup { name, all, output, list, json } => {
+            if list {
+                crate::cli_data::backups(c, name, json).await?
+            } else {
+                crate::cli_data::backup(c, name, all, output, json).await?
+            }
+        }
+        Command::Backups { name, json } => crate::cli_data::backups(c, name, json).await?,
+        Command::Restore { file, as_name, db, json } => crate::cli_data::restore(c, file, as_name, db, json).await?,
+        Command::Import { kind: _, from, dry_run, json } => crate::cli_data::import(c, from, dry_run, json).await?,
         Command::Open { no_browser } => {
             let v: Value = c.post("/login-code", &json!({})).await?;
             let url = v["url"]

@@ -36,6 +36,8 @@ struct FileConfig {
     proxy_bind: Option<String>,
     /// The range apps get their ports from when none is given: "14000-14999".
     app_ports: Option<String>,
+    /// Days automatic backups (before an upgrade or a dropping delete) are kept.
+    backup_keep_days: Option<u32>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -134,6 +136,8 @@ pub struct Config {
     pub api_port: u16,
     pub proxy_bind: std::net::IpAddr,
     pub app_ports: std::ops::RangeInclusive<u16>,
+    /// Days automatic backups are kept (`backup_keep_days`, default 7).
+    pub backup_keep_days: u32,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -249,6 +253,16 @@ impl Config {
                         ))
                     }
                 }
+            }
+        };
+        let backup_keep_days = match file.backup_keep_days {
+            None => 7,
+            Some(d) if (1..=3650).contains(&d) => d,
+            Some(d) => {
+                return Err(value_err(
+                    "backup_keep_days".into(),
+                    format!("{d} is not accepted; accepted: a number of days from 1 to 3650 (default 7)"),
+                ))
             }
         };
         let data_service = match file.data_service {
@@ -377,6 +391,7 @@ impl Config {
             api_port,
             proxy_bind,
             app_ports,
+            backup_keep_days,
             data_service,
             main: MainApp {
                 enabled: fm.enabled.unwrap_or(true),

@@ -131,6 +131,16 @@ pub struct UpgradeReport {
     pub error: Option<String>,
 }
 
+/// How [`Engine::create_with`] departs from a plain create.
+#[derive(Debug, Default)]
+pub(crate) struct CreateOpts {
+    /// Use this database (attached or already provisioned) instead of provisioning one.
+    pub db: Option<AppDb>,
+    /// Register the app stopped (`desired = stopped`): nothing starts it until the operator does.
+    pub hold: bool,
+    pub app_key: Option<String>,
+}
+
 /// Command-line overrides of `hangar.toml`.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -146,6 +156,8 @@ pub struct Engine {
     pub events: broadcast::Sender<Event>,
     pub sampler: Sampler,
     pub token: String,
+    /// Backups and restores under way, for the API's progress route.
+    pub jobs: crate::jobs::Jobs,
     shutdown: watch::Sender<bool>,
     _lock: EngineLock,
 }
@@ -185,6 +197,7 @@ impl Engine {
             events,
             sampler: Sampler::new(),
             token,
+            jobs: crate::jobs::Jobs::default(),
             shutdown,
             _lock: lock,
         }))
@@ -384,6 +397,39 @@ impl Engine {
     /// Validate and register a new app, make its data folder and database; a `with-main` app
     /// starts at once.
     pub async fn create(self: &Arc<Self>, req: CreateApp) -> Result<AppView, EngineError> {
+        self.create_with(req, CreateOpts::default()).await
+    }
+
+    /// Register an app on a database that already exists (a legacy import): the same checks as
+    /// [`Engine::create`], nothing is provisioned, and `db.owned` must be empty, so Hangar never
+    /// drops it.
+    pub async fn attach(
+        self: &Arc<Self>,
+        req: CreateApp,
+        db: AppDb,
+    ) -> Result<AppView, EngineError> {
+        if !db.owned.is_empty() {
+            return Err(EngineError::Refused(
+                "an attached database must not be recorded as made by Hangar".into(),
+            ));
+        }
+        self.create_with(
+            req,
+            CreateOpts {
+                db: Some(db),
+                ..CreateOpts::default()
+            },
+        )
+        .await
+    }
+
+    /// Every check `create` makes before it writes anything (name, display name, domain, env,
+    /// runtime, a free name, a given port); nothing is changed. Returns the display name and
+    /// the domain as they will be stored.
+    pub async fn check_create(
+        &self,
+        req: &CreateApp,
+    ) -> Result<(String, Option<String>), EngineError> {
         validate::name(&req.name)?;
         let display_name = req
             .display_name
@@ -421,13 +467,40 @@ impl Engine {
                 ),
             )));
         }
-        let port = self.port_for(&req).await?;
+        let mut port = None;
+        if let Some(p) = req.port {
+            let p = validate::port(p as i64, &self.reserved_ports())?;
+            if !self.registry.used_ports().await?.contains(&p) && launch::port_taken(p) {
+                return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
+            }
+            port = Some(p);
+        }
+        // A port or domain another app holds (the registry names the holder).
+        self.registry
+            .check_unique(port, domain.as_deref(), &req.name)
+            .await?;
+        Ok((display_name, domain))
+    }
+
+    /// `create`, with what attach and restore need: a given database instead of provisioning
+    /// one, the app held stopped (a restore loads its data first), a given app key.
+    pub(crate) async fn create_with(
+        self: &Arc<Self>,
+        req: CreateApp,
+        opts: CreateOpts,
+    ) -> Result<AppView, EngineError> {
+        let (display_name, domain) = self.check_create(&req).await?;
+        let port = match req.port {
+            Some(p) => p as u16,
+            None => self.free_port().await?,
+        };
         let data_dir = self.home.app_dir(&req.name);
         // The journal lets an engine that starts after a crash undo a create cut short.
-        let provisions = matches!(
-            req.db.as_deref().unwrap_or("new-database"),
-            "new-database" | "schema"
-        );
+        let provisions = opts.db.is_none()
+            && matches!(
+                req.db.as_deref().unwrap_or("new-database"),
+                "new-database" | "schema"
+            );
         let service = self.config.data_service.clone().filter(|_| provisions);
         let mut existed = match &service {
             Some(svc) => crate::provision::existing(svc, &crate::provision::identifier(&req.name))
@@ -452,7 +525,7 @@ impl Engine {
         };
         self.registry.journal_begin(&entry).await?;
         let result = self
-            .create_journaled(req, data_dir, display_name, domain, port)
+            .create_journaled(req, opts, data_dir, display_name, domain, port)
             .await;
         if let Err(e) = self.registry.journal_end(&entry.name).await {
             tracing::warn!(app = %entry.name, "cannot close the journal entry: {e}");
@@ -463,13 +536,20 @@ impl Engine {
     async fn create_journaled(
         self: &Arc<Self>,
         req: CreateApp,
+        opts: CreateOpts,
         data_dir: std::path::PathBuf,
         display_name: String,
         domain: Option<String>,
         port: u16,
     ) -> Result<AppView, EngineError> {
-        let crate::provision::Provisioned { db, notices } =
-            self.provision_db(&req, &data_dir).await?;
+        let attached = opts.db.is_some();
+        let crate::provision::Provisioned { db, notices } = match opts.db {
+            Some(db) => crate::provision::Provisioned {
+                db,
+                notices: Vec::new(),
+            },
+            None => self.provision_db(&req, &data_dir).await?,
+        };
         let now = crate::registry::now();
         let record = AppRecord {
             name: req.name.clone(),
@@ -481,8 +561,11 @@ impl Engine {
             runtime: req.runtime.clone(),
             db,
             env: req.env.clone(),
-            app_key: crate::secret::random_hex(32),
+            app_key: opts
+                .app_key
+                .unwrap_or_else(|| crate::secret::random_hex(32)),
             desired: match req.start_mode {
+                _ if opts.hold => Desired::Stopped,
                 Some(StartMode::WithMain) => Desired::Running,
                 _ => Desired::Dormant,
             },
@@ -493,9 +576,12 @@ impl Engine {
         };
         // Make the folder, then the record; undo the folder if the record is refused.
         // Either failing drops the database just made (provision's undo), so nothing is half-made.
+        // An attached database is never dropped.
         let made_dir = !data_dir.exists();
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
-            self.discard_db(&record.db).await;
+            if !attached {
+                self.discard_db(&record.db).await;
+            }
             return Err(EngineError::Io(format!(
                 "cannot create {}: {e}",
                 data_dir.display()
@@ -505,7 +591,9 @@ impl Engine {
             if made_dir {
                 let _ = std::fs::remove_dir_all(&data_dir);
             }
-            self.discard_db(&record.db).await;
+            if !attached {
+                self.discard_db(&record.db).await;
+            }
             return Err(e.into());
         }
         tracing::info!(app = %record.name, port, "created");
@@ -513,7 +601,7 @@ impl Engine {
         let _ = self.events.send(Event::App {
             name: record.name.clone(),
         });
-        if record.start_mode == StartMode::WithMain {
+        if record.start_mode == StartMode::WithMain && !opts.hold {
             let engine = self.clone();
             let name = record.name.clone();
             tokio::spawn(async move {
@@ -523,22 +611,6 @@ impl Engine {
         let mut view = self.view(&record.name).await?;
         view.notices = notices;
         Ok(view)
-    }
-
-    /// The port asked for (validated, free), or a free one from the range.
-    async fn port_for(&self, req: &CreateApp) -> Result<u16, EngineError> {
-        Ok(match req.port {
-            Some(p) => {
-                let p = validate::port(p as i64, &self.reserved_ports())?;
-                if self.registry.used_ports().await?.contains(&p) {
-                    // the registry's check names the holder
-                } else if launch::port_taken(p) {
-                    return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
-                }
-                p
-            }
-            None => self.free_port().await?,
-        })
     }
 
     /// Drop what provisioning made for an app that was not registered after all.
@@ -603,6 +675,17 @@ impl Engine {
     /// data folder is kept aside under `apps/.deleted/`, so a new app of the same name starts
     /// empty and nothing is lost.
     pub async fn delete(&self, name: &str, drop_db: bool) -> Result<DeleteReport, EngineError> {
+        self.delete_with(name, drop_db, true).await
+    }
+
+    /// `delete`; with `backup`, a delete that drops the database is preceded by an automatic
+    /// backup (a failed backup deletes nothing). A failed restore undoes itself without one.
+    pub(crate) async fn delete_with(
+        &self,
+        name: &str,
+        drop_db: bool,
+        backup: bool,
+    ) -> Result<DeleteReport, EngineError> {
         if name == MAIN {
             return Err(EngineError::Refused(
                 "the main app cannot be deleted; disable it with [main] enabled = false".into(),
@@ -619,6 +702,31 @@ impl Engine {
         if drop_db {
             crate::provision::check_drop(name, &app.db, service)?;
         }
+        // Stopped first, so the backup is consistent; the backup is complete before anything
+        // is dropped (a failed backup deletes nothing).
+        self.supervisor.remove(name).await;
+        let mut saved = None;
+        if drop_db && backup {
+            let job = crate::jobs::Job::detached("backup", name);
+            match crate::backup::write(
+                &self.home,
+                &self.config,
+                &app,
+                crate::backup::Reason::BeforeDelete,
+                None,
+                &job,
+            )
+            .await
+            {
+                Ok(info) => saved = Some(info.name),
+                Err(e) => {
+                    self.supervisor.add(name);
+                    return Err(EngineError::Refused(format!(
+                        "the automatic backup before dropping {name}'s database failed: {e}; nothing was deleted"
+                    )));
+                }
+            }
+        }
         // From here the delete is rolled forward by the next engine if this one dies.
         self.registry
             .journal_begin(&crate::registry::JournalEntry {
@@ -630,7 +738,7 @@ impl Engine {
                 drop_db,
             })
             .await?;
-        let result = self.delete_journaled(&app, drop_db).await;
+        let result = self.delete_journaled(&app, drop_db, saved).await;
         if let Err(e) = self.registry.journal_end(name).await {
             tracing::warn!(app = %name, "cannot close the journal entry: {e}");
         }
@@ -641,6 +749,7 @@ impl Engine {
         &self,
         app: &AppRecord,
         drop_db: bool,
+        saved: Option<String>,
     ) -> Result<DeleteReport, EngineError> {
         let name = app.name.as_str();
         let service = self.config.data_service.as_deref();
@@ -694,6 +803,11 @@ impl Engine {
             report
                 .kept
                 .push(format!("attached database {}", app.db.describe()));
+        }
+        if let Some(file) = saved {
+            report.kept.push(format!(
+                "a backup taken just before: `hangar restore {file}` brings it back"
+            ));
         }
         tracing::info!(app = %name, drop_db, "deleted");
         let _ = self.events.send(Event::Removed {

@@ -8,6 +8,7 @@
 //! engine.json      the running engine's pid and addresses, for the CLI
 //! apps/<name>/     each app's data folder
 //! logs/            each app's logs, and the engine's own
+//! backups/         backup archives (hangar backup; automatic ones before upgrades and drops)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -106,6 +107,11 @@ impl Home {
     }
     pub fn app_dir(&self, name: &str) -> PathBuf {
         self.apps_dir().join(name)
+    }
+    /// Backup archives (`hangar backup`, and the automatic ones before upgrades and dropping
+    /// deletes).
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
     }
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

@@ -2,13 +2,18 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod api;
+mod api_data;
+pub mod backup;
 pub mod cli;
+mod cli_data;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod engine;
 pub mod export;
 pub mod home;
+pub mod import;
+pub mod jobs;
 pub mod launch;
 pub mod logs;
 pub mod metrics;

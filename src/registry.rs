@@ -218,7 +218,7 @@ impl Registry {
     }
 
     /// Refuse a port or domain another app holds (`except`: the app being edited).
-    async fn check_unique(
+    pub async fn check_unique(
         &self,
         port: Option<u16>,
         domain: Option<&str>,

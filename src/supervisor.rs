@@ -605,6 +605,17 @@ impl Actor {
             return Ok(false);
         }
         self.set(|s| s.status = Status::Upgrading);
+        // Keep what the app has before its runtime changes it: an upgrade without a backup
+        // does not run.
+        let job = crate::jobs::Job::detached("backup", &self.name);
+        match crate::backup::write(&self.ctx.home, &self.ctx.config, &p.app, crate::backup::Reason::BeforeUpgrade, None, &job).await {
+            Ok(info) => self.log.sys(format!("backed up to {} before the upgrade", info.file.display())),
+            Err(e) => {
+                return Err(format!(
+                    "the automatic backup before the upgrade to {version} failed: {e}; not upgraded, not started"
+                ))
+            }
+        }
         let argv = launch::expand_all(
             upgrade,
             &p.env,

@@ -177,6 +177,38 @@ test('stop it from the list', async () => {
   assert.equal(JSON.parse(e.cli('status', APP, '--json').stdout).status, 'stopped');
 });
 
+test('back it up from its page, and restore the backup beside it under a new name', async () => {
+  const COPY = 'e2e_copy';
+  await page.goto(`${e.base}/#/apps/${APP}`);
+  const panel = page.getByTestId('backups');
+  await panel.waitFor();
+  await panel.getByTestId('backup-now').click();
+  await panel.getByTestId('backup-done').waitFor({ timeout: 30000 });
+  assert.match(await panel.getByTestId('backup-done').textContent(), new RegExp(`^Backed up to ${APP}\\.`));
+  const listed = JSON.parse(e.cli('backups', APP, '--json').stdout);
+  assert.equal(listed.length, 1, 'the CLI sees the same archive');
+  await panel.locator(`tr[data-backup="${listed[0].name}"]`).waitFor();
+  await shot(page, 'backups');
+  await panel.getByTestId('restore-as').first().click();
+  const dialog = page.getByTestId('restore-dialog');
+  await dialog.getByTestId('restore-name').fill('Bad name');
+  assert.equal(await dialog.getByTestId('confirm-restore').isDisabled(), true, 'the name rule holds');
+  await dialog.getByTestId('restore-name').fill(COPY);
+  await shot(page, 'restore-dialog');
+  await dialog.getByTestId('confirm-restore').click();
+  // It lands on the copy's own page; the copy is an app of its own.
+  await page.waitForFunction((n) => location.hash === `#/apps/${n}`, COPY, { timeout: 30000 });
+  await page.locator('.mono', { hasText: COPY }).first().waitFor();
+  const copy = JSON.parse(e.cli('status', COPY, '--json').stdout);
+  const orig = JSON.parse(e.cli('status', APP, '--json').stdout);
+  assert.notEqual(copy.port, orig.port);
+  assert.notEqual(copy.db, orig.db);
+  assert.ok(existsSync(join(e.home, 'apps', COPY)), 'its own data folder');
+  await page.goto(`${e.base}/#/`);
+  await row(COPY).waitFor();
+  await row(APP).waitFor();
+});
+
 test('delete it with its database: the name must be typed, and the dialog says what was dropped', async () => {
   const dataDir = join(e.home, 'apps', APP);
   assert.ok(existsSync(dataDir), 'the app has a data folder');

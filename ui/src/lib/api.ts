@@ -384,3 +384,69 @@ export async function upgradeApp(name: string): Promise<UpgradeReport> {
 }
 export const canUpgrade = () => routeExists('/apps/main/upgrade');
 export const canTestConnection = () => routeExists('/db/test');
+
+// ---- backups, restores, legacy import -------------------------------------------------------
+
+export interface BackupInfo {
+  file: string;
+  name: string;
+  app: string;
+  reason: 'manual' | 'before-upgrade' | 'before-delete' | string;
+  automatic: boolean;
+  created_at: string;
+  size: number;
+}
+
+export interface JobState {
+  id: string;
+  kind: 'backup' | 'restore' | string;
+  app: string;
+  state: 'running' | 'done' | 'failed' | string;
+  step: string;
+  bytes: number;
+  total_bytes: number | null;
+  result: unknown;
+  error: string | null;
+  started_at: string;
+}
+
+export const listBackups = async (app?: string) =>
+  (await call<{ backups: BackupInfo[]; keep_days: number }>('GET', `/backups${app ? `?app=${encodeURIComponent(app)}` : ''}`));
+export const getJob = (id: string) => call<JobState>('GET', `/jobs/${seg(id)}`);
+
+/** Poll a job until it ends; `onProgress` sees each state. Resolves with its result. */
+export async function waitJob(job: JobState, onProgress: (s: JobState) => void, everyMs = 200): Promise<unknown> {
+  for (;;) {
+    const s = await getJob(job.id);
+    onProgress(s);
+    if (s.state === 'done') return s.result;
+    if (s.state === 'failed') throw new Error(s.error ?? 'failed');
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const startBackup = async (name: string) =>
+  (await call<{ job: JobState }>('POST', `/apps/${seg(name)}/backup`, {})).job;
+/** `file`: a name from the backups list (or an absolute path); `as`: a new name, or none for the archived one. */
+export const startRestore = async (file: string, as?: string) =>
+  (await call<{ job: JobState }>('POST', '/restore', { file, as: as || null })).job;
+
+export interface ImportRow {
+  name: string;
+  display_name: string;
+  start_mode: string;
+  domain: string | null;
+  pinned: boolean;
+  db: string;
+  reason: string | null;
+}
+export interface ImportReport {
+  source: string;
+  dry_run: boolean;
+  rows: number;
+  created: ImportRow[];
+  skipped: ImportRow[];
+  conflicts: ImportRow[];
+}
+export const importNocobase = (from: string, dryRun: boolean) =>
+  call<ImportReport>('POST', '/import/nocobase', { from, dry_run: dryRun });
