@@ -81,6 +81,9 @@ pub struct CreateApp {
     pub runtime: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Idle stop in seconds for an on-visit app; absent or 0: never.
+    #[serde(default)]
+    pub idle_timeout: Option<i64>,
 }
 
 /// One app as every client sees it: the contract's `list --json` fields, and a few more.
@@ -107,6 +110,9 @@ pub struct AppView {
     pub env: BTreeMap<String, String>,
     pub progress: Option<String>,
     pub created_at: String,
+    /// Idle stop in seconds (on-visit apps); `None`: never.
+    #[serde(default)]
+    pub idle_timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +261,7 @@ impl Engine {
             desired: Desired::Running,
             last_version: None,
             pid: None,
+            idle_timeout: None,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -307,6 +314,17 @@ impl Engine {
         for (k, v) in &req.env {
             validate::env_entry(k, v)?;
         }
+        let idle_timeout = match req.idle_timeout.map(validate::idle_timeout).transpose()? {
+            Some(0) | None => None,
+            Some(_) if req.start_mode == Some(StartMode::WithMain) => {
+                return Err(Invalid::new(
+                    "idle_timeout",
+                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
+                )
+                .into())
+            }
+            Some(s) => Some(s),
+        };
         if let Some(rt) = &req.runtime {
             if self.config.runtime(rt).is_none() {
                 let known: Vec<&str> = self.config.runtimes.keys().map(|s| s.as_str()).collect();
@@ -358,6 +376,7 @@ impl Engine {
             },
             last_version: None,
             pid: None,
+            idle_timeout,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -430,6 +449,9 @@ impl Engine {
             for (k, v) in env {
                 validate::env_entry(k, v)?;
             }
+        }
+        if let Some(s) = edit.idle_timeout {
+            validate::idle_timeout(s as i64)?;
         }
         self.registry.update(name, &edit).await?;
         let _ = self.events.send(Event::App {
@@ -618,6 +640,7 @@ impl Engine {
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),
             created_at: app.created_at.clone(),
+            idle_timeout: app.idle_timeout,
         }
     }
 

@@ -111,6 +111,9 @@ enum Cmd {
     Wake(oneshot::Sender<Result<u16, WakeError>>),
     /// Engine shutdown or delete: end the process, keep `desired`, end the actor.
     Shutdown(oneshot::Sender<()>),
+    /// The proxy saw no activity for the app's idle timeout: if running, stop and go
+    /// `dormant` (a visit wakes it again). Replies whether it stopped.
+    Idle(oneshot::Sender<bool>),
 }
 
 /// Shared by every actor.
@@ -211,6 +214,10 @@ impl Supervisor {
             .await
             .unwrap_or_else(|| Err("the engine is shutting down".into()))
     }
+    /// Idle stop: a running app stops and goes `dormant`; anything else is left alone.
+    pub async fn idle(&self, name: &str) -> bool {
+        self.ask(name, Cmd::Idle).await.unwrap_or(false)
+    }
     pub async fn wake(&self, name: &str) -> Result<u16, WakeError> {
         self.ask(name, Cmd::Wake)
             .await
@@ -245,6 +252,8 @@ enum Next {
 enum Ended {
     /// Told to stop (desired already written).
     Stopped,
+    /// Stopped for idleness (desired already `dormant`).
+    Idled,
     Restart,
     Shutdown,
     /// The process exited on its own.
@@ -372,6 +381,9 @@ impl Actor {
                     let _ = reply.send(());
                     return Next::Exit;
                 }
+                Cmd::Idle(reply) => {
+                    let _ = reply.send(false);
+                }
             }
         }
     }
@@ -406,6 +418,9 @@ impl Actor {
                         self.set(|s| s.status = Status::Stopped);
                         let _ = r.send(());
                         return Next::Exit;
+                    }
+                    Some(Cmd::Idle(r)) => {
+                        let _ = r.send(false);
                     }
                 }
             }
@@ -458,6 +473,10 @@ impl Actor {
         match ended {
             Ended::Stopped => {
                 self.stopped_waiters();
+                self.set(|s| s.status = Status::Stopped);
+                Next::Idle
+            }
+            Ended::Idled => {
                 self.set(|s| s.status = Status::Stopped);
                 Next::Idle
             }
@@ -765,6 +784,17 @@ impl Actor {
                 self.stop_process(child, pid, p).await;
                 let _ = r.send(());
                 Some(Ended::Shutdown)
+            }
+            Some(Cmd::Idle(r)) => {
+                if ready_port.is_none() {
+                    let _ = r.send(false);
+                    return None;
+                }
+                self.log.sys("idle: no request or open connection for the idle timeout; going dormant until the next visit");
+                self.set_desired(Desired::Dormant).await;
+                self.stop_process(child, pid, p).await;
+                let _ = r.send(true);
+                Some(Ended::Idled)
             }
         }
     }
