@@ -36,6 +36,10 @@ struct FileConfig {
     proxy_bind: Option<String>,
     /// The range apps get their ports from when none is given: "14000-14999".
     app_ports: Option<String>,
+    /// Seconds a non-browser request for a starting app is held before a 503 (default 60).
+    wake_timeout: Option<u64>,
+    /// Seconds the proxy waits for an app's response head before a 504 (default 300).
+    upstream_timeout: Option<u64>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -134,6 +138,10 @@ pub struct Config {
     pub api_port: u16,
     pub proxy_bind: std::net::IpAddr,
     pub app_ports: std::ops::RangeInclusive<u16>,
+    /// How long the proxy holds a non-browser request while its app starts.
+    pub wake_timeout: Duration,
+    /// How long the proxy waits for an app's response head.
+    pub upstream_timeout: Duration,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -251,6 +259,15 @@ impl Config {
                 }
             }
         };
+        let top_secs = |v: Option<u64>, default: u64, k: &str| match v.unwrap_or(default) {
+            s @ 1..=86_400 => Ok(Duration::from_secs(s)),
+            s => Err(value_err(
+                k.into(),
+                format!("{s} is not accepted; a number of seconds from 1 to 86400"),
+            )),
+        };
+        let wake_timeout = top_secs(file.wake_timeout, 60, "wake_timeout")?;
+        let upstream_timeout = top_secs(file.upstream_timeout, 300, "upstream_timeout")?;
         let data_service = match file.data_service {
             None => None,
             Some(ds) => {
@@ -377,6 +394,8 @@ impl Config {
             api_port,
             proxy_bind,
             app_ports,
+            wake_timeout,
+            upstream_timeout,
             data_service,
             main: MainApp {
                 enabled: fm.enabled.unwrap_or(true),
@@ -495,6 +514,14 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("data_service.url"), "{e}");
+        let e = parse("wake_timeout = 0").unwrap_err().to_string();
+        assert!(e.contains("wake_timeout") && e.contains("86400"), "{e}");
+        let c = parse("upstream_timeout = 7\nproxy_bind = \"0.0.0.0\"").unwrap();
+        assert_eq!(c.upstream_timeout, Duration::from_secs(7));
+        assert_eq!(c.wake_timeout, Duration::from_secs(60));
+        assert!(c.proxy_bind.is_unspecified());
+        let e = parse("proxy_bind = \"everywhere\"").unwrap_err().to_string();
+        assert!(e.contains("proxy_bind") && e.contains("0.0.0.0"), "{e}");
         let e = parse("proxy_port = 5\napi_port = 5")
             .unwrap_err()
             .to_string();
