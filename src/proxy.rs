@@ -122,21 +122,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
             let svc = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
                 async move {
-                    let answer = AssertUnwindSafe(proxy.handle(req, peer))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| {
-                            tracing::error!("a request handler panicked; answered 500");
-                            pages::error(
-                                false,
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal",
-                                "Internal error",
-                                "Hangar failed while handling this request.",
-                                None,
-                                &[],
-                            )
-                        });
+                    let answer = guarded(proxy.handle(req, peer)).await;
                     Ok::<_, Infallible>(answer)
                 }
             });
@@ -146,6 +132,26 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
                 .await;
         });
     }
+}
+
+/// Handle one request; a panic in it answers that request with 500 (and is logged) instead of
+/// dropping the connection.
+async fn guarded(handling: impl std::future::Future<Output = Response<Body>>) -> Response<Body> {
+    AssertUnwindSafe(handling)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a request handler panicked; answered 500");
+            pages::error(
+                false,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "Hangar failed while handling this request.",
+                None,
+                &[],
+            )
+        })
 }
 
 async fn follow_registry(
@@ -343,10 +349,15 @@ impl Proxy {
             }
         }
 
-        // 4. Rewrite the request for the app: its address, the prefix kept or stripped, and
-        //    the X-Forwarded-* headers.
+        // 4. Rewrite the request for the app: its address, the prefix kept or stripped (an app
+        //    that keeps it and is reached by its Host gets it too), the X-Forwarded-* headers.
         let strip = route.by_path && app.prefix == Prefix::Strip;
-        match upstream_uri(&app, req.uri(), strip) {
+        let path = match (route.by_path, app.prefix) {
+            (true, Prefix::Strip) => UpstreamPath::Strip,
+            (false, Prefix::Keep) => UpstreamPath::AddBase,
+            _ => UpstreamPath::AsIs,
+        };
+        match upstream_uri(&app, req.uri(), path) {
             Some(uri) => *req.uri_mut() = uri,
             None => return bad_request(&req),
         }
@@ -475,18 +486,38 @@ fn bad_request<B>(req: &Request<B>) -> Response<Body> {
     )
 }
 
-/// The app's own address with the path it wants: unchanged (`keep`), or without
-/// `/_app/<name>` (`strip`).
-fn upstream_uri(app: &AppEntry, uri: &Uri, strip: bool) -> Option<Uri> {
-    let pq = match (uri.path_and_query(), strip) {
-        (Some(pq), false) => pq.clone(),
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum UpstreamPath {
+    AsIs,
+    /// Reached by `/_app/<name>/…`, wants the path without it.
+    Strip,
+    /// Reached by its Host, wants `/_app/<name>` in front (unless the path has it already:
+    /// the app's own absolute links).
+    AddBase,
+}
+
+/// The app's own address with the path it wants.
+fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
+    let pq = match (uri.path_and_query(), path) {
         (None, _) => PathAndQuery::from_static("/"),
-        (Some(pq), true) => {
+        (Some(pq), UpstreamPath::AsIs) => pq.clone(),
+        (Some(pq), UpstreamPath::Strip) => {
             let rest = pq.as_str().get(app.base.len()..)?;
             if rest.starts_with('/') {
                 PathAndQuery::try_from(rest).ok()?
             } else {
                 PathAndQuery::try_from(format!("/{rest}")).ok()?
+            }
+        }
+        (Some(pq), UpstreamPath::AddBase) => {
+            let p = pq.path();
+            let under_base = p
+                .strip_prefix(app.base.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if app.base.is_empty() || under_base {
+                pq.clone()
+            } else {
+                PathAndQuery::try_from(format!("{}{}", app.base, pq.as_str())).ok()?
             }
         }
     };
@@ -624,6 +655,14 @@ fn root_cause(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_gets_500() {
+        let r = guarded(async { panic!("boom") }).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = guarded(async { pages::redirect("/x/") }).await;
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    }
 
     #[test]
     fn cookie_paths_go_under_the_prefix() {
