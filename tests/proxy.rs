@@ -633,3 +633,69 @@ fn the_proxy_binds_loopback_by_default_and_all_interfaces_when_told() {
     // The API stays on loopback only, whatever the proxy does.
     assert!(TcpStream::connect(("127.0.0.2", e.api_port)).is_err());
 }
+
+/// Datasette (PyPI), installed by scripts/install-datasette.sh, or HANGAR_TEST_DATASETTE.
+fn datasette() -> String {
+    if let Ok(p) = std::env::var("HANGAR_TEST_DATASETTE") {
+        return p;
+    }
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/hangar/venv-datasette/bin/datasette"))
+        .unwrap_or_default();
+    if std::path::Path::new(&venv).is_file() {
+        return venv;
+    }
+    panic!(
+        "Datasette is missing: run scripts/install-datasette.sh (or set HANGAR_TEST_DATASETTE to a datasette executable)"
+    );
+}
+
+#[test]
+fn a_third_party_app_with_its_own_base_path_setting_works_under_its_prefix() {
+    // Datasette's `base_url` setting makes it link under the prefix; the proxy strips it.
+    let toml = format!(
+        r#"[runtimes.datasette]
+command = [{bin:?}, "serve", "--host", "127.0.0.1", "--port", "${{PORT}}", "--setting", "base_url", "${{HANGAR_BASE_PATH}}/", "--create", "${{HANGAR_DATA_DIR}}/notes.db"]
+health = "/-/versions.json"
+prefix = "strip"
+"#,
+        bin = datasette()
+    );
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "data", "--runtime", "datasette"]);
+    let c = client();
+
+    // The first visit starts it; its home page links under /_app/data/.
+    let r = c.get(e.proxy_url("/_app/data/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let home = r.text().unwrap();
+    assert!(home.contains("href=\"/_app/data/notes\""), "{home}");
+    assert!(home.contains("/_app/data/-/static/app.css"), "{home}");
+
+    // Following those links works: a database page, a query, a static asset.
+    let r = c.get(e.proxy_url("/_app/data/notes")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("action=\"/_app/data/notes\""));
+    let r = c
+        .get(e.proxy_url("/_app/data/notes.json?sql=select+40%2B2+as+answer&_shape=array"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(json(&r.text().unwrap())[0]["answer"], 42);
+    let r = c
+        .get(e.proxy_url("/_app/data/-/static/app.css"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    // Its own name for itself, by Host, works too.
+    let r = c
+        .get(e.proxy_url("/"))
+        .header(HOST, "data.localhost")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
