@@ -28,6 +28,7 @@ use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::watch;
 
 use crate::config::Prefix;
@@ -77,34 +78,50 @@ pub(crate) struct Proxy {
     table: RwLock<Table>,
     activities: Mutex<HashMap<String, Arc<Activity>>>,
     last_reload: Mutex<Option<Instant>>,
-    client: Client<HttpConnector, Incoming>,
+    /// The engine's runtime: registry queries run there, not on the proxy workers.
+    engine_rt: tokio::runtime::Handle,
 }
 
+type Upstream = Client<HttpConnector, Incoming>;
+
+/// Accept on the engine's runtime; serve on one single-threaded runtime per core, each with
+/// its own connection pool. A request and the upstream connection it uses then live on one
+/// thread: no cross-thread wake-ups (futex, eventfd) on the hot path, as in nginx's workers.
 pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .build(connector);
     let proxy = Arc::new(Proxy {
         engine: engine.clone(),
         table: RwLock::new(Table::default()),
         activities: Mutex::new(HashMap::new()),
         last_reload: Mutex::new(None),
-        client,
+        engine_rt: tokio::runtime::Handle::current(),
     });
     // Subscribe before the first load, so no change falls between the two.
     let events = engine.events.subscribe();
     proxy.reload().await;
     tokio::spawn(follow_registry(proxy.clone(), events));
     tokio::spawn(activity::watch_idle(proxy.clone()));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .max_header_size(MAX_HEADER_BYTES)
-        .header_read_timeout(Duration::from_secs(30));
+
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_WORKERS);
+    let mut queues = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE);
+        let proxy = proxy.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hangar-proxy-{i}"))
+            .spawn(move || worker(proxy, rx));
+        match spawned {
+            Ok(_) => queues.push(tx),
+            Err(e) => tracing::error!("cannot start proxy worker {i}: {e}"),
+        }
+    }
+    if queues.is_empty() {
+        tracing::error!("no proxy worker could start; the proxy is not serving");
+        return;
+    }
+    let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -116,22 +133,83 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move {
-                    let answer = guarded(proxy.handle(req, peer)).await;
-                    Ok::<_, Infallible>(answer)
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        // Round robin; a worker whose queue is full passes its turn.
+        let mut conn = (stream, peer);
+        let mut placed = false;
+        for _ in 0..queues.len() {
+            next = (next + 1) % queues.len();
+            match queues[next].try_send(conn) {
+                Ok(()) => {
+                    placed = true;
+                    break;
                 }
-            });
-            let _ = http
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-        });
+                Err(TrySendError::Full(c)) | Err(TrySendError::Closed(c)) => conn = c,
+            }
+        }
+        if !placed {
+            tracing::warn!("every proxy worker is saturated; a connection was refused");
+        }
     }
+}
+
+/// Proxy workers (at most one per core).
+const MAX_WORKERS: usize = 16;
+/// Accepted connections waiting for a worker, per worker.
+const ACCEPT_QUEUE: usize = 1024;
+
+fn worker(
+    proxy: Arc<Proxy>,
+    mut accepted: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("proxy worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client: Upstream = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .max_header_size(MAX_HEADER_BYTES)
+            .header_read_timeout(Duration::from_secs(30));
+        while let Some((stream, peer)) = accepted.recv().await {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                continue;
+            };
+            let proxy = proxy.clone();
+            let client = client.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    let client = client.clone();
+                    async move {
+                        let answer = guarded(proxy.handle(&client, req, peer)).await;
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                let _ = http
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
 }
 
 /// Handle one request; a panic in it answers that request with 500 (and is logged) instead of
@@ -278,7 +356,7 @@ impl Proxy {
 
     /// Route, and when the app is unknown, reload the table once (at most every 50 ms) in case
     /// it was created a moment ago and try again.
-    async fn route_fresh(&self, host: &str, path: &str) -> Result<Route, String> {
+    async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, String> {
         let first = self.route(host, path);
         if first.is_ok() {
             return first;
@@ -291,11 +369,20 @@ impl Proxy {
         if !stale {
             return first;
         }
-        self.reload().await;
+        let me = self.clone();
+        let _ = self
+            .engine_rt
+            .spawn(async move { me.reload().await })
+            .await;
         self.route(host, path)
     }
 
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        client: &Upstream,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         // 0. Hangar's own path on every host: the waiting page's status stream.
         if let Some(name) = req.uri().path().strip_prefix(wake::WAIT_PATH) {
             return match self.entry(name) {
@@ -367,11 +454,11 @@ impl Proxy {
 
         // 5. Upgrades (WebSocket and others) become a tunnel, active while it is open.
         if let Some(protocol) = upgrade {
-            return self.tunnel(req, protocol, &app, active).await;
+            return self.tunnel(client, req, protocol, &app, active).await;
         }
 
         // 6. Forward, streaming both ways; the answer keeps the app active until it is sent.
-        let mut resp = match self.send(&app, req).await {
+        let mut resp = match self.send(client, &app, req).await {
             Ok(r) => r,
             Err(answer) => return answer,
         };
@@ -386,12 +473,13 @@ impl Proxy {
     /// answer does not begin within `upstream_timeout`.
     async fn send(
         &self,
+        client: &Upstream,
         app: &AppEntry,
         req: Request<Incoming>,
     ) -> Result<Response<Incoming>, Response<Body>> {
         let html = pages::wants_html(req.headers());
         let timeout = self.engine.config.upstream_timeout;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        match tokio::time::timeout(timeout, client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 tracing::debug!(app = %app.name, "upstream error: {e}");
@@ -423,6 +511,7 @@ impl Proxy {
 
     async fn tunnel(
         &self,
+        client: &Upstream,
         mut req: Request<Incoming>,
         protocol: HeaderValue,
         app: &AppEntry,
@@ -432,7 +521,7 @@ impl Proxy {
         req.headers_mut().insert(header::UPGRADE, protocol);
         req.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        let mut resp = match self.send(app, req).await {
+        let mut resp = match self.send(client, app, req).await {
             Ok(r) => r,
             Err(answer) => return answer,
         };
