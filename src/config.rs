@@ -520,7 +520,9 @@ logs = ["storage/logs/**/*.log"]
         assert_eq!(c.upstream_timeout, Duration::from_secs(7));
         assert_eq!(c.wake_timeout, Duration::from_secs(60));
         assert!(c.proxy_bind.is_unspecified());
-        let e = parse("proxy_bind = \"everywhere\"").unwrap_err().to_string();
+        let e = parse("proxy_bind = \"everywhere\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("proxy_bind") && e.contains("0.0.0.0"), "{e}");
         let e = parse("proxy_port = 5\napi_port = 5")
             .unwrap_err()

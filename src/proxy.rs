@@ -37,7 +37,7 @@ use crate::logs::AppLog;
 use crate::registry::StartMode;
 use crate::supervisor::{AppState, Status};
 use crate::validate::MAIN;
-use activity::{Activity, Active, Tracked};
+use activity::{Active, Activity, Tracked};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -242,7 +242,10 @@ async fn follow_registry(
     loop {
         match events.recv().await {
             Ok(_) | Err(RecvError::Lagged(_)) => {
-                while !matches!(events.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+                while !matches!(
+                    events.try_recv(),
+                    Err(TryRecvError::Empty | TryRecvError::Closed)
+                ) {}
                 proxy.reload().await
             }
             Err(RecvError::Closed) => return,
@@ -370,10 +373,7 @@ impl Proxy {
             return first;
         }
         let me = self.clone();
-        let _ = self
-            .engine_rt
-            .spawn(async move { me.reload().await })
-            .await;
+        let _ = self.engine_rt.spawn(async move { me.reload().await }).await;
         self.route(host, path)
     }
 
@@ -418,7 +418,11 @@ impl Proxy {
         };
         let app = route.app;
         if route.by_path && req.uri().path() == app.base {
-            let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            let q = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
             return pages::redirect(&format!("{}/{q}", app.base));
         }
         if app.name == MAIN && !self.engine.config.main.enabled {

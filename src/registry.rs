@@ -396,7 +396,9 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
             .ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,
         last_version: r.try_get("last_version")?,
         pid: pid.zip(pid_started).map(|(p, s)| (p as u32, s as u64)),
-        idle_timeout: idle_timeout.and_then(|s| u32::try_from(s).ok()).filter(|s| *s > 0),
+        idle_timeout: idle_timeout
+            .and_then(|s| u32::try_from(s).ok())
+            .filter(|s| *s > 0),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         name,

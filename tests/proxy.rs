@@ -24,7 +24,10 @@ fn demo_runtime(name: &str, args: &[&str], extra: &str) -> String {
     ];
     cmd.extend(args.iter().map(|s| s.to_string()));
     let cmd: Vec<String> = cmd.iter().map(|s| format!("{s:?}")).collect();
-    format!("[runtimes.{name}]\ncommand = [{}]\n{extra}\n", cmd.join(", "))
+    format!(
+        "[runtimes.{name}]\ncommand = [{}]\n{extra}\n",
+        cmd.join(", ")
+    )
 }
 
 /// A client that follows no redirects, so the proxy's own answers can be seen.
@@ -82,14 +85,13 @@ fn each_routing_rule() {
     e.ok(&["create", "blog"]);
     let c = client();
     let info = |host: &str, path: &str| -> (u16, Value) {
-        let r = c
-            .get(e.proxy_url(path))
-            .header(HOST, host)
-            .send()
-            .unwrap();
+        let r = c.get(e.proxy_url(path)).header(HOST, host).send().unwrap();
         let status = r.status().as_u16();
         let text = r.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     };
     let here = format!("127.0.0.1:{}", e.proxy_port);
 
@@ -153,14 +155,20 @@ fn keep_and_strip_rewrite_redirects_and_cookies_and_forward_headers() {
     let c = client();
 
     // keep: the app sees /_app/kept/… and answers with it; nothing to rewrite.
-    let r = c.get(e.proxy_url("/_app/kept/api/redirect")).send().unwrap();
+    let r = c
+        .get(e.proxy_url("/_app/kept/api/redirect"))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 302);
     assert_eq!(r.headers()[LOCATION], "/_app/kept/admin/");
     let r = c.get(e.proxy_url("/_app/kept/api/cookie")).send().unwrap();
     assert_eq!(r.headers()[SET_COOKIE], "demo=1; Path=/_app/kept/");
 
     // strip: the app lives at its root and says so; the proxy puts the prefix back.
-    let r = c.get(e.proxy_url("/_app/stripped/api/info")).send().unwrap();
+    let r = c
+        .get(e.proxy_url("/_app/stripped/api/info"))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(json(&r.text().unwrap())["base_path"], "");
     let r = c
@@ -246,11 +254,7 @@ fn websocket_echo_keeps_an_idle_app_awake_until_it_closes() {
 
     // Twice the idle timeout with only an open socket: still running.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(
-        e.status("chat"),
-        "running",
-        "an open WebSocket is activity"
-    );
+    assert_eq!(e.status("chat"), "running", "an open WebSocket is activity");
     echo(&mut ws, "still there");
     ws.close(None).unwrap();
     let _ = ws.read();
@@ -260,7 +264,10 @@ fn websocket_echo_keeps_an_idle_app_awake_until_it_closes() {
     e.wait_status("chat", "stopped", Duration::from_secs(30));
     let (_, v) = e.api(reqwest::Method::GET, "/apps/chat", None);
     assert_eq!(v["desired"], "dormant", "{v}");
-    assert!(e.log_text("chat").contains("going dormant"), "the log says why");
+    assert!(
+        e.log_text("chat").contains("going dormant"),
+        "the log says why"
+    );
 
     // A visit wakes it again.
     let (s, body) = e.get("/_app/chat/api/info");
@@ -364,7 +371,12 @@ fn ten_mib_bodies_stream_with_flat_proxy_memory() {
             break;
         }
         for (i, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b as usize, (back + i) % 253, "echoed byte {} changed", back + i);
+            assert_eq!(
+                *b as usize,
+                (back + i) % 253,
+                "echoed byte {} changed",
+                back + i
+            );
         }
         back += n;
     }
@@ -397,7 +409,11 @@ fn fifty_concurrent_first_requests_start_the_app_once() {
             let (c, url, barrier) = (c.clone(), url.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let r = c.get(url).header(ACCEPT, "application/json").send().unwrap();
+                let r = c
+                    .get(url)
+                    .header(ACCEPT, "application/json")
+                    .send()
+                    .unwrap();
                 let status = r.status().as_u16();
                 (status, r.text().unwrap())
             })
@@ -499,7 +515,10 @@ fn a_failing_start_gives_502_with_its_log_lines() {
     let v = json(&r.text().unwrap());
     assert_eq!(v["error"]["code"], "start_failed", "{v}");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("exited with code 1"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1"),
         "{v}"
     );
     let log = v["error"]["log"].to_string();
@@ -535,7 +554,10 @@ fn a_failing_start_gives_502_with_its_log_lines() {
     let r = c.get(e.proxy_url("/_app/retry/api/info")).send().unwrap();
     assert_eq!(r.status().as_u16(), 502);
     let v = json(&r.text().unwrap());
-    assert!(v["error"]["log"].to_string().contains("simulated failure"), "{v}");
+    assert!(
+        v["error"]["log"].to_string().contains("simulated failure"),
+        "{v}"
+    );
 }
 
 #[test]

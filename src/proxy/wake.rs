@@ -281,11 +281,10 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
             }
         }
     });
-    let body = StreamBody::new(
-        ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b))),
-    )
-    .map_err(|never| match never {})
-    .boxed();
+    let body =
+        StreamBody::new(ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b))))
+            .map_err(|never| match never {})
+            .boxed();
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
@@ -307,6 +306,9 @@ mod tests {
 
     #[test]
     fn sse_frames() {
-        assert_eq!(&sse("line", "a\nb")[..], b"event: line\ndata: a\ndata: b\n\n");
+        assert_eq!(
+            &sse("line", "a\nb")[..],
+            b"event: line\ndata: a\ndata: b\n\n"
+        );
     }
 }
