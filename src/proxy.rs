@@ -53,6 +53,8 @@ pub(crate) struct AppEntry {
     /// `127.0.0.1:<port>`.
     authority: Authority,
     prefix: Prefix,
+    /// The readiness probe's path as the app sees it (its log lines about it are noise).
+    health: String,
     start_mode: StartMode,
     idle_timeout: Option<Duration>,
     state: watch::Receiver<AppState>,
@@ -275,16 +277,16 @@ impl Proxy {
                 .runtime
                 .clone()
                 .unwrap_or_else(|| self.engine.config.main.runtime.clone());
-            let prefix = self
-                .engine
-                .config
-                .runtime(&rt)
-                .map(|r| r.prefix)
-                .unwrap_or(Prefix::Keep);
+            let runtime = self.engine.config.runtime(&rt);
+            let prefix = runtime.map(|r| r.prefix).unwrap_or(Prefix::Keep);
+            let health = runtime
+                .map(|r| crate::launch::health_path(&a.name, r))
+                .unwrap_or_default();
             let entry = Arc::new(AppEntry {
                 base: crate::launch::base_path(&a.name),
                 authority,
                 prefix,
+                health,
                 start_mode: a.start_mode,
                 idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
                 state: handle.state.clone(),

@@ -113,6 +113,12 @@ fn stopped(html: bool, name: &str) -> Response<Body> {
     )
 }
 
+/// Is this log line worth showing a visitor? The app's own lines about Hangar's readiness
+/// probes (one every few milliseconds while it boots) are not.
+fn shown(app: &AppEntry, l: &LogLine) -> bool {
+    l.stream == Stream::Sys || app.health.is_empty() || !l.text.contains(app.health.as_str())
+}
+
 /// The last log lines of the app's latest start (from its "starting:" line on).
 fn start_lines(app: &AppEntry, n: usize) -> Vec<LogLine> {
     let recent = app.log.recent(200, None);
@@ -120,8 +126,23 @@ fn start_lines(app: &AppEntry, n: usize) -> Vec<LogLine> {
         .iter()
         .rposition(|l| l.stream == Stream::Sys && l.text.starts_with("starting:"))
         .unwrap_or(0);
-    let lines = &recent[from..];
+    let lines: Vec<LogLine> = recent[from..]
+        .iter()
+        .filter(|l| shown(app, l))
+        .cloned()
+        .collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// The health path's boot message: its `message` when it is JSON that has one, else as is.
+fn progress_text(progress: Option<&str>) -> String {
+    let Some(p) = progress else {
+        return String::new();
+    };
+    serde_json::from_str::<serde_json::Value>(p)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| p.trim().to_string())
 }
 
 fn failed(html: bool, app: &AppEntry, why: &str) -> Response<Body> {
@@ -176,7 +197,7 @@ es.addEventListener('failed',function(){{again(0)}});\
 es.onerror=function(){{again(1000)}};\
 }})();</script>",
         secs = elapsed as f64 / 1000.0,
-        progress = escape(progress.as_deref().unwrap_or("")),
+        progress = escape(&progress_text(progress.as_deref())),
     );
     let mut r = pages::html(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -206,7 +227,7 @@ fn state_event(app: &AppEntry) -> Bytes {
     let doc = json!({
         "status": s.status.as_str(),
         "elapsed_ms": elapsed_ms(s.starting_since) as u64,
-        "progress": s.progress,
+        "progress": progress_text(s.progress.as_deref()),
         "error": s.error,
     });
     sse("state", &doc.to_string())
@@ -256,25 +277,28 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
                 }
                 _ => {}
             }
-            let next = tokio::select! {
+            let next: Option<Bytes> = tokio::select! {
                 _ = tx.closed() => return,
                 _ = &mut end => return,
-                _ = keepalive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = keepalive.tick() => Some(Bytes::from_static(b": keep-alive\n\n")),
                 changed = state.changed() => {
                     if changed.is_err() {
                         return;
                     }
                     state.borrow_and_update();
-                    state_event(&app)
+                    Some(state_event(&app))
                 }
                 line = lines.recv() => match line {
-                    Ok(l) => line_event(&l),
-                    Err(RecvError::Lagged(k)) => line_event(&LogLine::now(
+                    Ok(l) => shown(&app, &l).then(|| line_event(&l)),
+                    Err(RecvError::Lagged(k)) => Some(line_event(&LogLine::now(
                         Stream::Sys,
                         format!("… {k} lines skipped"),
-                    )),
+                    ))),
                     Err(RecvError::Closed) => return,
                 },
+            };
+            let Some(next) = next else {
+                continue;
             };
             if tx.send(next).await.is_err() {
                 return;
@@ -303,6 +327,18 @@ fn state_doc(app: &AppEntry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_messages() {
+        assert_eq!(
+            progress_text(Some(
+                r#"{"status":"booting","message":"loading plugins (2/5)"}"#
+            )),
+            "loading plugins (2/5)"
+        );
+        assert_eq!(progress_text(Some(" warming up \n")), "warming up");
+        assert_eq!(progress_text(None), "");
+    }
 
     #[test]
     fn sse_frames() {
