@@ -320,7 +320,8 @@ fn ten_mib_bodies_stream_with_flat_proxy_memory() {
     let rss_before = proc_kib(pid, "VmRSS");
 
     // Three 10 MiB downloads at once, and a 10 MiB upload echoed back, all checked byte
-    // for byte. Held whole, they would need 40 MiB in the proxy.
+    // for byte. Held whole, they would need 30-40 MiB in the proxy; streamed, it needs its
+    // connection buffers (a few hundred KiB each) and its allocator's arenas.
     let downloads: Vec<_> = (0..3)
         .map(|_| {
             let url = e.proxy_url("/_app/big/api/stream?mb=10");
@@ -388,11 +389,11 @@ fn ten_mib_bodies_stream_with_flat_proxy_memory() {
     let rss_after = proc_kib(pid, "VmRSS");
     eprintln!("engine RSS {rss_before} KiB before, {rss_after} KiB after, peak {peak} KiB");
     assert!(
-        rss_after < rss_before + 8 * 1024,
+        rss_after < rss_before + 12 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
     assert!(
-        peak < rss_before + 12 * 1024,
+        peak < rss_before + 16 * 1024,
         "peak RSS {peak} KiB, {rss_before} KiB before: bodies were buffered"
     );
 }
