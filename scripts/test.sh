@@ -11,6 +11,9 @@ step() { printf '\n== %s\n' "$*" >&2; }
 step "build"
 cargo build --workspace --all-targets
 
+step "a real third-party app for the proxy test (Datasette, from PyPI)"
+scripts/install-datasette.sh >/dev/null
+
 step "database servers for the tests"
 eval "$(scripts/test-db.sh start)"
 trap 'scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT

@@ -144,6 +144,9 @@ pub struct Definition {
     pub port: u16,
     pub domain: Option<String>,
     pub pinned: bool,
+    /// Idle stop in seconds (absent in archives from before idle stop existed).
+    #[serde(default)]
+    pub idle_timeout: Option<u32>,
     pub runtime: Option<String>,
     pub env: std::collections::BTreeMap<String, String>,
     pub app_key: String,
@@ -356,6 +359,7 @@ async fn write_in(
             port: app.port,
             domain: app.domain.clone(),
             pinned: app.pinned,
+            idle_timeout: app.idle_timeout,
             runtime: app.runtime.clone(),
             env: app.env.clone(),
             app_key: app.app_key.clone(),
@@ -1057,6 +1061,7 @@ impl Engine {
             // A domain leads to one app: a copy beside the original gets none.
             domain: if same { old.domain.clone() } else { None },
             pinned: old.pinned,
+            idle_timeout: old.idle_timeout.map(i64::from),
             db: method,
             runtime: old
                 .runtime

@@ -63,6 +63,10 @@ pub enum Command {
         /// Its own environment values.
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// On-visit apps: go dormant after SECS with no request and no open connection (a
+        /// visit starts it again). Default: never.
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<i64>,
     },
     /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
     #[command(alias = "ls")]
@@ -281,6 +285,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             db,
             runtime,
             env,
+            idle_timeout,
         } => {
             let mut env_map = serde_json::Map::new();
             for e in &env {
@@ -293,6 +298,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             let body = json!({
                 "name": name, "display_name": display_name, "start_mode": start_mode, "port": port,
                 "domain": domain, "pinned": pin, "db": db, "runtime": runtime, "env": env_map,
+                "idle_timeout": idle_timeout,
             });
             let v: AppView = c.post("/apps", &body).await?;
             println!(
@@ -619,6 +625,12 @@ fn print_status(v: &AppView) {
         ("memory", human_bytes(v.memory_bytes)),
         ("uptime", human_duration(v.uptime_seconds)),
         ("restarts", v.restarts.to_string()),
+        (
+            "idle stop",
+            v.idle_timeout
+                .map(|s| format!("after {s} s"))
+                .unwrap_or("never".into()),
+        ),
         ("error", v.error.clone().unwrap_or("-".into())),
     ];
     for (k, val) in rows {

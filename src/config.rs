@@ -38,6 +38,10 @@ struct FileConfig {
     app_ports: Option<String>,
     /// Days automatic backups (before an upgrade or a dropping delete) are kept.
     backup_keep_days: Option<u32>,
+    /// Seconds a non-browser request for a starting app is held before a 503 (default 60).
+    wake_timeout: Option<u64>,
+    /// Seconds the proxy waits for an app's response head before a 504 (default 300).
+    upstream_timeout: Option<u64>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -138,6 +142,10 @@ pub struct Config {
     pub app_ports: std::ops::RangeInclusive<u16>,
     /// Days automatic backups are kept (`backup_keep_days`, default 7).
     pub backup_keep_days: u32,
+    /// How long the proxy holds a non-browser request while its app starts.
+    pub wake_timeout: Duration,
+    /// How long the proxy waits for an app's response head.
+    pub upstream_timeout: Duration,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -258,13 +266,22 @@ impl Config {
         let backup_keep_days = match file.backup_keep_days {
             None => 7,
             Some(d) if (1..=3650).contains(&d) => d,
-            Some(d) => {
-                return Err(value_err(
-                    "backup_keep_days".into(),
-                    format!("{d} is not accepted; accepted: a number of days from 1 to 3650 (default 7)"),
-                ))
-            }
+            Some(d) => return Err(value_err(
+                "backup_keep_days".into(),
+                format!(
+                    "{d} is not accepted; accepted: a number of days from 1 to 3650 (default 7)"
+                ),
+            )),
         };
+        let top_secs = |v: Option<u64>, default: u64, k: &str| match v.unwrap_or(default) {
+            s @ 1..=86_400 => Ok(Duration::from_secs(s)),
+            s => Err(value_err(
+                k.into(),
+                format!("{s} is not accepted; a number of seconds from 1 to 86400"),
+            )),
+        };
+        let wake_timeout = top_secs(file.wake_timeout, 60, "wake_timeout")?;
+        let upstream_timeout = top_secs(file.upstream_timeout, 300, "upstream_timeout")?;
         let data_service = match file.data_service {
             None => None,
             Some(ds) => {
@@ -392,6 +409,8 @@ impl Config {
             proxy_bind,
             app_ports,
             backup_keep_days,
+            wake_timeout,
+            upstream_timeout,
             data_service,
             main: MainApp {
                 enabled: fm.enabled.unwrap_or(true),
@@ -510,6 +529,16 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("data_service.url"), "{e}");
+        let e = parse("wake_timeout = 0").unwrap_err().to_string();
+        assert!(e.contains("wake_timeout") && e.contains("86400"), "{e}");
+        let c = parse("upstream_timeout = 7\nproxy_bind = \"0.0.0.0\"").unwrap();
+        assert_eq!(c.upstream_timeout, Duration::from_secs(7));
+        assert_eq!(c.wake_timeout, Duration::from_secs(60));
+        assert!(c.proxy_bind.is_unspecified());
+        let e = parse("proxy_bind = \"everywhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("proxy_bind") && e.contains("0.0.0.0"), "{e}");
         let e = parse("proxy_port = 5\napi_port = 5")
             .unwrap_err()
             .to_string();

@@ -81,6 +81,9 @@ pub struct CreateApp {
     pub runtime: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Idle stop in seconds for an on-visit app; absent or 0: never.
+    #[serde(default)]
+    pub idle_timeout: Option<i64>,
 }
 
 /// One app as every client sees it: the contract's `list --json` fields, and a few more.
@@ -110,6 +113,9 @@ pub struct AppView {
     /// What the operator should know about a create (e.g. the app uses the service account).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// Idle stop in seconds (on-visit apps); `None`: never.
+    #[serde(default)]
+    pub idle_timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +145,13 @@ pub(crate) struct CreateOpts {
     /// Register the app stopped (`desired = stopped`): nothing starts it until the operator does.
     pub hold: bool,
     pub app_key: Option<String>,
+}
+
+/// What `check_create` made of a create's fields, as they will be stored.
+pub struct Checked {
+    pub display_name: String,
+    pub domain: Option<String>,
+    pub idle_timeout: Option<u32>,
 }
 
 /// Command-line overrides of `hangar.toml`.
@@ -363,6 +376,7 @@ impl Engine {
             desired: Desired::Running,
             last_version: None,
             pid: None,
+            idle_timeout: None,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -426,10 +440,7 @@ impl Engine {
     /// Every check `create` makes before it writes anything (name, display name, domain, env,
     /// runtime, a free name, a given port); nothing is changed. Returns the display name and
     /// the domain as they will be stored.
-    pub async fn check_create(
-        &self,
-        req: &CreateApp,
-    ) -> Result<(String, Option<String>), EngineError> {
+    pub async fn check_create(&self, req: &CreateApp) -> Result<Checked, EngineError> {
         validate::name(&req.name)?;
         let display_name = req
             .display_name
@@ -448,6 +459,17 @@ impl Engine {
         for (k, v) in &req.env {
             validate::env_entry(k, v)?;
         }
+        let idle_timeout = match req.idle_timeout.map(validate::idle_timeout).transpose()? {
+            Some(0) | None => None,
+            Some(_) if req.start_mode == Some(StartMode::WithMain) => {
+                return Err(Invalid::new(
+                    "idle_timeout",
+                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
+                )
+                .into())
+            }
+            Some(s) => Some(s),
+        };
         if let Some(rt) = &req.runtime {
             if self.config.runtime(rt).is_none() {
                 let known: Vec<&str> = self.config.runtimes.keys().map(|s| s.as_str()).collect();
@@ -479,7 +501,11 @@ impl Engine {
         self.registry
             .check_unique(port, domain.as_deref(), &req.name)
             .await?;
-        Ok((display_name, domain))
+        Ok(Checked {
+            display_name,
+            domain,
+            idle_timeout,
+        })
     }
 
     /// `create`, with what attach and restore need: a given database instead of provisioning
@@ -489,7 +515,7 @@ impl Engine {
         req: CreateApp,
         opts: CreateOpts,
     ) -> Result<AppView, EngineError> {
-        let (display_name, domain) = self.check_create(&req).await?;
+        let checked = self.check_create(&req).await?;
         let port = match req.port {
             Some(p) => p as u16,
             None => self.free_port().await?,
@@ -525,7 +551,7 @@ impl Engine {
         };
         self.registry.journal_begin(&entry).await?;
         let result = self
-            .create_journaled(req, opts, data_dir, display_name, domain, port)
+            .create_journaled(req, opts, data_dir, checked, port)
             .await;
         if let Err(e) = self.registry.journal_end(&entry.name).await {
             tracing::warn!(app = %entry.name, "cannot close the journal entry: {e}");
@@ -538,10 +564,14 @@ impl Engine {
         req: CreateApp,
         opts: CreateOpts,
         data_dir: std::path::PathBuf,
-        display_name: String,
-        domain: Option<String>,
+        checked: Checked,
         port: u16,
     ) -> Result<AppView, EngineError> {
+        let Checked {
+            display_name,
+            domain,
+            idle_timeout,
+        } = checked;
         let attached = opts.db.is_some();
         let crate::provision::Provisioned { db, notices } = match opts.db {
             Some(db) => crate::provision::Provisioned {
@@ -571,6 +601,7 @@ impl Engine {
             },
             last_version: None,
             pid: None,
+            idle_timeout,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -663,6 +694,9 @@ impl Engine {
             for (k, v) in env {
                 validate::env_entry(k, v)?;
             }
+        }
+        if let Some(s) = edit.idle_timeout {
+            validate::idle_timeout(s as i64)?;
         }
         self.registry.update(name, &edit).await?;
         let _ = self.events.send(Event::App {
@@ -982,6 +1016,7 @@ impl Engine {
             progress: state.as_ref().and_then(|s| s.progress.clone()),
             created_at: app.created_at.clone(),
             notices: Vec::new(),
+            idle_timeout: app.idle_timeout,
         }
     }
 

@@ -441,6 +441,7 @@ mod tests {
             start_mode: crate::registry::StartMode::OnVisit,
             port: 14000,
             domain: None,
+            idle_timeout: None,
             pinned: false,
             runtime: None,
             db: crate::db::AppDb::sqlite_file(std::path::Path::new("/h/apps/x")),

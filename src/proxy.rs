@@ -1,148 +1,326 @@
 //! The proxy: the one front door. A request's path through it reads top to bottom in
-//! [`handle`]: route → make sure the app runs → rewrite → forward (or tunnel an upgrade) →
-//! rewrite the answer.
+//! [`Proxy::handle`]: Hangar's own paths → route → count it as activity → make sure the app
+//! runs (start on first visit) → rewrite → forward (or tunnel an upgrade) → rewrite the answer.
 //!
-//! Invariants: bodies stream both ways and are never held whole; the proxy never serves the
-//! API; one failing request never takes the proxy down (each connection is its own task).
+//! Invariants: bodies stream both ways and are never held whole; headers are bounded (64 KiB,
+//! else 431) and malformed requests get 400 from hyper; the proxy never serves the API (its only
+//! own path is the waiting page's status stream under `/_hangar/wait/`); a panic while handling
+//! one request answers that request with 500 and harms no other (each connection is its own
+//! task); one slow or dead app never holds up another.
+
+mod activity;
+mod pages;
+pub use pages::escape;
+mod wake;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use futures_util::FutureExt;
+use http_body_util::{combinators::BoxBody, BodyExt};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::watch;
 
 use crate::config::Prefix;
 use crate::engine::Engine;
-use crate::supervisor::{Status, WakeError};
+use crate::logs::AppLog;
+use crate::registry::StartMode;
+use crate::supervisor::{AppState, Status};
 use crate::validate::MAIN;
+use activity::{Active, Activity, Tracked};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// What the proxy needs to know of an app, kept in memory and rebuilt on every registry event.
-#[derive(Debug, Clone)]
-struct Entry {
-    port: u16,
+/// The largest request head accepted (request line and headers); larger gets 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What the proxy knows of one app: rebuilt from the registry on every event, except its
+/// activity counter, which outlives the rebuilds.
+pub(crate) struct AppEntry {
+    name: String,
+    /// `/_app/<name>`.
+    base: String,
+    /// `127.0.0.1:<port>`.
+    authority: Authority,
     prefix: Prefix,
+    /// The readiness probe's path as the app sees it (its log lines about it are noise).
+    health: String,
+    start_mode: StartMode,
+    idle_timeout: Option<Duration>,
+    state: watch::Receiver<AppState>,
+    log: Arc<AppLog>,
+    activity: Arc<Activity>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Table {
-    apps: HashMap<String, Entry>,
-    domains: HashMap<String, String>,
+    apps: HashMap<String, Arc<AppEntry>>,
+    domains: HashMap<String, Arc<AppEntry>>,
 }
 
 /// Where a request goes.
-#[derive(Debug, PartialEq)]
-pub struct Route {
-    pub app: String,
-    /// `/_app/<name>` when the path chose the app.
-    pub prefix: Option<String>,
+struct Route {
+    app: Arc<AppEntry>,
+    /// The path (`/_app/<name>/…`) chose the app, rather than the Host.
+    by_path: bool,
 }
 
-struct Proxy {
+pub(crate) struct Proxy {
     engine: Arc<Engine>,
     table: RwLock<Table>,
-    client: Client<HttpConnector, Incoming>,
+    activities: Mutex<HashMap<String, Arc<Activity>>>,
+    last_reload: Mutex<Option<Instant>>,
+    /// The engine's runtime: registry queries run there, not on the proxy workers.
+    engine_rt: tokio::runtime::Handle,
 }
 
+type Upstream = Client<HttpConnector, Incoming>;
+
+/// Accept on the engine's runtime; serve on one single-threaded runtime per core, each with
+/// its own connection pool. A request and the upstream connection it uses then live on one
+/// thread: no cross-thread wake-ups (futex, eventfd) on the hot path, as in nginx's workers.
 pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector);
     let proxy = Arc::new(Proxy {
         engine: engine.clone(),
         table: RwLock::new(Table::default()),
-        client,
+        activities: Mutex::new(HashMap::new()),
+        last_reload: Mutex::new(None),
+        engine_rt: tokio::runtime::Handle::current(),
     });
+    // Subscribe before the first load, so no change falls between the two.
+    let events = engine.events.subscribe();
     proxy.reload().await;
-    tokio::spawn(follow_registry(proxy.clone()));
+    tokio::spawn(follow_registry(proxy.clone(), events));
+    tokio::spawn(activity::watch_idle(proxy.clone()));
+
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_WORKERS);
+    let mut queues = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE);
+        let proxy = proxy.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hangar-proxy-{i}"))
+            .spawn(move || worker(proxy, rx));
+        match spawned {
+            Ok(_) => queues.push(tx),
+            Err(e) => tracing::error!("cannot start proxy worker {i}: {e}"),
+        }
+    }
+    if queues.is_empty() {
+        tracing::error!("no proxy worker could start; the proxy is not serving");
+        return;
+    }
+    let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
                 tracing::warn!("proxy accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .max_buf_size(64 * 1024)
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            let _ = conn.await;
-        });
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        // Round robin; a worker whose queue is full passes its turn.
+        let mut conn = (stream, peer);
+        let mut placed = false;
+        for _ in 0..queues.len() {
+            next = (next + 1) % queues.len();
+            match queues[next].try_send(conn) {
+                Ok(()) => {
+                    placed = true;
+                    break;
+                }
+                Err(TrySendError::Full(c)) | Err(TrySendError::Closed(c)) => conn = c,
+            }
+        }
+        if !placed {
+            tracing::warn!("every proxy worker is saturated; a connection was refused");
+        }
     }
 }
 
-async fn follow_registry(proxy: Arc<Proxy>) {
-    // Creates, edits (port, domain) and deletes all arrive as events; reloading is one small
-    // registry query, done off the request path.
-    let mut events = proxy.engine.events.subscribe();
+/// Proxy workers (at most one per core).
+const MAX_WORKERS: usize = 16;
+/// Accepted connections waiting for a worker, per worker.
+const ACCEPT_QUEUE: usize = 1024;
+
+fn worker(
+    proxy: Arc<Proxy>,
+    mut accepted: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("proxy worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client: Upstream = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .max_header_size(MAX_HEADER_BYTES)
+            .header_read_timeout(Duration::from_secs(30));
+        while let Some((stream, peer)) = accepted.recv().await {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                continue;
+            };
+            let proxy = proxy.clone();
+            let client = client.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    let client = client.clone();
+                    async move {
+                        let answer = guarded(proxy.handle(&client, req, peer)).await;
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                let _ = http
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+}
+
+/// Handle one request; a panic in it answers that request with 500 (and is logged) instead of
+/// dropping the connection.
+async fn guarded(handling: impl std::future::Future<Output = Response<Body>>) -> Response<Body> {
+    AssertUnwindSafe(handling)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a request handler panicked; answered 500");
+            pages::error(
+                false,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "Hangar failed while handling this request.",
+                None,
+                &[],
+            )
+        })
+}
+
+async fn follow_registry(
+    proxy: Arc<Proxy>,
+    mut events: tokio::sync::broadcast::Receiver<crate::supervisor::Event>,
+) {
+    // Creates, edits (port, domain, idle timeout) and deletes all arrive as events; reloading is
+    // one small registry query, done off the request path, once per burst of events.
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     loop {
         match events.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+            Ok(_) | Err(RecvError::Lagged(_)) => {
+                while !matches!(
+                    events.try_recv(),
+                    Err(TryRecvError::Empty | TryRecvError::Closed)
+                ) {}
                 proxy.reload().await
             }
-            Err(_) => return,
+            Err(RecvError::Closed) => return,
         }
     }
 }
 
 impl Proxy {
     async fn reload(&self) {
+        if let Ok(mut t) = self.last_reload.lock() {
+            *t = Some(Instant::now());
+        }
         let Ok(apps) = self.engine.registry.list().await else {
             return;
         };
         let mut t = Table::default();
+        let mut activities = self.activities.lock().unwrap_or_else(|p| p.into_inner());
         for a in apps {
+            // Supervised before its first event; one that is not (yet) is left for the next load.
+            let Some(handle) = self.engine.supervisor.get(&a.name) else {
+                continue;
+            };
+            let Ok(authority) = Authority::try_from(format!("127.0.0.1:{}", a.port)) else {
+                continue;
+            };
             let rt = a
                 .runtime
                 .clone()
                 .unwrap_or_else(|| self.engine.config.main.runtime.clone());
-            let prefix = self
-                .engine
-                .config
-                .runtime(&rt)
-                .map(|r| r.prefix)
-                .unwrap_or(Prefix::Keep);
+            let runtime = self.engine.config.runtime(&rt);
+            let prefix = runtime.map(|r| r.prefix).unwrap_or(Prefix::Keep);
+            let health = runtime
+                .map(|r| crate::launch::health_path(&a.name, r))
+                .unwrap_or_default();
+            let entry = Arc::new(AppEntry {
+                base: crate::launch::base_path(&a.name),
+                authority,
+                prefix,
+                health,
+                start_mode: a.start_mode,
+                idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
+                state: handle.state.clone(),
+                log: handle.log.clone(),
+                activity: activities.entry(a.name.clone()).or_default().clone(),
+                name: a.name.clone(),
+            });
             if let Some(d) = &a.domain {
-                t.domains.insert(d.clone(), a.name.clone());
+                t.domains.insert(d.to_ascii_lowercase(), entry.clone());
             }
-            t.apps.insert(
-                a.name.clone(),
-                Entry {
-                    port: a.port,
-                    prefix,
-                },
-            );
+            t.apps.insert(a.name, entry);
         }
+        activities.retain(|name, _| t.apps.contains_key(name));
+        drop(activities);
         if let Ok(mut table) = self.table.write() {
             *table = t;
         }
     }
 
-    /// Choose the app: custom domain, then `<name>.localhost`, then `/_app/<name>/`, else main.
+    /// Every app the proxy knows.
+    fn apps(&self) -> Vec<Arc<AppEntry>> {
+        self.table
+            .read()
+            .map(|t| t.apps.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<AppEntry>> {
+        self.table.read().ok()?.apps.get(name).cloned()
+    }
+
+    /// Choose the app: custom domain, then `<name>.localhost` (any port), then
+    /// `/_app/<name>/`, else main. `Err(name)`: no such app.
     fn route(&self, host: &str, path: &str) -> Result<Route, String> {
         let table = self
             .table
@@ -152,212 +330,215 @@ impl Proxy {
             .rsplit_once(':')
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
             .map_or(host, |(h, _)| h);
-        let host = host.to_ascii_lowercase();
-        if let Some(app) = table.domains.get(&host) {
-            return Ok(Route {
+        let host = host.trim_end_matches('.');
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let found = |app: Option<&Arc<AppEntry>>, by_path| {
+            app.map(|app| Route {
                 app: app.clone(),
-                prefix: None,
-            });
+                by_path,
+            })
+        };
+        if let Some(r) = found(table.domains.get(host), false) {
+            return Ok(r);
         }
         if let Some(name) = host.strip_suffix(".localhost") {
-            return if table.apps.contains_key(name) {
-                Ok(Route {
-                    app: name.to_string(),
-                    prefix: None,
-                })
-            } else {
-                Err(name.to_string())
-            };
+            return found(table.apps.get(name), false).ok_or_else(|| name.to_string());
         }
         if let Some(rest) = path.strip_prefix("/_app/") {
             let name = rest.split('/').next().unwrap_or("");
-            return if table.apps.contains_key(name) && name != MAIN {
-                Ok(Route {
-                    app: name.to_string(),
-                    prefix: Some(format!("/_app/{name}")),
-                })
-            } else {
-                Err(name.to_string())
+            if name == MAIN {
+                return Err(name.to_string());
+            }
+            return found(table.apps.get(name), true).ok_or_else(|| name.to_string());
+        }
+        found(table.apps.get(MAIN), false).ok_or_else(|| MAIN.to_string())
+    }
+
+    /// Route, and when the app is unknown, reload the table once (at most every 50 ms) in case
+    /// it was created a moment ago and try again.
+    async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, String> {
+        let first = self.route(host, path);
+        if first.is_ok() {
+            return first;
+        }
+        let stale = self
+            .last_reload
+            .lock()
+            .map(|t| t.is_none_or(|t| t.elapsed() > Duration::from_millis(50)))
+            .unwrap_or(false);
+        if !stale {
+            return first;
+        }
+        let me = self.clone();
+        let _ = self.engine_rt.spawn(async move { me.reload().await }).await;
+        self.route(host, path)
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        client: &Upstream,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        // 0. Hangar's own path on every host: the waiting page's status stream.
+        if let Some(name) = req.uri().path().strip_prefix(wake::WAIT_PATH) {
+            return match self.entry(name) {
+                Some(app) if req.method() == Method::GET => wake::status_stream(app),
+                _ => not_found(&req, name),
             };
         }
-        Ok(Route {
-            app: MAIN.to_string(),
-            prefix: None,
-        })
-    }
-
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        // (Content-Length with Transfer-Encoding: hyper frames by Transfer-Encoding alone and
-        // closes the connection afterwards, RFC 9112 §6.1, so nothing can be smuggled behind it.)
-        // 1. Route.
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let path = req.uri().path().to_string();
-        let route = match self.route(&host, &path) {
-            Ok(r) => r,
-            Err(name) => {
-                return page(
-                    StatusCode::NOT_FOUND,
-                    "No such app",
-                    &format!("There is no app named “{name}” here."),
-                )
-            }
-        };
-        if let Some(prefix) = &route.prefix {
-            if path == *prefix {
-                let q = req
-                    .uri()
-                    .query()
-                    .map(|q| format!("?{q}"))
-                    .unwrap_or_default();
-                return redirect(&format!("{prefix}/{q}"));
-            }
-        }
-        let Some(entry) = self
-            .table
-            .read()
-            .ok()
-            .and_then(|t| t.apps.get(&route.app).cloned())
-        else {
-            return page(
-                StatusCode::NOT_FOUND,
-                "No such app",
-                "This app was just removed.",
+        if req.method() == Method::CONNECT {
+            return pages::error(
+                pages::wants_html(req.headers()),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Not allowed",
+                "CONNECT is not served here: this is a reverse proxy.",
+                None,
+                &[],
             );
-        };
-
-        // 2. Make sure it runs: a stopped on-visit app starts here, once, however many wait.
-        if let Err(resp) = self.ensure_running(&route.app).await {
-            return resp;
         }
 
-        // 3. Rewrite the request for the app.
-        let strip = entry.prefix == Prefix::Strip && route.prefix.is_some();
-        let pq = req
+        // 1. Route: custom domain, `<name>.localhost`, `/_app/<name>/`, else main.
+        let host = req
             .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let upstream_pq = match (&route.prefix, strip) {
-            (Some(prefix), true) => {
-                let rest = &pq[prefix.len()..];
-                if rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    rest.to_string()
-                }
-            }
-            _ => pq.to_string(),
-        };
-        let uri: Uri = match format!("http://127.0.0.1:{}{upstream_pq}", entry.port).parse() {
-            Ok(u) => u,
-            Err(_) => {
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    "Bad request",
-                    "The request's path is not valid.",
-                )
-            }
-        };
-        *req.uri_mut() = uri;
-        let upgrade = req.headers().get(header::UPGRADE).cloned();
-        forward_headers(
-            req.headers_mut(),
-            &host,
-            peer,
-            route.prefix.as_deref(),
-            upgrade.is_some(),
-        );
-
-        // 4. Upgrades (WebSocket and others) become a tunnel.
-        if let Some(protocol) = upgrade {
-            return self.tunnel(req, protocol).await;
-        }
-
-        // 5. Forward, streaming both ways; rewrite the answer when the prefix was stripped.
-        match self.client.request(req).await {
-            Ok(mut resp) => {
-                strip_hop_headers(resp.headers_mut(), false);
-                if strip {
-                    if let Some(prefix) = &route.prefix {
-                        rewrite_answer(resp.headers_mut(), prefix);
-                    }
-                }
-                resp.map(|b| b.boxed())
-            }
-            Err(e) => {
-                tracing::debug!(app = %route.app, "upstream error: {e}");
-                page(
-                    StatusCode::BAD_GATEWAY,
-                    "Bad gateway",
-                    &format!("{} did not answer: {}", route.app, root_cause(&e)),
-                )
-            }
-        }
-    }
-
-    async fn ensure_running(&self, name: &str) -> Result<(), Response<Body>> {
-        if self
-            .engine
-            .supervisor
-            .get(name)
-            .is_some_and(|h| h.state.borrow().status == Status::Running)
-        {
-            return Ok(());
-        }
-        match tokio::time::timeout(Duration::from_secs(120), self.engine.supervisor.wake(name))
+            .authority()
+            .map(|a| HeaderValue::from_str(a.as_str()).ok())
+            .unwrap_or_else(|| req.headers().get(header::HOST).cloned())
+            .unwrap_or_else(|| HeaderValue::from_static(""));
+        let route = match self
+            .route_fresh(host.to_str().unwrap_or(""), req.uri().path())
             .await
         {
-            Ok(Ok(_port)) => Ok(()),
-            Ok(Err(WakeError::Stopped(n))) => Err(page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "App stopped",
-                &format!(
-                    "“{n}” was stopped by the operator. Start it from Hangar to use it again."
-                ),
-            )),
-            Ok(Err(e)) => Err(page(
-                StatusCode::BAD_GATEWAY,
-                "App failed to start",
-                &format!("{name}: {e}"),
-            )),
-            Err(_) => {
-                let mut r = page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Still starting",
-                    &format!("{name} is still starting; try again shortly."),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                Err(r)
+            Ok(r) => r,
+            Err(name) => return not_found(&req, &name),
+        };
+        let app = route.app;
+        if route.by_path && req.uri().path() == app.base {
+            let q = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            return pages::redirect(&format!("{}/{q}", app.base));
+        }
+        if app.name == MAIN && !self.engine.config.main.enabled {
+            return not_found(&req, MAIN);
+        }
+
+        // 2. It is activity (idle stop) until its answer is sent; waits out an idle stop.
+        let active = app.activity.enter().await;
+
+        // 3. Make sure the app runs: a stopped on-visit app starts here, once however many
+        //    wait; browsers see the waiting page, programs are held (wake.rs).
+        if app.state.borrow().status != Status::Running {
+            if let Err(answer) = wake::wake(&self, &app, &req).await {
+                return answer;
             }
+        }
+
+        // 4. Rewrite the request for the app: its address, the prefix kept or stripped (an app
+        //    that keeps it and is reached by its Host gets it too), the X-Forwarded-* headers.
+        let strip = route.by_path && app.prefix == Prefix::Strip;
+        let path = match (route.by_path, app.prefix) {
+            (true, Prefix::Strip) => UpstreamPath::Strip,
+            (false, Prefix::Keep) => UpstreamPath::AddBase,
+            _ => UpstreamPath::AsIs,
+        };
+        match upstream_uri(&app, req.uri(), path) {
+            Some(uri) => *req.uri_mut() = uri,
+            None => return bad_request(&req),
+        }
+        let upgrade = req.headers().get(header::UPGRADE).cloned();
+        let prefix = route.by_path.then_some(app.base.as_str());
+        forward_headers(req.headers_mut(), &host, peer, prefix, upgrade.is_some());
+
+        // 5. Upgrades (WebSocket and others) become a tunnel, active while it is open.
+        if let Some(protocol) = upgrade {
+            return self.tunnel(client, req, protocol, &app, active).await;
+        }
+
+        // 6. Forward, streaming both ways; the answer keeps the app active until it is sent.
+        let mut resp = match self.send(client, &app, req).await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        strip_hop_headers(resp.headers_mut(), false);
+        if strip {
+            rewrite_answer(resp.headers_mut(), &app.base);
+        }
+        resp.map(|b| Tracked::new(b, active).boxed())
+    }
+
+    /// Send to the app; 502 when it cannot be reached or drops the connection, 504 when its
+    /// answer does not begin within `upstream_timeout`.
+    async fn send(
+        &self,
+        client: &Upstream,
+        app: &AppEntry,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, Response<Body>> {
+        let html = pages::wants_html(req.headers());
+        let timeout = self.engine.config.upstream_timeout;
+        match tokio::time::timeout(timeout, client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::debug!(app = %app.name, "upstream error: {e}");
+                Err(pages::error(
+                    html,
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "Bad gateway",
+                    &format!("{} did not answer: {}", app.name, root_cause(&e)),
+                    Some(&app.name),
+                    &[],
+                ))
+            }
+            Err(_) => Err(pages::error(
+                html,
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "Gateway timeout",
+                &format!(
+                    "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
+                    app.name,
+                    timeout.as_secs()
+                ),
+                Some(&app.name),
+                &[],
+            )),
         }
     }
 
-    async fn tunnel(&self, mut req: Request<Incoming>, protocol: HeaderValue) -> Response<Body> {
+    async fn tunnel(
+        &self,
+        client: &Upstream,
+        mut req: Request<Incoming>,
+        protocol: HeaderValue,
+        app: &AppEntry,
+        active: Active,
+    ) -> Response<Body> {
         let client_side = hyper::upgrade::on(&mut req);
-        req.headers_mut().insert(header::UPGRADE, protocol.clone());
+        req.headers_mut().insert(header::UPGRADE, protocol);
         req.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        let mut resp = match self.client.request(req).await {
+        let mut resp = match self.send(client, app, req).await {
             Ok(r) => r,
-            Err(e) => {
-                return page(
-                    StatusCode::BAD_GATEWAY,
-                    "Bad gateway",
-                    &format!("upgrade failed: {}", root_cause(&e)),
-                )
-            }
+            Err(answer) => return answer,
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return resp.map(|b| b.boxed());
+            strip_hop_headers(resp.headers_mut(), false);
+            return resp.map(|b| Tracked::new(b, active).boxed());
         }
         let app_side = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
+            let _active = active;
             let (Ok(c), Ok(a)) = (client_side.await, app_side.await) else {
                 return;
             };
@@ -365,15 +546,82 @@ impl Proxy {
             let mut a = TokioIo::new(a);
             let _ = tokio::io::copy_bidirectional(&mut c, &mut a).await;
         });
-        let mut out = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
-        if let Some(h) = out.headers_mut() {
-            for (k, v) in resp.headers() {
-                h.append(k.clone(), v.clone());
+        let mut out = Response::new(pages::empty());
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *out.headers_mut() = std::mem::take(resp.headers_mut());
+        out
+    }
+}
+
+fn not_found<B>(req: &Request<B>, name: &str) -> Response<Body> {
+    let message = if name == MAIN {
+        "There is no main app here ([main] enabled = false in hangar.toml).".to_string()
+    } else {
+        format!("There is no app named “{name}” here.")
+    };
+    pages::error(
+        pages::wants_html(req.headers()),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such app",
+        &message,
+        None,
+        &[],
+    )
+}
+
+fn bad_request<B>(req: &Request<B>) -> Response<Body> {
+    pages::error(
+        pages::wants_html(req.headers()),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "Bad request",
+        "The request's path is not valid.",
+        None,
+        &[],
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum UpstreamPath {
+    AsIs,
+    /// Reached by `/_app/<name>/…`, wants the path without it.
+    Strip,
+    /// Reached by its Host, wants `/_app/<name>` in front (unless the path has it already:
+    /// the app's own absolute links).
+    AddBase,
+}
+
+/// The app's own address with the path it wants.
+fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
+    let pq = match (uri.path_and_query(), path) {
+        (None, _) => PathAndQuery::from_static("/"),
+        (Some(pq), UpstreamPath::AsIs) => pq.clone(),
+        (Some(pq), UpstreamPath::Strip) => {
+            let rest = pq.as_str().get(app.base.len()..)?;
+            if rest.starts_with('/') {
+                PathAndQuery::try_from(rest).ok()?
+            } else {
+                PathAndQuery::try_from(format!("/{rest}")).ok()?
             }
         }
-        out.body(empty())
-            .unwrap_or_else(|_| page(StatusCode::BAD_GATEWAY, "Bad gateway", "upgrade"))
-    }
+        (Some(pq), UpstreamPath::AddBase) => {
+            let p = pq.path();
+            let under_base = p
+                .strip_prefix(app.base.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if app.base.is_empty() || under_base {
+                pq.clone()
+            } else {
+                PathAndQuery::try_from(format!("{}{}", app.base, pq.as_str())).ok()?
+            }
+        }
+    };
+    let mut parts = hyper::http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(app.authority.clone());
+    parts.path_and_query = Some(pq);
+    Uri::from_parts(parts).ok()
 }
 
 const HOP: [HeaderName; 6] = [
@@ -410,7 +658,7 @@ fn strip_hop_headers(h: &mut HeaderMap, keep_upgrade: bool) {
 
 fn forward_headers(
     h: &mut HeaderMap,
-    host: &str,
+    host: &HeaderValue,
     peer: SocketAddr,
     prefix: Option<&str>,
     upgrade: bool,
@@ -425,8 +673,8 @@ fn forward_headers(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
     }
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v);
+    if !host.is_empty() {
+        h.insert("x-forwarded-host", host.clone());
     }
     h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
@@ -501,53 +749,17 @@ fn root_cause(e: &hyper_util::client::legacy::Error) -> String {
     src.to_string()
 }
 
-fn empty() -> Body {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-fn redirect(to: &str) -> Response<Body> {
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A small HTML page of Hangar's own (404, 502, 503…).
-fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{t}</title><style>body{{font:16px system-ui,sans-serif;margin:4rem auto;max-width:40rem;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}@media(prefers-color-scheme:dark){{body{{background:#111;color:#ddd}}}}</style></head><body><h1>{t}</h1><p>{m}</p><p><small>Hangar</small></p></body></html>",
-        t = escape(title),
-        m = escape(message)
-    );
-    let mut r = Response::new(
-        Full::new(Bytes::from(html))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_gets_500() {
+        let r = guarded(async { panic!("boom") }).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = guarded(async { pages::redirect("/x/") }).await;
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    }
 
     #[test]
     fn cookie_paths_go_under_the_prefix() {

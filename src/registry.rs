@@ -110,6 +110,9 @@ pub struct AppRecord {
     pub desired: Desired,
     pub last_version: Option<String>,
     pub pid: Option<(u32, u64)>,
+    /// Idle stop: seconds without a request or open connection before an on-visit app goes
+    /// dormant; `None`: never.
+    pub idle_timeout: Option<u32>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -124,6 +127,8 @@ pub struct AppEdit {
     pub domain: Option<Option<String>>,
     pub pinned: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
+    /// Seconds; `Some(0)` turns idle stop off.
+    pub idle_timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,8 +275,8 @@ impl Registry {
         let db_json = serde_json::to_string(&app.db).map_err(|e| damaged(&app.name, e))?;
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
         sqlx::query(
-            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&app.name)
         .bind(&app.display_name)
@@ -285,6 +290,7 @@ impl Registry {
         .bind(&app.app_key)
         .bind(app.desired.as_str())
         .bind(&app.last_version)
+        .bind(app.idle_timeout.map(i64::from))
         .bind(&app.created_at)
         .bind(&app.updated_at)
         .execute(&self.pool)
@@ -317,10 +323,13 @@ impl Registry {
         if let Some(v) = &edit.env {
             app.env = v.clone();
         }
+        if let Some(v) = edit.idle_timeout {
+            app.idle_timeout = (v > 0).then_some(v);
+        }
         app.updated_at = now();
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(name, e))?;
         sqlx::query(
-            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, updated_at = ? WHERE name = ?",
+            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, idle_timeout = ?, updated_at = ? WHERE name = ?",
         )
         .bind(&app.display_name)
         .bind(app.start_mode.as_str())
@@ -328,6 +337,7 @@ impl Registry {
         .bind(&app.domain)
         .bind(app.pinned)
         .bind(env_json)
+        .bind(app.idle_timeout.map(i64::from))
         .bind(&app.updated_at)
         .bind(name)
         .execute(&self.pool)
@@ -460,6 +470,7 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let env_json: String = r.try_get("env_json")?;
     let pid: Option<i64> = r.try_get("pid")?;
     let pid_started: Option<i64> = r.try_get("pid_started")?;
+    let idle_timeout: Option<i64> = r.try_get("idle_timeout")?;
     Ok(AppRecord {
         display_name: r.try_get("display_name")?,
         start_mode: start_mode.parse().map_err(|e: Invalid| damaged(&name, e))?,
@@ -474,6 +485,9 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
             .ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,
         last_version: r.try_get("last_version")?,
         pid: pid.zip(pid_started).map(|(p, s)| (p as u32, s as u64)),
+        idle_timeout: idle_timeout
+            .and_then(|s| u32::try_from(s).ok())
+            .filter(|s| *s > 0),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         name,

@@ -122,6 +122,9 @@ enum Cmd {
     /// Explicit upgrade: when the runtime's version moved, run its upgrade command (stopping
     /// and starting again a running app); a stopped app stays stopped.
     Upgrade(oneshot::Sender<Result<UpgradeDone, String>>),
+    /// The proxy saw no activity for the app's idle timeout: if running, stop and go
+    /// `dormant` (a visit wakes it again). Replies whether it stopped.
+    Idle(oneshot::Sender<bool>),
 }
 
 /// Shared by every actor.
@@ -228,6 +231,10 @@ impl Supervisor {
             .await
             .unwrap_or_else(|| Err("the engine is shutting down".into()))
     }
+    /// Idle stop: a running app stops and goes `dormant`; anything else is left alone.
+    pub async fn idle(&self, name: &str) -> bool {
+        self.ask(name, Cmd::Idle).await.unwrap_or(false)
+    }
     pub async fn wake(&self, name: &str) -> Result<u16, WakeError> {
         self.ask(name, Cmd::Wake)
             .await
@@ -262,6 +269,8 @@ enum Next {
 enum Ended {
     /// Told to stop (desired already written).
     Stopped,
+    /// Stopped for idleness (desired already `dormant`).
+    Idled,
     Restart,
     Shutdown,
     /// The process exited on its own.
@@ -399,6 +408,9 @@ impl Actor {
                 Cmd::Upgrade(reply) => {
                     let _ = reply.send(self.upgrade_idle().await);
                 }
+                Cmd::Idle(reply) => {
+                    let _ = reply.send(false);
+                }
             }
         }
     }
@@ -460,6 +472,9 @@ impl Actor {
                         self.upgrade_waiters.push(r);
                         return Next::Start;
                     }
+                    Some(Cmd::Idle(r)) => {
+                        let _ = r.send(false);
+                    }
                 }
             }
         }
@@ -519,6 +534,10 @@ impl Actor {
         match ended {
             Ended::Stopped => {
                 self.stopped_waiters();
+                self.set(|s| s.status = Status::Stopped);
+                Next::Idle
+            }
+            Ended::Idled => {
                 self.set(|s| s.status = Status::Stopped);
                 Next::Idle
             }
@@ -861,6 +880,17 @@ impl Actor {
                         Some(Ended::Restart)
                     }
                 }
+            }
+            Some(Cmd::Idle(r)) => {
+                if ready_port.is_none() {
+                    let _ = r.send(false);
+                    return None;
+                }
+                self.log.sys("idle: no request or open connection for the idle timeout; going dormant until the next visit");
+                self.set_desired(Desired::Dormant).await;
+                self.stop_process(child, pid, p).await;
+                let _ = r.send(true);
+                Some(Ended::Idled)
             }
         }
     }

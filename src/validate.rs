@@ -187,6 +187,20 @@ pub fn display_name(s: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The longest idle timeout accepted: a week.
+pub const MAX_IDLE_TIMEOUT: u32 = 7 * 86_400;
+
+/// An idle timeout in seconds: 0 (off) or 1 to a week.
+pub fn idle_timeout(secs: i64) -> Result<u32, Invalid> {
+    match u32::try_from(secs) {
+        Ok(s) if s <= MAX_IDLE_TIMEOUT => Ok(s),
+        _ => Err(Invalid::new(
+            "idle_timeout",
+            format!("{secs} is not accepted; an idle timeout is a number of seconds from 1 to {MAX_IDLE_TIMEOUT} (a week), or 0 for never"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

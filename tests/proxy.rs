@@ -1,0 +1,724 @@
+//! The proxy, end to end: a real engine, real `hangar-demo` app processes, real HTTP and
+//! WebSocket clients on the proxy port.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::blocking::Client;
+use reqwest::header::{ACCEPT, HOST, LOCATION, RETRY_AFTER, SET_COOKIE};
+use serde_json::Value;
+
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// A runtime of `hangar-demo` written in hangar.toml, with extra arguments and keys.
+fn demo_runtime(name: &str, args: &[&str], extra: &str) -> String {
+    let mut cmd = vec![
+        demo_bin().display().to_string(),
+        "serve".into(),
+        "--port".into(),
+        "${PORT}".into(),
+    ];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    let cmd: Vec<String> = cmd.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[runtimes.{name}]\ncommand = [{}]\n{extra}\n",
+        cmd.join(", ")
+    )
+}
+
+/// A client that follows no redirects, so the proxy's own answers can be seen.
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// One raw exchange on the proxy port: write `request`, read until the server closes or
+/// stays quiet for a while.
+fn raw(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if out.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A `Status:` line of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+fn proc_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[test]
+fn each_routing_rule() {
+    let e = TestEngine::start();
+    e.ok(&["create", "shop", "--domain", "shop.test"]);
+    e.ok(&["create", "blog"]);
+    let c = client();
+    let info = |host: &str, path: &str| -> (u16, Value) {
+        let r = c.get(e.proxy_url(path)).header(HOST, host).send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    let here = format!("127.0.0.1:{}", e.proxy_port);
+
+    // Everything else goes to the main app.
+    let (s, v) = info(&here, "/api/info");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["app"], "main");
+    // The path chooses the app.
+    let (s, v) = info(&here, "/_app/blog/api/info");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["app"], "blog");
+    // A custom domain, with or without a port, in any case.
+    let (s, v) = info("shop.test", "/_app/shop/api/info");
+    assert_eq!((s, v["app"].as_str()), (200, Some("shop")), "{v}");
+    let (s, v) = info(&format!("SHOP.test:{}", e.proxy_port), "/api/info");
+    assert_eq!(
+        (s, v["app"].as_str()),
+        (200, Some("shop")),
+        "a keep-prefix app reached by its domain gets its prefix: {v}"
+    );
+    // <name>.localhost with any port, no DNS needed.
+    let (s, v) = info("blog.localhost:9999", "/api/info");
+    assert_eq!((s, v["app"].as_str()), (200, Some("blog")), "{v}");
+    let (s, v) = info("blog.localhost", "/_app/blog/api/info");
+    assert_eq!((s, v["app"].as_str()), (200, Some("blog")), "{v}");
+
+    // Unknown apps get 404, by path and by host; main is not a sub-app path.
+    for (host, path) in [
+        (here.as_str(), "/_app/nope/"),
+        ("nope.localhost:1234", "/"),
+        (here.as_str(), "/_app/main/api/info"),
+    ] {
+        let r = c
+            .get(e.proxy_url(path))
+            .header(HOST, host)
+            .header(ACCEPT, HTML)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{host} {path}");
+        assert!(r.text().unwrap().contains("No such app"));
+    }
+    let r = c.get(e.proxy_url("/_app/nope/x")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(json(&r.text().unwrap())["error"]["code"], "not_found");
+
+    // The bare prefix moves under its slash, keeping the query.
+    let r = c.get(e.proxy_url("/_app/blog?x=1")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(r.headers()[LOCATION], "/_app/blog/?x=1");
+}
+
+#[test]
+fn keep_and_strip_rewrite_redirects_and_cookies_and_forward_headers() {
+    let e = TestEngine::start_with(&demo_runtime(
+        "rootapp",
+        &["--mount", ""],
+        "prefix = \"strip\"",
+    ));
+    e.ok(&["create", "kept"]);
+    e.ok(&["create", "stripped", "--runtime", "rootapp"]);
+    let c = client();
+
+    // keep: the app sees /_app/kept/… and answers with it; nothing to rewrite.
+    let r = c
+        .get(e.proxy_url("/_app/kept/api/redirect"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    assert_eq!(r.headers()[LOCATION], "/_app/kept/admin/");
+    let r = c.get(e.proxy_url("/_app/kept/api/cookie")).send().unwrap();
+    assert_eq!(r.headers()[SET_COOKIE], "demo=1; Path=/_app/kept/");
+
+    // strip: the app lives at its root and says so; the proxy puts the prefix back.
+    let r = c
+        .get(e.proxy_url("/_app/stripped/api/info"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(json(&r.text().unwrap())["base_path"], "");
+    let r = c
+        .get(e.proxy_url("/_app/stripped/api/redirect"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    assert_eq!(r.headers()[LOCATION], "/_app/stripped/admin/");
+    let r = c
+        .get(e.proxy_url("/_app/stripped/api/cookie"))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()[SET_COOKIE], "demo=1; Path=/_app/stripped/");
+    // And the redirect leads somewhere real.
+    let r = c.get(e.proxy_url("/_app/stripped/admin/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // X-Forwarded-* as the app sees them; hop-by-hop headers do not reach it.
+    for (path, prefix) in [
+        ("/_app/kept/api/headers", "/_app/kept"),
+        ("/_app/stripped/api/headers", "/_app/stripped"),
+    ] {
+        let r = c
+            .get(e.proxy_url(path))
+            .header("x-forwarded-for", "10.1.2.3")
+            .header("connection", "keep-alive, x-secret")
+            .header("x-secret", "hop")
+            .send()
+            .unwrap();
+        let h = json(&r.text().unwrap());
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3, 127.0.0.1", "{h}");
+        assert_eq!(
+            h["x-forwarded-host"],
+            format!("127.0.0.1:{}", e.proxy_port),
+            "{h}"
+        );
+        assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+        assert_eq!(h["x-forwarded-prefix"], prefix, "{h}");
+        assert!(h.get("x-secret").is_none(), "hop-by-hop header passed: {h}");
+    }
+    // By Host there is no public prefix.
+    let r = c
+        .get(e.proxy_url("/api/headers"))
+        .header(HOST, "stripped.localhost")
+        .send()
+        .unwrap();
+    let h = json(&r.text().unwrap());
+    assert_eq!(h["x-forwarded-host"], "stripped.localhost");
+    assert!(h.get("x-forwarded-prefix").is_none(), "{h}");
+}
+
+fn ws_url(e: &TestEngine, path: &str) -> String {
+    format!("ws://127.0.0.1:{}{path}", e.proxy_port)
+}
+
+fn echo(ws: &mut tokio_tungstenite::tungstenite::WebSocket<impl Read + Write>, text: &str) {
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).unwrap();
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => {
+                assert_eq!(t.as_str(), text);
+                return;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn websocket_echo_keeps_an_idle_app_awake_until_it_closes() {
+    let e = TestEngine::start();
+    e.ok(&["create", "chat", "--idle-timeout", "2"]);
+    assert_eq!(e.status("chat"), "stopped");
+
+    // The upgrade request wakes the dormant app and is held until it is ready.
+    let (mut ws, resp) = tokio_tungstenite::tungstenite::connect(ws_url(&e, "/_app/chat/ws"))
+        .expect("WebSocket through the proxy");
+    assert_eq!(resp.status().as_u16(), 101);
+    echo(&mut ws, "hello");
+    assert_eq!(e.status("chat"), "running");
+
+    // Twice the idle timeout with only an open socket: still running.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(e.status("chat"), "running", "an open WebSocket is activity");
+    echo(&mut ws, "still there");
+    ws.close(None).unwrap();
+    let _ = ws.read();
+    drop(ws);
+
+    // Closed: it goes dormant after the timeout (not stopped by the operator).
+    e.wait_status("chat", "stopped", Duration::from_secs(30));
+    let (_, v) = e.api(reqwest::Method::GET, "/apps/chat", None);
+    assert_eq!(v["desired"], "dormant", "{v}");
+    assert!(
+        e.log_text("chat").contains("going dormant"),
+        "the log says why"
+    );
+
+    // A visit wakes it again.
+    let (s, body) = e.get("/_app/chat/api/info");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(e.status("chat"), "running");
+    assert_eq!(count(&e.log_text("chat"), " sys starting: "), 2);
+}
+
+#[test]
+fn idle_stop_is_off_by_default_and_validated() {
+    let e = TestEngine::start();
+    let err = e.fails(&["create", "x1", "--idle-timeout=-5"]);
+    assert!(err.contains("idle"), "{err}");
+    let err = e.fails(&[
+        "create",
+        "x2",
+        "--start-mode",
+        "with-main",
+        "--idle-timeout",
+        "30",
+    ]);
+    assert!(err.contains("on-visit"), "{err}");
+    e.ok(&["create", "x3"]);
+    let (_, v) = e.api(reqwest::Method::GET, "/apps/x3", None);
+    assert!(v["idle_timeout"].is_null(), "{v}");
+    let (s, v) = e.api(
+        reqwest::Method::PATCH,
+        "/apps/x3",
+        Some(serde_json::json!({ "idle_timeout": 30 })),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["idle_timeout"], 30);
+    let (_, v) = e.api(
+        reqwest::Method::PATCH,
+        "/apps/x3",
+        Some(serde_json::json!({ "idle_timeout": 0 })),
+    );
+    assert!(v["idle_timeout"].is_null(), "0 turns it off: {v}");
+}
+
+#[test]
+fn ten_mib_bodies_stream_with_flat_proxy_memory() {
+    let e = TestEngine::start();
+    e.ok(&["create", "big"]);
+    let c = client();
+    // Warm up: the app runs, the pool has connections.
+    let (s, _) = e.get("/_app/big/api/stream?mb=1");
+    assert_eq!(s, 200);
+    let pid = e.engine_pid().unwrap();
+    let rss_before = proc_kib(pid, "VmRSS");
+
+    // Three 10 MiB downloads at once, and a 10 MiB upload echoed back, all checked byte
+    // for byte. Held whole, they would need 30-40 MiB in the proxy; streamed, it needs its
+    // connection buffers (a few hundred KiB each) and its allocator's arenas.
+    let downloads: Vec<_> = (0..3)
+        .map(|_| {
+            let url = e.proxy_url("/_app/big/api/stream?mb=10");
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut r = c.get(url).send().unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0usize;
+                loop {
+                    let n = r.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    for (i, b) in buf[..n].iter().enumerate() {
+                        let at = (total + i) % (64 * 1024);
+                        assert_eq!(*b as usize, at % 251, "byte {} changed", total + i);
+                    }
+                    total += n;
+                }
+                total
+            })
+        })
+        .collect();
+    const UP: usize = 10 << 20;
+    struct Pattern(usize);
+    impl Read for Pattern {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(UP - self.0);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = ((self.0 + i) % 253) as u8;
+            }
+            self.0 += n;
+            Ok(n)
+        }
+    }
+    let mut r = c
+        .post(e.proxy_url("/_app/big/api/echo"))
+        .body(reqwest::blocking::Body::new(Pattern(0)))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut back = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                *b as usize,
+                (back + i) % 253,
+                "echoed byte {} changed",
+                back + i
+            );
+        }
+        back += n;
+    }
+    assert_eq!(back, UP);
+    for d in downloads {
+        assert_eq!(d.join().unwrap(), 10 << 20);
+    }
+    let peak = proc_kib(pid, "VmHWM");
+    let rss_after = proc_kib(pid, "VmRSS");
+    eprintln!("engine RSS {rss_before} KiB before, {rss_after} KiB after, peak {peak} KiB");
+    assert!(
+        rss_after < rss_before + 12 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    assert!(
+        peak < rss_before + 16 * 1024,
+        "peak RSS {peak} KiB, {rss_before} KiB before: bodies were buffered"
+    );
+}
+
+#[test]
+fn fifty_concurrent_first_requests_start_the_app_once() {
+    let e = TestEngine::start_with(&demo_runtime("slowboot", &["--boot-delay-ms", "800"], ""));
+    e.ok(&["create", "crowd", "--runtime", "slowboot"]);
+    let url = e.proxy_url("/_app/crowd/api/info");
+    let c = client();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let (c, url, barrier) = (c.clone(), url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = c
+                    .get(url)
+                    .header(ACCEPT, "application/json")
+                    .send()
+                    .unwrap();
+                let status = r.status().as_u16();
+                (status, r.text().unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, body) = t.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["app"], "crowd");
+    }
+    wait_until("the log file", Duration::from_secs(10), || {
+        e.log_text("crowd").contains("ready in")
+    });
+    let log = e.log_text("crowd");
+    assert_eq!(count(&log, " sys starting: "), 1, "{log}");
+}
+
+#[test]
+fn waiting_page_for_browsers_and_held_requests_for_programs() {
+    let mut toml = String::from("wake_timeout = 4\n");
+    toml.push_str(&demo_runtime("boot1", &["--boot-delay-ms", "1500"], ""));
+    toml.push_str(&demo_runtime("boot20", &["--boot-delay-ms", "20000"], ""));
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "page", "--runtime", "boot1"]);
+    e.ok(&["create", "held", "--runtime", "boot1"]);
+    e.ok(&["create", "late", "--runtime", "boot20"]);
+    let c = client();
+
+    // A browser navigation gets the waiting page at once.
+    let r = c
+        .get(e.proxy_url("/_app/page/admin/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key(RETRY_AFTER));
+    let page = r.text().unwrap();
+    assert!(page.contains("Starting page"), "{page}");
+    assert!(page.contains("/_hangar/wait/page"), "{page}");
+
+    // Its status stream shows the startup log lines as they come, then says ready.
+    let mut stream = c
+        .get(e.proxy_url("/_hangar/wait/page"))
+        .send()
+        .expect("status stream");
+    assert_eq!(stream.status().as_u16(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: ready") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended before ready: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("event: state"), "{seen}");
+    assert!(seen.contains("event: line"), "{seen}");
+    assert!(seen.contains("booting: loading plugins"), "{seen}");
+    // Then the page's reload reaches the app.
+    let r = c
+        .get(e.proxy_url("/_app/page/admin/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("page"));
+
+    // A program is held until the app is ready…
+    let r = c.get(e.proxy_url("/_app/held/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(json(&r.text().unwrap())["app"], "held");
+
+    // …up to wake_timeout, then told to come back.
+    let t0 = Instant::now();
+    let r = c.get(e.proxy_url("/_app/late/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(t0.elapsed() >= Duration::from_secs(3));
+    assert!(r.headers().contains_key(RETRY_AFTER));
+    assert_eq!(json(&r.text().unwrap())["error"]["code"], "still_starting");
+    assert_eq!(e.status("late"), "starting", "the start goes on");
+
+    // An unknown name has no status stream.
+    let r = c.get(e.proxy_url("/_hangar/wait/nope")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+#[test]
+fn a_failing_start_gives_502_with_its_log_lines() {
+    let mut toml = demo_runtime("broken", &["--fail-boot"], "restart_limit = 1");
+    toml.push_str(&demo_runtime("flaky", &["--fail-boot"], ""));
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "web", "--runtime", "broken"]);
+    e.ok(&["create", "api", "--runtime", "broken"]);
+    e.ok(&["create", "retry", "--runtime", "flaky"]);
+    let c = client();
+
+    // A program gets JSON with the reason and the last log lines.
+    let r = c.get(e.proxy_url("/_app/api/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let v = json(&r.text().unwrap());
+    assert_eq!(v["error"]["code"], "start_failed", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1"),
+        "{v}"
+    );
+    let log = v["error"]["log"].to_string();
+    assert!(log.contains("simulated failure"), "{v}");
+
+    // A browser gets a page, possibly after the waiting page (as a browser would follow it).
+    let get_page = || {
+        c.get(e.proxy_url("/_app/web/"))
+            .header(ACCEPT, HTML)
+            .send()
+            .unwrap()
+    };
+    let mut r = get_page();
+    if r.status().as_u16() == 503 {
+        assert!(r.text().unwrap().contains("/_hangar/wait/web"));
+        let mut s = c.get(e.proxy_url("/_hangar/wait/web")).send().unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains("event: failed") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the stream ended without failed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        r = get_page();
+    }
+    assert_eq!(r.status().as_u16(), 502);
+    let page = r.text().unwrap();
+    assert!(page.contains("failed to start"), "{page}");
+    assert!(page.contains("simulated failure"), "{page}");
+    assert_eq!(e.status("web"), "error");
+
+    // An app that Hangar keeps retrying: the visitor is not held through the retries.
+    let r = c.get(e.proxy_url("/_app/retry/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let v = json(&r.text().unwrap());
+    assert!(
+        v["error"]["log"].to_string().contains("simulated failure"),
+        "{v}"
+    );
+}
+
+#[test]
+fn an_app_the_operator_stopped_is_not_woken() {
+    let e = TestEngine::start();
+    e.ok(&["create", "shut"]);
+    e.ok(&["start", "shut"]);
+    e.ok(&["stop", "shut"]);
+    let c = client();
+    let r = c.get(e.proxy_url("/_app/shut/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(json(&r.text().unwrap())["error"]["code"], "stopped");
+    let r = c
+        .get(e.proxy_url("/_app/shut/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().unwrap().contains("stopped by the operator"));
+    assert_eq!(e.status("shut"), "stopped");
+    assert_eq!(count(&e.log_text("shut"), " sys starting: "), 1);
+}
+
+#[test]
+fn faults_502_504_and_other_apps_keep_being_served() {
+    let e = TestEngine::start_with("upstream_timeout = 2\n");
+    e.ok(&["create", "slow"]);
+    e.ok(&["create", "dies"]);
+    e.ok(&["create", "fine"]);
+    for a in ["slow", "dies", "fine"] {
+        e.ok(&["start", a]);
+    }
+    let c = client();
+
+    // No answer within upstream_timeout: 504; meanwhile another app answers.
+    let slow = {
+        let (c, url) = (c.clone(), e.proxy_url("/_app/slow/api/slow?ms=6000"));
+        std::thread::spawn(move || {
+            let r = c.get(url).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (s, _) = e.get("/_app/fine/api/info");
+    assert_eq!(s, 200, "one slow app holds up no other");
+    let (s, body) = slow.join().unwrap();
+    assert_eq!(s, 504, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "gateway_timeout");
+
+    // The app dies in the middle of a request: 502.
+    let cut = {
+        let (c, url) = (c.clone(), e.proxy_url("/_app/dies/api/slow?ms=1500"));
+        std::thread::spawn(move || {
+            let r = c.get(url).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (s, _) = e.get("/_app/dies/api/exit?code=0");
+    assert_eq!(s, 200);
+    let (s, body) = cut.join().unwrap();
+    assert_eq!(s, 502, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "bad_gateway");
+    let (s, _) = e.get("/_app/fine/api/info");
+    assert_eq!(s, 200);
+
+    // Malformed requests and oversized headers get 4xx from the proxy, which keeps serving.
+    let out = raw(e.proxy_port, b"GARBAGE\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let mut big = b"GET /_app/fine/api/info HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 100 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let out = raw(e.proxy_port, &big);
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let (s, _) = e.get("/_app/fine/api/info");
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn the_proxy_binds_loopback_by_default_and_all_interfaces_when_told() {
+    // 127.0.0.2 is loopback too, but only a socket bound to all interfaces answers there.
+    let e = TestEngine::start();
+    assert!(TcpStream::connect(("127.0.0.1", e.proxy_port)).is_ok());
+    assert!(
+        TcpStream::connect(("127.0.0.2", e.proxy_port)).is_err(),
+        "the default binding is 127.0.0.1 only"
+    );
+    drop(e);
+    let e = TestEngine::start_with("proxy_bind = \"0.0.0.0\"\n");
+    let r = client()
+        .get(format!("http://127.0.0.2:{}/api/info", e.proxy_port))
+        .send()
+        .expect("the proxy answers on every interface");
+    assert_eq!(r.status().as_u16(), 200);
+    // The API stays on loopback only, whatever the proxy does.
+    assert!(TcpStream::connect(("127.0.0.2", e.api_port)).is_err());
+}
+
+/// Datasette (PyPI), installed by scripts/install-datasette.sh, or HANGAR_TEST_DATASETTE.
+fn datasette() -> String {
+    if let Ok(p) = std::env::var("HANGAR_TEST_DATASETTE") {
+        return p;
+    }
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/hangar/venv-datasette/bin/datasette"))
+        .unwrap_or_default();
+    if std::path::Path::new(&venv).is_file() {
+        return venv;
+    }
+    panic!(
+        "Datasette is missing: run scripts/install-datasette.sh (or set HANGAR_TEST_DATASETTE to a datasette executable)"
+    );
+}
+
+#[test]
+fn a_third_party_app_with_its_own_base_path_setting_works_under_its_prefix() {
+    // Datasette's `base_url` setting makes it link under the prefix; the proxy strips it.
+    let toml = format!(
+        r#"[runtimes.datasette]
+command = [{bin:?}, "serve", "--host", "127.0.0.1", "--port", "${{PORT}}", "--setting", "base_url", "${{HANGAR_BASE_PATH}}/", "--create", "${{HANGAR_DATA_DIR}}/notes.db"]
+health = "/-/versions.json"
+prefix = "strip"
+"#,
+        bin = datasette()
+    );
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "data", "--runtime", "datasette"]);
+    let c = client();
+
+    // The first visit starts it; its home page links under /_app/data/.
+    let r = c.get(e.proxy_url("/_app/data/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let home = r.text().unwrap();
+    assert!(home.contains("href=\"/_app/data/notes\""), "{home}");
+    assert!(home.contains("/_app/data/-/static/app.css"), "{home}");
+
+    // Following those links works: a database page, a query, a static asset.
+    let r = c.get(e.proxy_url("/_app/data/notes")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("action=\"/_app/data/notes\""));
+    let r = c
+        .get(e.proxy_url("/_app/data/notes.json?sql=select+40%2B2+as+answer&_shape=array"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(json(&r.text().unwrap())[0]["answer"], 42);
+    let r = c
+        .get(e.proxy_url("/_app/data/-/static/app.css"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    // Its own name for itself, by Host, works too.
+    let r = c
+        .get(e.proxy_url("/"))
+        .header(HOST, "data.localhost")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
