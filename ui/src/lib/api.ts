@@ -45,7 +45,7 @@ export interface AppView {
   env: Record<string, string>;
   progress: string | null;
   created_at: string;
-  idle_timeout_seconds?: number | null; // PLANNED (idle timeout): shown in the form when present
+  idle_timeout?: number | null; // PLANNED (idle timeout): shown in the form when present
 }
 
 export interface CreateBody {
@@ -58,7 +58,7 @@ export interface CreateBody {
   db?: string;
   runtime?: string;
   env?: Record<string, string>;
-  idle_timeout_seconds?: number | null;
+  idle_timeout?: number | null;
 }
 
 export interface EditBody {
@@ -68,7 +68,7 @@ export interface EditBody {
   domain?: string | null;
   pinned?: boolean;
   env?: Record<string, string>;
-  idle_timeout_seconds?: number | null;
+  idle_timeout?: number | null;
 }
 
 export interface DeleteReport {
