@@ -45,7 +45,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/events", get(events))
         .route("/kill", post(kill))
-        .route("/validate/name", get(validate_name));
+        .route("/validate/name", get(validate_name))
+        .merge(crate::metrics_api::routes());
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
@@ -311,7 +312,10 @@ fn line_event(l: &crate::logs::LogLine) -> SseEvent {
 
 async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let engine = e.clone();
+    // An open window: the sampler runs every second while it is connected.
+    let watching = e.monitor.watch();
     let stream = BroadcastStream::new(e.events.subscribe()).then(move |item| {
+        let _watching = &watching;
         let engine = engine.clone();
         async move {
             Ok(match item {

@@ -22,6 +22,9 @@ pub enum Stream {
     Out,
     Err,
     Sys,
+    /// A line of a log file the app writes itself (the runtime's `logs`); its text starts with
+    /// the file's path in brackets: `[storage/logs/app.log] text`.
+    File,
 }
 
 impl Stream {
@@ -30,6 +33,7 @@ impl Stream {
             Stream::Out => "out",
             Stream::Err => "err",
             Stream::Sys => "sys",
+            Stream::File => "file",
         }
     }
 }
@@ -63,6 +67,7 @@ impl LogLine {
             Some("out") => Some(Stream::Out),
             Some("err") => Some(Stream::Err),
             Some("sys") => Some(Stream::Sys),
+            Some("file") => Some(Stream::File),
             _ => None,
         };
         match stream {
@@ -94,7 +99,7 @@ const CHANNEL: usize = 8192;
 const LIVE: usize = 4096;
 const RECENT: usize = 200;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
     pub max_bytes: u64,
     pub keep: usize,
@@ -109,9 +114,26 @@ impl Default for Rotation {
     }
 }
 
+/// The rotation in force, changeable while the writer runs (hangar.toml per runtime).
+#[derive(Debug)]
+struct RotationCell {
+    max_bytes: AtomicU64,
+    keep: AtomicU64,
+}
+
+impl RotationCell {
+    fn get(&self) -> Rotation {
+        Rotation {
+            max_bytes: self.max_bytes.load(Ordering::Relaxed).max(1),
+            keep: self.keep.load(Ordering::Relaxed).max(1) as usize,
+        }
+    }
+}
+
 /// One app's log: the file writer's queue, the live feed and a small ring of recent lines.
 pub struct AppLog {
     path: PathBuf,
+    rotation: Arc<RotationCell>,
     tx: mpsc::Sender<LogLine>,
     live: broadcast::Sender<LogLine>,
     recent: Mutex<VecDeque<LogLine>>,
@@ -124,9 +146,14 @@ impl AppLog {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let (live, _) = broadcast::channel(LIVE);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(writer(path.clone(), rotation, rx, dropped.clone()));
+        let cell = Arc::new(RotationCell {
+            max_bytes: AtomicU64::new(rotation.max_bytes),
+            keep: AtomicU64::new(rotation.keep as u64),
+        });
+        tokio::spawn(writer(path.clone(), cell.clone(), rx, dropped.clone()));
         Arc::new(AppLog {
             path,
+            rotation: cell,
             tx,
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
@@ -136,6 +163,16 @@ impl AppLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Change the rotation; the next line written follows it.
+    pub fn set_rotation(&self, r: Rotation) {
+        self.rotation.max_bytes.store(r.max_bytes, Ordering::Relaxed);
+        self.rotation.keep.store(r.keep as u64, Ordering::Relaxed);
+    }
+
+    pub fn rotation(&self) -> Rotation {
+        self.rotation.get()
     }
 
     pub fn push(&self, stream: Stream, text: String) {
@@ -184,7 +221,7 @@ impl AppLog {
 
 async fn writer(
     path: PathBuf,
-    rotation: Rotation,
+    rotation: Arc<RotationCell>,
     mut rx: mpsc::Receiver<LogLine>,
     dropped: Arc<AtomicU64>,
 ) {
@@ -211,6 +248,7 @@ async fn writer(
         }
         let path = path.clone();
         let f = file.take();
+        let rotation = rotation.get();
         // File I/O off the async workers.
         file = tokio::task::spawn_blocking(move || write_batch(&path, rotation, f, &batch))
             .await
@@ -232,7 +270,7 @@ fn open_append(path: &Path) -> Option<(std::io::BufWriter<std::fs::File>, u64)> 
     Some((std::io::BufWriter::with_capacity(64 * 1024, f), len))
 }
 
-fn rotated(path: &Path, i: usize) -> PathBuf {
+pub fn rotated(path: &Path, i: usize) -> PathBuf {
     PathBuf::from(format!("{}.{i}", path.display()))
 }
 
@@ -250,6 +288,11 @@ fn write_batch(
             if *size > 0 && size + text.len() as u64 > rotation.max_bytes {
                 if let Some((mut f, _)) = file.take() {
                     let _ = f.flush();
+                }
+                // Rotations beyond `keep` (left by a larger setting before) go first.
+                let mut extra = rotation.keep + 1;
+                while extra < 10_000 && std::fs::remove_file(rotated(path, extra)).is_ok() {
+                    extra += 1;
                 }
                 for i in (1..rotation.keep).rev() {
                     let _ = std::fs::rename(rotated(path, i), rotated(path, i + 1));
@@ -318,9 +361,7 @@ fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
 /// The last `n` lines of an app's log files (current, then older rotations as needed).
 pub fn tail(path: &Path, n: usize) -> Vec<LogLine> {
     let mut out: Vec<LogLine> = Vec::new();
-    let mut files = vec![path.to_path_buf()];
-    files.extend((1..=9).map(|i| rotated(path, i)));
-    for f in files {
+    for f in log_files(path).into_iter().rev() {
         if out.len() >= n {
             break;
         }
@@ -358,6 +399,158 @@ fn tail_file(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     }
 }
 
+/// An app's log files, oldest first: `NAME.log.K` … `NAME.log.1`, `NAME.log`.
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    let mut i = 1;
+    while i <= 10_000 && rotated(path, i).exists() {
+        files.push(rotated(path, i));
+        i += 1;
+    }
+    files.reverse();
+    files
+}
+
+/// What a search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Substring, or a regular expression when `regex`.
+    pub pattern: String,
+    pub regex: bool,
+    /// Only lines stamped at or after / before (RFC 3339, compared as our stamps are written).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// At most this many matches: the newest ones.
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub lines: Vec<LogLine>,
+    /// More lines matched than `limit`; the oldest were left out.
+    pub truncated: bool,
+    pub files_searched: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Turn `since`/`until` input into a stamp comparable with ours: RFC 3339 (any offset), or a
+/// time ago such as `10m`, `2h`, `7d`.
+pub fn parse_time(s: &str, key: &str) -> Result<String, SearchError> {
+    use time::format_description::well_known::Rfc3339;
+    let t = if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        t
+    } else {
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: i64 = num.parse().map_err(|_| {
+            SearchError::Invalid(format!(
+                "{key} {s:?} is not accepted; accepted: an RFC 3339 time (2026-11-24T02:10:00Z) or a time ago such as 30s, 10m, 2h, 7d"
+            ))
+        })?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86400,
+            _ => {
+                return Err(SearchError::Invalid(format!(
+                    "{key} {s:?}: the unit must be s, m, h or d"
+                )))
+            }
+        };
+        time::OffsetDateTime::now_utc() - time::Duration::seconds(secs)
+    };
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .map_err(|e| SearchError::Invalid(format!("{key}: {e}")))
+}
+
+/// Search an app's log files (rotations included), oldest first; the newest `limit` matches
+/// are returned in order. Reads line by line: memory stays bounded by `limit` and the longest
+/// line.
+pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError> {
+    use std::io::BufRead;
+    let re = if q.regex {
+        Some(
+            regex::RegexBuilder::new(&q.pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    SearchError::Invalid(format!("the pattern is not a valid regular expression: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
+    let limit = q.limit.clamp(1, 100_000);
+    let mut found: VecDeque<LogLine> = VecDeque::new();
+    let mut truncated = false;
+    let mut files_searched = 0;
+    let since_sys = q.since.as_deref().and_then(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    });
+    for f in log_files(path) {
+        let Ok(file) = std::fs::File::open(&f) else {
+            continue;
+        };
+        // A file last written before `since` holds nothing newer.
+        if let (Some(since), Ok(m)) = (since_sys, file.metadata().and_then(|m| m.modified())) {
+            if time::OffsetDateTime::from(m) < since {
+                continue;
+            }
+        }
+        files_searched += 1;
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = LogLine::parse_file_line(&text);
+            if q.since.is_some() || q.until.is_some() {
+                if line.ts.is_empty() {
+                    continue;
+                }
+                if q.since.as_deref().is_some_and(|s| line.ts.as_str() < s) {
+                    continue;
+                }
+                if q.until.as_deref().is_some_and(|u| line.ts.as_str() > u) {
+                    continue;
+                }
+            }
+            let hit = match &re {
+                Some(re) => re.is_match(&line.text),
+                None => line.text.contains(q.pattern.as_str()),
+            };
+            if hit {
+                if found.len() == limit {
+                    found.pop_front();
+                    truncated = true;
+                }
+                found.push_back(line);
+            }
+        }
+    }
+    Ok(SearchResult {
+        lines: found.into(),
+        truncated,
+        files_searched,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +571,39 @@ mod tests {
         assert_eq!(texts[3].len(), MAX_LINE);
         assert_eq!(texts[4], "x".repeat(10));
         assert_eq!(texts[5], "last");
+    }
+
+    #[tokio::test]
+    async fn search_reaches_rotations_and_time_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = AppLog::open(path.clone(), Rotation { max_bytes: 2048, keep: 20 });
+        log.push(Stream::Out, "needle-old \x1b[31mred\x1b[0m".into());
+        for i in 0..300 {
+            log.push(Stream::Out, format!("filler {i}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(rotated(&path, 3).exists());
+        let q = SearchQuery { pattern: "needle-old".into(), limit: 10, ..Default::default() };
+        let r = search(&path, &q).unwrap();
+        assert_eq!(r.lines.len(), 1);
+        assert!(r.lines[0].text.contains("\x1b[31m"), "ANSI kept");
+        let q = SearchQuery { pattern: r"^filler 2\d$".into(), regex: true, limit: 5, ..Default::default() };
+        let r = search(&path, &q).unwrap();
+        assert_eq!(r.lines.len(), 5);
+        assert!(r.truncated);
+        assert_eq!(r.lines[4].text, "filler 29");
+        let q = SearchQuery { pattern: "needle".into(), limit: 5, since: Some(parse_time("1h", "since").unwrap()), until: Some(parse_time("2000-01-01T00:00:00Z", "until").unwrap()), ..Default::default() };
+        assert!(search(&path, &q).unwrap().lines.is_empty());
+        assert!(search(&path, &SearchQuery { pattern: "(".into(), regex: true, limit: 1, ..Default::default() }).is_err());
+        // a smaller keep removes the rotations beyond it at the next rotation
+        log.set_rotation(Rotation { max_bytes: 2048, keep: 2 });
+        for i in 0..100 {
+            log.push(Stream::Out, format!("more {i}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!rotated(&path, 3).exists());
+        assert_eq!(log_files(&path).len(), 3);
     }
 
     #[tokio::test]
