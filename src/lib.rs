@@ -13,6 +13,7 @@ pub mod logfiles;
 pub mod logs;
 pub mod metrics;
 pub mod metrics_api;
+pub mod monit;
 pub mod monitor;
 pub mod process;
 pub mod proxy;

@@ -352,7 +352,7 @@ fn emit(f: &mut Followed, log: &AppLog) {
         f.partial.pop();
     }
     let text = String::from_utf8_lossy(&f.partial);
-    log.push(Stream::File, format!("[{}] {text}", f.label));
+    log.push_blocking(Stream::File, format!("[{}] {text}", f.label));
     f.partial.clear();
 }
 

@@ -1,9 +1,12 @@
 //! Each app's output: stamped, written to rotating files, offered to live subscribers.
 //!
-//! Invariants: the app is never blocked (pipes are drained by their own task; lines go to a
-//! bounded channel with `try_send`, and a full channel counts the line as dropped and says so in
-//! the file); memory is bounded (channel, broadcast ring, recent-lines ring, line length);
-//! a subscriber that falls behind gets a marker with the number of lines it missed.
+//! Invariants: no viewer ever blocks the app (live lines go to a bounded broadcast; a subscriber
+//! that falls behind gets a marker with the number of lines it missed); the file is the record:
+//! a pipe's lines wait for the file writer when its bounded queue is full (the app then writes
+//! at disk speed, as it would to a file of its own), but never longer than [`WRITER_STALL`]: a
+//! writer stuck that long (a hung disk) has lines dropped, counted and reported in the file,
+//! without waiting again until the queue has room; memory is bounded (queue, broadcast ring,
+//! recent-lines ring, line length).
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -86,16 +89,30 @@ impl LogLine {
 }
 
 pub fn timestamp() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        // The formatted second, reused by every line of that second on this thread.
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
     let now = time::OffsetDateTime::now_utc();
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    now.format(&f).unwrap_or_default()
+    let secs = now.unix_timestamp();
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let f =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            c.1 = now.format(&f).unwrap_or_default();
+            c.0 = secs;
+        }
+        format!("{}.{:03}Z", c.1, now.millisecond())
+    })
 }
 
 /// Lines longer than this are cut into pieces (each piece still a whole line in the file).
 pub const MAX_LINE: usize = 1024 * 1024;
 const CHANNEL: usize = 8192;
+/// How long a pipe's line waits for a full file writer before it is dropped.
+pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 const LIVE: usize = 4096;
 const RECENT: usize = 200;
 
@@ -138,6 +155,8 @@ pub struct AppLog {
     live: broadcast::Sender<LogLine>,
     recent: Mutex<VecDeque<LogLine>>,
     dropped: Arc<AtomicU64>,
+    /// The writer was found stuck: drop without waiting until its queue has room again.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl AppLog {
@@ -158,6 +177,7 @@ impl AppLog {
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             dropped,
+            stalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -167,7 +187,9 @@ impl AppLog {
 
     /// Change the rotation; the next line written follows it.
     pub fn set_rotation(&self, r: Rotation) {
-        self.rotation.max_bytes.store(r.max_bytes, Ordering::Relaxed);
+        self.rotation
+            .max_bytes
+            .store(r.max_bytes, Ordering::Relaxed);
         self.rotation.keep.store(r.keep as u64, Ordering::Relaxed);
     }
 
@@ -175,7 +197,65 @@ impl AppLog {
         self.rotation.get()
     }
 
+    /// Offer a line to viewers and queue it for the file; never waits (a full queue drops it).
     pub fn push(&self, stream: Stream, text: String) {
+        let line = self.offer(stream, text);
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// As [`AppLog::push`], but a full queue is waited for (up to [`WRITER_STALL`]), so a burst
+    /// of output loses nothing: the pipe (and so the app) follows the disk's pace.
+    pub async fn push_wait(&self, stream: Stream, text: String) {
+        let line = self.offer(stream, text);
+        let line = match self.tx.try_send(line) {
+            Ok(()) => {
+                self.stalled.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(line)) => line,
+        };
+        if self.stalled.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match tokio::time::timeout(WRITER_STALL, self.tx.send(line)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stalled.store(true, Ordering::Relaxed);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// As [`AppLog::push_wait`], for a blocking thread (the followers of an app's own files).
+    pub fn push_blocking(&self, stream: Stream, text: String) {
+        let mut line = self.offer(stream, text);
+        let deadline = std::time::Instant::now() + WRITER_STALL;
+        loop {
+            match self.tx.try_send(line) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(l)) if std::time::Instant::now() < deadline => {
+                    line = l;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn offer(&self, stream: Stream, text: String) -> LogLine {
         let line = LogLine::now(stream, text);
         if let Ok(mut r) = self.recent.lock() {
             if r.len() == RECENT {
@@ -184,9 +264,7 @@ impl AppLog {
             r.push_back(line.clone());
         }
         let _ = self.live.send(line.clone());
-        if self.tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        line
     }
 
     pub fn sys(&self, text: impl Into<String>) {
@@ -282,10 +360,11 @@ fn write_batch(
 ) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
     let mut file = file.or_else(|| open_append(path));
     for line in batch {
-        let text = line.to_file_line();
+        // ts + space + stream + space + text + newline
+        let len = line.ts.len() + line.stream.as_str().len() + line.text.len() + 3;
         if let Some((_, size)) = &file {
             // Rotate before a line would pass the limit, so no line is ever split across files.
-            if *size > 0 && size + text.len() as u64 > rotation.max_bytes {
+            if *size > 0 && *size + len as u64 > rotation.max_bytes {
                 if let Some((mut f, _)) = file.take() {
                     let _ = f.flush();
                 }
@@ -303,8 +382,14 @@ fn write_batch(
         }
         match &mut file {
             Some((f, size)) => {
-                if f.write_all(text.as_bytes()).is_ok() {
-                    *size += text.len() as u64;
+                let ok = f.write_all(line.ts.as_bytes()).is_ok()
+                    && f.write_all(b" ").is_ok()
+                    && f.write_all(line.stream.as_str().as_bytes()).is_ok()
+                    && f.write_all(b" ").is_ok()
+                    && f.write_all(line.text.as_bytes()).is_ok()
+                    && f.write_all(b"\n").is_ok();
+                if ok {
+                    *size += len as u64;
                 }
             }
             None => file = open_append(path),
@@ -333,28 +418,29 @@ pub async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, log: Arc<AppLo
             Some(i) if i <= room => {
                 line.extend_from_slice(&chunk[..i]);
                 reader.consume(i + 1);
-                emit(&mut line, stream, &log);
+                emit(&mut line, stream, &log).await;
             }
             _ => {
                 let take = chunk.len().min(room);
                 line.extend_from_slice(&chunk[..take]);
                 reader.consume(take);
                 if line.len() >= MAX_LINE {
-                    emit(&mut line, stream, &log);
+                    emit(&mut line, stream, &log).await;
                 }
             }
         }
     }
     if !line.is_empty() {
-        emit(&mut line, stream, &log);
+        emit(&mut line, stream, &log).await;
     }
 }
 
-fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
+async fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    log.push(stream, String::from_utf8_lossy(line).into_owned());
+    log.push_wait(stream, String::from_utf8_lossy(line).into_owned())
+        .await;
     line.clear();
 }
 
@@ -409,6 +495,18 @@ pub fn log_files(path: &Path) -> Vec<PathBuf> {
     }
     files.reverse();
     files
+}
+
+/// A regex error in one line (its own text draws the pattern over several).
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid")
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// What a search asks for.
@@ -483,7 +581,10 @@ pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError>
                 .size_limit(1 << 20)
                 .build()
                 .map_err(|e| {
-                    SearchError::Invalid(format!("the pattern is not a valid regular expression: {e}"))
+                    SearchError::Invalid(format!(
+                        "the pattern is not a valid regular expression: {}",
+                        regex_error(&e)
+                    ))
                 })?,
         )
     } else {
@@ -577,27 +678,60 @@ mod tests {
     async fn search_reaches_rotations_and_time_range() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let log = AppLog::open(path.clone(), Rotation { max_bytes: 2048, keep: 20 });
+        let log = AppLog::open(
+            path.clone(),
+            Rotation {
+                max_bytes: 2048,
+                keep: 20,
+            },
+        );
         log.push(Stream::Out, "needle-old \x1b[31mred\x1b[0m".into());
         for i in 0..300 {
             log.push(Stream::Out, format!("filler {i}"));
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(rotated(&path, 3).exists());
-        let q = SearchQuery { pattern: "needle-old".into(), limit: 10, ..Default::default() };
+        let q = SearchQuery {
+            pattern: "needle-old".into(),
+            limit: 10,
+            ..Default::default()
+        };
         let r = search(&path, &q).unwrap();
         assert_eq!(r.lines.len(), 1);
         assert!(r.lines[0].text.contains("\x1b[31m"), "ANSI kept");
-        let q = SearchQuery { pattern: r"^filler 2\d$".into(), regex: true, limit: 5, ..Default::default() };
+        let q = SearchQuery {
+            pattern: r"^filler 2\d$".into(),
+            regex: true,
+            limit: 5,
+            ..Default::default()
+        };
         let r = search(&path, &q).unwrap();
         assert_eq!(r.lines.len(), 5);
         assert!(r.truncated);
         assert_eq!(r.lines[4].text, "filler 29");
-        let q = SearchQuery { pattern: "needle".into(), limit: 5, since: Some(parse_time("1h", "since").unwrap()), until: Some(parse_time("2000-01-01T00:00:00Z", "until").unwrap()), ..Default::default() };
+        let q = SearchQuery {
+            pattern: "needle".into(),
+            limit: 5,
+            since: Some(parse_time("1h", "since").unwrap()),
+            until: Some(parse_time("2000-01-01T00:00:00Z", "until").unwrap()),
+            ..Default::default()
+        };
         assert!(search(&path, &q).unwrap().lines.is_empty());
-        assert!(search(&path, &SearchQuery { pattern: "(".into(), regex: true, limit: 1, ..Default::default() }).is_err());
+        assert!(search(
+            &path,
+            &SearchQuery {
+                pattern: "(".into(),
+                regex: true,
+                limit: 1,
+                ..Default::default()
+            }
+        )
+        .is_err());
         // a smaller keep removes the rotations beyond it at the next rotation
-        log.set_rotation(Rotation { max_bytes: 2048, keep: 2 });
+        log.set_rotation(Rotation {
+            max_bytes: 2048,
+            keep: 2,
+        });
         for i in 0..100 {
             log.push(Stream::Out, format!("more {i}"));
         }
