@@ -75,12 +75,25 @@ echo "installing pm2 from npm into $WORK ..." >&2
 (cd "$WORK" && npm install --silent --no-audit --no-fund --no-save pm2 >/dev/null 2>&1)
 PM2_VERSION=$("$PM2" --version 2>/dev/null | tail -1)
 
+# ---------------------------------------------------------------- no supervisor (the floor)
+echo "bare: starting $N node processes from a shell ..." >&2
+BPORTS=(); BPIDS=()
+T0=$(date +%s%3N)
+node "$WORK/wait.js" "$T0" $(seq 19001 $((19000 + N))) >"$WORK/b-ready" &
+WAITER=$!
+for i in $(seq 1 "$N"); do PORT=$((19000 + i)) node "$WORK/app.js" & BPIDS+=($!); done
+wait "$WAITER"
+B_READY=$(cat "$WORK/b-ready")
+kill "${BPIDS[@]}" 2>/dev/null || true
+wait "${BPIDS[@]}" 2>/dev/null || true
+sleep 2
+
 # ---------------------------------------------------------------- Hangar
 mkdir -p "$H"
 cat > "$H/hangar.toml" <<EOF
 proxy_port = 17990
 api_port = 17991
-app_ports = "17000-17099"
+app_ports = "17100-17199"
 [main]
 enabled = false
 [runtimes.node]
@@ -154,6 +167,7 @@ echo "| $N node apps, same machine, same run | Hangar | pm2 $PM2_VERSION |"
 echo "| --- | --- | --- |"
 echo "| apps running at the end | $H_COUNT | $P_COUNT |"
 echo "| time from the start command until all $N answer HTTP | ${H_READY} ms | ${P_READY} ms |"
+echo "| the same $N node processes started by a plain shell, no supervisor (the floor) | ${B_READY} ms | |"
 echo "| \`hangar list --json\` / \`pm2 jlist\`, median (p95) of 20 | ${H_LIST_MED} ms (${H_LIST_P95}) | ${P_LIST_MED} ms (${P_LIST_P95}) |"
 echo "| supervisor memory (RSS) | $(mib "$H_RSS") | $(mib "$P_RSS") |"
 echo "| the $N apps' memory (RSS, sum) | $(mib "$H_APPS_RSS") | $(mib "$P_APPS_RSS") |"

@@ -113,8 +113,12 @@ pub const MAX_LINE: usize = 1024 * 1024;
 const CHANNEL: usize = 8192;
 /// How long a pipe's line waits for a full file writer before it is dropped.
 pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
-const LIVE: usize = 4096;
+/// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
+/// kept small: a slot is one pointer-sized line, and a viewer further behind gets a marker.
+const LIVE: usize = 1024;
 const RECENT: usize = 200;
+/// Longest text kept in the recent-lines ring.
+const RECENT_LINE: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
@@ -151,8 +155,8 @@ impl RotationCell {
 pub struct AppLog {
     path: PathBuf,
     rotation: Arc<RotationCell>,
-    tx: mpsc::Sender<LogLine>,
-    live: broadcast::Sender<LogLine>,
+    tx: mpsc::Sender<Arc<LogLine>>,
+    live: broadcast::Sender<Arc<LogLine>>,
     recent: Mutex<VecDeque<LogLine>>,
     dropped: Arc<AtomicU64>,
     /// The writer was found stuck: drop without waiting until its queue has room again.
@@ -255,13 +259,28 @@ impl AppLog {
         }
     }
 
-    fn offer(&self, stream: Stream, text: String) -> LogLine {
-        let line = LogLine::now(stream, text);
+    fn offer(&self, stream: Stream, text: String) -> Arc<LogLine> {
+        let line = Arc::new(LogLine::now(stream, text));
         if let Ok(mut r) = self.recent.lock() {
             if r.len() == RECENT {
                 r.pop_front();
             }
-            r.push_back(line.clone());
+            // The ring is for a quick look (and a crash report): long lines are cut there, so
+            // it stays small however long the lines are.
+            let kept = if line.text.len() > RECENT_LINE {
+                let mut cut = RECENT_LINE;
+                while !line.text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                LogLine {
+                    ts: line.ts.clone(),
+                    stream: line.stream,
+                    text: format!("{}…", &line.text[..cut]),
+                }
+            } else {
+                (*line).clone()
+            };
+            r.push_back(kept);
         }
         let _ = self.live.send(line.clone());
         line
@@ -271,7 +290,7 @@ impl AppLog {
         self.push(Stream::Sys, text.into());
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
         self.live.subscribe()
     }
 
@@ -300,7 +319,7 @@ impl AppLog {
 async fn writer(
     path: PathBuf,
     rotation: Arc<RotationCell>,
-    mut rx: mpsc::Receiver<LogLine>,
+    mut rx: mpsc::Receiver<Arc<LogLine>>,
     dropped: Arc<AtomicU64>,
 ) {
     let mut reported = 0u64;
@@ -315,13 +334,13 @@ async fn writer(
         }
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
-            batch.push(LogLine::now(
+            batch.push(Arc::new(LogLine::now(
                 Stream::Sys,
                 format!(
                     "{} lines were dropped: the log writer fell behind",
                     now_dropped - reported
                 ),
-            ));
+            )));
             reported = now_dropped;
         }
         let path = path.clone();
@@ -356,7 +375,7 @@ fn write_batch(
     path: &Path,
     rotation: Rotation,
     file: Option<(std::io::BufWriter<std::fs::File>, u64)>,
-    batch: &[LogLine],
+    batch: &[Arc<LogLine>],
 ) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
     let mut file = file.or_else(|| open_append(path));
     for line in batch {
@@ -663,9 +682,15 @@ mod tests {
         let mut data = b"one\r\ntwo\n\xff\xfebad\n".to_vec();
         data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         data.extend(b"\nlast");
+        let mut sub = log.subscribe();
         pump(&data[..], Stream::Out, log.clone()).await;
-        let r = log.recent(10, None);
+        let mut r = Vec::new();
+        while let Ok(l) = sub.try_recv() {
+            r.push((*l).clone());
+        }
         let texts: Vec<&str> = r.iter().map(|l| l.text.as_str()).collect();
+        // the recent ring keeps long lines cut
+        assert!(log.recent(10, None)[3].text.len() <= RECENT_LINE + 3);
         assert_eq!(texts[0], "one");
         assert_eq!(texts[1], "two");
         assert!(texts[2].ends_with("bad"));
