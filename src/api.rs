@@ -55,7 +55,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/restore", post(crate::api_data::restore))
         .route("/jobs/{id}", get(crate::api_data::job))
         .route("/import/nocobase", post(crate::api_data::import_nocobase))
-        .route("/login-code", post(crate::ui_server::login_code));
+        .route("/login-code", post(crate::ui_server::login_code))
+        .merge(crate::metrics_api::routes());
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
@@ -392,7 +393,10 @@ fn line_event(l: &crate::logs::LogLine) -> SseEvent {
 
 async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let engine = e.clone();
+    // An open window: the sampler runs every second while it is connected.
+    let watching = e.monitor.watch();
     let stream = BroadcastStream::new(e.events.subscribe()).then(move |item| {
+        let _watching = &watching;
         let engine = engine.clone();
         async move {
             Ok(match item {

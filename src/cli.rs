@@ -188,9 +188,25 @@ pub enum Command {
         /// How many of the last lines to show.
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,
-        /// Only lines containing PATTERN.
+        /// Only lines containing PATTERN, searched by the engine over the current and rotated
+        /// files.
         #[arg(long, value_name = "PATTERN")]
         grep: Option<String>,
+        /// Read PATTERN as a regular expression.
+        #[arg(long, requires = "grep")]
+        regex: bool,
+        /// Only lines from this time on: RFC 3339, or a time ago such as 10m, 2h, 7d.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only lines up to this time: RFC 3339, or a time ago.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// CPU and memory of every app and of the machine, refreshed live.
+    Monit {
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
     },
     /// Print (and try to open in a browser) a one-time link that logs a browser in to the
     /// control panel.
@@ -395,13 +411,52 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             follow,
             lines,
             grep,
+            regex,
+            since,
+            until,
         } => {
-            let n = lines.unwrap_or(if grep.is_some() { 100_000 } else { 20 });
-            let keep = |l: &LogLine| grep.as_ref().is_none_or(|g| l.text.contains(g.as_str()));
+            let searching = grep.is_some() || since.is_some() || until.is_some();
+            let n = lines.unwrap_or(if searching { 1000 } else { 20 });
+            let re = match (&grep, regex) {
+                (Some(g), true) => Some(regex::Regex::new(g).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--grep {g:?} is not a valid regular expression: {}",
+                        crate::logs::regex_error(&e)
+                    )
+                })?),
+                _ => None,
+            };
+            let keep = |l: &LogLine| match (&re, &grep) {
+                (Some(re), _) => re.is_match(&l.text),
+                (None, Some(g)) => l.text.contains(g.as_str()),
+                (None, None) => true,
+            };
             let mut out = std::io::stdout().lock();
+            if searching && n > 0 {
+                // The engine searches every file, rotations included.
+                let mut query = format!("limit={}", n.clamp(1, 100_000));
+                for (k, v) in [("q", grep.as_deref()), ("since", since.as_deref()), ("until", until.as_deref())] {
+                    if let Some(v) = v {
+                        query.push_str(&format!("&{k}={}", query_escape(v)));
+                    }
+                }
+                if regex {
+                    query.push_str("&regex=true");
+                }
+                let v: Value = c
+                    .get(&format!("/apps/{}/logs/search?{query}", seg(&name)))
+                    .await?;
+                let lines: Vec<LogLine> =
+                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
+                for l in &lines {
+                    writeln!(out, "{}", format_line(l))?;
+                }
+                out.flush()?;
+            }
             if follow {
+                let initial = if searching { 0 } else { n };
                 let s = c
-                    .stream(&format!("/apps/{}/logs/follow?n={n}", seg(&name)))
+                    .stream(&format!("/apps/{}/logs/follow?n={initial}", seg(&name)))
                     .await?;
                 drop(out);
                 futures_util::pin_mut!(s);
@@ -415,7 +470,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                         }
                     }
                 }
-            } else {
+            } else if !searching {
                 let v: Value = c.get(&format!("/apps/{}/logs?n={n}", seg(&name))).await?;
                 let lines: Vec<LogLine> =
                     serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
@@ -471,6 +526,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 open_in_browser(url);
             }
         }
+        Command::Monit { count } => crate::monit::run(c, count).await?,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -46,6 +46,11 @@ struct FileConfig {
     main: Option<FileMain>,
     #[serde(default)]
     runtimes: BTreeMap<String, FileRuntime>,
+    /// All log files together (every app's, rotations included) stay under this many bytes:
+    /// the oldest rotations go first.
+    log_total_max_bytes: Option<u64>,
+    /// `auto` (default), `proc` (Linux) or `sysinfo`.
+    sampler: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +89,10 @@ struct FileRuntime {
     restart_limit: Option<u32>,
     restart_backoff_max: Option<u64>,
     stable_after: Option<u64>,
+    /// An app's log file is rotated before it passes this many bytes.
+    log_max_bytes: Option<u64>,
+    /// How many rotated files are kept.
+    log_keep: Option<u64>,
 }
 
 /// How an app wants the `/_app/<name>` prefix: kept in the path it sees, or stripped.
@@ -122,6 +131,8 @@ pub struct Runtime {
     pub restart_backoff_max: Duration,
     /// An app up this long has its crash count and restart delay reset.
     pub stable_after: Duration,
+    /// Rotation of its apps' log files (`log_max_bytes`, `log_keep`).
+    pub log_rotation: crate::logs::Rotation,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +160,10 @@ pub struct Config {
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
+    /// The cap over all log files (`log_total_max_bytes`).
+    pub log_total_max_bytes: u64,
+    /// The sampler's probe (`sampler`).
+    pub sampler: crate::metrics::SamplerKind,
 }
 
 pub const DEFAULT_PROXY_PORT: u16 = 13000;
@@ -194,6 +209,8 @@ fn demo_runtime() -> FileRuntime {
         restart_limit: None,
         restart_backoff_max: None,
         stable_after: None,
+        log_max_bytes: None,
+        log_keep: None,
     }
 }
 
@@ -358,6 +375,20 @@ impl Config {
                     "must be from 1 to 1000".into(),
                 ));
             }
+            let log_max_bytes = rt.log_max_bytes.unwrap_or(10 * 1024 * 1024);
+            if !(4096..=(1u64 << 40)).contains(&log_max_bytes) {
+                return Err(value_err(
+                    key("log_max_bytes"),
+                    "must be from 4096 bytes to 1 TiB (default 10485760, 10 MiB)".into(),
+                ));
+            }
+            let log_keep = rt.log_keep.unwrap_or(5);
+            if !(1..=1000).contains(&log_keep) {
+                return Err(value_err(
+                    key("log_keep"),
+                    "must be from 1 to 1000 rotated files (default 5)".into(),
+                ));
+            }
             runtimes.insert(
                 name.clone(),
                 Runtime {
@@ -375,6 +406,10 @@ impl Config {
                     restart_limit,
                     restart_backoff_max: secs(rt.restart_backoff_max, 30, "restart_backoff_max")?,
                     stable_after: secs(rt.stable_after, 30, "stable_after")?,
+                    log_rotation: crate::logs::Rotation {
+                        max_bytes: log_max_bytes,
+                        keep: log_keep as usize,
+                    },
                 },
             );
         }
@@ -403,7 +438,20 @@ impl Config {
             crate::validate::env_entry(k, v)
                 .map_err(|e| value_err("main.env".into(), e.message))?;
         }
+        let log_total_max_bytes = file.log_total_max_bytes.unwrap_or(2 << 30);
+        if log_total_max_bytes < 1 << 20 {
+            return Err(value_err(
+                "log_total_max_bytes".into(),
+                "must be at least 1048576 (1 MiB); the default is 2147483648 (2 GiB)".into(),
+            ));
+        }
+        let sampler = match file.sampler.as_deref() {
+            None | Some("auto") => crate::metrics::SamplerKind::auto(),
+            Some(s) => s.parse().map_err(|m| value_err("sampler".into(), m))?,
+        };
         Ok(Config {
+            log_total_max_bytes,
+            sampler,
             proxy_port,
             api_port,
             proxy_bind,

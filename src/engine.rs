@@ -168,6 +168,10 @@ pub struct Engine {
     pub supervisor: Supervisor,
     pub events: broadcast::Sender<Event>,
     pub sampler: Sampler,
+    /// History of the figures, timeline of events, live feed (see monitor.rs).
+    pub monitor: Arc<crate::monitor::Monitor>,
+    /// Followers of the log files apps write themselves.
+    pub log_files: crate::logfiles::LogFiles,
     pub token: String,
     /// Backups and restores under way, for the API's progress route.
     pub jobs: crate::jobs::Jobs,
@@ -194,6 +198,10 @@ impl Engine {
         let config = Arc::new(config);
         let registry = Registry::open(&home.registry_file()).await?;
         let token = home.token()?;
+        let monitor = crate::monitor::Monitor::open(&home.root().join("metrics.sqlite"))
+            .await
+            .map_err(|e| EngineError::Io(e.to_string()))?;
+        let sampler_kind = config.sampler;
         let (events, _) = broadcast::channel(1024);
         let ctx = Arc::new(Ctx {
             home: home.clone(),
@@ -208,7 +216,9 @@ impl Engine {
             registry,
             supervisor: Supervisor::new(ctx),
             events,
-            sampler: Sampler::new(),
+            sampler: Sampler::with_kind(sampler_kind),
+            monitor,
+            log_files: Default::default(),
             token,
             jobs: crate::jobs::Jobs::default(),
             shutdown,
@@ -1078,7 +1088,7 @@ impl Engine {
             version: env!("CARGO_PKG_VERSION").to_string(),
         })?;
         tracing::info!(%proxy_addr, %api_addr, home = %self.home.root().display(), "engine listening");
-        let sampler = tokio::spawn(sample_loop(self.clone()));
+        let sampler = tokio::spawn(crate::monitor::run(self.clone()));
         let p = tokio::spawn(crate::proxy::serve(self.clone(), proxy));
         let a = tokio::spawn(crate::api::serve(self.clone(), api));
         let mut down = self.shutdown_signal();
@@ -1086,25 +1096,7 @@ impl Engine {
         sampler.abort();
         p.abort();
         a.abort();
+        self.monitor.flush().await;
         Ok(())
-    }
-}
-
-async fn sample_loop(engine: Arc<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let roots: Vec<(String, u32)> = engine
-            .supervisor
-            .names()
-            .into_iter()
-            .filter_map(|n| {
-                let s = engine.supervisor.state(&n)?;
-                Some((n, s.pid?))
-            })
-            .collect();
-        let e = engine.clone();
-        let _ = tokio::task::spawn_blocking(move || e.sampler.tick(&roots)).await;
     }
 }

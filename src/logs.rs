@@ -1,9 +1,12 @@
 //! Each app's output: stamped, written to rotating files, offered to live subscribers.
 //!
-//! Invariants: the app is never blocked (pipes are drained by their own task; lines go to a
-//! bounded channel with `try_send`, and a full channel counts the line as dropped and says so in
-//! the file); memory is bounded (channel, broadcast ring, recent-lines ring, line length);
-//! a subscriber that falls behind gets a marker with the number of lines it missed.
+//! Invariants: no viewer ever blocks the app (live lines go to a bounded broadcast; a subscriber
+//! that falls behind gets a marker with the number of lines it missed); the file is the record:
+//! a pipe's lines wait for the file writer when its bounded queue is full (the app then writes
+//! at disk speed, as it would to a file of its own), but never longer than [`WRITER_STALL`]: a
+//! writer stuck that long (a hung disk) has lines dropped, counted and reported in the file,
+//! without waiting again until the queue has room; memory is bounded (queue, broadcast ring,
+//! recent-lines ring, line length).
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -22,6 +25,9 @@ pub enum Stream {
     Out,
     Err,
     Sys,
+    /// A line of a log file the app writes itself (the runtime's `logs`); its text starts with
+    /// the file's path in brackets: `[storage/logs/app.log] text`.
+    File,
 }
 
 impl Stream {
@@ -30,6 +36,7 @@ impl Stream {
             Stream::Out => "out",
             Stream::Err => "err",
             Stream::Sys => "sys",
+            Stream::File => "file",
         }
     }
 }
@@ -63,6 +70,7 @@ impl LogLine {
             Some("out") => Some(Stream::Out),
             Some("err") => Some(Stream::Err),
             Some("sys") => Some(Stream::Sys),
+            Some("file") => Some(Stream::File),
             _ => None,
         };
         match stream {
@@ -81,20 +89,38 @@ impl LogLine {
 }
 
 pub fn timestamp() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        // The formatted second, reused by every line of that second on this thread.
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
     let now = time::OffsetDateTime::now_utc();
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    now.format(&f).unwrap_or_default()
+    let secs = now.unix_timestamp();
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let f =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            c.1 = now.format(&f).unwrap_or_default();
+            c.0 = secs;
+        }
+        format!("{}.{:03}Z", c.1, now.millisecond())
+    })
 }
 
 /// Lines longer than this are cut into pieces (each piece still a whole line in the file).
 pub const MAX_LINE: usize = 1024 * 1024;
 const CHANNEL: usize = 8192;
-const LIVE: usize = 4096;
+/// How long a pipe's line waits for a full file writer before it is dropped.
+pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
+/// kept small: a slot is one pointer-sized line, and a viewer further behind gets a marker.
+const LIVE: usize = 1024;
 const RECENT: usize = 200;
+/// Longest text kept in the recent-lines ring.
+const RECENT_LINE: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
     pub max_bytes: u64,
     pub keep: usize,
@@ -109,13 +135,32 @@ impl Default for Rotation {
     }
 }
 
+/// The rotation in force, changeable while the writer runs (hangar.toml per runtime).
+#[derive(Debug)]
+struct RotationCell {
+    max_bytes: AtomicU64,
+    keep: AtomicU64,
+}
+
+impl RotationCell {
+    fn get(&self) -> Rotation {
+        Rotation {
+            max_bytes: self.max_bytes.load(Ordering::Relaxed).max(1),
+            keep: self.keep.load(Ordering::Relaxed).max(1) as usize,
+        }
+    }
+}
+
 /// One app's log: the file writer's queue, the live feed and a small ring of recent lines.
 pub struct AppLog {
     path: PathBuf,
-    tx: mpsc::Sender<LogLine>,
-    live: broadcast::Sender<LogLine>,
+    rotation: Arc<RotationCell>,
+    tx: mpsc::Sender<Arc<LogLine>>,
+    live: broadcast::Sender<Arc<LogLine>>,
     recent: Mutex<VecDeque<LogLine>>,
     dropped: Arc<AtomicU64>,
+    /// The writer was found stuck: drop without waiting until its queue has room again.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl AppLog {
@@ -124,13 +169,19 @@ impl AppLog {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let (live, _) = broadcast::channel(LIVE);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(writer(path.clone(), rotation, rx, dropped.clone()));
+        let cell = Arc::new(RotationCell {
+            max_bytes: AtomicU64::new(rotation.max_bytes),
+            keep: AtomicU64::new(rotation.keep as u64),
+        });
+        tokio::spawn(writer(path.clone(), cell.clone(), rx, dropped.clone()));
         Arc::new(AppLog {
             path,
+            rotation: cell,
             tx,
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             dropped,
+            stalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -138,25 +189,108 @@ impl AppLog {
         &self.path
     }
 
+    /// Change the rotation; the next line written follows it.
+    pub fn set_rotation(&self, r: Rotation) {
+        self.rotation
+            .max_bytes
+            .store(r.max_bytes, Ordering::Relaxed);
+        self.rotation.keep.store(r.keep as u64, Ordering::Relaxed);
+    }
+
+    pub fn rotation(&self) -> Rotation {
+        self.rotation.get()
+    }
+
+    /// Offer a line to viewers and queue it for the file; never waits (a full queue drops it).
     pub fn push(&self, stream: Stream, text: String) {
-        let line = LogLine::now(stream, text);
+        let line = self.offer(stream, text);
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// As [`AppLog::push`], but a full queue is waited for (up to [`WRITER_STALL`]), so a burst
+    /// of output loses nothing: the pipe (and so the app) follows the disk's pace.
+    pub async fn push_wait(&self, stream: Stream, text: String) {
+        let line = self.offer(stream, text);
+        let line = match self.tx.try_send(line) {
+            Ok(()) => {
+                self.stalled.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(line)) => line,
+        };
+        if self.stalled.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match tokio::time::timeout(WRITER_STALL, self.tx.send(line)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stalled.store(true, Ordering::Relaxed);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// As [`AppLog::push_wait`], for a blocking thread (the followers of an app's own files).
+    pub fn push_blocking(&self, stream: Stream, text: String) {
+        let mut line = self.offer(stream, text);
+        let deadline = std::time::Instant::now() + WRITER_STALL;
+        loop {
+            match self.tx.try_send(line) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(l)) if std::time::Instant::now() < deadline => {
+                    line = l;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn offer(&self, stream: Stream, text: String) -> Arc<LogLine> {
+        let line = Arc::new(LogLine::now(stream, text));
         if let Ok(mut r) = self.recent.lock() {
             if r.len() == RECENT {
                 r.pop_front();
             }
-            r.push_back(line.clone());
+            // The ring is for a quick look (and a crash report): long lines are cut there, so
+            // it stays small however long the lines are.
+            let kept = if line.text.len() > RECENT_LINE {
+                let mut cut = RECENT_LINE;
+                while !line.text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                LogLine {
+                    ts: line.ts.clone(),
+                    stream: line.stream,
+                    text: format!("{}…", &line.text[..cut]),
+                }
+            } else {
+                (*line).clone()
+            };
+            r.push_back(kept);
         }
         let _ = self.live.send(line.clone());
-        if self.tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        line
     }
 
     pub fn sys(&self, text: impl Into<String>) {
         self.push(Stream::Sys, text.into());
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
         self.live.subscribe()
     }
 
@@ -184,8 +318,8 @@ impl AppLog {
 
 async fn writer(
     path: PathBuf,
-    rotation: Rotation,
-    mut rx: mpsc::Receiver<LogLine>,
+    rotation: Arc<RotationCell>,
+    mut rx: mpsc::Receiver<Arc<LogLine>>,
     dropped: Arc<AtomicU64>,
 ) {
     let mut reported = 0u64;
@@ -200,17 +334,18 @@ async fn writer(
         }
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
-            batch.push(LogLine::now(
+            batch.push(Arc::new(LogLine::now(
                 Stream::Sys,
                 format!(
                     "{} lines were dropped: the log writer fell behind",
                     now_dropped - reported
                 ),
-            ));
+            )));
             reported = now_dropped;
         }
         let path = path.clone();
         let f = file.take();
+        let rotation = rotation.get();
         // File I/O off the async workers.
         file = tokio::task::spawn_blocking(move || write_batch(&path, rotation, f, &batch))
             .await
@@ -232,7 +367,7 @@ fn open_append(path: &Path) -> Option<(std::io::BufWriter<std::fs::File>, u64)> 
     Some((std::io::BufWriter::with_capacity(64 * 1024, f), len))
 }
 
-fn rotated(path: &Path, i: usize) -> PathBuf {
+pub fn rotated(path: &Path, i: usize) -> PathBuf {
     PathBuf::from(format!("{}.{i}", path.display()))
 }
 
@@ -240,16 +375,22 @@ fn write_batch(
     path: &Path,
     rotation: Rotation,
     file: Option<(std::io::BufWriter<std::fs::File>, u64)>,
-    batch: &[LogLine],
+    batch: &[Arc<LogLine>],
 ) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
     let mut file = file.or_else(|| open_append(path));
     for line in batch {
-        let text = line.to_file_line();
+        // ts + space + stream + space + text + newline
+        let len = line.ts.len() + line.stream.as_str().len() + line.text.len() + 3;
         if let Some((_, size)) = &file {
             // Rotate before a line would pass the limit, so no line is ever split across files.
-            if *size > 0 && size + text.len() as u64 > rotation.max_bytes {
+            if *size > 0 && *size + len as u64 > rotation.max_bytes {
                 if let Some((mut f, _)) = file.take() {
                     let _ = f.flush();
+                }
+                // Rotations beyond `keep` (left by a larger setting before) go first.
+                let mut extra = rotation.keep + 1;
+                while extra < 10_000 && std::fs::remove_file(rotated(path, extra)).is_ok() {
+                    extra += 1;
                 }
                 for i in (1..rotation.keep).rev() {
                     let _ = std::fs::rename(rotated(path, i), rotated(path, i + 1));
@@ -260,8 +401,14 @@ fn write_batch(
         }
         match &mut file {
             Some((f, size)) => {
-                if f.write_all(text.as_bytes()).is_ok() {
-                    *size += text.len() as u64;
+                let ok = f.write_all(line.ts.as_bytes()).is_ok()
+                    && f.write_all(b" ").is_ok()
+                    && f.write_all(line.stream.as_str().as_bytes()).is_ok()
+                    && f.write_all(b" ").is_ok()
+                    && f.write_all(line.text.as_bytes()).is_ok()
+                    && f.write_all(b"\n").is_ok();
+                if ok {
+                    *size += len as u64;
                 }
             }
             None => file = open_append(path),
@@ -290,37 +437,36 @@ pub async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, log: Arc<AppLo
             Some(i) if i <= room => {
                 line.extend_from_slice(&chunk[..i]);
                 reader.consume(i + 1);
-                emit(&mut line, stream, &log);
+                emit(&mut line, stream, &log).await;
             }
             _ => {
                 let take = chunk.len().min(room);
                 line.extend_from_slice(&chunk[..take]);
                 reader.consume(take);
                 if line.len() >= MAX_LINE {
-                    emit(&mut line, stream, &log);
+                    emit(&mut line, stream, &log).await;
                 }
             }
         }
     }
     if !line.is_empty() {
-        emit(&mut line, stream, &log);
+        emit(&mut line, stream, &log).await;
     }
 }
 
-fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
+async fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    log.push(stream, String::from_utf8_lossy(line).into_owned());
+    log.push_wait(stream, String::from_utf8_lossy(line).into_owned())
+        .await;
     line.clear();
 }
 
 /// The last `n` lines of an app's log files (current, then older rotations as needed).
 pub fn tail(path: &Path, n: usize) -> Vec<LogLine> {
     let mut out: Vec<LogLine> = Vec::new();
-    let mut files = vec![path.to_path_buf()];
-    files.extend((1..=9).map(|i| rotated(path, i)));
-    for f in files {
+    for f in log_files(path).into_iter().rev() {
         if out.len() >= n {
             break;
         }
@@ -358,6 +504,173 @@ fn tail_file(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     }
 }
 
+/// An app's log files, oldest first: `NAME.log.K` … `NAME.log.1`, `NAME.log`.
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    let mut i = 1;
+    while i <= 10_000 && rotated(path, i).exists() {
+        files.push(rotated(path, i));
+        i += 1;
+    }
+    files.reverse();
+    files
+}
+
+/// A regex error in one line (its own text draws the pattern over several).
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid")
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// What a search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Substring, or a regular expression when `regex`.
+    pub pattern: String,
+    pub regex: bool,
+    /// Only lines stamped at or after / before (RFC 3339, compared as our stamps are written).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// At most this many matches: the newest ones.
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub lines: Vec<LogLine>,
+    /// More lines matched than `limit`; the oldest were left out.
+    pub truncated: bool,
+    pub files_searched: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Turn `since`/`until` input into a stamp comparable with ours: RFC 3339 (any offset), or a
+/// time ago such as `10m`, `2h`, `7d`.
+pub fn parse_time(s: &str, key: &str) -> Result<String, SearchError> {
+    use time::format_description::well_known::Rfc3339;
+    let t = if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        t
+    } else {
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: i64 = num.parse().map_err(|_| {
+            SearchError::Invalid(format!(
+                "{key} {s:?} is not accepted; accepted: an RFC 3339 time (2026-11-24T02:10:00Z) or a time ago such as 30s, 10m, 2h, 7d"
+            ))
+        })?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86400,
+            _ => {
+                return Err(SearchError::Invalid(format!(
+                    "{key} {s:?}: the unit must be s, m, h or d"
+                )))
+            }
+        };
+        time::OffsetDateTime::now_utc() - time::Duration::seconds(secs)
+    };
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .map_err(|e| SearchError::Invalid(format!("{key}: {e}")))
+}
+
+/// Search an app's log files (rotations included), oldest first; the newest `limit` matches
+/// are returned in order. Reads line by line: memory stays bounded by `limit` and the longest
+/// line.
+pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError> {
+    use std::io::BufRead;
+    let re = if q.regex {
+        Some(
+            regex::RegexBuilder::new(&q.pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    SearchError::Invalid(format!(
+                        "the pattern is not a valid regular expression: {}",
+                        regex_error(&e)
+                    ))
+                })?,
+        )
+    } else {
+        None
+    };
+    let limit = q.limit.clamp(1, 100_000);
+    let mut found: VecDeque<LogLine> = VecDeque::new();
+    let mut truncated = false;
+    let mut files_searched = 0;
+    let since_sys = q.since.as_deref().and_then(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    });
+    for f in log_files(path) {
+        let Ok(file) = std::fs::File::open(&f) else {
+            continue;
+        };
+        // A file last written before `since` holds nothing newer.
+        if let (Some(since), Ok(m)) = (since_sys, file.metadata().and_then(|m| m.modified())) {
+            if time::OffsetDateTime::from(m) < since {
+                continue;
+            }
+        }
+        files_searched += 1;
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = LogLine::parse_file_line(&text);
+            if q.since.is_some() || q.until.is_some() {
+                if line.ts.is_empty() {
+                    continue;
+                }
+                if q.since.as_deref().is_some_and(|s| line.ts.as_str() < s) {
+                    continue;
+                }
+                if q.until.as_deref().is_some_and(|u| line.ts.as_str() > u) {
+                    continue;
+                }
+            }
+            let hit = match &re {
+                Some(re) => re.is_match(&line.text),
+                None => line.text.contains(q.pattern.as_str()),
+            };
+            if hit {
+                if found.len() == limit {
+                    found.pop_front();
+                    truncated = true;
+                }
+                found.push_back(line);
+            }
+        }
+    }
+    Ok(SearchResult {
+        lines: found.into(),
+        truncated,
+        files_searched,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,15 +682,87 @@ mod tests {
         let mut data = b"one\r\ntwo\n\xff\xfebad\n".to_vec();
         data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         data.extend(b"\nlast");
+        let mut sub = log.subscribe();
         pump(&data[..], Stream::Out, log.clone()).await;
-        let r = log.recent(10, None);
+        let mut r = Vec::new();
+        while let Ok(l) = sub.try_recv() {
+            r.push((*l).clone());
+        }
         let texts: Vec<&str> = r.iter().map(|l| l.text.as_str()).collect();
+        // the recent ring keeps long lines cut
+        assert!(log.recent(10, None)[3].text.len() <= RECENT_LINE + 3);
         assert_eq!(texts[0], "one");
         assert_eq!(texts[1], "two");
         assert!(texts[2].ends_with("bad"));
         assert_eq!(texts[3].len(), MAX_LINE);
         assert_eq!(texts[4], "x".repeat(10));
         assert_eq!(texts[5], "last");
+    }
+
+    #[tokio::test]
+    async fn search_reaches_rotations_and_time_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = AppLog::open(
+            path.clone(),
+            Rotation {
+                max_bytes: 2048,
+                keep: 20,
+            },
+        );
+        log.push(Stream::Out, "needle-old \x1b[31mred\x1b[0m".into());
+        for i in 0..300 {
+            log.push(Stream::Out, format!("filler {i}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(rotated(&path, 3).exists());
+        let q = SearchQuery {
+            pattern: "needle-old".into(),
+            limit: 10,
+            ..Default::default()
+        };
+        let r = search(&path, &q).unwrap();
+        assert_eq!(r.lines.len(), 1);
+        assert!(r.lines[0].text.contains("\x1b[31m"), "ANSI kept");
+        let q = SearchQuery {
+            pattern: r"^filler 2\d$".into(),
+            regex: true,
+            limit: 5,
+            ..Default::default()
+        };
+        let r = search(&path, &q).unwrap();
+        assert_eq!(r.lines.len(), 5);
+        assert!(r.truncated);
+        assert_eq!(r.lines[4].text, "filler 29");
+        let q = SearchQuery {
+            pattern: "needle".into(),
+            limit: 5,
+            since: Some(parse_time("1h", "since").unwrap()),
+            until: Some(parse_time("2000-01-01T00:00:00Z", "until").unwrap()),
+            ..Default::default()
+        };
+        assert!(search(&path, &q).unwrap().lines.is_empty());
+        assert!(search(
+            &path,
+            &SearchQuery {
+                pattern: "(".into(),
+                regex: true,
+                limit: 1,
+                ..Default::default()
+            }
+        )
+        .is_err());
+        // a smaller keep removes the rotations beyond it at the next rotation
+        log.set_rotation(Rotation {
+            max_bytes: 2048,
+            keep: 2,
+        });
+        for i in 0..100 {
+            log.push(Stream::Out, format!("more {i}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!rotated(&path, 3).exists());
+        assert_eq!(log_files(&path).len(), 3);
     }
 
     #[tokio::test]

@@ -246,9 +246,9 @@ export function followLogs(
   });
 }
 
-// ---- PLANNED routes (other work in progress); each degrades on 404 -----------------------
+// ---- routes an older engine may lack; each degrades on 404 ---------------------------------
 
-/** PLANNED: GET /apps/{name}/metrics?range=5m|1h|24h|7d. null when the engine has no history. */
+/** GET /apps/{name}/metrics?range=5m|1h|24h|7d. null when the engine has no history. */
 export async function metricsHistory(name: string, range: Range): Promise<MetricsHistory | null> {
   const raw = await optional<unknown>('GET', `/apps/${seg(name)}/metrics?range=${range}`);
   return raw === null ? null : normalizeHistory(raw);
@@ -294,10 +294,13 @@ export function normalizeHistory(raw: unknown): MetricsHistory {
   return { points, marks };
 }
 
-/** PLANNED: GET /host → {cpu_percent, memory_used_bytes, memory_total_bytes}. null when absent. */
+/** GET /host → {cpu_percent, memory_used_bytes, memory_total_bytes}. null when absent. */
 export async function hostUsage(): Promise<HostUsage | null> {
   const raw = await optional<Record<string, unknown>>('GET', '/host');
-  return raw === null ? null : normalizeHost(raw);
+  if (raw === null) return null;
+  // The engine answers {host: {…}, sampler, …}; a bare figure object is read as well.
+  const figures = (raw.host ?? raw) as Record<string, unknown> | null;
+  return figures === null ? null : normalizeHost(figures);
 }
 
 export function normalizeHost(raw: Record<string, unknown>): HostUsage {
@@ -315,7 +318,7 @@ export interface MetricsSample {
   apps: Array<{ name: string; cpu_percent: number | null; memory_bytes: number | null }>;
 }
 
-/** PLANNED: GET /metrics/stream → SSE, event `sample`, data `{ts, host?: {...}, apps: [{name,
+/** GET /metrics/stream → SSE, event `sample`, data `{ts, host?: {...}, apps: [{name,
  *  cpu_percent, memory_bytes}] | {name: {cpu_percent, memory_bytes}}}`. `onMissing` on 404. */
 export function metricsStream(onSample: (s: MetricsSample) => void, onMissing: () => void): StreamHandle {
   return followStream(`${BASE}/metrics/stream`, {
@@ -323,7 +326,8 @@ export function metricsStream(onSample: (s: MetricsSample) => void, onMissing: (
     onMissing,
     onMessage(msgs) {
       for (const m of msgs) {
-        if (m.event !== 'sample' && m.event !== 'metrics' && m.event !== 'message') continue;
+        // The engine sends `tick` ({t, host, apps: {name: usage}}) and `event` (timeline marks).
+        if (m.event !== 'tick' && m.event !== 'sample' && m.event !== 'metrics' && m.event !== 'message') continue;
         try {
           const d = JSON.parse(m.data) as Record<string, unknown>;
           const appsRaw = d.apps ?? {};
@@ -347,7 +351,7 @@ export function metricsStream(onSample: (s: MetricsSample) => void, onMissing: (
   });
 }
 
-/** PLANNED: GET /apps/{name}/logs/search?q=&regex=&limit= → {lines: [LogLine]}. null when absent. */
+/** GET /apps/{name}/logs/search?q=&regex=&limit= → {lines: [LogLine]}. null when absent. */
 export async function searchLogs(name: string, q: string, regex: boolean, limit = 1000): Promise<LogLine[] | null> {
   const r = await optional<{ lines?: LogLine[]; matches?: LogLine[] }>(
     'GET',
