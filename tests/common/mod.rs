@@ -131,7 +131,15 @@ impl TestEngine {
         // and its API answers.
         let info = self.home.path().join("engine.json");
         let pid = self.child.as_ref().map(|c| c.id() as u64);
-        wait_until("the engine's API", Duration::from_secs(30), || {
+        let log = self.home.path().join("serve.log");
+        let what = format!("the engine's API (its log: {})", log.display());
+        wait_until(&what, Duration::from_secs(90), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "the engine exited ({status}) before it was ready: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
             let ours = std::fs::read_to_string(&info)
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
