@@ -22,8 +22,9 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$proxy/_health" >/dev/null 2>
 
 echo "creating 200 apps, starting 50…" >&2
 for i in $(seq 1 200); do "$bin" --home "$home" create "l$i" >/dev/null; done
-for i in $(seq 1 50); do "$bin" --home "$home" start "l$i" >/dev/null & done
-wait
+starts=()
+for i in $(seq 1 50); do "$bin" --home "$home" start "l$i" >/dev/null & starts+=($!); done
+wait "${starts[@]}"   # not the engine, which runs in the background too
 running=$("$bin" --home "$home" list --json | grep -c '"status": "running"')
 echo "running apps: $running (the main app included)"
 
