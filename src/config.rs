@@ -40,6 +40,8 @@ struct FileConfig {
     backup_keep_days: Option<u32>,
     /// Seconds a non-browser request for a starting app is held before a 503 (default 60).
     wake_timeout: Option<u64>,
+    /// Seconds a client has to send a request's head before the proxy closes (default 30).
+    client_header_timeout: Option<u64>,
     /// Seconds the proxy waits for an app's response head before a 504 (default 300).
     upstream_timeout: Option<u64>,
     data_service: Option<FileDataService>,
@@ -155,6 +157,8 @@ pub struct Config {
     pub backup_keep_days: u32,
     /// How long the proxy holds a non-browser request while its app starts.
     pub wake_timeout: Duration,
+    /// How long a client may take to send a request head (slow clients are cut off).
+    pub client_header_timeout: Duration,
     /// How long the proxy waits for an app's response head.
     pub upstream_timeout: Duration,
     pub data_service: Option<String>,
@@ -283,12 +287,14 @@ impl Config {
         let backup_keep_days = match file.backup_keep_days {
             None => 7,
             Some(d) if (1..=3650).contains(&d) => d,
-            Some(d) => return Err(value_err(
-                "backup_keep_days".into(),
-                format!(
+            Some(d) => {
+                return Err(value_err(
+                    "backup_keep_days".into(),
+                    format!(
                     "{d} is not accepted; accepted: a number of days from 1 to 3650 (default 7)"
                 ),
-            )),
+                ))
+            }
         };
         let top_secs = |v: Option<u64>, default: u64, k: &str| match v.unwrap_or(default) {
             s @ 1..=86_400 => Ok(Duration::from_secs(s)),
@@ -298,6 +304,8 @@ impl Config {
             )),
         };
         let wake_timeout = top_secs(file.wake_timeout, 60, "wake_timeout")?;
+        let client_header_timeout =
+            top_secs(file.client_header_timeout, 30, "client_header_timeout")?;
         let upstream_timeout = top_secs(file.upstream_timeout, 300, "upstream_timeout")?;
         let data_service = match file.data_service {
             None => None,
@@ -458,6 +466,7 @@ impl Config {
             app_ports,
             backup_keep_days,
             wake_timeout,
+            client_header_timeout,
             upstream_timeout,
             data_service,
             main: MainApp {

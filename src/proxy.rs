@@ -189,7 +189,7 @@ fn worker(
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .max_header_size(MAX_HEADER_BYTES)
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(proxy.engine.config.client_header_timeout);
         while let Some((stream, peer)) = accepted.recv().await {
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                 continue;

@@ -250,3 +250,29 @@ fn a_data_service_that_is_down_is_a_clear_error_and_changes_nothing() {
         &format!("sqlite://{}?mode=rwc", sqlite.display()),
     ]);
 }
+
+#[test]
+fn a_slow_client_is_cut_off_and_others_keep_being_served() {
+    let e = TestEngine::start_with("client_header_timeout = 1\n");
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Half a request head, then silence (slowloris).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the slow client was never cut off"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    let (status, _) = e.get("/_health");
+    assert_eq!(status, 200);
+}
