@@ -109,6 +109,9 @@ pub struct AppView {
     pub desired: String,
     pub env: BTreeMap<String, String>,
     pub progress: Option<String>,
+    /// Output lines that never reached the app's log file (the writer fell behind for over a
+    /// second, or writes failed, e.g. a full disk); each loss is also noted in the file.
+    pub log_lines_lost: u64,
     pub created_at: String,
     /// What the operator should know about a create (e.g. the app uses the service account).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1024,6 +1027,11 @@ impl Engine {
             desired: app.desired.as_str().to_string(),
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),
+            log_lines_lost: self
+                .supervisor
+                .get(&app.name)
+                .map(|h| h.log.dropped() + h.log.unwritten())
+                .unwrap_or(0),
             created_at: app.created_at.clone(),
             notices: Vec::new(),
             idle_timeout: app.idle_timeout,

@@ -159,6 +159,7 @@ pub struct AppLog {
     live: broadcast::Sender<Arc<LogLine>>,
     recent: Mutex<VecDeque<LogLine>>,
     dropped: Arc<AtomicU64>,
+    unwritten: Arc<AtomicU64>,
     /// The writer was found stuck: drop without waiting until its queue has room again.
     stalled: std::sync::atomic::AtomicBool,
 }
@@ -173,7 +174,14 @@ impl AppLog {
             max_bytes: AtomicU64::new(rotation.max_bytes),
             keep: AtomicU64::new(rotation.keep as u64),
         });
-        tokio::spawn(writer(path.clone(), cell.clone(), rx, dropped.clone()));
+        let unwritten = Arc::new(AtomicU64::new(0));
+        tokio::spawn(writer(
+            path.clone(),
+            cell.clone(),
+            rx,
+            dropped.clone(),
+            unwritten.clone(),
+        ));
         Arc::new(AppLog {
             path,
             rotation: cell,
@@ -181,6 +189,7 @@ impl AppLog {
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             dropped,
+            unwritten,
             stalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -311,6 +320,11 @@ impl AppLog {
         v
     }
 
+    /// Lines a failed write (a full disk) lost.
+    pub fn unwritten(&self) -> u64 {
+        self.unwritten.load(Ordering::Relaxed)
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -321,9 +335,13 @@ async fn writer(
     rotation: Arc<RotationCell>,
     mut rx: mpsc::Receiver<Arc<LogLine>>,
     dropped: Arc<AtomicU64>,
+    unwritten: Arc<AtomicU64>,
 ) {
     let mut reported = 0u64;
-    let mut file: Option<(std::io::BufWriter<std::fs::File>, u64)> = None;
+    // Lines a failed write lost, not yet told in the file (told once writing works again).
+    let mut untold = 0u64;
+    let mut last_error = String::new();
+    let mut file: Option<(std::fs::File, u64)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -343,81 +361,129 @@ async fn writer(
             )));
             reported = now_dropped;
         }
-        let path = path.clone();
+        if untold > 0 {
+            batch.insert(
+                0,
+                Arc::new(LogLine::now(
+                    Stream::Sys,
+                    format!("{untold} lines could not be written to this log ({last_error})"),
+                )),
+            );
+        }
+        let told = untold;
+        let path2 = path.clone();
         let f = file.take();
         let rotation = rotation.get();
         // File I/O off the async workers.
-        file = tokio::task::spawn_blocking(move || write_batch(&path, rotation, f, &batch))
-            .await
-            .ok()
-            .flatten();
-    }
-    if let Some((mut f, _)) = file {
-        let _ = f.flush();
+        let Ok((f, lost, error)) =
+            tokio::task::spawn_blocking(move || write_batch(&path2, rotation, f, &batch)).await
+        else {
+            continue;
+        };
+        file = f;
+        if lost == 0 {
+            untold = 0;
+        } else {
+            // The notice itself may be among the lost lines: keep the count whole.
+            let notice_lost = u64::from(told > 0);
+            let new = lost - notice_lost.min(lost);
+            unwritten.fetch_add(new, Ordering::Relaxed);
+            if untold == 0 {
+                tracing::warn!(log = %path.display(), "log lines cannot be written: {}", error.clone().unwrap_or_default());
+            }
+            untold += new;
+            last_error = error.unwrap_or_default();
+        }
     }
 }
 
-fn open_append(path: &Path) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
+fn open_append(path: &Path) -> Option<(std::fs::File, u64)> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .ok()?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    Some((std::io::BufWriter::with_capacity(64 * 1024, f), len))
+    Some((f, len))
 }
 
 pub fn rotated(path: &Path, i: usize) -> PathBuf {
     PathBuf::from(format!("{}.{i}", path.display()))
 }
 
+/// Write a batch, rotating before a line would pass the size limit (no line is ever split
+/// across files). Lines go out in one write per file; a write that fails (a full disk) loses
+/// its lines, and their number is returned so the writer can count and report them.
 fn write_batch(
     path: &Path,
     rotation: Rotation,
-    file: Option<(std::io::BufWriter<std::fs::File>, u64)>,
+    file: Option<(std::fs::File, u64)>,
     batch: &[Arc<LogLine>],
-) -> Option<(std::io::BufWriter<std::fs::File>, u64)> {
+) -> (Option<(std::fs::File, u64)>, u64, Option<String>) {
     let mut file = file.or_else(|| open_append(path));
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut pending = 0u64;
+    let mut lost = 0u64;
+    let mut error = None;
+    let mut flush =
+        |file: &mut Option<(std::fs::File, u64)>, buf: &mut Vec<u8>, pending: &mut u64| {
+            if *pending == 0 {
+                return;
+            }
+            match file {
+                Some((f, _)) => {
+                    if let Err(e) = f.write_all(buf) {
+                        lost += *pending;
+                        error = Some(e.to_string());
+                    }
+                }
+                None => {
+                    lost += *pending;
+                    error = Some(format!("cannot open {}", path.display()));
+                }
+            }
+            buf.clear();
+            *pending = 0;
+        };
     for line in batch {
         // ts + space + stream + space + text + newline
         let len = line.ts.len() + line.stream.as_str().len() + line.text.len() + 3;
-        if let Some((_, size)) = &file {
-            // Rotate before a line would pass the limit, so no line is ever split across files.
-            if *size > 0 && *size + len as u64 > rotation.max_bytes {
-                if let Some((mut f, _)) = file.take() {
-                    let _ = f.flush();
-                }
-                // Rotations beyond `keep` (left by a larger setting before) go first.
-                let mut extra = rotation.keep + 1;
-                while extra < 10_000 && std::fs::remove_file(rotated(path, extra)).is_ok() {
-                    extra += 1;
-                }
-                for i in (1..rotation.keep).rev() {
-                    let _ = std::fs::rename(rotated(path, i), rotated(path, i + 1));
-                }
-                let _ = std::fs::rename(path, rotated(path, 1));
-                file = open_append(path);
+        let full = file
+            .as_ref()
+            .is_some_and(|(_, size)| *size > 0 && *size + len as u64 > rotation.max_bytes);
+        if full {
+            flush(&mut file, &mut buf, &mut pending);
+            drop(file.take());
+            // Rotations beyond `keep` (left by a larger setting before) go first.
+            let mut extra = rotation.keep + 1;
+            while extra < 10_000 && std::fs::remove_file(rotated(path, extra)).is_ok() {
+                extra += 1;
             }
+            for i in (1..rotation.keep).rev() {
+                let _ = std::fs::rename(rotated(path, i), rotated(path, i + 1));
+            }
+            let _ = std::fs::rename(path, rotated(path, 1));
+            file = open_append(path);
         }
-        match &mut file {
-            Some((f, size)) => {
-                let ok = f.write_all(line.ts.as_bytes()).is_ok()
-                    && f.write_all(b" ").is_ok()
-                    && f.write_all(line.stream.as_str().as_bytes()).is_ok()
-                    && f.write_all(b" ").is_ok()
-                    && f.write_all(line.text.as_bytes()).is_ok()
-                    && f.write_all(b"\n").is_ok();
-                if ok {
-                    *size += len as u64;
-                }
-            }
-            None => file = open_append(path),
+        if file.is_none() {
+            file = open_append(path);
+        }
+        buf.extend_from_slice(line.ts.as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(line.stream.as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(line.text.as_bytes());
+        buf.push(b'\n');
+        pending += 1;
+        if let Some((_, size)) = &mut file {
+            *size += len as u64;
+        }
+        if buf.len() >= 256 * 1024 {
+            flush(&mut file, &mut buf, &mut pending);
         }
     }
-    if let Some((f, _)) = &mut file {
-        let _ = f.flush();
-    }
-    file
+    flush(&mut file, &mut buf, &mut pending);
+    (file, lost, error)
 }
 
 /// Drain one of a child's pipes into its log, cutting lines at [`MAX_LINE`].

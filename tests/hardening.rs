@@ -276,3 +276,67 @@ fn a_slow_client_is_cut_off_and_others_keep_being_served() {
     let (status, _) = e.get("/_health");
     assert_eq!(status, 200);
 }
+
+/// A small tmpfs mounted over a folder for the life of the guard (root only).
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_logs_loses_counted_lines_and_the_engine_keeps_going() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts a small tmpfs and needs root (CI runs as root)"
+    );
+    let demo = demo_bin();
+    let e = TestEngine::start_with(&format!(
+        r#"
+[runtimes.chatty]
+command = ["sh", "-c", "seq 1 40000 | sed 's/^/a line that fills the disk quickly /'; exec {} serve --port $PORT"]
+health = "/_health"
+"#,
+        demo.display()
+    ));
+    let logs = e.home_path().join("logs");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .expect("mount");
+    assert!(status.success(), "mount -t tmpfs failed");
+    let _guard = Mount(logs.clone());
+    // Leave about 100 KiB free.
+    std::fs::write(logs.join("filler"), vec![0u8; 900 * 1024]).unwrap();
+    e.ok(&["create", "c1", "--runtime", "chatty"]);
+    e.ok(&["start", "c1"]);
+    let lost = |e: &TestEngine| {
+        let (_, v) = e.api(reqwest::Method::GET, "/apps/c1", None);
+        v["log_lines_lost"].as_u64().unwrap_or(0)
+    };
+    wait_until("lost lines to be counted", Duration::from_secs(30), || {
+        lost(&e) > 0
+    });
+    // The engine is fine: it answers, the app runs and serves.
+    assert_eq!(e.status("c1"), "running");
+    let (status, _) = e.get("/_app/c1/api/info");
+    assert_eq!(status, 200);
+    // Space comes back: the next lines say how many were lost.
+    std::fs::remove_file(logs.join("filler")).unwrap();
+    wait_until(
+        "the loss to be written down",
+        Duration::from_secs(30),
+        || {
+            let _ = e.get("/_app/c1/api/info");
+            std::fs::read_to_string(logs.join("c1.log"))
+                .unwrap_or_default()
+                .contains("could not be written")
+        },
+    );
+}
