@@ -42,7 +42,12 @@ pub struct Args {
     #[arg(long, env = "HANGAR_RELEASE_AFTER", default_value_t = 300)]
     pub release_after: u64,
     /// Use the pages built into the shell even when the engine serves the control panel.
-    #[arg(long, env = "HANGAR_BUILTIN_UI")]
+    #[arg(
+        long,
+        env = "HANGAR_BUILTIN_UI",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub builtin_ui: bool,
     #[arg(long)]
     pub proxy_port: Option<u16>,
