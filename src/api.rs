@@ -41,14 +41,21 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/start", post(start))
         .route("/apps/{name}/stop", post(stop))
         .route("/apps/{name}/restart", post(restart))
+        .route("/apps/{name}/upgrade", post(upgrade))
+        .route("/upgrade", post(upgrade_all))
         .route("/apps/{name}/logs", get(logs))
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/events", get(events))
         .route("/kill", post(kill))
-        .route("/validate/name", get(validate_name));
+        .route("/validate/name", get(validate_name))
+        .route("/export/{kind}", get(export))
+        .route("/db/test", post(db_test))
+        .route("/login-code", post(crate::ui_server::login_code));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
+        // The control panel's files and `/login`: no token (see ui_server.rs).
+        .merge(crate::ui_server::router(engine.clone()))
         .with_state(engine)
 }
 
@@ -218,6 +225,17 @@ async fn restart(
     Ok(Json(e.restart(&name).await?))
 }
 
+async fn upgrade(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.upgrade(&name).await?))
+}
+
+async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "apps": e.upgrade_all().await? })))
+}
+
 async fn kill(State(e): State<Shared>) -> Json<serde_json::Value> {
     let engine = e.clone();
     // Answer first; the engine ends right after.
@@ -246,6 +264,64 @@ async fn validate_name(
         Ok(()) => None,
     };
     Json(json!({ "ok": verdict.is_none(), "message": verdict }))
+}
+
+#[derive(Deserialize)]
+struct DbTest {
+    url: String,
+}
+
+/// Try a connection URL for the create form's "Test connection": `{ok, message}`; the message
+/// carries the server's reason, never the password.
+async fn db_test(
+    body: Result<Json<DbTest>, axum::extract::rejection::JsonRejection>,
+) -> Json<serde_json::Value> {
+    let Ok(Json(req)) = body else {
+        return Json(json!({ "ok": false, "message": "send {\"url\": \"postgres://…\"}" }));
+    };
+    match crate::provision::test_url(&req.url).await {
+        Ok(()) => Json(
+            json!({ "ok": true, "message": format!("connected to {}", crate::provision::redact(&req.url)) }),
+        ),
+        Err(e) => Json(json!({ "ok": false, "message": e.to_string() })),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    app: Option<String>,
+    #[serde(default)]
+    direct: bool,
+    listen: Option<u16>,
+    image: Option<String>,
+}
+
+async fn export(
+    State(e): State<Shared>,
+    Path(kind): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let text = match kind.as_str() {
+        "nginx" => {
+            e.export_nginx(q.app.as_deref(), q.direct, q.listen.unwrap_or(80))
+                .await?
+        }
+        "kubernetes" => {
+            e.export_kubernetes(
+                q.app.as_deref(),
+                q.image.as_deref().unwrap_or("{runtime}:latest"),
+            )
+            .await?
+        }
+        other => {
+            return Err(EngineError::Invalid(crate::validate::Invalid::new(
+                "kind",
+                format!("{other:?} is not an export; accepted: nginx, kubernetes"),
+            ))
+            .into())
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 #[derive(Deserialize)]

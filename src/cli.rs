@@ -95,6 +95,38 @@ pub enum Command {
     },
     /// Stop every app, the main app included, and the engine.
     Kill,
+    /// Write the apps' routes for nginx, or manifests for Kubernetes.
+    Export {
+        /// nginx or kubernetes.
+        #[arg(value_parser = ["nginx", "kubernetes"])]
+        kind: String,
+        /// One app (default: every app, as with --all).
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// nginx: send each path straight to the app's port instead of the Hangar proxy.
+        #[arg(long)]
+        direct: bool,
+        /// nginx: the port the server blocks listen on.
+        #[arg(long, default_value_t = 80)]
+        listen: u16,
+        /// kubernetes: the container image; {runtime} and {name} are replaced.
+        #[arg(long, default_value = "{runtime}:latest")]
+        image: String,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run the runtime's upgrade command for apps whose runtime version moved.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Upgrade {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app's log.
     Logs {
         name: String,
@@ -107,6 +139,13 @@ pub enum Command {
         /// Only lines containing PATTERN.
         #[arg(long, value_name = "PATTERN")]
         grep: Option<String>,
+    },
+    /// Print (and try to open in a browser) a one-time link that logs a browser in to the
+    /// control panel.
+    Open {
+        /// Only print the link.
+        #[arg(long)]
+        no_browser: bool,
     },
 }
 
@@ -173,6 +212,10 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
         engine.config.api_port,
         engine.home.root().display()
     );
+    eprintln!(
+        "Control panel: {}  (a one-time link; `hangar open` makes another)",
+        crate::ui_server::login_url(engine.config.api_port)
+    );
     engine.serve().await?;
     engine.registry.close().await;
     Ok(())
@@ -208,6 +251,9 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 "created {} ({}, port {}, {}); open {}",
                 v.name, v.start_mode, v.port, v.db, v.url
             );
+            for n in &v.notices {
+                println!("note: {n}");
+            }
             if v.start_mode == "on-visit" {
                 println!(
                     "it starts on its first visit, or now with `hangar start {}`",
@@ -324,9 +370,65 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Export {
+            kind,
+            name,
+            all: _,
+            direct,
+            listen,
+            image,
+            output,
+        } => {
+            let mut q = format!(
+                "?direct={direct}&listen={listen}&image={}",
+                query_escape(&image)
+            );
+            if let Some(n) = &name {
+                q.push_str(&format!("&app={}", seg(n)));
+            }
+            let text = c.get_text(&format!("/export/{kind}{q}")).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
+        Command::Open { no_browser } => {
+            let v: Value = c.post("/login-code", &json!({})).await?;
+            let url = v["url"]
+                .as_str()
+                .context("the engine's answer has no login URL")?;
+            println!("{url}");
+            if !no_browser {
+                open_in_browser(url);
+            }
+        }
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
     Ok(())
+}
+
+/// Try the desktop's opener; the URL is printed either way, so a failure only says so.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => eprintln!("opening it with {opener}; the link works once and for 5 minutes"),
+        Err(e) => eprintln!("could not run {opener} ({e}); open the link above in a browser"),
+    }
 }
 
 /// A path segment: names are validated by the engine, but never let one change the path.
@@ -334,6 +436,18 @@ fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
@@ -451,5 +565,74 @@ fn print_status(v: &AppView) {
     ];
     for (k, val) in rows {
         println!("{k:>13}  {val}");
+    }
+}
+
+/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
+/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
+async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
+    use crate::engine::UpgradeReport;
+    let names: Vec<String> = match (name, all) {
+        (Some(n), false) => vec![n],
+        (None, true) => {
+            let v: Value = c.get("/apps").await?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            apps.into_iter().map(|a| a.name).collect()
+        }
+        _ => bail!("give either an app's name or --all"),
+    };
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let progress = !json && std::io::stderr().is_terminal();
+    if !json {
+        println!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
+    }
+    let mut reports: Vec<UpgradeReport> = Vec::new();
+    for n in &names {
+        if progress {
+            eprint!("upgrading {n}…");
+            let _ = std::io::stderr().flush();
+        }
+        let r: UpgradeReport = c
+            .post(&format!("/apps/{}/upgrade", seg(n)), &json!({}))
+            .await?;
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        if !json {
+            let version = match (&r.from, &r.to) {
+                (Some(f), Some(t)) if f != t => format!("{f} → {t}"),
+                (_, Some(t)) => t.clone(),
+                _ => "-".into(),
+            };
+            let mut row = format!("{:<width$}  {:<10}  {version}", r.name, r.result);
+            if let Some(e) = &r.error {
+                row.push_str(&format!("  ({e})"));
+            }
+            println!("{row}");
+        }
+        reports.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    let failed: Vec<&UpgradeReport> = reports.iter().filter(|r| r.result == "failed").collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if reports.len() == 1 => bail!(
+            "{} was not upgraded: {}",
+            one.name,
+            one.error.as_deref().unwrap_or("failed")
+        ),
+        _ => bail!(
+            "{} of {} upgrades failed: {}",
+            failed.len(),
+            reports.len(),
+            failed
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

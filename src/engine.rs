@@ -107,6 +107,9 @@ pub struct AppView {
     pub env: BTreeMap<String, String>,
     pub progress: Option<String>,
     pub created_at: String,
+    /// What the operator should know about a create (e.g. the app uses the service account).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +117,18 @@ pub struct DeleteReport {
     pub name: String,
     pub dropped: Vec<String>,
     pub kept: Vec<String>,
+}
+
+/// One app's explicit upgrade (`hangar upgrade`): `result` is `upgraded`, `up-to-date` or
+/// `failed` (then `error` says why; the app is left in `error` and not started).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpgradeReport {
+    pub name: String,
+    pub result: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
 }
 
 /// Command-line overrides of `hangar.toml`.
@@ -182,8 +197,11 @@ impl Engine {
         let apps = self.registry.list().await?;
         for app in &apps {
             if let Some((pid, started)) = app.pid {
-                if crate::process::is_same(pid, started) {
-                    tracing::warn!(app = %app.name, pid, "ending a process left by an engine that did not stop cleanly");
+                // A previous engine died without stopping this app. Its output pipes died with
+                // that engine, so it cannot be adopted with its logs: end what is left of its
+                // group (never a process that merely reused the pid).
+                if crate::process::group_alive(pid) && crate::process::group_is_ours(pid, started) {
+                    tracing::warn!(app = %app.name, pid, "ending processes left by an engine that did not stop cleanly");
                     crate::process::end_group(pid, Duration::from_secs(10)).await;
                 }
                 let _ = self.registry.set_pid(&app.name, None).await;
@@ -339,7 +357,8 @@ impl Engine {
             None => self.free_port().await?,
         };
         let data_dir = self.home.app_dir(&req.name);
-        let db = self.provision_db(&req, &data_dir).await?;
+        let crate::provision::Provisioned { db, notices } =
+            self.provision_db(&req, &data_dir).await?;
         let now = crate::registry::now();
         let record = AppRecord {
             name: req.name.clone(),
@@ -362,13 +381,17 @@ impl Engine {
             updated_at: now,
         };
         // Make the folder, then the record; undo the folder if the record is refused.
+        // Either failing drops the database just made (provision's undo), so nothing is half-made.
         let made_dir = !data_dir.exists();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
+        if let Err(e) = std::fs::create_dir_all(&data_dir) {
+            self.discard_db(&record.db).await;
+            return Err(EngineError::Io(format!("cannot create {}: {e}", data_dir.display())));
+        }
         if let Err(e) = self.registry.insert(&record).await {
             if made_dir {
                 let _ = std::fs::remove_dir_all(&data_dir);
             }
+            self.discard_db(&record.db).await;
             return Err(e.into());
         }
         tracing::info!(app = %record.name, port, "created");
@@ -383,33 +406,32 @@ impl Engine {
                 let _ = engine.supervisor.start(&name).await;
             });
         }
-        self.view(&record.name).await
+        let mut view = self.view(&record.name).await?;
+        view.notices = notices;
+        Ok(view)
+    }
+
+    /// Drop what provisioning made for an app that was not registered after all.
+    async fn discard_db(&self, db: &AppDb) {
+        if let Err(e) = crate::provision::drop_owned(db, self.config.data_service.as_deref()).await {
+            tracing::warn!("a database made for an app that was not created could not be dropped: {e}");
+        }
     }
 
     async fn provision_db(
         &self,
         req: &CreateApp,
         data_dir: &std::path::Path,
-    ) -> Result<AppDb, EngineError> {
-        match req.db.as_deref().unwrap_or("new-database") {
-            "new-database" if self.config.data_service.is_none() => Ok(AppDb::sqlite_file(data_dir)),
-            "new-database" => Err(EngineError::Refused(
-                "creating databases on a data service is not built yet (issue 4); remove [data_service] from hangar.toml to use SQLite files".into(),
-            )),
-            "schema" => Err(Invalid::new(
-                "db",
-                "schema mode needs a PostgreSQL data service ([data_service] url = \"postgres://…\" in hangar.toml)",
-            )
-            .into()),
-            other if crate::db::dialect_of(other).is_some() => Err(EngineError::Refused(
-                "attaching an existing database by URL is not built yet (issue 4)".into(),
-            )),
-            other => Err(Invalid::new(
-                "db",
-                format!("{other:?} is not accepted; accepted: new-database, schema, or a postgres://, mysql:// or sqlite: URL"),
-            )
-            .into()),
-        }
+    ) -> Result<crate::provision::Provisioned, EngineError> {
+        let others: Vec<String> = self.registry.list().await?.into_iter().map(|a| a.name).collect();
+        let request = crate::provision::Request {
+            name: &req.name,
+            method: req.db.as_deref(),
+            data_service: self.config.data_service.as_deref(),
+            data_dir,
+            others: &others,
+        };
+        Ok(crate::provision::provision(&request).await?)
     }
 
     pub async fn edit(&self, name: &str, mut edit: AppEdit) -> Result<AppView, EngineError> {
@@ -450,17 +472,38 @@ impl Engine {
         let app = self.registry.get(name).await?;
         if drop_db && app.db.owned.is_empty() {
             return Err(EngineError::Refused(format!(
-                "{name}'s database ({}) was attached, not created by Hangar, so it is never dropped; delete without --drop-db",
+                "{name}'s database ({}) was attached (--db URL), not created by Hangar, so Hangar never drops it; delete without --drop-db",
                 app.db.describe()
             )));
         }
+        let service = self.config.data_service.as_deref();
+        if drop_db {
+            crate::provision::check_drop(name, &app.db, service)?;
+        }
         self.supervisor.remove(name).await;
+        let mut dropped = Vec::new();
+        if drop_db {
+            // Drop on the server first: if that fails, the app stays registered (stopped).
+            match crate::provision::drop_owned(&app.db, service).await {
+                Ok(d) => dropped = d,
+                Err(e) => {
+                    self.supervisor.add(name);
+                    return Err(e.into());
+                }
+            }
+        }
         self.registry.delete(name).await?;
         let mut report = DeleteReport {
             name: name.to_string(),
-            dropped: Vec::new(),
+            dropped,
             kept: Vec::new(),
         };
+        if !drop_db && crate::provision::owns_server_objects(&app.db) {
+            report.kept.push(format!(
+                "database {} on the data service (a new app of this name is refused until it is dropped by hand)",
+                app.db.describe()
+            ));
+        }
         let dir = self.home.app_dir(name);
         if drop_db {
             if let Some(f) = &app.db.owned.file {
@@ -521,6 +564,54 @@ impl Engine {
                 why,
             })?;
         self.view(name).await
+    }
+
+    /// Upgrade one app now, through the supervisor's own upgrade step (the one a start runs):
+    /// when its runtime's version differs from the one it last ran, run the upgrade command; a
+    /// running app is stopped for it and started again, a stopped one stays stopped.
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeReport, EngineError> {
+        self.registry.get(name).await?;
+        if self.supervisor.get(name).is_none() {
+            self.supervisor.add(name);
+        }
+        let outcome = self.supervisor.upgrade(name).await;
+        let status = self
+            .supervisor
+            .state(name)
+            .map(|s| s.status.as_str().to_string())
+            .unwrap_or_else(|| "stopped".into());
+        let report = match outcome {
+            Ok(done) => UpgradeReport {
+                name: name.to_string(),
+                result: if done.upgraded { "upgraded" } else { "up-to-date" }.into(),
+                from: done.from,
+                to: done.to,
+                status,
+                error: None,
+            },
+            Err(why) => UpgradeReport {
+                name: name.to_string(),
+                result: "failed".into(),
+                from: None,
+                to: None,
+                status,
+                error: Some(why),
+            },
+        };
+        tracing::info!(app = %name, result = %report.result, "upgrade");
+        Ok(report)
+    }
+
+    /// Upgrade every app (the main app included unless disabled), one after another.
+    pub async fn upgrade_all(&self) -> Result<Vec<UpgradeReport>, EngineError> {
+        let mut reports = Vec::new();
+        for app in self.registry.list().await? {
+            if app.name == MAIN && !self.config.main.enabled {
+                continue;
+            }
+            reports.push(self.upgrade(&app.name).await?);
+        }
+        Ok(reports)
     }
 
     pub async fn stop(&self, name: &str) -> Result<AppView, EngineError> {
@@ -618,7 +709,30 @@ impl Engine {
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),
             created_at: app.created_at.clone(),
+            notices: Vec::new(),
         }
+    }
+
+    /// The apps an export covers: one by name, or every app.
+    async fn export_apps(&self, name: Option<&str>) -> Result<Vec<AppRecord>, EngineError> {
+        Ok(match name {
+            Some(n) => vec![self.registry.get(n).await?],
+            None => self.registry.list().await?,
+        })
+    }
+
+    pub async fn export_nginx(&self, name: Option<&str>, direct: bool, listen: u16) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let target = if direct { crate::export::NginxTarget::Direct } else { crate::export::NginxTarget::Hangar };
+        Ok(crate::export::nginx(&self.config, &apps, target, listen))
+    }
+
+    /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`.
+    pub async fn export_kubernetes(&self, name: Option<&str>, image: &str) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let main_rt = self.config.main.runtime.clone();
+        let image_of = |a: &AppRecord| image.replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt)).replace("{name}", &a.name);
+        crate::export::kubernetes(&self.config, &apps, &image_of).map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     /// Run the engine's servers (proxy, API) and the sampler until shutdown.

@@ -64,6 +64,19 @@ pub fn group_alive(pgid: u32) -> bool {
     false
 }
 
+/// Is the group `pgid`, whose leader started at `started`, still the group we made?
+///
+/// While any member of a group lives, the kernel does not hand its id to a new process, so:
+/// leader alive with the recorded start time → ours; leader gone but members left → still ours
+/// (orphaned grandchildren); leader pid alive with another start time → a new process reused
+/// the pid after our whole group ended → not ours.
+pub fn group_is_ours(pgid: u32, started: u64) -> bool {
+    match start_time(pgid) {
+        Some(t) => t == started,
+        None => true,
+    }
+}
+
 /// SIGTERM the group, wait up to `grace` for it to empty, then SIGKILL what is left.
 /// Returns true when SIGKILL was needed.
 pub async fn end_group(pgid: u32, grace: Duration) -> bool {

@@ -187,6 +187,8 @@ impl Proxy {
     }
 
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // (Content-Length with Transfer-Encoding: hyper frames by Transfer-Encoding alone and
+        // closes the connection afterwards, RFC 9112 §6.1, so nothing can be smuggled behind it.)
         // 1. Route.
         let host = req
             .headers()
@@ -414,6 +416,7 @@ fn forward_headers(
     upgrade: bool,
 ) {
     strip_hop_headers(h, upgrade);
+    crate::ui_server::strip_token_cookie(h);
     let ip = peer.ip().to_string();
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),

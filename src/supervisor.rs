@@ -90,6 +90,14 @@ pub enum Event {
     Removed { name: String },
 }
 
+/// What an explicit upgrade did: the versions, and whether the upgrade command ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeDone {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub upgraded: bool,
+}
+
 /// Why a visit could not get an app running.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WakeError {
@@ -111,6 +119,9 @@ enum Cmd {
     Wake(oneshot::Sender<Result<u16, WakeError>>),
     /// Engine shutdown or delete: end the process, keep `desired`, end the actor.
     Shutdown(oneshot::Sender<()>),
+    /// Explicit upgrade: when the runtime's version moved, run its upgrade command (stopping
+    /// and starting again a running app); a stopped app stays stopped.
+    Upgrade(oneshot::Sender<Result<UpgradeDone, String>>),
 }
 
 /// Shared by every actor.
@@ -162,6 +173,7 @@ impl Supervisor {
             log: log.clone(),
             wake_waiters: Vec::new(),
             start_waiters: Vec::new(),
+            upgrade_waiters: Vec::new(),
             crashes: 0,
         };
         tokio::spawn(actor.run());
@@ -208,6 +220,11 @@ impl Supervisor {
     }
     pub async fn restart(&self, name: &str) -> Result<(), String> {
         self.ask(name, Cmd::Restart)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+    }
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeDone, String> {
+        self.ask(name, Cmd::Upgrade)
             .await
             .unwrap_or_else(|| Err("the engine is shutting down".into()))
     }
@@ -263,6 +280,7 @@ struct Actor {
     log: Arc<AppLog>,
     wake_waiters: Vec<oneshot::Sender<Result<u16, WakeError>>>,
     start_waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    upgrade_waiters: Vec<oneshot::Sender<Result<UpgradeDone, String>>>,
     crashes: u32,
 }
 
@@ -318,6 +336,9 @@ impl Actor {
         for w in self.start_waiters.drain(..) {
             let _ = w.send(Err(why.to_string()));
         }
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Err(why.to_string()));
+        }
     }
 
     fn stopped_waiters(&mut self) {
@@ -327,6 +348,9 @@ impl Actor {
         }
         for w in self.start_waiters.drain(..) {
             let _ = w.send(Err(format!("{name} was stopped before it was ready")));
+        }
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Err(format!("{name} was stopped before its upgrade ran")));
         }
     }
 
@@ -372,6 +396,30 @@ impl Actor {
                     let _ = reply.send(());
                     return Next::Exit;
                 }
+                Cmd::Upgrade(reply) => {
+                    let _ = reply.send(self.upgrade_idle().await);
+                }
+            }
+        }
+    }
+
+    /// An explicit upgrade of an app that is not running: upgrade if needed, stay stopped.
+    async fn upgrade_idle(&mut self) -> Result<UpgradeDone, String> {
+        let prep = self.prepare().await?;
+        let (from, to) = (prep.app.last_version.clone(), prep.version.clone());
+        match self.upgrade_if_needed(&prep).await {
+            Ok(upgraded) => {
+                if upgraded {
+                    self.set(|s| {
+                        s.status = Status::Stopped;
+                        s.error = None;
+                    });
+                }
+                Ok(UpgradeDone { from, to, upgraded })
+            }
+            Err(why) => {
+                self.fail(why.clone());
+                Err(why)
             }
         }
     }
@@ -407,6 +455,11 @@ impl Actor {
                         let _ = r.send(());
                         return Next::Exit;
                     }
+                    Some(Cmd::Upgrade(r)) => {
+                        // Start now: the start upgrades first when the version moved.
+                        self.upgrade_waiters.push(r);
+                        return Next::Start;
+                    }
                 }
             }
         }
@@ -440,8 +493,16 @@ impl Actor {
             Ok(p) => p,
             Err(why) => return self.fail(why),
         };
-        if let Err(why) = self.upgrade_if_needed(&prep).await {
-            return self.fail(why);
+        let upgraded = match self.upgrade_if_needed(&prep).await {
+            Ok(u) => u,
+            Err(why) => return self.fail(why),
+        };
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Ok(UpgradeDone {
+                from: prep.app.last_version.clone(),
+                to: prep.version.clone(),
+                upgraded,
+            }));
         }
         if launch::port_taken(prep.app.port) {
             return self.fail(format!(
@@ -534,15 +595,14 @@ impl Actor {
         })
     }
 
-    /// Run the runtime's upgrade command when the version moved since the app last ran.
-    async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<(), String> {
+    /// Run the runtime's upgrade command when the version moved since the app last ran;
+    /// `Ok(true)` when it ran and succeeded.
+    async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<bool, String> {
         let (Some(upgrade), Some(version)) = (&p.runtime.upgrade, &p.version) else {
-            return Ok(());
+            return Ok(false);
         };
-        match &p.app.last_version {
-            None => return Ok(()), // never ran: nothing to upgrade from
-            Some(last) if last == version => return Ok(()),
-            Some(_) => {}
+        if !needs_upgrade(p) {
+            return Ok(false);
         }
         self.set(|s| s.status = Status::Upgrading);
         let argv = launch::expand_all(
@@ -570,7 +630,7 @@ impl Actor {
                     .set_last_version(&self.name, version)
                     .await;
                 self.set(|s| s.status = Status::Starting);
-                Ok(())
+                Ok(true)
             }
             Ok(Ok(st)) => {
                 let tail: Vec<String> = self
@@ -752,6 +812,7 @@ impl Actor {
             Some(Cmd::Stop(r)) => {
                 self.set_desired(Desired::Stopped).await;
                 self.stop_process(child, pid, p).await;
+                self.mark_stopped();
                 let _ = r.send(());
                 Some(Ended::Stopped)
             }
@@ -763,10 +824,43 @@ impl Actor {
             }
             Some(Cmd::Shutdown(r)) => {
                 self.stop_process(child, pid, p).await;
+                self.mark_stopped();
                 let _ = r.send(());
                 Some(Ended::Shutdown)
             }
+            Some(Cmd::Upgrade(r)) => {
+                // Ask the runtime its version afresh: it may have changed since this start.
+                match self.prepare().await {
+                    Err(why) => {
+                        let _ = r.send(Err(why));
+                        None
+                    }
+                    Ok(fresh) if !needs_upgrade(&fresh) => {
+                        let _ = r.send(Ok(UpgradeDone {
+                            from: fresh.app.last_version.clone(),
+                            to: fresh.version.clone(),
+                            upgraded: false,
+                        }));
+                        None
+                    }
+                    Ok(_) => {
+                        // Stop, and start again: the start runs the upgrade and answers.
+                        self.upgrade_waiters.push(r);
+                        self.stop_process(child, pid, p).await;
+                        Some(Ended::Restart)
+                    }
+                }
+            }
         }
+    }
+
+    /// The process is gone: say so before anyone who asked for the stop hears back.
+    fn mark_stopped(&self) {
+        self.set(|s| {
+            s.status = Status::Stopped;
+            s.pid = None;
+            s.running_since = None;
+        });
     }
 
     /// SIGTERM the group, SIGKILL after the stop timeout, reap the leader.
@@ -801,6 +895,15 @@ struct Prepared {
     argv: Vec<String>,
     cwd: std::path::PathBuf,
     version: Option<String>,
+}
+
+/// Has the runtime's version moved since the app last ran, and is there an upgrade command?
+/// (An app that never ran has nothing to upgrade from.)
+fn needs_upgrade(p: &Prepared) -> bool {
+    match (&p.runtime.upgrade, &p.version, &p.app.last_version) {
+        (Some(_), Some(version), Some(last)) => last != version,
+        _ => false,
+    }
 }
 
 /// Let the output pumps read what the process wrote before it exited (bounded: a grandchild

@@ -265,4 +265,42 @@ mod tests {
         assert!(parse_env_arg("HANGAR_APP=x").is_err());
         assert!(parse_env_arg("A=\0").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn name_rule_holds_for_any_input(s in "\\PC{0,60}") {
+            let accepted = name(&s).is_ok();
+            let by_rule = s != "main"
+                && (1..=40).contains(&s.len())
+                && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(accepted, by_rule);
+            if accepted {
+                // Safe as a path segment and a URL segment.
+                proptest::prop_assert!(!s.contains('/') && !s.contains('.') && !s.contains('%'));
+            }
+        }
+
+        #[test]
+        fn domains_never_carry_paths_ports_or_schemes(s in "\\PC{0,80}") {
+            if domain(&s).is_ok() {
+                proptest::prop_assert!(!s.contains('/') && !s.contains(':') && !s.contains('@') && s.contains('.'));
+            }
+        }
+
+        #[test]
+        fn env_entries_never_inject(k in "\\PC{0,20}", v in "\\PC{0,40}") {
+            if env_entry(&k, &v).is_ok() {
+                proptest::prop_assert!(!k.contains('=') && !k.contains('\0') && !v.contains('\0'));
+                proptest::prop_assert!(!RESERVED_ENV.contains(&k.as_str()) && !k.starts_with("HANGAR_"));
+            }
+        }
+
+        #[test]
+        fn ports_in_range(p in proptest::num::i64::ANY) {
+            if let Ok(q) = port(p, &[13000]) {
+                proptest::prop_assert!(q >= 1024 && q != 13000);
+            }
+        }
+    }
 }

@@ -61,7 +61,12 @@ fn create_start_list_stop_delete() {
         "{logs}"
     );
 
-    e.ok(&["stop", "a1"]);
+    let out = e.ok(&["stop", "a1"]);
+    assert_eq!(
+        out.trim(),
+        "a1 is stopped",
+        "stop answers once the app is stopped"
+    );
     assert_eq!(e.status("a1"), "stopped");
     assert!(!pid_alive(new_pid));
 

@@ -47,6 +47,8 @@ pub struct TestEngine {
     pub api_port: u16,
     child: Option<Child>,
     pub http: reqwest::blocking::Client,
+    /// Extra environment for the engine process (it passes e.g. HANGAR_DEMO_SCHEMA on to apps).
+    pub env: Vec<(String, String)>,
 }
 
 impl TestEngine {
@@ -56,6 +58,11 @@ impl TestEngine {
 
     /// Start an engine whose `hangar.toml` is `toml` plus the two ports.
     pub fn start_with(toml: &str) -> TestEngine {
+        Self::start_with_env(toml, &[])
+    }
+
+    /// Like [`TestEngine::start_with`], with extra environment for the engine process.
+    pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> TestEngine {
         let home = tempfile::tempdir().expect("temp home");
         let proxy_port = free_port();
         let api_port = free_port();
@@ -79,6 +86,10 @@ impl TestEngine {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         e.spawn();
         e
@@ -86,6 +97,12 @@ impl TestEngine {
 
     pub fn home_path(&self) -> &Path {
         self.home.path()
+    }
+
+    /// Set (or replace) a variable of the engine's environment, for the next [`TestEngine::spawn`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// (Re)start the engine process on this home and wait for its API.
@@ -101,6 +118,7 @@ impl TestEngine {
             .arg("serve")
             .env("HANGAR_DEMO_BIN", demo_bin())
             .env("HANGAR_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

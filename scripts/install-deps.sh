@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what Hangar needs on Debian 12, by purpose, only what is missing:
+#   scripts/install-deps.sh run       build and run the engine
+#   scripts/install-deps.sh test      plus the test servers, browser and tools
+#   scripts/install-deps.sh desktop   plus what the Tauri desktop app builds and runs with
+set -euo pipefail
+
+want=("$@")
+[ ${#want[@]} -eq 0 ] && want=(run)
+
+pkgs=(build-essential pkg-config ca-certificates curl)
+for w in "${want[@]}"; do
+  case "$w" in
+    run) ;;
+    test)
+      pkgs+=(postgresql mariadb-server sqlite3 nginx wrk chromium xvfb xauth dbus-daemon imagemagick
+             desktop-file-utils procps psmisc)
+      ;;
+    desktop)
+      pkgs+=(libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
+             libayatana-appindicator3-1 xvfb xauth webkit2gtk-driver dbus-daemon dbus-x11)
+      ;;
+    *) echo "install-deps: unknown purpose '$w'; accepted: run, test, desktop" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo is missing; install a Rust toolchain (rustup, Rust 1.85 or newer) and run again" >&2
+  exit 1
+fi
+if ! command -v node >/dev/null 2>&1; then
+  echo "install-deps: node (20 or newer) and npm are needed for the UI; install them and run again" >&2
+  exit 1
+fi

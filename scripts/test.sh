@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what is needed and run every test: unit and integration tests against real
+# processes, a real PostgreSQL and MariaDB on loopback, and the UI and desktop suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh run test
+. scripts/env.sh
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "build"
+cargo build --workspace --all-targets
+
+step "database servers for the tests"
+eval "$(scripts/test-db.sh start)"
+trap 'scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
+
+step "cargo test"
+cargo test --workspace -- --test-threads="${HANGAR_TEST_THREADS:-4}"
+
+step "control panel: unit tests and end-to-end in Chromium"
+ui/run-e2e.sh
+
+step "all tests passed"

@@ -1,0 +1,1271 @@
+//! Every app its own database (issue 4), end to end: the real CLI and engine, real hangar-demo
+//! apps writing notes through the proxy, and the real PostgreSQL and MariaDB servers of
+//! `scripts/test-db.sh` (HANGAR_TEST_PG_URL, HANGAR_TEST_MYSQL_URL; superuser URLs). A test that
+//! needs a server fails, saying how to start them, when its URL is not set.
+//!
+//! Every name made on a server carries a per-run suffix, so runs and tests never collide.
+
+mod common;
+
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+// ---- servers ---------------------------------------------------------------------------------
+
+fn need(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: these tests need the throwaway database servers; start them with \
+             `eval \"$(scripts/test-db.sh start)\"` and run the tests again"
+        ),
+    }
+}
+
+fn pg() -> String {
+    need("HANGAR_TEST_PG_URL")
+}
+
+fn my() -> String {
+    need("HANGAR_TEST_MYSQL_URL")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Run statements; the first error as text.
+fn sql_try(url: &str, stmts: &[&str]) -> Result<(), String> {
+    rt().block_on(async {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for s in stmts {
+                sqlx::raw_sql(s)
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let _ = c.close().await;
+        } else {
+            let mut c = sqlx::MySqlConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for s in stmts {
+                sqlx::raw_sql(s)
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let _ = c.close().await;
+        }
+        Ok(())
+    })
+}
+
+fn sql(url: &str, stmts: &[&str]) {
+    if let Err(e) = sql_try(url, stmts) {
+        panic!("{stmts:?} on {url}: {e}");
+    }
+}
+
+/// One integer from a query (COUNT(*) and the like).
+fn count_try(url: &str, query: &str) -> Result<i64, String> {
+    rt().block_on(async {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let n: i64 = sqlx::query_scalar(query)
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = c.close().await;
+            Ok(n)
+        } else {
+            let mut c = sqlx::MySqlConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let n: i64 = sqlx::query_scalar(query)
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = c.close().await;
+            Ok(n)
+        }
+    })
+}
+
+fn count(url: &str, query: &str) -> i64 {
+    count_try(url, query).unwrap_or_else(|e| panic!("{query} on {url}: {e}"))
+}
+
+fn text(url: &str, query: &str) -> String {
+    rt().block_on(async {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let s: String = sqlx::query_scalar(query).fetch_one(&mut c).await.unwrap();
+        let _ = c.close().await;
+        s
+    })
+}
+
+/// `url` with another database.
+fn on_db(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// `url` with other credentials.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_username(user).unwrap();
+    u.set_password(Some(password)).unwrap();
+    u.to_string()
+}
+
+fn uniq(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}{:06x}",
+        (std::process::id().wrapping_mul(7919) ^ nanos ^ (n << 20)) & 0xffffff
+    )
+}
+
+fn ident(app: &str) -> String {
+    hangar::provision::identifier(app)
+}
+
+/// PostgreSQL copies template1 for every new database and refuses while anyone is connected
+/// to it; one test does that on purpose, so every database creation here takes this lock.
+static PG_CREATES: RwLock<()> = RwLock::new(());
+
+fn pg_create_lock() -> RwLockReadGuard<'static, ()> {
+    PG_CREATES.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn data_service(url: &str) -> String {
+    format!("[data_service]\nurl = \"{url}\"\n")
+}
+
+// ---- apps ------------------------------------------------------------------------------------
+
+/// The app's stored database URL (password included), straight from the registry.
+fn stored_url(e: &TestEngine, name: &str) -> String {
+    let path = e.home_path().join("registry.db");
+    rt().block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let json: String = sqlx::query_scalar("SELECT db_json FROM apps WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        let _ = c.close().await;
+        let v: Value = serde_json::from_str(&json).unwrap();
+        v["url"].as_str().unwrap().to_string()
+    })
+}
+
+fn password_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .password()
+        .expect("a password")
+        .to_string()
+}
+
+fn add_note(e: &TestEngine, app: &str, body: &str) {
+    let resp = e
+        .http
+        .post(e.proxy_url(&format!("/_app/{app}/api/notes")))
+        .json(&json!({ "body": body, "author": "tests" }))
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        resp.text().unwrap_or_default()
+    );
+}
+
+fn notes(e: &TestEngine, app: &str) -> Vec<Value> {
+    let (status, body) = e.get(&format!("/_app/{app}/api/notes"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn note_bodies(e: &TestEngine, app: &str) -> Vec<String> {
+    notes(e, app)
+        .iter()
+        .map(|n| n["body"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn listed(e: &TestEngine, name: &str) -> bool {
+    e.list().iter().any(|a| a["name"] == name)
+}
+
+/// No `secret` in `list --json`, `status --json`, the API's answers, or any log file.
+fn assert_secret_nowhere(e: &TestEngine, secret: &str, names: &[&str]) {
+    assert!(secret.len() >= 16, "a real password: {secret}");
+    let mut seen = vec![
+        ("list --json".to_string(), e.ok(&["list", "--json"])),
+        ("list".to_string(), e.ok(&["list"])),
+        (
+            "GET /apps".to_string(),
+            e.api(reqwest::Method::GET, "/apps", None).1.to_string(),
+        ),
+        (
+            "GET /engine".to_string(),
+            e.api(reqwest::Method::GET, "/engine", None).1.to_string(),
+        ),
+    ];
+    for n in names {
+        seen.push((format!("status {n}"), e.ok(&["status", n, "--json"])));
+        seen.push((format!("status {n} (table)"), e.ok(&["status", n])));
+        seen.push((
+            format!("GET /apps/{n}"),
+            e.api(reqwest::Method::GET, &format!("/apps/{n}"), None)
+                .1
+                .to_string(),
+        ));
+    }
+    let mut logs = vec![e.home_path().join("serve.log")];
+    if let Ok(dir) = std::fs::read_dir(e.home_path().join("logs")) {
+        logs.extend(dir.flatten().map(|d| d.path()));
+    }
+    for l in logs {
+        seen.push((
+            l.display().to_string(),
+            std::fs::read_to_string(&l).unwrap_or_default(),
+        ));
+    }
+    for (what, text) in seen {
+        assert!(
+            !text.contains(secret),
+            "a password shows in {what}:\n{text}"
+        );
+    }
+}
+
+// ---- SQLite ------------------------------------------------------------------------------------
+
+#[test]
+fn sqlite_new_database_attached_file_and_clear_refusals() {
+    let e = TestEngine::start();
+    // New database without a data service: a SQLite file in the app's folder.
+    let out = e.ok(&["create", "sq1"]);
+    assert!(out.contains("sqlite:"), "{out}");
+    e.ok(&["start", "sq1"]);
+    add_note(&e, "sq1", "in my own file");
+    let own = e.home_path().join("apps/sq1/db.sqlite");
+    let in_file = |path: &std::path::Path| -> i64 {
+        rt().block_on(async {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let _ = c.close().await;
+            n
+        })
+    };
+    assert_eq!(in_file(&own), 1);
+
+    // New connection: an existing SQLite file, tested, attached, never dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared notes.db");
+    rt().block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true);
+        let c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let _ = c.close().await;
+    });
+    let url = format!("sqlite://{}", file.display());
+    let out = e.ok(&["create", "sq2", "--db", &url]);
+    assert!(out.contains("created sq2"), "{out}");
+    e.ok(&["start", "sq2"]);
+    add_note(&e, "sq2", "in the attached file");
+    assert_eq!(in_file(&file), 1);
+    assert_eq!(note_bodies(&e, "sq1"), vec!["in my own file"]);
+    let err = e.fails(&["delete", "sq2", "--drop-db", "--yes"]);
+    assert!(
+        err.contains("attached") && err.contains("never drops"),
+        "{err}"
+    );
+    assert!(listed(&e, "sq2"), "a refused delete deletes nothing");
+    let out = e.ok(&["delete", "sq2"]);
+    assert!(out.contains("kept: attached database"), "{out}");
+    assert!(file.exists(), "an attached file is never removed");
+    assert_eq!(in_file(&file), 1);
+
+    // A URL that does not work is refused with the reason, and nothing is saved.
+    let missing = dir.path().join("no-such-folder/x.db");
+    let err = e.fails(&[
+        "create",
+        "sq3",
+        "--db",
+        &format!("sqlite://{}", missing.display()),
+    ]);
+    assert!(
+        err.contains("cannot use") && err.contains("nothing was saved"),
+        "{err}"
+    );
+    assert!(!listed(&e, "sq3"));
+    assert!(!e.home_path().join("apps/sq3").exists());
+    let err = e.fails(&["create", "sq3", "--db", "sqlite:notes.db"]);
+    assert!(err.contains("absolute"), "{err}");
+    let err = e.fails(&["create", "sq3", "--db", "schema"]);
+    assert!(err.contains("needs a PostgreSQL data service"), "{err}");
+    let err = e.fails(&["create", "sq3", "--db", "oracle://x"]);
+    assert!(err.contains("accepted: new-database, schema"), "{err}");
+    assert!(!listed(&e, "sq3"));
+
+    // One mapping from names to database identifiers; two names that meet are refused.
+    e.ok(&["create", "c1-b"]);
+    let err = e.fails(&["create", "c1_b"]);
+    assert!(
+        err.contains("c1-b") && err.contains("hangar_c1_b") && err.contains("choose another name"),
+        "{err}"
+    );
+    assert!(!listed(&e, "c1_b"));
+
+    // --drop-db removes the SQLite file Hangar made.
+    let out = e.ok(&["delete", "sq1", "--drop-db", "--yes"]);
+    assert!(out.contains("dropped: SQLite database"), "{out}");
+    assert!(!own.exists());
+}
+
+// ---- PostgreSQL --------------------------------------------------------------------------------
+
+#[test]
+fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
+    let pg = pg();
+    let e = TestEngine::start_with(&data_service(&pg));
+    let (d, s, x) = (uniq("pd"), uniq("ps"), uniq("px"));
+    let attach_db = uniq("htest_attach_");
+    {
+        let _g = pg_create_lock();
+        sql(&pg, &[&format!("CREATE DATABASE \"{attach_db}\"")]);
+        e.ok(&["create", &d]);
+        e.ok(&["create", &s, "--db", "schema"]);
+    }
+    let attach_url = on_db(&pg, &attach_db);
+    let out = e.ok(&["create", &x, "--db", &attach_url]);
+    assert!(
+        !out.contains("hangar-test"),
+        "the create answer hides the password: {out}"
+    );
+    for a in [&d, &s, &x] {
+        e.ok(&["start", a]);
+        add_note(&e, a, &format!("note of {a}"));
+    }
+    // New database: its own database, owned by its own role.
+    let (id_d, id_s) = (ident(&d), ident(&s));
+    assert_eq!(
+        count(&on_db(&pg, &id_d), "SELECT COUNT(*) FROM public.notes"),
+        1
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id_d}'"
+            )
+        ),
+        id_d
+    );
+    // Schema mode: a schema in the data service's database, owned by the app's role.
+    assert_eq!(
+        count(&pg, &format!("SELECT COUNT(*) FROM \"{id_s}\".notes")),
+        1
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id_s}'"
+            )
+        ),
+        id_s
+    );
+    // The search path travels in DATABASE_URL itself: sqlx honours it without DB_SCHEMA.
+    let s_url = stored_url(&e, &s);
+    assert!(s_url.contains("options=-c%20search_path%3D"), "{s_url}");
+    assert_eq!(text(&s_url, "SHOW search_path"), id_s);
+    assert_eq!(count(&s_url, "SELECT COUNT(*) FROM notes"), 1);
+    // New connection: the notes are in the operator's database.
+    assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
+
+    // Passwords: nowhere but the registry.
+    let d_pw = password_of(&stored_url(&e, &d));
+    let s_pw = password_of(&s_url);
+    for secret in [d_pw.as_str(), s_pw.as_str()] {
+        assert_secret_nowhere(&e, secret, &[&d, &s, &x]);
+    }
+    let list = e.ok(&["list", "--json"]);
+    assert!(!list.contains("hangar-test"), "{list}");
+
+    // --drop-db never drops an attached database, and says why.
+    let err = e.fails(&["delete", &x, "--drop-db", "--yes"]);
+    assert!(
+        err.contains("attached") && err.contains("never drops"),
+        "{err}"
+    );
+    e.ok(&["delete", &x]);
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{attach_db}'")
+        ),
+        1
+    );
+    assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
+
+    // --drop-db drops exactly what was made: database and role; schema and role.
+    let out = e.ok(&["delete", &d, "--drop-db", "--yes"]);
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL database {id_d}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL role {id_d}")),
+        "{out}"
+    );
+    let out = e.ok(&["delete", &s, "--drop-db", "--yes"]);
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL schema {id_s}")),
+        "{out}"
+    );
+    for id in [&id_d, &id_s] {
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+            ),
+            0
+        );
+    }
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT COUNT(*) FROM pg_database WHERE datname = 'postgres'"
+        ),
+        1
+    );
+    drop(e);
+    sql(&pg, &[&format!("DROP DATABASE \"{attach_db}\"")]);
+}
+
+#[test]
+fn a_deleted_app_keeps_its_postgres_database_unless_dropped_and_a_new_one_is_refused() {
+    let pg = pg();
+    let e = TestEngine::start_with(&data_service(&pg));
+    let k = uniq("pk");
+    {
+        let _g = pg_create_lock();
+        e.ok(&["create", &k]);
+    }
+    e.ok(&["start", &k]);
+    add_note(&e, &k, "kept");
+    let out = e.ok(&["delete", &k]);
+    assert!(out.contains("kept: database"), "{out}");
+    let id = ident(&k);
+    assert_eq!(count(&on_db(&pg, &id), "SELECT COUNT(*) FROM notes"), 1);
+    // A new app of that name would find the old data (NocoBase #3188): refused instead.
+    let err = e.fails(&["create", &k]);
+    assert!(
+        err.contains(&format!("already has a database named {id}")),
+        "{err}"
+    );
+    assert!(!listed(&e, &k));
+    drop(e);
+    sql(
+        &pg,
+        &[
+            &format!("DROP DATABASE \"{id}\""),
+            &format!("DROP ROLE \"{id}\""),
+        ],
+    );
+}
+
+// ---- MariaDB -----------------------------------------------------------------------------------
+
+#[test]
+fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
+    let my = my();
+    let e = TestEngine::start_with(&data_service(&my));
+    let (d, x) = (uniq("md"), uniq("mx"));
+    let attach_db = uniq("htest_attach_");
+    sql(&my, &[&format!("CREATE DATABASE `{attach_db}`")]);
+    let out = e.ok(&["create", &d]);
+    let id = ident(&d);
+    assert!(out.contains(&format!("mysql://{id}@")), "{out}");
+    let attach_url = on_db(&my, &attach_db);
+    e.ok(&["create", &x, "--db", &attach_url]);
+    for a in [&d, &x] {
+        e.ok(&["start", a]);
+        add_note(&e, a, &format!("note of {a}"));
+    }
+    assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM `{id}`.notes")), 1);
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
+        ),
+        1
+    );
+    assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
+
+    let err = e.fails(&["create", "ms1", "--db", "schema"]);
+    assert!(err.contains("schema mode is PostgreSQL only"), "{err}");
+    assert!(!listed(&e, "ms1"));
+
+    let pw = password_of(&stored_url(&e, &d));
+    assert_secret_nowhere(&e, &pw, &[&d, &x]);
+    assert!(!e.ok(&["list", "--json"]).contains("hangar-test"));
+
+    let err = e.fails(&["delete", &x, "--drop-db", "--yes"]);
+    assert!(err.contains("attached"), "{err}");
+    e.ok(&["delete", &x]);
+    assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
+
+    let out = e.ok(&["delete", &d, "--drop-db", "--yes"]);
+    assert!(
+        out.contains(&format!("dropped: MySQL database {id}")),
+        "{out}"
+    );
+    assert!(out.contains("dropped: MySQL user"), "{out}");
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
+        ),
+        0
+    );
+    drop(e);
+    sql(&my, &[&format!("DROP DATABASE `{attach_db}`")]);
+}
+
+// ---- rights ------------------------------------------------------------------------------------
+
+#[test]
+fn a_missing_right_is_named_and_nothing_is_created() {
+    let pg = pg();
+    let my = my();
+    let nocreate = uniq("htest_nocreate_");
+    let dbonly = uniq("htest_dbonly_");
+    sql(
+        &pg,
+        &[
+            &format!(
+                "CREATE ROLE \"{nocreate}\" LOGIN PASSWORD 'limited-pw' NOCREATEDB NOCREATEROLE"
+            ),
+            &format!("CREATE ROLE \"{dbonly}\" LOGIN PASSWORD 'limited-pw' CREATEDB NOCREATEROLE"),
+        ],
+    );
+
+    // PostgreSQL, no CREATEDB: refused before anything is made, naming the right.
+    let e = TestEngine::start_with(&data_service(&as_user(&pg, &nocreate, "limited-pw")));
+    let n1 = uniq("pn");
+    let err = e.fails(&["create", &n1]);
+    assert!(
+        err.contains("may not create databases")
+            && err.contains("lacks CREATEDB")
+            && err.contains(&nocreate),
+        "{err}"
+    );
+    assert!(err.contains("nothing was created"), "{err}");
+    let err = e.fails(&["create", &n1, "--db", "schema"]);
+    assert!(
+        err.contains("may not create schemas")
+            && err.contains("lacks the CREATE privilege on that database"),
+        "{err}"
+    );
+    assert!(!listed(&e, &n1));
+    let id = ident(&n1);
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+        ),
+        0
+    );
+    drop(e);
+
+    // PostgreSQL, CREATEDB but no CREATEROLE: made with the service account, and said so.
+    let e = TestEngine::start_with(&data_service(&as_user(&pg, &dbonly, "limited-pw")));
+    let n2 = uniq("pn");
+    let out = {
+        let _g = pg_create_lock();
+        e.ok(&["create", &n2])
+    };
+    assert!(
+        out.contains("note:") && out.contains("may not create roles") && out.contains("CREATEROLE"),
+        "{out}"
+    );
+    let id2 = ident(&n2);
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id2}'"
+            )
+        ),
+        dbonly
+    );
+    assert!(e.app(&n2)["db"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{dbonly}@")));
+    e.ok(&["start", &n2]);
+    add_note(&e, &n2, "through the service account");
+    let out = e.ok(&["delete", &n2, "--drop-db", "--yes"]);
+    assert!(
+        out.contains(&format!("dropped: PostgreSQL database {id2}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("role"),
+        "no role was made, none is dropped: {out}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id2}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{dbonly}'")
+        ),
+        1
+    );
+    drop(e);
+    sql(
+        &pg,
+        &[
+            &format!("DROP ROLE \"{nocreate}\""),
+            &format!("DROP ROLE \"{dbonly}\""),
+        ],
+    );
+
+    // PostgreSQL, a non-superuser with CREATEDB and CREATEROLE (and CREATE on its database):
+    // roles of the apps' own, which it may make the owners, and drop again.
+    let creator = uniq("htest_creator_");
+    sql(
+        &pg,
+        &[
+            &format!("CREATE ROLE \"{creator}\" LOGIN PASSWORD 'limited-pw' CREATEDB CREATEROLE"),
+            &format!("GRANT CREATE ON DATABASE postgres TO \"{creator}\""),
+        ],
+    );
+    let e = TestEngine::start_with(&data_service(&as_user(&pg, &creator, "limited-pw")));
+    let (n4, n5) = (uniq("pn"), uniq("pn"));
+    {
+        let _g = pg_create_lock();
+        let out = e.ok(&["create", &n4]);
+        assert!(!out.contains("note:"), "{out}");
+    }
+    let out = e.ok(&["create", &n5, "--db", "schema"]);
+    assert!(!out.contains("note:"), "{out}");
+    let (id4, id5) = (ident(&n4), ident(&n5));
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id4}'"
+            )
+        ),
+        id4
+    );
+    assert_eq!(
+        text(
+            &pg,
+            &format!(
+                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id5}'"
+            )
+        ),
+        id5
+    );
+    for a in [&n4, &n5] {
+        e.ok(&["start", a]);
+        add_note(&e, a, "own role");
+        e.ok(&["delete", a, "--drop-db", "--yes"]);
+    }
+    for id in [&id4, &id5] {
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
+            ),
+            0
+        );
+    }
+    drop(e);
+    sql(
+        &pg,
+        &[
+            &format!("DROP OWNED BY \"{creator}\""),
+            &format!("DROP ROLE \"{creator}\""),
+        ],
+    );
+
+    // MariaDB, no CREATE: refused, naming the right; nothing made.
+    let my_none = uniq("htest_none_");
+    let my_nouser = uniq("htest_nouser_");
+    sql(
+        &my,
+        &[
+            &format!("CREATE USER '{my_none}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
+            &format!("GRANT SELECT ON *.* TO '{my_none}'@'127.0.0.1'"),
+            &format!("CREATE USER '{my_nouser}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
+            &format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES ON *.* TO '{my_nouser}'@'127.0.0.1'"
+            ),
+        ],
+    );
+    let e = TestEngine::start_with(&data_service(&as_user(&my, &my_none, "limited-pw")));
+    let m1 = uniq("mn");
+    let err = e.fails(&["create", &m1]);
+    assert!(
+        err.contains("may not create databases")
+            && err.contains("lacks the CREATE privilege")
+            && err.contains(&my_none),
+        "{err}"
+    );
+    assert!(!listed(&e, &m1));
+    let mid = ident(&m1);
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid}'"
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{mid}'")
+        ),
+        0
+    );
+    drop(e);
+
+    // MariaDB, no CREATE USER: made with the service account, and said so.
+    let e = TestEngine::start_with(&data_service(&as_user(&my, &my_nouser, "limited-pw")));
+    let m2 = uniq("mn");
+    let out = e.ok(&["create", &m2]);
+    assert!(
+        out.contains("note:")
+            && out.contains("may not create users")
+            && out.contains("CREATE USER"),
+        "{out}"
+    );
+    e.ok(&["start", &m2]);
+    add_note(&e, &m2, "through the service account");
+    let mid2 = ident(&m2);
+    assert_eq!(
+        count(&my, &format!("SELECT COUNT(*) FROM `{mid2}`.notes")),
+        1
+    );
+    let out = e.ok(&["delete", &m2, "--drop-db", "--yes"]);
+    assert!(
+        out.contains(&format!("dropped: MySQL database {mid2}")) && !out.contains("MySQL user"),
+        "{out}"
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid2}'"
+            )
+        ),
+        0
+    );
+    drop(e);
+    sql(
+        &my,
+        &[
+            &format!("DROP USER '{my_none}'@'127.0.0.1'"),
+            &format!("DROP USER '{my_nouser}'@'127.0.0.1'"),
+        ],
+    );
+}
+
+// ---- failures midway ---------------------------------------------------------------------------
+
+#[test]
+fn a_failure_midway_leaves_nothing_behind() {
+    let pg = pg();
+    let my = my();
+    let e = TestEngine::start_with(&data_service(&pg));
+
+    // A database of that name already there: refused before the role is made.
+    let c = uniq("pc");
+    let cid = ident(&c);
+    {
+        let _g = pg_create_lock();
+        sql(&pg, &[&format!("CREATE DATABASE \"{cid}\"")]);
+    }
+    let err = e.fails(&["create", &c]);
+    assert!(
+        err.contains(&format!("already has a database named {cid}")),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{cid}'")
+        ),
+        0
+    );
+    assert!(!listed(&e, &c));
+    sql(&pg, &[&format!("DROP DATABASE \"{cid}\"")]);
+
+    // The role is made, then CREATE DATABASE fails (its template is in use): the role goes.
+    let m = uniq("pm");
+    let mid = ident(&m);
+    let err = {
+        let _g = PG_CREATES.write().unwrap_or_else(|p| p.into_inner());
+        let runtime = rt();
+        let holder = runtime
+            .block_on(sqlx::PgConnection::connect(&on_db(&pg, "template1")))
+            .unwrap();
+        let err = e.fails(&["create", &m]);
+        runtime.block_on(holder.close()).unwrap();
+        err
+    };
+    assert!(err.contains("creating the database failed"), "{err}");
+    assert!(
+        err.contains(&format!("PostgreSQL role {mid}")) && err.contains("dropped again"),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{mid}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{mid}'")
+        ),
+        0
+    );
+    assert!(!listed(&e, &m));
+    assert!(!e.home_path().join("apps").join(&m).exists());
+    drop(e);
+
+    // MariaDB: user and database made, then the grant is refused: both go.
+    let nogrant = uniq("htest_nogrant_");
+    sql(
+        &my,
+        &[
+            &format!("CREATE USER '{nogrant}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
+            &format!("GRANT CREATE, DROP, CREATE USER ON *.* TO '{nogrant}'@'127.0.0.1' WITH GRANT OPTION"),
+        ],
+    );
+    let e = TestEngine::start_with(&data_service(&as_user(&my, &nogrant, "limited-pw")));
+    let g = uniq("mg");
+    let gid = ident(&g);
+    let err = e.fails(&["create", &g]);
+    assert!(
+        err.contains("granting the user its database failed"),
+        "{err}"
+    );
+    assert!(err.contains("dropped again"), "{err}");
+    assert_eq!(
+        count(
+            &my,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{gid}'"
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &my,
+            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{gid}'")
+        ),
+        0
+    );
+    assert!(!listed(&e, &g));
+    drop(e);
+    sql(&my, &[&format!("DROP USER '{nogrant}'@'127.0.0.1'")]);
+}
+
+// ---- isolation ---------------------------------------------------------------------------------
+
+#[test]
+fn apps_on_one_data_service_cannot_see_each_others_notes() {
+    let pg = pg();
+    let my = my();
+    let e = TestEngine::start_with(&data_service(&pg));
+    let (a, b, s1, s2) = (uniq("ia"), uniq("ib"), uniq("is"), uniq("it"));
+    {
+        let _g = pg_create_lock();
+        e.ok(&["create", &a]);
+        e.ok(&["create", &b]);
+    }
+    e.ok(&["create", &s1, "--db", "schema"]);
+    e.ok(&["create", &s2, "--db", "schema"]);
+    for app in [&a, &b, &s1, &s2] {
+        e.ok(&["start", app]);
+        add_note(&e, app, &format!("secret of {app}"));
+    }
+    for app in [&a, &b, &s1, &s2] {
+        assert_eq!(note_bodies(&e, app), vec![format!("secret of {app}")]);
+    }
+    // b's own role cannot even connect to a's database.
+    let b_url = stored_url(&e, &b);
+    let into_a = on_db(&b_url, &ident(&a));
+    let err = count_try(&into_a, "SELECT COUNT(*) FROM notes").expect_err("b reads a");
+    assert!(err.contains("permission denied"), "{err}");
+    // s2's role cannot read s1's schema in the shared database.
+    let s2_url = stored_url(&e, &s2);
+    let err = count_try(
+        &s2_url,
+        &format!("SELECT COUNT(*) FROM \"{}\".notes", ident(&s1)),
+    )
+    .expect_err("s2 reads s1");
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(count(&s2_url, "SELECT COUNT(*) FROM notes"), 1);
+    for app in [&a, &b, &s1, &s2] {
+        e.ok(&["delete", app, "--drop-db", "--yes"]);
+    }
+    drop(e);
+
+    let e = TestEngine::start_with(&data_service(&my));
+    let (a, b) = (uniq("ma"), uniq("mb"));
+    for app in [&a, &b] {
+        e.ok(&["create", app]);
+        e.ok(&["start", app]);
+        add_note(&e, app, &format!("secret of {app}"));
+    }
+    assert_eq!(note_bodies(&e, &a), vec![format!("secret of {a}")]);
+    let b_url = stored_url(&e, &b);
+    let err = count_try(
+        &b_url,
+        &format!("SELECT COUNT(*) FROM `{}`.notes", ident(&a)),
+    )
+    .expect_err("b reads a");
+    assert!(err.contains("denied"), "{err}");
+    assert_eq!(count(&b_url, "SELECT COUNT(*) FROM notes"), 1);
+    for app in [&a, &b] {
+        e.ok(&["delete", app, "--drop-db", "--yes"]);
+    }
+}
+
+// ---- upgrade -----------------------------------------------------------------------------------
+
+#[test]
+fn an_app_made_on_schema_v1_is_upgraded_on_start_with_its_notes_kept() {
+    let mut e = TestEngine::start_with_env("", &[("HANGAR_DEMO_SCHEMA", "1")]);
+    e.ok(&["create", "up1", "--start-mode", "with-main"]);
+    e.ok(&["start", "up1"]);
+    let (_, info) = e.get("/_app/up1/api/info");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["schema_version"], 1, "{info}");
+    add_note(&e, "up1", "written on v1");
+
+    e.stop_engine();
+    e.set_env("HANGAR_DEMO_SCHEMA", "2");
+    e.spawn();
+    e.wait_status("up1", "running", Duration::from_secs(60));
+    let log = e.log_text("up1");
+    assert!(
+        log.contains("upgrading from hangar-demo 0.1.0+schema.1 to hangar-demo 0.1.0+schema.2"),
+        "the start ran the upgrade: {log}"
+    );
+    assert!(
+        log.contains("upgraded to hangar-demo 0.1.0+schema.2"),
+        "{log}"
+    );
+    let (_, info) = e.get("/_app/up1/api/info");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["schema_version"], 2, "{info}");
+    add_note(&e, "up1", "written on v2");
+    let all = notes(&e, "up1");
+    let bodies: Vec<&str> = all.iter().map(|n| n["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, vec!["written on v1", "written on v2"]);
+    assert_eq!(all[1]["author"], "tests", "v2 keeps the author column");
+}
+
+#[test]
+fn hangar_upgrade_reports_each_app_and_keeps_notes_on_postgres() {
+    let pg = pg();
+    let mut e = TestEngine::start_with_env(&data_service(&pg), &[("HANGAR_DEMO_SCHEMA", "1")]);
+    let (x, y) = (uniq("ux"), uniq("uy"));
+    {
+        let _g = pg_create_lock();
+        e.ok(&["create", &x]);
+        e.ok(&["create", &y]);
+    }
+    e.ok(&["start", &x]);
+    add_note(&e, &x, "before the upgrade");
+    e.ok(&["stop", &x]);
+    // Nothing moved yet.
+    let out = e.ok(&["upgrade", &x]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(x.as_str()) && l.contains("up-to-date")),
+        "{out}"
+    );
+
+    e.stop_engine();
+    e.set_env("HANGAR_DEMO_SCHEMA", "2");
+    e.spawn();
+    assert_eq!(e.status(&x), "stopped", "a stopped app stays stopped");
+    let out = e.ok(&["upgrade", &x]);
+    assert!(out.starts_with("NAME"), "a table: {out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(x.as_str())
+            && l.contains("upgraded")
+            && l.contains("hangar-demo 0.1.0+schema.1 → hangar-demo 0.1.0+schema.2")),
+        "{out}"
+    );
+    assert_eq!(
+        e.status(&x),
+        "stopped",
+        "an explicit upgrade does not start it"
+    );
+    assert!(e
+        .log_text(&x)
+        .contains("upgrading from hangar-demo 0.1.0+schema.1 to hangar-demo 0.1.0+schema.2"));
+    let id = ident(&x);
+    assert_eq!(
+        count(&on_db(&pg, &id), "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'author'"),
+        1,
+        "the v2 column is there"
+    );
+
+    let out = e.ok(&["upgrade", "--all", "--json"]);
+    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let of = |n: &str| reports.iter().find(|r| r["name"] == n).cloned().unwrap();
+    assert_eq!(of(&x)["result"], "up-to-date");
+    assert_eq!(
+        of(&y)["result"],
+        "up-to-date",
+        "never ran: nothing to upgrade from"
+    );
+    assert_eq!(
+        of("main")["result"],
+        "up-to-date",
+        "main was upgraded when the engine started"
+    );
+    let (status, body) = e.api(
+        reqwest::Method::POST,
+        &format!("/apps/{x}/upgrade"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "up-to-date");
+    let (status, _) = e.api(
+        reqwest::Method::POST,
+        "/apps/nosuchapp/upgrade",
+        Some(json!({})),
+    );
+    assert_eq!(status, 404);
+    let out = e.hangar(&["upgrade"]);
+    assert!(!out.status.success(), "upgrade wants a name or --all");
+
+    e.ok(&["start", &x]);
+    assert_eq!(note_bodies(&e, &x), vec!["before the upgrade"]);
+    for a in [&x, &y] {
+        e.ok(&["delete", a, "--drop-db", "--yes"]);
+    }
+}
+
+#[test]
+fn upgrading_a_running_app_restarts_it_and_a_failed_upgrade_leaves_it_in_error() {
+    let demo = demo_bin();
+    let toml = format!(
+        r#"
+[runtimes.good]
+command = ["{demo}", "serve", "--port", "${{PORT}}"]
+health = "/_health"
+upgrade = ["{demo}", "upgrade"]
+version_command = ["cat", "version"]
+
+[runtimes.bad]
+command = ["{demo}", "serve", "--port", "${{PORT}}"]
+health = "/_health"
+upgrade = ["sh", "-c", "echo the-upgrade-says-no >&2; exit 7"]
+version_command = ["cat", "version"]
+"#,
+        demo = demo.display()
+    );
+    let e = TestEngine::start_with(&toml);
+    for (app, rt) in [("rg", "good"), ("rb", "bad")] {
+        e.ok(&["create", app, "--runtime", rt]);
+        std::fs::create_dir_all(e.home_path().join("apps").join(app)).unwrap();
+        std::fs::write(
+            e.home_path().join("apps").join(app).join("version"),
+            "1.0\n",
+        )
+        .unwrap();
+        e.ok(&["start", app]);
+        add_note(&e, app, "kept");
+        std::fs::write(
+            e.home_path().join("apps").join(app).join("version"),
+            "1.1\n",
+        )
+        .unwrap();
+    }
+    let pid = e.app("rg")["pid"].as_u64().unwrap();
+    let out = e.ok(&["upgrade", "rg", "--json"]);
+    let r: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["result"], "upgraded", "{out}");
+    assert_eq!(r[0]["from"], "1.0");
+    assert_eq!(r[0]["to"], "1.1");
+    e.wait_status("rg", "running", Duration::from_secs(60));
+    assert_ne!(
+        e.app("rg")["pid"].as_u64().unwrap(),
+        pid,
+        "stopped and started again"
+    );
+    assert_eq!(note_bodies(&e, "rg"), vec!["kept"]);
+
+    let err = e.fails(&["upgrade", "rb"]);
+    assert!(
+        err.contains("rb was not upgraded") && err.contains("exit status: 7"),
+        "{err}"
+    );
+    let rb = e.app("rb");
+    assert_eq!(rb["status"], "error");
+    assert!(rb["pid"].is_null(), "not started after a failed upgrade");
+    assert!(
+        rb["error"]
+            .as_str()
+            .unwrap()
+            .contains("the-upgrade-says-no"),
+        "the log excerpt is in the error: {rb}"
+    );
+    let out = e.hangar(&["upgrade", "--all"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("rb") && l.contains("failed")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("rg") && l.contains("up-to-date")),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 of"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn test_connection_reports_the_servers_reason_without_the_password() {
+    let e = TestEngine::start();
+    let good = pg();
+    let (status, v) = e.api(
+        reqwest::Method::POST,
+        "/db/test",
+        Some(serde_json::json!({ "url": good })),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    let bad = as_user(&pg(), "postgres", "wrong-password-123");
+    let (_, v) = e.api(
+        reqwest::Method::POST,
+        "/db/test",
+        Some(serde_json::json!({ "url": bad })),
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("password authentication failed"),
+        "the server's reason: {msg}"
+    );
+    assert!(!msg.contains("wrong-password-123"), "{msg}");
+    assert_eq!(e.list().len(), 1, "testing saves nothing");
+}

@@ -1,0 +1,228 @@
+//! Issue 8's protections, each with a test that fails without it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn environ(pid: u32) -> Vec<(String, String)> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let s = String::from_utf8_lossy(kv);
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn an_engine_killed_with_sigkill_leaves_nothing_behind_after_its_next_start() {
+    let mut e = TestEngine::start();
+    e.ok(&["create", "o1", "--start-mode", "with-main"]);
+    e.wait_status("o1", "running", Duration::from_secs(30));
+    let leader = e.app("o1")["pid"].as_u64().unwrap() as u32;
+    let (_, body) = e.get("/_app/o1/api/spawn?secs=600");
+    let grandchild = serde_json::from_str::<Value>(&body).unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(pid_alive(grandchild));
+
+    e.crash_engine();
+    // The parent-death signal ends the app itself…
+    wait_until(
+        "the app to end with its engine",
+        Duration::from_secs(15),
+        || !pid_alive(leader),
+    );
+    // …and the next engine ends what the app left in its group.
+    e.spawn();
+    wait_until(
+        "the orphaned grandchild to be ended",
+        Duration::from_secs(20),
+        || !pid_alive(grandchild),
+    );
+    e.wait_status("o1", "running", Duration::from_secs(30));
+    let new_leader = e.app("o1")["pid"].as_u64().unwrap() as u32;
+    assert_ne!(new_leader, leader);
+    assert!(
+        e.log_text("o1").contains("listening"),
+        "the with-main app is back"
+    );
+}
+
+#[test]
+fn a_process_that_reused_a_pid_is_never_taken_for_ours() {
+    // Our own test process stands in for an unrelated process whose pid an app once had.
+    let me = std::process::id();
+    let real = hangar::process::start_time(me).unwrap();
+    assert!(hangar::process::group_is_ours(me, real));
+    assert!(
+        !hangar::process::group_is_ours(me, real + 1),
+        "another start time: not ours"
+    );
+}
+
+#[test]
+fn a_damaged_registry_is_a_clear_error_and_is_left_as_it_was() {
+    let home = tempfile::tempdir().unwrap();
+    let garbage = b"this is not an SQLite database, and Hangar must not overwrite it".repeat(100);
+    std::fs::write(home.path().join("registry.db"), &garbage).unwrap();
+    let out = std::process::Command::new(hangar_bin())
+        .arg("--home")
+        .arg(home.path())
+        .args([
+            "serve",
+            "--proxy-port",
+            &free_port().to_string(),
+            "--api-port",
+            &free_port().to_string(),
+        ])
+        .env("HANGAR_DEMO_BIN", demo_bin())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("registry") && err.contains("cannot be opened"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(home.path().join("registry.db")).unwrap(),
+        garbage,
+        "never silently recreated"
+    );
+}
+
+#[test]
+fn a_bad_hangar_toml_is_an_error_naming_the_key() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("hangar.toml"),
+        "proxy_port = 13000\n[runtimes.x]\ncommand = [\"x\"]\nprefix = \"sideways\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(hangar_bin())
+        .arg("--home")
+        .arg(home.path())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hangar.toml")
+            && err.contains("prefix")
+            && err.contains("keep")
+            && err.contains("strip"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn every_app_gets_its_own_secret_and_never_the_token() {
+    let e = TestEngine::start();
+    e.ok(&["create", "k1"]);
+    e.ok(&["create", "k2"]);
+    e.ok(&["start", "k1"]);
+    e.ok(&["start", "k2"]);
+    let token = e.token();
+    let key = |name: &str| {
+        let pid = e.app(name)["pid"].as_u64().unwrap() as u32;
+        let env = environ(pid);
+        assert!(
+            !env.iter().any(|(_, v)| v.contains(&token)),
+            "the API token leaked into {name}'s environment"
+        );
+        env.into_iter()
+            .find(|(k, _)| k == "APP_KEY")
+            .map(|(_, v)| v)
+            .expect("APP_KEY set")
+    };
+    let (k1, k2) = (key("k1"), key("k2"));
+    assert!(k1.len() >= 32);
+    assert_ne!(k1, k2);
+}
+
+fn raw(port: u16, request: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[test]
+fn malformed_http_at_the_proxy_gets_4xx_and_the_proxy_keeps_serving() {
+    let e = TestEngine::start();
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Request smuggling shape: both Content-Length and Transfer-Encoding, with a second request
+    // hidden where a Content-Length reader would think the body ends. The proxy frames by
+    // Transfer-Encoding and closes the connection (RFC 9112 §6.1): the hidden request never runs.
+    let answer = raw(
+        e.proxy_port,
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        1,
+        "one answer, then the connection closed: {answer}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !e.log_text("main").contains("/smuggled"),
+        "the hidden request reached the app"
+    );
+    // A huge header block.
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    big.extend(b"\r\n\r\n");
+    let answer = raw(e.proxy_port, &big);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "huge headers refused: {answer:.80}"
+    );
+    // Garbage.
+    let answer = raw(e.proxy_port, b"\x16\x03\x01 not http at all\r\n\r\n");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer:.80}"
+    );
+    // Still serving.
+    let (status, _) = e.get("/_health");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_api_refuses_bad_json_with_the_reason() {
+    let e = TestEngine::start();
+    for body in [
+        "{",
+        "[]",
+        "{\"name\": 5}",
+        "{\"name\": \"ok1\", \"port\": \"eighty\"}",
+    ] {
+        let resp = e
+            .http
+            .post(format!("http://127.0.0.1:{}/api/v1/apps", e.api_port))
+            .bearer_auth(e.token())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body}");
+        let v: Value = resp.json().unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}: {v}"
+        );
+    }
+    assert_eq!(e.list().len(), 1, "nothing was created");
+}

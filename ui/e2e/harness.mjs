@@ -1,0 +1,134 @@
+// The end-to-end harness: a real `hangar serve` on a temporary home with free ports, and Debian's
+// Chromium driven by playwright-core. Nothing is mocked; a missing part fails loudly.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const UI_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const REPO = resolve(UI_DIR, '..');
+export const OUT = resolve(process.env.HANGAR_TEST_OUTPUT ?? join(REPO, 'test-output'));
+export const CHROMIUM = process.env.HANGAR_CHROMIUM ?? '/usr/bin/chromium';
+
+export function bins() {
+  const target = process.env.CARGO_TARGET_DIR ?? join(REPO, 'target');
+  const hangar = process.env.HANGAR_BIN ?? join(target, 'debug', 'hangar');
+  const demo = process.env.HANGAR_DEMO_BIN ?? join(target, 'debug', 'hangar-demo');
+  for (const [what, p] of [['hangar', hangar], ['hangar-demo', demo]]) {
+    if (!existsSync(p)) throw new Error(`${what} is missing at ${p}: build it first with \`cargo build --workspace\` (or set HANGAR_BIN / HANGAR_DEMO_BIN)`);
+  }
+  return { hangar, demo };
+}
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Start an engine; resolves once it printed its control-panel link. */
+export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
+  if (!existsSync(join(uiDir, 'index.html'))) throw new Error(`the UI is not built (${uiDir}); run \`npm run build\` in ui/`);
+  const { hangar, demo } = bins();
+  const home = mkdtempSync(join(tmpdir(), 'hangar-e2e-'));
+  const proxyPort = await freePort();
+  let apiPort = await freePort();
+  while (apiPort === proxyPort) apiPort = await freePort();
+  const env = { ...process.env, HANGAR_HOME: home, HANGAR_DEMO_BIN: demo, HANGAR_UI_DIR: uiDir, HANGAR_LOG: 'info' };
+  const child = spawn(hangar, ['serve', '--proxy-port', String(proxyPort), '--api-port', String(apiPort)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const loginUrl = await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`the engine printed no control-panel link within 30 s:\n${stderr}`)), 30000);
+    child.stderr.on('data', (d) => {
+      stderr += d.toString();
+      const m = stderr.match(/Control panel: (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`the engine exited (${code}) before it was ready:\n${stderr}`));
+    });
+  });
+  const base = `http://127.0.0.1:${apiPort}`;
+  // Wait until the API answers.
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${base}/`);
+      if (r.ok) break;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const cli = (...args) => {
+    const r = spawnSync(hangar, args, { env, encoding: 'utf8', timeout: 60000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    home,
+    apiPort,
+    proxyPort,
+    base,
+    loginUrl,
+    cli,
+    log: () => stderr,
+    token: () => cli('open', '--no-browser'),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            child.kill('SIGKILL');
+            r();
+          }, 20000);
+          child.once('exit', () => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A browser context on a fresh profile (playwright wants the profile as userDataDir). */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set HANGAR_CHROMIUM)`);
+  }
+  const profile = mkdtempSync(join(tmpdir(), 'hangar-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    acceptDownloads: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return context;
+}
+
+export function shot(page, name) {
+  mkdirSync(OUT, { recursive: true });
+  return page.screenshot({ path: join(OUT, `ui-${name}.png`), fullPage: true });
+}

@@ -1,0 +1,236 @@
+// End to end: a real engine, a real browser. Every page is screenshotted into test-output/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEngine, launchBrowser, shot } from './harness.mjs';
+
+let e, ctx, page;
+const pageErrors = [];
+const APP = 'e2e_app';
+
+before(async () => {
+  e = await startEngine();
+  ctx = await launchBrowser();
+  page = await ctx.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.setDefaultTimeout(20000);
+});
+
+after(async () => {
+  await ctx?.close();
+  await e?.stop();
+});
+
+const row = (name) => page.locator(`tr[data-app="${name}"]`);
+
+test('the printed link logs the browser in once, and the token stays out of reach', async () => {
+  const resp = await page.goto(e.loginUrl);
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.ok(resp.ok());
+  await page.locator('[data-testid="apps-table"]').waitFor();
+  const cookies = await ctx.cookies(`${e.base}/api/v1/apps`);
+  const c = cookies.find((x) => x.name === 'hangar_token');
+  assert.ok(c, 'the login set the cookie');
+  assert.equal(c.httpOnly, true);
+  assert.equal(c.sameSite, 'Strict');
+  assert.equal(await page.evaluate(() => document.cookie), '', 'the page cannot read the token');
+  // Single use.
+  const again = await fetch(e.loginUrl, { redirect: 'manual' });
+  assert.equal(again.status, 403);
+  // The empty state leads to "New sub-app".
+  await page.locator('[data-testid="empty-state"]').waitFor();
+  await row('main').waitFor();
+  await shot(page, 'apps-empty');
+});
+
+test('a browser without the cookie is told how to log in', async () => {
+  const r = await fetch(`${e.base}/api/v1/apps`);
+  assert.equal(r.status, 401);
+  // A persistent context has no siblings: clear its cookies and look again.
+  const p2 = await ctx.newPage();
+  await ctx.clearCookies();
+  await p2.goto(`${e.base}/`);
+  await p2.getByText('Log in to Hangar').waitFor();
+  await shot(p2, 'login-needed');
+  await p2.close();
+  // `hangar open` mints a fresh one-time link.
+  const open = e.cli('open', '--no-browser');
+  assert.equal(open.code, 0, open.stderr);
+  const link = open.stdout.trim();
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/login\?code=[0-9a-f]{32}$/);
+  await page.goto(link);
+  await page.locator('[data-testid="apps-table"]').waitFor();
+});
+
+test('create an app through the form; refusals appear beside their field', async () => {
+  // An app to collide with.
+  const taken = e.cli('create', 'e2e_taken');
+  assert.equal(taken.code, 0, taken.stderr);
+  await page.getByTestId('new-app').click();
+  const name = page.locator('#f-name');
+  await name.waitFor();
+  assert.match(await name.inputValue(), /^a_[a-z0-9]{6}$/, 'a generated name');
+  const msg = page.getByTestId('name-message');
+  // Refused by the rule, as you type.
+  await name.fill('Shop');
+  await assert.doesNotReject(msg.filter({ hasText: 'does not start with a lowercase letter' }).waitFor());
+  assert.equal(await page.getByTestId('submit').isDisabled(), true);
+  await shot(page, 'form-refused-name');
+  // Refused by the engine: the name is taken.
+  await name.fill('e2e_taken');
+  await msg.filter({ hasText: 'already exists' }).waitFor();
+  // Refused by the engine on submit: the proxy's port.
+  await name.fill(APP);
+  await msg.filter({ hasText: 'Available' }).waitFor();
+  await page.locator('#f-display').fill('E2E shop');
+  await page.getByLabel('With main').check();
+  await page.locator('#f-port').fill(String(e.proxyPort));
+  await page.getByLabel('Pin to the menu').check();
+  await page.getByRole('button', { name: 'Add a variable' }).click();
+  await page.getByLabel('Variable name 1').fill('GREETING');
+  await page.getByLabel('Value of variable 1').fill('hello');
+  await page.getByTestId('submit').click();
+  const portMsg = page.getByTestId('port-message');
+  await portMsg.filter({ hasText: String(e.proxyPort) }).waitFor();
+  assert.equal(await page.locator('#f-port').getAttribute('aria-invalid'), 'true');
+  await shot(page, 'form-refused-port');
+  // Fix it and create.
+  await page.locator('#f-port').fill('');
+  await page.getByTestId('submit').click();
+  await row(APP).waitFor();
+  assert.equal(new URL(page.url()).hash, '#/');
+});
+
+test('the new app starts, its CPU and memory appear live, and it is pinned in the top bar', async () => {
+  await row(APP).locator('[data-status="running"]').waitFor({ timeout: 60000 });
+  // CPU and memory figures arrive without a reload.
+  await page.waitForFunction((n) => {
+    const r = document.querySelector(`tr[data-app="${n}"]`);
+    return r && /\d/.test(r.querySelector('[data-testid="cpu"]').textContent) && /MiB|KiB|GiB/.test(r.querySelector('[data-testid="mem"]').textContent);
+  }, APP, { timeout: 30000 });
+  await page.locator('nav[aria-label="Pinned apps"]').getByText('E2E shop').waitFor();
+  await shot(page, 'apps');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(21, 24, 29)', 'dark follows the system');
+  await shot(page, 'apps-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  const v = JSON.parse(e.cli('status', APP, '--json').stdout);
+  assert.equal(v.pinned, true);
+  assert.equal(v.display_name, 'E2E shop');
+});
+
+test('the detail page shows live charts and the app’s figures', async () => {
+  await row(APP).getByRole('link', { name: 'E2E shop' }).click();
+  await page.getByRole('heading', { name: 'E2E shop' }).waitFor();
+  await page.waitForFunction(() => /MiB|KiB/.test(document.querySelector('[data-testid="detail-mem"]')?.textContent ?? ''));
+  assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
+  await page.waitForTimeout(2500); // a few samples on the chart
+  await shot(page, 'detail');
+});
+
+test('edit changes the display name, and the list follows', async () => {
+  await page.goto(`${e.base}/#/apps/${APP}/edit`);
+  const display = page.locator('#f-display');
+  await display.waitFor();
+  await page.waitForFunction(() => document.querySelector('#f-display')?.value === 'E2E shop');
+  await shot(page, 'edit');
+  await display.fill('E2E store');
+  await page.getByTestId('submit').click();
+  await page.getByRole('heading', { name: 'E2E store' }).waitFor();
+});
+
+test('the log viewer shows a request to the app as it happens, and finds it', async () => {
+  await page.goto(`${e.base}/#/logs/${APP}`);
+  await page.getByTestId('log-conn').filter({ hasText: 'following' }).waitFor();
+  const marker = `e2e-marker-${Date.now()}`;
+  const r = await fetch(`http://127.0.0.1:${e.proxyPort}/_app/${APP}/${marker}`);
+  assert.ok(r.status > 0);
+  const lines = page.getByTestId('log-lines');
+  await lines.getByText(marker).waitFor({ timeout: 10000 });
+  // Search highlights it; next/previous step to it.
+  await page.getByTestId('search').fill(marker);
+  await page.getByTestId('match-count').filter({ hasText: '1 match' }).waitFor();
+  await page.getByTestId('next').click();
+  await page.getByTestId('match-count').filter({ hasText: '1 of 1' }).waitFor();
+  assert.ok((await lines.locator('mark').count()) >= 1, 'the match is highlighted');
+  // Hiding stdout hides it (the demo app logs requests on stdout).
+  await page.getByTestId('show-out').uncheck();
+  await page.getByTestId('match-count').filter({ hasText: '0 matches' }).waitFor();
+  await page.getByTestId('show-out').check();
+  await page.getByTestId('search').fill('');
+  await shot(page, 'logs');
+  // Pause holds new lines back; resume shows them.
+  await page.getByTestId('pause').click();
+  const held = `e2e-held-${Date.now()}`;
+  await fetch(`http://127.0.0.1:${e.proxyPort}/_app/${APP}/${held}`);
+  await page.getByTestId('pause').filter({ hasText: /Resume \(\d+ new\)/ }).waitFor();
+  assert.equal(await lines.getByText(held).count(), 0);
+  await page.getByTestId('pause').click();
+  await lines.getByText(held).waitFor();
+});
+
+test('stop it from the list', async () => {
+  await page.goto(`${e.base}/#/`);
+  await row(APP).getByRole('button', { name: `Stop ${APP}` }).click();
+  await row(APP).locator('[data-status="stopped"]').waitFor({ timeout: 30000 });
+  assert.equal(JSON.parse(e.cli('status', APP, '--json').stdout).status, 'stopped');
+});
+
+test('delete it with its database: the name must be typed, and the dialog says what was dropped', async () => {
+  const dataDir = join(e.home, 'apps', APP);
+  assert.ok(existsSync(dataDir), 'the app has a data folder');
+  await row(APP).getByRole('button', { name: `Delete ${APP}` }).click();
+  const dialog = page.getByTestId('delete-dialog');
+  await dialog.waitFor();
+  await dialog.getByTestId('drop-db').check();
+  const confirm = dialog.getByTestId('confirm-delete');
+  assert.equal(await confirm.isDisabled(), true, 'not before the name is typed');
+  await dialog.getByTestId('confirm-name').fill('e2e_ap');
+  assert.equal(await confirm.isDisabled(), true);
+  await dialog.getByTestId('confirm-name').fill(APP);
+  await shot(page, 'delete-dialog');
+  await confirm.click();
+  await dialog.getByTestId('dropped').waitFor();
+  const dropped = await dialog.getByTestId('dropped').textContent();
+  assert.match(dropped, /SQLite database/);
+  assert.match(dropped, /data folder/);
+  await shot(page, 'delete-done');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await row(APP).waitFor({ state: 'detached' });
+  assert.equal(existsSync(dataDir), false, 'its data folder is gone');
+  const list = JSON.parse(e.cli('list', '--json').stdout);
+  assert.equal(list.some((a) => a.name === APP), false);
+});
+
+test('the UI is served with the right types, an SPA fallback and no way out of its folder', async () => {
+  const idx = await fetch(`${e.base}/logs/${APP}`);
+  assert.equal(idx.status, 200);
+  assert.match(idx.headers.get('content-type'), /text\/html/);
+  const html = await idx.text();
+  const js = html.match(/src="([^"]+\.js)"/)[1];
+  const asset = await fetch(new URL(js, e.base));
+  assert.match(asset.headers.get('content-type'), /javascript/);
+  assert.equal((await fetch(`${e.base}/assets/nope.js`)).status, 404);
+  assert.equal((await fetch(`${e.base}/api/v1/no-such-route`)).status, 404);
+  for (const p of ['/%2e%2e/%2e%2e/etc/passwd', '/assets/..%2f..%2f..%2fetc%2fpasswd']) {
+    const t = await (await fetch(`${e.base}${p}`)).text();
+    assert.doesNotMatch(t, /root:/, p);
+  }
+  // The path form of a route opens the same page.
+  await page.goto(`${e.base}/logs/main`);
+  await page.getByTestId('log-conn').waitFor();
+  assert.equal(new URL(page.url()).hash, '#/logs/main');
+});
+
+test('the proxy never hands the token cookie to an app', async () => {
+  const r = await fetch(`http://127.0.0.1:${e.proxyPort}/api/headers`, { headers: { Cookie: 'a=1; hangar_token=not-for-apps; b=2' } });
+  assert.equal(r.status, 200);
+  const body = await r.text();
+  assert.match(body, /a=1/);
+  assert.doesNotMatch(body, /not-for-apps/);
+});
+
+test('no script error on any page', () => {
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,177 @@
+// The live state every page reads: the engine, the apps (kept current by the event stream), host
+// usage, and a short history of each app's CPU and memory for sparklines and the live chart.
+
+import * as api from './api';
+import type { AppView, EngineInfo, HostUsage, MetricMark } from './api';
+import { SampleRing } from './samples';
+
+const SPARK_SAMPLES = 300; // 5 minutes at 1 Hz
+const POLL_MS = 2000;
+
+class Store {
+  engine = $state<EngineInfo | null>(null);
+  apps = $state<AppView[]>([]);
+  host = $state<HostUsage | null>(null);
+  /** The event stream is connected. */
+  connected = $state(false);
+  /** The engine refused us (no cookie): the page shows how to log in. */
+  unauthorized = $state(false);
+  loaded = $state(false);
+  lastError = $state<string | null>(null);
+  /** Bumped whenever samples change, so charts redraw. */
+  tick = $state(0);
+  /** How live usage arrives: the PLANNED metrics stream, or polling the app list. */
+  usageSource = $state<'stream' | 'poll' | 'none'>('none');
+
+  readonly samples = new Map<string, SampleRing>();
+  readonly hostSamples = new SampleRing(SPARK_SAMPLES);
+  readonly marks = new Map<string, MetricMark[]>();
+  private started = false;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private hostMissing = false;
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    void this.init();
+  }
+
+  private async init() {
+    try {
+      this.engine = await api.engine();
+      this.unauthorized = false;
+    } catch (e) {
+      if (e instanceof api.ApiError && e.status === 401) {
+        this.unauthorized = true;
+        this.loaded = true;
+        return;
+      }
+      this.lastError = (e as Error).message;
+    }
+    if (this.engine?.host) this.host = this.engine.host;
+    api.events({
+      open: () => {
+        this.connected = true;
+        this.lastError = null;
+        void this.refresh();
+      },
+      error: (status, message) => {
+        this.connected = false;
+        if (status === 401) this.unauthorized = true;
+        else this.lastError = `lost the engine's events (${message}); reconnecting…`;
+      },
+      app: (v) => this.upsert(v),
+      removed: (name) => this.remove(name),
+      resync: () => void this.refresh(),
+    });
+    api.metricsStream(
+      (s) => {
+        this.usageSource = 'stream';
+        const now = Date.now() / 1000;
+        if (s.host) {
+          this.host = s.host;
+          this.hostSamples.push(now, s.host.cpu_percent, s.host.memory_used_bytes);
+        }
+        for (const a of s.apps) {
+          const i = this.apps.findIndex((x) => x.name === a.name);
+          if (i >= 0) {
+            this.apps[i].cpu_percent = a.cpu_percent;
+            this.apps[i].memory_bytes = a.memory_bytes;
+          }
+          this.sample(a.name, now, a.cpu_percent, a.memory_bytes);
+        }
+        this.tick++;
+      },
+      () => this.startPolling(),
+    );
+  }
+
+  /** Without a metrics stream, CPU and memory are refreshed by reading the list every 2 s. */
+  private startPolling() {
+    this.usageSource = 'poll';
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(() => {
+      if (document.visibilityState === 'hidden') return;
+      void this.refresh();
+      void this.refreshHost();
+    }, POLL_MS);
+    void this.refreshHost();
+  }
+
+  private async refreshHost() {
+    if (this.hostMissing) return;
+    try {
+      const h = await api.hostUsage();
+      if (h === null) {
+        this.hostMissing = true;
+        return;
+      }
+      this.host = h;
+      this.hostSamples.push(Date.now() / 1000, h.cpu_percent, h.memory_used_bytes);
+    } catch {
+      /* keep the last figure */
+    }
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const list = await api.listApps();
+      const now = Date.now() / 1000;
+      for (const v of list) this.observe(v, now);
+      this.apps = list;
+      this.loaded = true;
+      this.tick++;
+    } catch (e) {
+      if (e instanceof api.ApiError && e.status === 401) this.unauthorized = true;
+      else this.lastError = (e as Error).message;
+    }
+  }
+
+  private sample(name: string, t: number, cpu: number | null, mem: number | null) {
+    let r = this.samples.get(name);
+    if (!r) {
+      r = new SampleRing(SPARK_SAMPLES);
+      this.samples.set(name, r);
+    }
+    r.push(t, cpu, mem);
+  }
+
+  /** Note a view: its usage as a sample, and restarts or crashes as marks. */
+  private observe(v: AppView, now: number) {
+    const prev = this.apps.find((x) => x.name === v.name);
+    if (v.status === 'running' && (v.cpu_percent != null || v.memory_bytes != null)) this.sample(v.name, now, v.cpu_percent, v.memory_bytes);
+    else if (v.status !== 'running') this.sample(v.name, now, null, null);
+    if (prev) {
+      const add = (kind: string, detail?: string) => {
+        const list = this.marks.get(v.name) ?? [];
+        list.push({ t: now, kind, detail });
+        if (list.length > 200) list.shift();
+        this.marks.set(v.name, list);
+      };
+      if ((v.status === 'backoff' || v.status === 'error') && prev.status !== v.status) add('crash', v.error ?? undefined);
+      else if (v.restarts > prev.restarts) add('restart');
+      else if (v.status === 'running' && prev.status !== 'running') add('start');
+      else if (v.status === 'stopped' && prev.status !== 'stopped') add('stop');
+    }
+  }
+
+  upsert(v: AppView): void {
+    this.observe(v, Date.now() / 1000);
+    const i = this.apps.findIndex((x) => x.name === v.name);
+    if (i >= 0) this.apps[i] = v;
+    else this.apps = [...this.apps, v];
+    this.tick++;
+  }
+
+  remove(name: string): void {
+    this.apps = this.apps.filter((a) => a.name !== name);
+    this.samples.delete(name);
+    this.marks.delete(name);
+  }
+
+  app(name: string): AppView | undefined {
+    return this.apps.find((a) => a.name === name);
+  }
+}
+
+export const store = new Store();
