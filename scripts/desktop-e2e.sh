@@ -38,7 +38,7 @@ HANGAR=${HANGAR_BIN:-$TARGET/debug/hangar}
 
 export E2E_OUT=$ROOT/test-output/desktop
 mkdir -p "$E2E_OUT"
-rm -f "$E2E_OUT"/*.png
+rm -f "$E2E_OUT"/*.png "$E2E_OUT"/run.log
 
 WORK=$(mktemp -d /tmp/hangar-desktop-e2e.XXXXXX)
 cleanup() {
@@ -63,13 +63,24 @@ printf 'proxy_port = %s\napi_port = %s\n' "$E2E_PROXY_PORT" "$E2E_API_PORT" > "$
 for _ in $(seq 1 300); do [ -f "$HANGAR_HOME/engine.json" ] || break; sleep 0.1; done
 [ ! -f "$HANGAR_HOME/engine.json" ] || die "the CLI's engine did not stop"
 
-# The built-in pages until ui/ is served by the engine (their selectors are what this test uses).
-export HANGAR_BUILTIN_UI=1
+# Which control panel the windows show: `engine` (ui/, served by the engine; the default) or
+# `builtin` (the pages inside the shell, used when ui/ is not built).
+export E2E_UI=${E2E_UI:-engine}
+case "$E2E_UI" in
+  engine)
+    if [ -z "${HANGAR_UI_DIR:-}" ] && [ "$HANGAR_DESKTOP_BIN" = "$TARGET/debug/hangar-desktop" ]; then
+      [ -f "$ROOT/ui/dist/index.html" ] \
+        || die "ui/dist is missing: build the control panel (npm --prefix ui ci && npm --prefix ui run build), or run with E2E_UI=builtin"
+      export HANGAR_UI_DIR=$ROOT/ui/dist
+    fi ;;
+  builtin) export HANGAR_BUILTIN_UI=1 ;;
+  *) die "E2E_UI is $E2E_UI; accepted: engine, builtin" ;;
+esac
 # Release the hidden main window's webview quickly, so the test sees it happen.
 export HANGAR_RELEASE_AFTER=5
 export HANGAR_LOG=${HANGAR_LOG:-info}
 
-echo "desktop-e2e: home $HANGAR_HOME, proxy $E2E_PROXY_PORT, API $E2E_API_PORT, logs in $E2E_OUT"
+echo "desktop-e2e: $E2E_UI control panel, home $HANGAR_HOME, proxy $E2E_PROXY_PORT, API $E2E_API_PORT, logs in $E2E_OUT"
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   bash "$ROOT/scripts/e2e/inside-x.sh" "$TAURI_DRIVER" 2>&1 | tee "$E2E_OUT/run.log"
 exit "${PIPESTATUS[0]}"

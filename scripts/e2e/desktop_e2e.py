@@ -17,6 +17,7 @@ HOME = os.environ["HANGAR_HOME"]
 OUT = os.environ["E2E_OUT"]
 PROXY = int(os.environ["E2E_PROXY_PORT"])
 API = int(os.environ["E2E_API_PORT"])
+UI = os.environ.get("E2E_UI", "engine")  # engine: ui/ served by the engine; builtin: the shell's pages
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 sid = None
@@ -28,8 +29,11 @@ def log(msg):
 
 
 def screenshot(name):
+    """The whole display: the windows and the tray. Taken after a moment, as Xvfb paints after
+    the DOM changed. (WebDriver's own screenshot command brings WebKitWebDriver down here.)"""
     global shots
     shots += 1
+    time.sleep(1)
     path = os.path.join(OUT, f"{shots:02d}-{name}.png")
     subprocess.run(["import", "-window", "root", path], check=False)
     log(f"screenshot {path}")
@@ -54,6 +58,8 @@ def http(method, url, body=None, headers=None, timeout=60):
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        raise RuntimeError(f"{method} {url}: {e}") from e
 
 
 def wd(method, path, body=None):
@@ -168,6 +174,9 @@ def main():
     wait("the main window to list main and blog",
          lambda: find('tr[data-app="main"]') and find('tr[data-app="blog"]'))
     shell = invoke("shell_info")
+    log(f"the window shows the {shell['ui']['kind']} control panel")
+    if shell["ui"]["kind"] != UI:
+        fail(f"expected the {UI} control panel in the window, got {shell['ui']}")
     if shell["mode"] != "in-process":
         fail(f"expected the engine hosted in-process, got {shell['mode']}")
     if not shell["tray"]["available"]:
@@ -176,8 +185,8 @@ def main():
     screenshot("main-window")
 
     # 2. Starting an app from the window works.
-    click('tr[data-app="blog"] button[data-action="start"]')
-    wait("blog to show running", lambda: find('tr[data-app="blog"][data-status="running"]'))
+    click('tr[data-app="blog"] button[aria-label="Start blog"]')
+    wait("blog to show running", lambda: find('tr[data-app="blog"] [data-status="running"]'))
     status, _ = proxy_get("/_app/blog/api/info")
     if status != 200:
         fail(f"blog through the proxy answered {status}")
@@ -185,17 +194,20 @@ def main():
 
     # 3. The log window opens and shows a line made by requesting the app.
     marker = f"e2e-marker-{os.getpid()}"
-    click('tr[data-app="blog"] button[data-action="logs"]')
+    click('tr[data-app="blog"] [aria-label="Logs of blog"]')
     wait("a second window", lambda: len(handles()) == 2)
     logs_handle = next(h for h in handles() if h != main_handle)
     proxy_get(f"/_app/blog/{marker}")
     switch(logs_handle)
     wait("the marker line in the log window",
-         lambda: marker in (js("return document.getElementById('lines').textContent") or ""))
+         lambda: marker in (js("const e = document.querySelector('[data-testid=\"log-lines\"]');"
+                               " return e ? e.textContent : ''") or ""))
     screenshot("log-window")
     # "Logs" again reuses the window.
     switch(main_handle)
-    click('tr[data-app="blog"] button[data-action="logs"]')
+    if find('tr[data-app="blog"]') is None:
+        fail("the main window no longer shows the apps after Logs was clicked")
+    click('tr[data-app="blog"] [aria-label="Logs of blog"]')
     time.sleep(0.5)
     if len(handles()) != 2:
         fail(f"a second Logs click opened another window: {handles()}")
@@ -229,7 +241,7 @@ def main():
     main_handle = next(h for h in handles() if h != logs_handle)
     switch(main_handle)
     wait("the rebuilt window to list blog running",
-         lambda: find('tr[data-app="blog"][data-status="running"]'))
+         lambda: find('tr[data-app="blog"] [data-status="running"]'))
     if not alive(desktop_pid):
         fail("the first instance exited")
     screenshot("main-window-rebuilt")
@@ -243,9 +255,8 @@ def main():
     script = ("const done = arguments[arguments.length - 1];"
               "window.__TAURI__.core.invoke('tray_action', {id: 'quit'}); done(true);")
     wd("POST", s("/execute/async"), {"script": script, "args": []})
-    time.sleep(0.3)
-    screenshot("quitting")
     wait("the desktop app to exit", lambda: not alive(desktop_pid), timeout=90)
+    screenshot("after-quit")
     left = {p: group_members(p) for p in pids}
     left = {p: m for p, m in left.items() if m or alive(p)}
     if left:
@@ -262,4 +273,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit:
+        raise
+    except Exception as e:  # one loud line (and a screenshot), not a bare traceback
+        fail(f"{type(e).__name__}: {e}")

@@ -333,6 +333,9 @@ impl Backend {
                     let _ = serve.await;
                 }
                 l.engine.registry.close().await;
+                // The engine's lock goes with the process; its address file is removed when the
+                // engine is dropped, which an exiting GUI process never gets to do.
+                let _ = std::fs::remove_file(l.engine.home.engine_file());
             }
             Backend::Remote(r) => {
                 let mut changes = self.changes().await.ok();

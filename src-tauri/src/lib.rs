@@ -91,8 +91,8 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             } = launch;
             tracing::info!(tray = tray.available, "tray: {}", tray.why);
             let backend = tauri::async_runtime::block_on(Backend::open(home, overrides))?;
-            // The engine's own control panel (its API origin, exactly) may ask the shell for a
-            // native log window and its facts; nothing else, and no other origin.
+            // The engine's own control panel (its API origin exactly, no other) may use the
+            // shell's windows and tray actions: nothing it could not already do through the API.
             app.add_capability(
                 tauri::ipc::CapabilityBuilder::new("engine-ui")
                     .remote(format!("http://127.0.0.1:{}/*", backend.api_port()))
@@ -101,7 +101,10 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                     .permission("core:event:default")
                     .permission("allow-shell-info")
                     .permission("allow-open-logs")
-                    .permission("allow-show-main"),
+                    .permission("allow-show-main")
+                    .permission("allow-tray-model")
+                    .permission("allow-tray-action")
+                    .permission("allow-quit"),
             )?;
             let hidden = options.hidden;
             let shell = Shell::new(backend, options, tray);

@@ -26,11 +26,12 @@ use crate::tray::{self, TrayProbe};
 pub const MAIN_WINDOW: &str = "main";
 /// Log viewer windows are labelled `logs-<app name>` (app names are valid labels).
 pub const LOG_WINDOW_PREFIX: &str = "logs-";
-/// The control panel's log viewer route on the engine's UI origin; `{name}` is the app.
-/// Keep it in step with ui/ (the one place to change it).
-pub const LOG_ROUTE: &str = "/#/logs/{name}";
-/// The cookie the engine's API accepts from the UI (see src/api.rs `guard`).
-pub const TOKEN_COOKIE: &str = "hangar_token";
+/// The control panel's log viewer route on the engine's UI origin; `{name}` is the app, and
+/// `?bare` drops the top bar for a window of its own. Keep it in step with ui/ (the one place
+/// to change it).
+pub const LOG_ROUTE: &str = "/#/logs/{name}?bare";
+/// Injected into the shell's windows: log links of the engine's UI open native log windows.
+const ENGINE_UI_SCRIPT: &str = include_str!("engine_ui.js");
 /// Events the shell sends to its windows.
 pub const EVENT_APPS: &str = "hangar://apps";
 pub const EVENT_QUIT: &str = "hangar://quit-progress";
@@ -209,10 +210,6 @@ impl Shell {
         };
         let html = http
             .get(format!("{origin}/"))
-            .header(
-                "cookie",
-                format!("{TOKEN_COOKIE}={}", self.backend.token()),
-            )
             .send()
             .await
             .ok()
@@ -411,7 +408,7 @@ pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         return Ok(());
     }
     let target = sh.ui_target().await;
-    let w = WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::App("index.html".into()))
+    let w = window_builder(app, MAIN_WINDOW, WebviewUrl::App("index.html".into()))
         .title("Hangar")
         .inner_size(1100.0, 720.0)
         .min_inner_size(480.0, 320.0)
@@ -422,8 +419,57 @@ pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Log the webview in (the API's HttpOnly cookie, set natively: the token never reaches a page)
-/// and load the engine's UI.
+/// A window of the shell: log links and pop-ups of the engine's UI become native log windows,
+/// other links (an app's URL) open in the system's browser, never inside the shell.
+fn window_builder<'a, R: Runtime>(
+    app: &'a AppHandle<R>,
+    label: &str,
+    url: WebviewUrl,
+) -> WebviewWindowBuilder<'a, R, AppHandle<R>> {
+    let handle = app.clone();
+    WebviewWindowBuilder::new(app, label, url)
+        .initialization_script(ENGINE_UI_SCRIPT)
+        .on_new_window(move |url, _features| {
+            let logs = url
+                .fragment()
+                .and_then(|f| f.strip_prefix("/logs/"))
+                .map(|rest| rest.split(['?', '/']).next().unwrap_or("").to_string());
+            match logs {
+                Some(name) if !name.is_empty() => {
+                    let app = handle.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Err(e) = open_logs(&app, &name).await {
+                            tracing::warn!("log window for {name}: {e}");
+                        }
+                    });
+                }
+                _ if matches!(url.scheme(), "http" | "https") => open_in_browser(url.as_str()),
+                _ => tracing::warn!("not opening {url}"),
+            }
+            tauri::webview::NewWindowResponse::Deny
+        })
+}
+
+/// Hand a URL to the desktop's browser (`xdg-open`), detached.
+fn open_in_browser(url: &str) {
+    match std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            // Reap it when it ends; xdg-open returns as soon as the browser has the URL.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::warn!("cannot run xdg-open for {url}: {e}"),
+    }
+}
+
+/// Log the webview in (the API's HttpOnly cookie, set natively as `/login` would: the token
+/// never reaches a page, and needs no one-time code, so any window can log itself in) and load
+/// the engine's UI.
 fn open_engine_ui<R: Runtime>(
     app: &AppHandle<R>,
     w: &tauri::WebviewWindow<R>,
@@ -433,14 +479,37 @@ fn open_engine_ui<R: Runtime>(
     let WebviewUrl::External(url) = url else {
         return Ok(());
     };
-    let cookie = tauri::webview::Cookie::build((TOKEN_COOKIE, sh.backend.token().to_string()))
-        .domain("127.0.0.1")
-        .path("/")
+    let cookie = tauri::webview::Cookie::build((
+        hangar::ui_server::COOKIE,
+        sh.backend.token().to_string(),
+    ))
+    .domain("127.0.0.1")
+    .path("/api/v1")
         .http_only(true)
         .same_site(tauri::webview::cookie::SameSite::Strict)
         .build();
     w.set_cookie(cookie)?;
+    if let Some(lang) = webview_language() {
+        w.with_webview(move |pw| {
+            use webkit2gtk::{WebContextExt, WebViewExt};
+            if let Some(ctx) = pw.inner().context() {
+                ctx.set_preferred_languages(&[lang]);
+            }
+        })?;
+    }
     w.navigate(url.clone())
+}
+
+/// Under the C/POSIX locale (CI, containers, `LANG=C.UTF-8`) WebKitGTK gives pages the language
+/// `c`, which `Intl` rejects ("invalid language tag"), breaking pages that format numbers: name a
+/// real language then. Any real locale is left to WebKit.
+pub fn webview_language() -> Option<&'static str> {
+    let ctype = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default();
+    let base = ctype.split(['.', '@']).next().unwrap_or("");
+    matches!(base, "" | "C" | "POSIX").then_some("en-US")
 }
 
 /// Hide the main window; release its webview after `release_after` if it stays hidden.
@@ -503,7 +572,7 @@ pub async fn open_logs<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<Str
         return Ok(label);
     }
     let target = sh.ui_target().await;
-    let w = WebviewWindowBuilder::new(app, &label, UiTarget::Builtin.logs_url(name))
+    let w = window_builder(app, &label, UiTarget::Builtin.logs_url(name))
         .title(format!("Hangar — logs of {name}"))
         .inner_size(960.0, 600.0)
         .build()
