@@ -67,7 +67,9 @@ impl Backend {
         if !home.engine_running() {
             match Engine::open(home.clone(), overrides).await {
                 Ok(engine) => return Backend::host(engine).await,
-                Err(EngineError::Home(HomeError::Taken { .. } | HomeError::TakenUnknown { .. })) => {
+                Err(EngineError::Home(
+                    HomeError::Taken { .. } | HomeError::TakenUnknown { .. },
+                )) => {
                     // Another engine won the race for this home: use it.
                 }
                 Err(e) => return Err(e.into()),
@@ -113,7 +115,9 @@ impl Backend {
             if tokio::time::Instant::now() > deadline {
                 serve.abort();
                 engine.shutdown().await;
-                return Err(BackendError::Serve(format!("the API at {api} did not answer")));
+                return Err(BackendError::Serve(format!(
+                    "the API at {api} did not answer"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -248,10 +252,7 @@ impl Backend {
     }
 
     /// An app's new log lines, live. A viewer that falls behind gets one line saying so.
-    pub async fn follow(
-        &self,
-        name: &str,
-    ) -> Result<BoxStream<'static, LogLine>, BackendError> {
+    pub async fn follow(&self, name: &str) -> Result<BoxStream<'static, LogLine>, BackendError> {
         match self {
             Backend::Local(l) => {
                 l.engine.view(name).await?;
@@ -279,7 +280,8 @@ impl Backend {
                     .stream(&format!("/apps/{name}/logs/follow"))
                     .await?;
                 Ok(s.filter_map(|item| async move {
-                    item.ok().and_then(|d| serde_json::from_str::<LogLine>(&d).ok())
+                    item.ok()
+                        .and_then(|d| serde_json::from_str::<LogLine>(&d).ok())
                 })
                 .boxed())
             }
@@ -343,8 +345,7 @@ impl Backend {
                 let deadline = tokio::time::Instant::now() + QUIT_WAIT;
                 if let Some(changes) = changes.as_mut() {
                     // The event stream ends when the engine exits.
-                    while let Ok(Some(())) =
-                        tokio::time::timeout_at(deadline, changes.next()).await
+                    while let Ok(Some(())) = tokio::time::timeout_at(deadline, changes.next()).await
                     {
                         if let Ok(apps) = self.list().await {
                             progress(QuitProgress {

@@ -22,12 +22,15 @@ type Res<T> = Result<T, String>;
 /// The shell's facts: engine mode and ports, tray, UI target, and the main window's state
 /// (`visible`, `hidden`, or `released` when its webview was let go).
 #[tauri::command]
-pub async fn shell_info<R: Runtime>(app: AppHandle<R>, sh: State<'_, Arc<Shell>>) -> Res<ShellInfo> {
+pub async fn shell_info<R: Runtime>(
+    app: AppHandle<R>,
+    sh: State<'_, Arc<Shell>>,
+) -> Res<ShellInfo> {
     let mut info = sh.info().await;
     info.main_window = match app.get_webview_window(shell::MAIN_WINDOW) {
         None => "released",
-        Some(w) if w.is_visible().unwrap_or(false) => "visible",
-        Some(_) => "hidden",
+        Some(_) if sh.main_hidden() => "hidden",
+        Some(_) => "visible",
     };
     Ok(info)
 }
@@ -54,7 +57,11 @@ pub async fn open_logs<R: Runtime>(app: AppHandle<R>, name: String) -> Res<Strin
 }
 
 #[tauri::command]
-pub async fn log_tail(sh: State<'_, Arc<Shell>>, name: String, n: Option<usize>) -> Res<Vec<LogLine>> {
+pub async fn log_tail(
+    sh: State<'_, Arc<Shell>>,
+    name: String,
+    n: Option<usize>,
+) -> Res<Vec<LogLine>> {
     sh.backend
         .log_tail(&name, n.unwrap_or(500))
         .await

@@ -287,8 +287,7 @@ pub fn main_entry() -> i32 {
                 .args(autostart_args(&args))
                 .build(),
         );
-    let app = match install(builder, launch).build(tauri::generate_context!("../tauri.conf.json"))
-    {
+    let app = match install(builder, launch).build(tauri::generate_context!("../tauri.conf.json")) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("hangar-desktop: {e}");

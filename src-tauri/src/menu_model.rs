@@ -200,7 +200,11 @@ fn app_entry(app: &AppItem) -> Entry {
                 "Start",
                 can_start(&app.status),
             ),
-            item(Action::Stop(app.name.clone()), "Stop", can_stop(&app.status)),
+            item(
+                Action::Stop(app.name.clone()),
+                "Stop",
+                can_stop(&app.status),
+            ),
             item(Action::Logs(app.name.clone()), "Logs", true),
         ],
     }
@@ -221,11 +225,7 @@ pub fn tooltip(state: &TrayState) -> String {
     if let Some(e) = &state.engine_error {
         return format!("Hangar — engine unreachable: {e}");
     }
-    let running = state
-        .apps
-        .iter()
-        .filter(|a| a.status == "running")
-        .count();
+    let running = state.apps.iter().filter(|a| a.status == "running").count();
     let errors = state.apps.iter().filter(|a| a.status == "error").count();
     let mut s = format!("Hangar — {running} of {} apps running", state.apps.len());
     if errors > 0 {
@@ -444,10 +444,7 @@ mod tests {
             ..TrayState::default()
         };
         let m = build(&s);
-        assert_eq!(
-            labels(&m.entries),
-            vec!["Quitting: stopping 1 of 3 apps…"]
-        );
+        assert_eq!(labels(&m.entries), vec!["Quitting: stopping 1 of 3 apps…"]);
         assert!(!enabled(&m, "quitting"));
     }
 
@@ -497,7 +494,10 @@ mod tests {
     #[test]
     fn every_id_round_trips_and_junk_is_refused() {
         let m = build(&TrayState {
-            apps: vec![app("main", "running", false), app("my-app_2", "stopped", true)],
+            apps: vec![
+                app("main", "running", false),
+                app("my-app_2", "stopped", true),
+            ],
             autostart: true,
             ..TrayState::default()
         });
@@ -519,7 +519,15 @@ mod tests {
                 assert_eq!(a.id(), id);
             }
         }
-        for junk in ["", "start", "start:", "start:Bad", "launch:a", "logs:../x", "quit "] {
+        for junk in [
+            "",
+            "start",
+            "start:",
+            "start:Bad",
+            "launch:a",
+            "logs:../x",
+            "quit ",
+        ] {
             assert_eq!(Action::parse(junk), None, "{junk:?}");
         }
     }

@@ -124,8 +124,12 @@ mod tests {
     #[test]
     fn old_errors_are_not_news() {
         let mut w = Watcher::new();
-        assert!(w.observe(&[a("x", "error", 0), a("y", "backoff", 5)]).is_empty());
-        assert!(w.observe(&[a("x", "error", 0), a("y", "backoff", 6)]).is_empty());
+        assert!(w
+            .observe(&[a("x", "error", 0), a("y", "backoff", 5)])
+            .is_empty());
+        assert!(w
+            .observe(&[a("x", "error", 0), a("y", "backoff", 6)])
+            .is_empty());
     }
 
     #[test]
@@ -139,7 +143,10 @@ mod tests {
         assert_eq!(n[0].title, "X keeps crashing");
         assert!(w.observe(&[a("x", "backoff", 4)]).is_empty());
         assert!(w.observe(&[a("x", "running", 4)]).is_empty());
-        assert!(w.observe(&[a("x", "backoff", 5)]).is_empty(), "same episode");
+        assert!(
+            w.observe(&[a("x", "backoff", 5)]).is_empty(),
+            "same episode"
+        );
         w.observe(&[a("x", "stopped", 0)]);
         w.observe(&[a("x", "running", 0)]);
         assert_eq!(w.observe(&[a("x", "backoff", 3)]).len(), 1);

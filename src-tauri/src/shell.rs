@@ -106,6 +106,8 @@ pub struct Shell {
     /// Bumped on every show/hide of the main window; a release timer only acts if it still
     /// holds the value it started with.
     hide_gen: AtomicU64,
+    /// The main window was hidden (closed to the tray) and not shown since.
+    main_hidden: AtomicBool,
     quitting: AtomicBool,
     /// Set once every app is down: the exit that follows is allowed.
     may_exit: AtomicBool,
@@ -138,6 +140,7 @@ impl Shell {
             last_model: Mutex::new(None),
             watcher: Mutex::new(Watcher::new()),
             hide_gen: AtomicU64::new(0),
+            main_hidden: AtomicBool::new(false),
             quitting: AtomicBool::new(false),
             may_exit: AtomicBool::new(false),
             log_subs: Mutex::new(HashMap::new()),
@@ -155,6 +158,10 @@ impl Shell {
     /// Replace what is known about the tray (it can appear or go while the shell runs).
     pub fn set_tray_probe(&self, probe: TrayProbe) {
         *self.tray_probe.lock().unwrap_or_else(|p| p.into_inner()) = probe;
+    }
+
+    pub fn main_hidden(&self) -> bool {
+        self.main_hidden.load(Ordering::SeqCst)
     }
 
     pub fn is_quitting(&self) -> bool {
@@ -238,11 +245,17 @@ impl Shell {
     }
 
     pub fn set_autostart_state(&self, on: bool) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).autostart = on;
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .autostart = on;
     }
 
     fn set_quit_progress(&self, q: QuitProgress) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).quitting = Some(q);
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quitting = Some(q);
     }
 }
 
@@ -401,6 +414,7 @@ impl<S: futures_util::Stream + Unpin> NowOrNever for S {}
 pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let sh = shell(app);
     sh.hide_gen.fetch_add(1, Ordering::SeqCst);
+    sh.main_hidden.store(false, Ordering::SeqCst);
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         w.unminimize()?;
         w.show()?;
@@ -479,15 +493,13 @@ fn open_engine_ui<R: Runtime>(
     let WebviewUrl::External(url) = url else {
         return Ok(());
     };
-    let cookie = tauri::webview::Cookie::build((
-        hangar::ui_server::COOKIE,
-        sh.backend.token().to_string(),
-    ))
-    .domain("127.0.0.1")
-    .path("/api/v1")
-        .http_only(true)
-        .same_site(tauri::webview::cookie::SameSite::Strict)
-        .build();
+    let cookie =
+        tauri::webview::Cookie::build((hangar::ui_server::COOKIE, sh.backend.token().to_string()))
+            .domain("127.0.0.1")
+            .path("/api/v1")
+            .http_only(true)
+            .same_site(tauri::webview::cookie::SameSite::Strict)
+            .build();
     w.set_cookie(cookie)?;
     if let Some(lang) = webview_language() {
         w.with_webview(move |pw| {
@@ -519,23 +531,22 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
         return;
     };
     let _ = w.hide();
+    sh.main_hidden.store(true, Ordering::SeqCst);
     let gen = sh.hide_gen.fetch_add(1, Ordering::SeqCst) + 1;
     let after = sh.options.release_after;
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(after).await;
         let sh = shell(&app);
-        if sh.hide_gen.load(Ordering::SeqCst) != gen || sh.is_quitting() {
+        if sh.hide_gen.load(Ordering::SeqCst) != gen || sh.is_quitting() || !sh.main_hidden() {
             return;
         }
         if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
-            if !w.is_visible().unwrap_or(true) {
-                tracing::info!(
-                    "main window hidden for {} s: releasing its webview",
-                    after.as_secs()
-                );
-                let _ = w.destroy();
-            }
+            tracing::info!(
+                "main window hidden for {} s: releasing its webview",
+                after.as_secs()
+            );
+            let _ = w.destroy();
         }
     });
 }
@@ -634,12 +645,7 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
         if let Err(e) = sh.backend.quit(progress).await {
             tracing::error!("quitting: {e}");
         }
-        if let Some(t) = sh
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(t) = sh.changes.lock().unwrap_or_else(|p| p.into_inner()).take() {
             t.abort();
         }
         for (_, t) in sh
@@ -665,8 +671,18 @@ pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), 
     }
     let result = match action {
         Action::Open => show_main(app).await.map_err(|e| e.to_string()),
-        Action::Start(n) => sh.backend.start(&n).await.map(|_| ()).map_err(|e| e.to_string()),
-        Action::Stop(n) => sh.backend.stop(&n).await.map(|_| ()).map_err(|e| e.to_string()),
+        Action::Start(n) => sh
+            .backend
+            .start(&n)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Action::Stop(n) => sh
+            .backend
+            .stop(&n)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Action::Logs(n) => open_logs(app, &n).await.map(|_| ()),
         Action::StartAll => match sh.backend.start_all().await {
             Ok(errors) if errors.is_empty() => Ok(()),

@@ -73,14 +73,17 @@ fn status_notifier_watcher() -> bool {
     let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
         return false;
     };
-    ["org.kde.StatusNotifierWatcher", "org.freedesktop.StatusNotifierWatcher"]
-        .iter()
-        .any(|n| {
-            zbus::names::BusName::try_from(*n)
-                .ok()
-                .and_then(|name| dbus.name_has_owner(name).ok())
-                .unwrap_or(false)
-        })
+    [
+        "org.kde.StatusNotifierWatcher",
+        "org.freedesktop.StatusNotifierWatcher",
+    ]
+    .iter()
+    .any(|n| {
+        zbus::names::BusName::try_from(*n)
+            .ok()
+            .and_then(|name| dbus.name_has_owner(name).ok())
+            .unwrap_or(false)
+    })
 }
 
 fn x11_system_tray() -> bool {
@@ -98,7 +101,8 @@ fn x11_system_tray() -> bool {
             return false;
         }
         let screen = (xlib.XDefaultScreen)(display);
-        let name = std::ffi::CString::new(format!("_NET_SYSTEM_TRAY_S{screen}")).unwrap_or_default();
+        let name =
+            std::ffi::CString::new(format!("_NET_SYSTEM_TRAY_S{screen}")).unwrap_or_default();
         let atom = (xlib.XInternAtom)(display, name.as_ptr(), 0);
         let owner = (xlib.XGetSelectionOwner)(display, atom);
         (xlib.XCloseDisplay)(display);

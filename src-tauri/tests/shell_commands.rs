@@ -11,18 +11,19 @@ use hangar::engine::{AppView, CreateApp};
 use hangar_desktop::backend::Backend;
 use hangar_desktop::shell::{self, Options, Shell};
 use hangar_desktop::tray::TrayProbe;
-use hangar_desktop::{install, Launch};
+use hangar_desktop::{install, on_run_event, Launch};
 use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
-use tauri::{App, Manager, WebviewWindow, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, WebviewWindow};
 
 static ENV: Once = Once::new();
 
 /// One HOME for the whole test binary (autostart writes `~/.config/autostart`), and the demo
 /// runtime's binary.
 fn init_env() -> PathBuf {
-    let fake_home = std::env::temp_dir().join(format!("hangar-desktop-test-home-{}", std::process::id()));
+    let fake_home =
+        std::env::temp_dir().join(format!("hangar-desktop-test-home-{}", std::process::id()));
     ENV.call_once(|| {
         std::fs::create_dir_all(&fake_home).unwrap();
         let demo = std::env::current_exe()
@@ -54,13 +55,15 @@ fn free_port() -> u16 {
 }
 
 struct Fixture {
-    app: App<MockRuntime>,
+    app: AppHandle<MockRuntime>,
     main: WebviewWindow<MockRuntime>,
     proxy_port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
+    /// The shell on the mock runtime, its run loop on a thread of its own (setup runs there, as
+    /// in the real app), with the real run-event handler.
     fn new() -> Fixture {
         init_env();
         let dir = tempfile::tempdir().unwrap();
@@ -83,14 +86,28 @@ impl Fixture {
                 why: "the mock runtime has no tray".into(),
             },
         };
-        let builder = mock_builder()
-            .plugin(tauri_plugin_autostart::Builder::new().app_name("Hangar").args(["--hidden"]).build())
-            .plugin(tauri_plugin_notification::init());
-        let app = install(builder, launch)
-            .build(tauri::generate_context!("../tauri.conf.json"))
-            .expect("the shell builds on the mock runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let builder = mock_builder()
+                .plugin(
+                    tauri_plugin_autostart::Builder::new()
+                        .app_name("Hangar")
+                        .args(["--hidden"])
+                        .build(),
+                )
+                .plugin(tauri_plugin_notification::init());
+            let app = install(builder, launch)
+                .build(tauri::generate_context!("../tauri.conf.json"))
+                .expect("the shell builds on the mock runtime");
+            tx.send(app.handle().clone()).unwrap();
+            app.run_return(|h, e| on_run_event(h, e));
+        });
+        let app = rx.recv().unwrap();
         // setup opens the main window from a task; wait for it.
-        let main = wait_for(|| app.get_webview_window(shell::MAIN_WINDOW), "the main window");
+        let main = wait_for(
+            || app.get_webview_window(shell::MAIN_WINDOW),
+            "the main window",
+        );
         Fixture {
             app,
             main,
@@ -127,6 +144,19 @@ impl Fixture {
         let apps: Vec<AppView> =
             serde_json::from_value(self.invoke("list_apps", json!({})).unwrap()).unwrap();
         apps.into_iter().find(|a| a.name == name).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    /// Every test ends with a quit, so no app process outlives it. (The mock runtime cannot
+    /// exit: its `request_exit` panics in the quitting task after every app is down.)
+    fn drop(&mut self) {
+        let sh = self.shell();
+        shell::begin_quit(&self.app);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !sh.may_exit() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -192,7 +222,10 @@ fn shell_info_lists_and_logs() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"main") && names.contains(&"blog"), "{names:?}");
+    assert!(
+        names.contains(&"main") && names.contains(&"blog"),
+        "{names:?}"
+    );
 
     // Start from the window's command: running, and the proxy answers for it.
     let v = f.invoke("start_app", json!({ "name": "blog" })).unwrap();
@@ -211,7 +244,9 @@ fn shell_info_lists_and_logs() {
     ));
     let found = wait_for(
         || {
-            let lines = f.invoke("log_tail", json!({ "name": "blog", "n": 200 })).unwrap();
+            let lines = f
+                .invoke("log_tail", json!({ "name": "blog", "n": 200 }))
+                .unwrap();
             lines
                 .as_array()
                 .unwrap()
@@ -227,7 +262,9 @@ fn shell_info_lists_and_logs() {
     assert_eq!(v["status"], "stopped");
 
     // Errors are the engine's sentences.
-    let e = f.invoke("start_app", json!({ "name": "nope" })).unwrap_err();
+    let e = f
+        .invoke("start_app", json!({ "name": "nope" }))
+        .unwrap_err();
     assert!(e.as_str().unwrap().contains("no app named \"nope\""), "{e}");
 }
 
@@ -239,13 +276,25 @@ fn log_windows_are_one_per_app_and_reused() {
     assert_eq!(label, "logs-shop");
     let w = f.app.get_webview_window("logs-shop").expect("a log window");
     let count = f.app.webview_windows().len();
-    assert_eq!(f.invoke("open_logs", json!({ "name": "shop" })).unwrap(), "logs-shop");
-    assert_eq!(f.app.webview_windows().len(), count, "reused, not a second window");
-    assert_eq!(f.invoke("open_logs", json!({ "name": "main" })).unwrap(), "logs-main");
+    assert_eq!(
+        f.invoke("open_logs", json!({ "name": "shop" })).unwrap(),
+        "logs-shop"
+    );
+    assert_eq!(
+        f.app.webview_windows().len(),
+        count,
+        "reused, not a second window"
+    );
+    assert_eq!(
+        f.invoke("open_logs", json!({ "name": "main" })).unwrap(),
+        "logs-main"
+    );
     assert_eq!(f.app.webview_windows().len(), count + 1);
 
     // No window for an app that does not exist (and no odd label from a hostile name).
-    let e = f.invoke("open_logs", json!({ "name": "../x" })).unwrap_err();
+    let e = f
+        .invoke("open_logs", json!({ "name": "../x" }))
+        .unwrap_err();
     assert!(e.as_str().unwrap().contains("no app named"), "{e}");
     assert_eq!(f.app.webview_windows().len(), count + 1);
 
@@ -280,26 +329,35 @@ fn tray_model_and_actions_follow_the_engine() {
     let model = |f: &Fixture| f.invoke("tray_model", json!({})).unwrap().to_string();
     // The menu follows the engine's events (debounced), not a poll of ours.
     wait_for(
-        || model(&f).contains("App wiki").then_some(()).or_else(|| model(&f).contains("wiki — stopped").then_some(())),
+        || model(&f).contains("wiki — stopped").then_some(()),
         "wiki in the tray menu",
     );
-    f.invoke("tray_action", json!({ "id": "start:wiki" })).unwrap();
-    wait_for(|| model(&f).contains("wiki — running").then_some(()), "wiki running in the tray");
+    f.invoke("tray_action", json!({ "id": "start:wiki" }))
+        .unwrap();
+    wait_for(
+        || model(&f).contains("wiki — running").then_some(()),
+        "wiki running in the tray",
+    );
     assert_eq!(f.app_view("wiki").status, "running");
-    f.invoke("tray_action", json!({ "id": "stop-all" })).unwrap();
+    f.invoke("tray_action", json!({ "id": "stop-all" }))
+        .unwrap();
     wait_for(
         || (!model(&f).contains("— running")).then_some(()),
         "nothing running in the tray",
     );
     assert_eq!(f.app_view("wiki").status, "stopped");
     assert_eq!(f.app_view("main").status, "stopped");
-    f.invoke("tray_action", json!({ "id": "start-all" })).unwrap();
+    f.invoke("tray_action", json!({ "id": "start-all" }))
+        .unwrap();
     assert_eq!(f.app_view("wiki").status, "running");
     assert_eq!(f.app_view("main").status, "running");
 
-    let e = f.invoke("tray_action", json!({ "id": "launch:wiki" })).unwrap_err();
+    let e = f
+        .invoke("tray_action", json!({ "id": "launch:wiki" }))
+        .unwrap_err();
     assert!(e.as_str().unwrap().contains("no tray action"), "{e}");
-    f.invoke("tray_action", json!({ "id": "stop-all" })).unwrap();
+    f.invoke("tray_action", json!({ "id": "stop-all" }))
+        .unwrap();
 }
 
 #[test]
@@ -309,12 +367,17 @@ fn start_at_login_is_off_by_default_and_switchable() {
     let entry = fake_home.join(".config/autostart/Hangar.desktop");
     assert_eq!(f.invoke("get_autostart", json!({})).unwrap(), false);
     assert!(!entry.exists());
-    assert_eq!(f.invoke("set_autostart", json!({ "enabled": true })).unwrap(), true);
+    assert_eq!(
+        f.invoke("set_autostart", json!({ "enabled": true }))
+            .unwrap(),
+        true
+    );
     let text = std::fs::read_to_string(&entry).unwrap();
     assert!(text.contains("--hidden"), "{text}");
     let m = f.invoke("tray_model", json!({})).unwrap().to_string();
     assert!(m.contains(r#""checked":true"#), "{m}");
-    f.invoke("tray_action", json!({ "id": "autostart" })).unwrap();
+    f.invoke("tray_action", json!({ "id": "autostart" }))
+        .unwrap();
     assert_eq!(f.invoke("get_autostart", json!({})).unwrap(), false);
     assert!(!entry.exists());
 }
@@ -328,24 +391,42 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
     let cms_pid = f.app_view("cms").pid.unwrap();
     let sh = f.shell();
 
-    // With a tray: the close is turned into a hide; nothing stops.
+    // With a tray: the close (through the run loop, as a window manager's) is turned into a
+    // hide; nothing stops.
     sh.set_tray_probe(TrayProbe {
         available: true,
         why: "test".into(),
     });
-    assert!(shell::main_close_requested(f.app.handle()), "close is prevented");
+    assert_eq!(
+        f.invoke("shell_info", json!({})).unwrap()["main_window"],
+        "visible"
+    );
+    f.main.close().unwrap();
+    wait_for(
+        || (f.invoke("shell_info", json!({})).unwrap()["main_window"] == "hidden").then_some(()),
+        "the main window to be hidden",
+    );
     assert!(!sh.is_quitting());
     assert!(pid_alive(cms_pid) && pid_alive(main_pid));
-    let (status, _) = http_get(&format!("http://127.0.0.1:{}/_app/cms/api/info", f.proxy_port));
+    let (status, _) = http_get(&format!(
+        "http://127.0.0.1:{}/_app/cms/api/info",
+        f.proxy_port
+    ));
     assert_eq!(status, 200, "the proxy keeps serving");
+    // "Open Hangar" brings it back.
+    f.invoke("tray_action", json!({ "id": "open" })).unwrap();
+    assert_eq!(
+        f.invoke("shell_info", json!({})).unwrap()["main_window"],
+        "visible"
+    );
 
     // Without one: closing quits, after stopping every app.
     sh.set_tray_probe(TrayProbe {
         available: false,
         why: "test".into(),
     });
-    assert!(shell::main_close_requested(f.app.handle()));
-    assert!(sh.is_quitting());
+    f.main.close().unwrap();
+    wait_for(|| sh.is_quitting().then_some(()), "closing to quit");
     wait_for(|| sh.may_exit().then_some(()), "the quit to finish");
     assert!(!pid_alive(cms_pid), "cms ({cms_pid}) is still running");
     assert!(!pid_alive(main_pid), "main ({main_pid}) is still running");
@@ -353,7 +434,9 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
     let m = f.invoke("tray_model", json!({})).unwrap().to_string();
     assert!(m.contains("Quitting"), "{m}");
     // A second quit is a no-op, and actions are refused while quitting.
-    shell::begin_quit(f.app.handle());
-    let e = f.invoke("tray_action", json!({ "id": "start:cms" })).unwrap_err();
+    shell::begin_quit(&f.app);
+    let e = f
+        .invoke("tray_action", json!({ "id": "start:cms" }))
+        .unwrap_err();
     assert!(e.as_str().unwrap().contains("quitting"), "{e}");
 }
