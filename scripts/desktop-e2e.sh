@@ -4,7 +4,8 @@
 #   the window lists the apps; Start from the window works; the log window shows a line made by
 #   requesting the app; closing the main window keeps the process and the proxy serving; the
 #   hidden webview is released and rebuilt by a second launch (single instance); Quit leaves no
-#   app process behind. Screenshots go to test-output/desktop/.
+#   app process behind; with `hangar serve` already running on a home, the app attaches to it
+#   and its Quit ends that engine too. Screenshots go to test-output/desktop/.
 # Fails loudly when a part is missing. SKIP_BUILD=1 uses the binaries already built;
 # HANGAR_DESKTOP_BIN / HANGAR_BIN test other binaries (e.g. the installed .deb's).
 set -euo pipefail
@@ -43,10 +44,12 @@ rm -f "$E2E_OUT"/*.png "$E2E_OUT"/run.log
 WORK=$(mktemp -d /tmp/hangar-desktop-e2e.XXXXXX)
 cleanup() {
   # Only what this script started: an engine left on the temporary home, by its recorded pid.
-  if [ -f "$WORK/home/engine.json" ]; then
-    pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$WORK/home/engine.json" 2>/dev/null || true)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  fi
+  for h in "$WORK/home" "$WORK/home2"; do
+    if [ -f "$h/engine.json" ]; then
+      pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$h/engine.json" 2>/dev/null || true)
+      [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,6 +59,11 @@ export HANGAR_HOME=$WORK/home
 export E2E_PROXY_PORT=$(free_port) E2E_API_PORT=$(free_port)
 mkdir -p "$HANGAR_HOME"
 printf 'proxy_port = %s\napi_port = %s\n' "$E2E_PROXY_PORT" "$E2E_API_PORT" > "$HANGAR_HOME/hangar.toml"
+
+# A second home, where `hangar serve` will already run when the desktop app starts (attach).
+export E2E_HOME2=$WORK/home2 E2E_HANGAR_BIN=$HANGAR
+mkdir -p "$E2E_HOME2"
+printf 'proxy_port = %s\napi_port = %s\n' "$(free_port)" "$(free_port)" > "$E2E_HOME2/hangar.toml"
 
 # An app made with the CLI beforehand (its engine is then stopped), as a user would have.
 "$HANGAR" create blog --display-name "The blog" >/dev/null

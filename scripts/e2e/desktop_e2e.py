@@ -171,6 +171,9 @@ def main():
     log(f"the desktop app runs as pid {desktop_pid}; its engine listens on {info['api']}")
 
     # 1. The window lists the apps.
+    if UI == "engine":
+        wait("the main window to load the engine's control panel",
+             lambda: (wd("GET", s("/url")) or "").startswith(f"http://127.0.0.1:{API}/"))
     wait("the main window to list main and blog",
          lambda: find('tr[data-app="main"]') and find('tr[data-app="blog"]'))
     shell = invoke("shell_info")
@@ -267,9 +270,56 @@ def main():
         wd("DELETE", s(""))
     except Exception:
         pass
+    attach()
     log("PASSED: window lists apps, start from the window, log window with a live line, "
         "close to tray with the proxy serving, webview released and rebuilt, single instance, "
-        "quit with nothing left")
+        "quit with nothing left, attach to a running engine")
+
+
+def attach():
+    """7. An engine already runs on the home (`hangar serve`): the app attaches to it, and its
+    Quit stops that engine and every app too."""
+    global sid
+    home2 = os.environ["E2E_HOME2"]
+    with open(os.path.join(OUT, "serve.log"), "w") as out:
+        serve = subprocess.Popen([os.environ["E2E_HANGAR_BIN"], "--home", home2, "serve"],
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait("hangar serve on the second home", lambda: os.path.exists(os.path.join(home2, "engine.json")))
+        v = wd("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {
+            "application": BIN, "args": ["--home", home2]}}}})
+        sid = v["sessionId"]
+        wait("the attached window to list main running",
+             lambda: find('tr[data-app="main"] [data-status="running"]'))
+        info = invoke("shell_info")
+        if info["mode"] != "attached":
+            fail(f"expected to attach to the running engine, got {info['mode']}")
+        if info["pid"] == serve.pid:
+            fail("the shell claims the engine's pid")
+        token = open(os.path.join(home2, "token")).read().strip()
+        api = json.load(open(os.path.join(home2, "engine.json")))["api"]
+        status, text = http("GET", f"http://{api}/api/v1/apps", headers={"Authorization": f"Bearer {token}"})
+        pids = [a["pid"] for a in json.loads(text)["apps"] if a.get("pid")]
+        screenshot("attached")
+        script = ("const done = arguments[arguments.length - 1];"
+                  "window.__TAURI__.core.invoke('tray_action', {id: 'quit'}); done(true);")
+        wd("POST", s("/execute/async"), {"script": script, "args": []})
+        wait("the attached app to exit", lambda: not alive(info["pid"]), timeout=90)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            fail("Quit in the attached app did not stop the engine it attached to")
+        left = {p: group_members(p) for p in pids if group_members(p) or alive(p)}
+        if left:
+            fail(f"processes left behind after quitting the attached app: {left}")
+        try:
+            wd("DELETE", s(""))
+        except Exception:
+            pass
+    finally:
+        if serve.poll() is None:
+            serve.terminate()
+            serve.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ pub struct ShellInfo {
     pub version: &'static str,
     pub quitting: bool,
     pub main_window: &'static str,
+    /// This process (the engine's too when it is hosted here).
+    pub pid: u32,
 }
 
 impl Shell {
@@ -197,6 +199,7 @@ impl Shell {
             version: env!("CARGO_PKG_VERSION"),
             quitting: self.is_quitting(),
             main_window: "unknown",
+            pid: std::process::id(),
         }
     }
 
@@ -422,7 +425,7 @@ pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         return Ok(());
     }
     let target = sh.ui_target().await;
-    let w = window_builder(app, MAIN_WINDOW, WebviewUrl::App("index.html".into()))
+    let w = window_builder(app, MAIN_WINDOW, first_url(&target, target.main_url()))
         .title("Hangar")
         .inner_size(1100.0, 720.0)
         .min_inner_size(480.0, 320.0)
@@ -431,6 +434,15 @@ pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         open_engine_ui(app, &w, &target.main_url())?;
     }
     Ok(())
+}
+
+/// What a new window loads first: the built-in page itself, or, for the engine's UI, a blank
+/// page until the webview is logged in (so no page of either kind shows before the right one).
+fn first_url(target: &UiTarget, url: WebviewUrl) -> WebviewUrl {
+    match (target, "about:blank".parse()) {
+        (UiTarget::Engine { .. }, Ok(blank)) => WebviewUrl::External(blank),
+        _ => url,
+    }
 }
 
 /// A window of the shell: log links and pop-ups of the engine's UI become native log windows,
@@ -583,7 +595,7 @@ pub async fn open_logs<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<Str
         return Ok(label);
     }
     let target = sh.ui_target().await;
-    let w = window_builder(app, &label, UiTarget::Builtin.logs_url(name))
+    let w = window_builder(app, &label, first_url(&target, target.logs_url(name)))
         .title(format!("Hangar — logs of {name}"))
         .inner_size(960.0, 600.0)
         .build()
