@@ -3,7 +3,7 @@
 # processes, a real PostgreSQL and MariaDB on loopback, and the UI and desktop suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh run test
+scripts/install-deps.sh run test desktop
 . scripts/env.sh
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -23,5 +23,13 @@ cargo test --workspace -- --test-threads="${HANGAR_TEST_THREADS:-4}"
 
 step "control panel: unit tests and end-to-end in Chromium"
 ui/run-e2e.sh
+
+step "desktop app: end-to-end in a real window (Xvfb, tauri-driver, WebKitWebDriver)"
+command -v tauri-driver >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/tauri-driver" ] \
+  || cargo install tauri-driver --locked
+SKIP_BUILD=1 scripts/desktop-e2e.sh
+
+step "desktop package: the .deb (release build) and its checks"
+scripts/test-deb.sh
 
 step "all tests passed"

@@ -1,0 +1,534 @@
+//! The tray menu's model: which entries, their labels and enabled states, and which icon, from
+//! the list of apps and their statuses. A pure function, so every rule is unit-tested without a
+//! display; `tray.rs` only turns the model into native menu items.
+//!
+//! Invariants: the menu is bounded (at most [`MAX_APPS`] app entries, then one "more" line);
+//! every clickable entry's id parses back into exactly one [`Action`]; pinned apps come first.
+
+use serde::Serialize;
+
+/// At most this many apps get an entry of their own; the rest are behind "Open Hangar".
+pub const MAX_APPS: usize = 25;
+
+/// What the tray needs to know about one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppItem {
+    pub name: String,
+    pub display_name: String,
+    pub status: String,
+    pub pinned: bool,
+    pub restarts: u32,
+}
+
+impl From<&hangar::engine::AppView> for AppItem {
+    fn from(v: &hangar::engine::AppView) -> Self {
+        AppItem {
+            name: v.name.clone(),
+            display_name: v.display_name.clone(),
+            status: v.status.clone(),
+            pinned: v.pinned,
+            restarts: v.restarts,
+        }
+    }
+}
+
+/// Quitting: how many apps are still being stopped, of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuitProgress {
+    pub left: usize,
+    pub total: usize,
+}
+
+/// Everything the menu depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrayState {
+    pub apps: Vec<AppItem>,
+    pub autostart: bool,
+    pub quitting: Option<QuitProgress>,
+    /// The engine could not be reached (attached mode); the message says why.
+    pub engine_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Icon {
+    Normal,
+    /// Some app is in `error`.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Entry {
+    Item {
+        id: String,
+        label: String,
+        enabled: bool,
+    },
+    Check {
+        id: String,
+        label: String,
+        checked: bool,
+    },
+    Submenu {
+        label: String,
+        entries: Vec<Entry>,
+    },
+    Separator,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrayModel {
+    pub entries: Vec<Entry>,
+    pub icon: Icon,
+    pub tooltip: String,
+}
+
+/// What a click on an entry asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Open,
+    Start(String),
+    Stop(String),
+    Logs(String),
+    StartAll,
+    StopAll,
+    ToggleAutostart,
+    Quit,
+}
+
+impl Action {
+    pub fn id(&self) -> String {
+        match self {
+            Action::Open => "open".into(),
+            Action::Start(n) => format!("start:{n}"),
+            Action::Stop(n) => format!("stop:{n}"),
+            Action::Logs(n) => format!("logs:{n}"),
+            Action::StartAll => "start-all".into(),
+            Action::StopAll => "stop-all".into(),
+            Action::ToggleAutostart => "autostart".into(),
+            Action::Quit => "quit".into(),
+        }
+    }
+
+    /// The action of a menu id; `None` for anything else (never guess).
+    pub fn parse(id: &str) -> Option<Action> {
+        let valid = |n: &str| hangar::validate::name(n).is_ok() || n == hangar::validate::MAIN;
+        match id {
+            "open" => return Some(Action::Open),
+            "start-all" => return Some(Action::StartAll),
+            "stop-all" => return Some(Action::StopAll),
+            "autostart" => return Some(Action::ToggleAutostart),
+            "quit" => return Some(Action::Quit),
+            _ => {}
+        }
+        let (verb, name) = id.split_once(':')?;
+        if !valid(name) {
+            return None;
+        }
+        let name = name.to_string();
+        match verb {
+            "start" => Some(Action::Start(name)),
+            "stop" => Some(Action::Stop(name)),
+            "logs" => Some(Action::Logs(name)),
+            _ => None,
+        }
+    }
+}
+
+/// Statuses from which Start makes sense.
+pub fn can_start(status: &str) -> bool {
+    matches!(status, "stopped" | "error" | "backoff")
+}
+
+/// Statuses from which Stop makes sense.
+pub fn can_stop(status: &str) -> bool {
+    matches!(status, "starting" | "running" | "backoff" | "upgrading")
+}
+
+fn marker(status: &str) -> &'static str {
+    match status {
+        "running" => "●",
+        "starting" | "stopping" | "upgrading" => "◐",
+        "backoff" | "error" => "⚠",
+        _ => "○",
+    }
+}
+
+/// Pinned apps first, then the main app, then the rest by name.
+pub fn ordered(apps: &[AppItem]) -> Vec<&AppItem> {
+    let mut v: Vec<&AppItem> = apps.iter().collect();
+    v.sort_by(|a, b| {
+        let key = |x: &AppItem| (!x.pinned, x.name != hangar::validate::MAIN);
+        key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
+    });
+    v
+}
+
+fn item(action: Action, label: impl Into<String>, enabled: bool) -> Entry {
+    Entry::Item {
+        id: action.id(),
+        label: label.into(),
+        enabled,
+    }
+}
+
+fn disabled(id: &str, label: impl Into<String>) -> Entry {
+    Entry::Item {
+        id: id.into(),
+        label: label.into(),
+        enabled: false,
+    }
+}
+
+/// The app's entry: "● Display name — running", a submenu with Start, Stop and Logs.
+fn app_entry(app: &AppItem) -> Entry {
+    let mut status = app.status.clone();
+    if app.status == "backoff" && app.restarts > 0 {
+        status = format!("crashed, restart {}", app.restarts);
+    }
+    let pin = if app.pinned { "📌 " } else { "" };
+    Entry::Submenu {
+        label: format!(
+            "{} {pin}{} — {status}",
+            marker(&app.status),
+            app.display_name
+        ),
+        entries: vec![
+            item(
+                Action::Start(app.name.clone()),
+                "Start",
+                can_start(&app.status),
+            ),
+            item(
+                Action::Stop(app.name.clone()),
+                "Stop",
+                can_stop(&app.status),
+            ),
+            item(Action::Logs(app.name.clone()), "Logs", true),
+        ],
+    }
+}
+
+pub fn icon(state: &TrayState) -> Icon {
+    if state.apps.iter().any(|a| a.status == "error") {
+        Icon::Error
+    } else {
+        Icon::Normal
+    }
+}
+
+pub fn tooltip(state: &TrayState) -> String {
+    if let Some(q) = state.quitting {
+        return format!("Hangar — quitting, {} of {} apps left", q.left, q.total);
+    }
+    if let Some(e) = &state.engine_error {
+        return format!("Hangar — engine unreachable: {e}");
+    }
+    let running = state.apps.iter().filter(|a| a.status == "running").count();
+    let errors = state.apps.iter().filter(|a| a.status == "error").count();
+    let mut s = format!("Hangar — {running} of {} apps running", state.apps.len());
+    if errors > 0 {
+        s.push_str(&format!(", {errors} in error"));
+    }
+    s
+}
+
+/// The whole menu for `state`.
+pub fn build(state: &TrayState) -> TrayModel {
+    let icon = icon(state);
+    let tooltip = tooltip(state);
+    if let Some(q) = state.quitting {
+        // While quitting only the progress shows; nothing can be started behind our back.
+        let label = if q.left == 0 {
+            "Quitting…".to_string()
+        } else {
+            format!("Quitting: stopping {} of {} apps…", q.left, q.total)
+        };
+        return TrayModel {
+            entries: vec![disabled("quitting", label)],
+            icon,
+            tooltip,
+        };
+    }
+    let mut entries = vec![item(Action::Open, "Open Hangar", true), Entry::Separator];
+    let apps = ordered(&state.apps);
+    if let Some(e) = &state.engine_error {
+        entries.push(disabled("engine-error", format!("Engine unreachable: {e}")));
+    } else if apps.is_empty() {
+        entries.push(disabled("no-apps", "No apps yet"));
+    }
+    for app in apps.iter().take(MAX_APPS) {
+        entries.push(app_entry(app));
+    }
+    if apps.len() > MAX_APPS {
+        entries.push(Entry::Item {
+            id: Action::Open.id(),
+            label: format!("{} more… (Open Hangar)", apps.len() - MAX_APPS),
+            enabled: true,
+        });
+    }
+    entries.push(Entry::Separator);
+    entries.push(item(
+        Action::StartAll,
+        "Start all",
+        apps.iter().any(|a| can_start(&a.status)),
+    ));
+    entries.push(item(
+        Action::StopAll,
+        "Stop all",
+        apps.iter().any(|a| can_stop(&a.status)),
+    ));
+    let logs: Vec<Entry> = apps
+        .iter()
+        .take(MAX_APPS)
+        .map(|a| item(Action::Logs(a.name.clone()), a.display_name.clone(), true))
+        .collect();
+    if logs.is_empty() {
+        entries.push(disabled("logs", "Open logs…"));
+    } else {
+        entries.push(Entry::Submenu {
+            label: "Open logs…".into(),
+            entries: logs,
+        });
+    }
+    entries.push(Entry::Separator);
+    entries.push(Entry::Submenu {
+        label: "Settings".into(),
+        entries: vec![Entry::Check {
+            id: Action::ToggleAutostart.id(),
+            label: "Start at login".into(),
+            checked: state.autostart,
+        }],
+    });
+    entries.push(item(Action::Quit, "Quit Hangar (stops every app)", true));
+    TrayModel {
+        entries,
+        icon,
+        tooltip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str, status: &str, pinned: bool) -> AppItem {
+        AppItem {
+            name: name.into(),
+            display_name: format!("App {name}"),
+            status: status.into(),
+            pinned,
+            restarts: 0,
+        }
+    }
+
+    fn labels(entries: &[Entry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Item { label, .. } | Entry::Check { label, .. } => label.clone(),
+                Entry::Submenu { label, .. } => format!("{label} >"),
+                Entry::Separator => "---".into(),
+            })
+            .collect()
+    }
+
+    fn find<'a>(entries: &'a [Entry], id: &str) -> Option<&'a Entry> {
+        entries.iter().find_map(|e| match e {
+            Entry::Item { id: i, .. } | Entry::Check { id: i, .. } if i == id => Some(e),
+            Entry::Submenu { entries, .. } => find(entries, id),
+            _ => None,
+        })
+    }
+
+    fn enabled(m: &TrayModel, id: &str) -> bool {
+        match find(&m.entries, id) {
+            Some(Entry::Item { enabled, .. }) => *enabled,
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn layout_with_apps() {
+        let s = TrayState {
+            apps: vec![
+                app("zeta", "stopped", false),
+                app("main", "running", false),
+                app("alpha", "running", false),
+                app("pinned", "stopped", true),
+            ],
+            ..TrayState::default()
+        };
+        let m = build(&s);
+        assert_eq!(
+            labels(&m.entries),
+            vec![
+                "Open Hangar",
+                "---",
+                "○ 📌 App pinned — stopped >",
+                "● App main — running >",
+                "● App alpha — running >",
+                "○ App zeta — stopped >",
+                "---",
+                "Start all",
+                "Stop all",
+                "Open logs… >",
+                "---",
+                "Settings >",
+                "Quit Hangar (stops every app)",
+            ]
+        );
+        assert_eq!(m.icon, Icon::Normal);
+        assert_eq!(m.tooltip, "Hangar — 2 of 4 apps running");
+    }
+
+    #[test]
+    fn start_and_stop_follow_status() {
+        let s = TrayState {
+            apps: vec![
+                app("a", "running", false),
+                app("b", "stopped", false),
+                app("c", "stopping", false),
+                app("d", "error", false),
+                app("e", "backoff", false),
+            ],
+            ..TrayState::default()
+        };
+        let m = build(&s);
+        assert!(!enabled(&m, "start:a") && enabled(&m, "stop:a"));
+        assert!(enabled(&m, "start:b") && !enabled(&m, "stop:b"));
+        assert!(!enabled(&m, "start:c") && !enabled(&m, "stop:c"));
+        assert!(enabled(&m, "start:d") && !enabled(&m, "stop:d"));
+        assert!(enabled(&m, "start:e") && enabled(&m, "stop:e"));
+        assert!(enabled(&m, "logs:c"));
+        assert_eq!(m.icon, Icon::Error, "an app in error changes the icon");
+        assert!(m.tooltip.contains("1 in error"), "{}", m.tooltip);
+    }
+
+    #[test]
+    fn start_all_and_stop_all_are_enabled_only_when_useful() {
+        let all_running = TrayState {
+            apps: vec![app("a", "running", false), app("b", "starting", false)],
+            ..TrayState::default()
+        };
+        let m = build(&all_running);
+        assert!(!enabled(&m, "start-all") && enabled(&m, "stop-all"));
+        let all_stopped = TrayState {
+            apps: vec![app("a", "stopped", false)],
+            ..TrayState::default()
+        };
+        let m = build(&all_stopped);
+        assert!(enabled(&m, "start-all") && !enabled(&m, "stop-all"));
+    }
+
+    #[test]
+    fn empty_and_unreachable() {
+        let m = build(&TrayState::default());
+        assert!(labels(&m.entries).contains(&"No apps yet".to_string()));
+        assert!(!enabled(&m, "start-all") && !enabled(&m, "stop-all"));
+        assert!(!enabled(&m, "logs"));
+        let m = build(&TrayState {
+            engine_error: Some("connection refused".into()),
+            ..TrayState::default()
+        });
+        assert!(labels(&m.entries).contains(&"Engine unreachable: connection refused".into()));
+        assert!(enabled(&m, "quit") && enabled(&m, "open"));
+    }
+
+    #[test]
+    fn quitting_shows_only_progress() {
+        let s = TrayState {
+            apps: vec![app("a", "stopping", false)],
+            quitting: Some(QuitProgress { left: 1, total: 3 }),
+            ..TrayState::default()
+        };
+        let m = build(&s);
+        assert_eq!(labels(&m.entries), vec!["Quitting: stopping 1 of 3 apps…"]);
+        assert!(!enabled(&m, "quitting"));
+    }
+
+    #[test]
+    fn autostart_check_reflects_state() {
+        for on in [false, true] {
+            let m = build(&TrayState {
+                autostart: on,
+                ..TrayState::default()
+            });
+            match find(&m.entries, "autostart") {
+                Some(Entry::Check { checked, .. }) => assert_eq!(*checked, on),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn menu_is_bounded() {
+        let apps: Vec<AppItem> = (0..40)
+            .map(|i| app(&format!("app{i:02}"), "stopped", false))
+            .collect();
+        let m = build(&TrayState {
+            apps,
+            ..TrayState::default()
+        });
+        let app_entries = m
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Submenu { label, .. } if label.contains(" — ")))
+            .count();
+        assert_eq!(app_entries, MAX_APPS);
+        assert!(labels(&m.entries).contains(&"15 more… (Open Hangar)".into()));
+    }
+
+    #[test]
+    fn crash_loop_is_visible_in_the_label() {
+        let mut a = app("a", "backoff", false);
+        a.restarts = 4;
+        let m = build(&TrayState {
+            apps: vec![a],
+            ..TrayState::default()
+        });
+        assert!(labels(&m.entries).contains(&"⚠ App a — crashed, restart 4 >".into()));
+    }
+
+    #[test]
+    fn every_id_round_trips_and_junk_is_refused() {
+        let m = build(&TrayState {
+            apps: vec![
+                app("main", "running", false),
+                app("my-app_2", "stopped", true),
+            ],
+            autostart: true,
+            ..TrayState::default()
+        });
+        fn ids(entries: &[Entry], out: &mut Vec<(String, bool)>) {
+            for e in entries {
+                match e {
+                    Entry::Item { id, enabled, .. } => out.push((id.clone(), *enabled)),
+                    Entry::Check { id, .. } => out.push((id.clone(), true)),
+                    Entry::Submenu { entries, .. } => ids(entries, out),
+                    Entry::Separator => {}
+                }
+            }
+        }
+        let mut all = Vec::new();
+        ids(&m.entries, &mut all);
+        for (id, enabled) in all {
+            if enabled {
+                let a = Action::parse(&id).unwrap_or_else(|| panic!("{id} does not parse"));
+                assert_eq!(a.id(), id);
+            }
+        }
+        for junk in [
+            "",
+            "start",
+            "start:",
+            "start:Bad",
+            "launch:a",
+            "logs:../x",
+            "quit ",
+        ] {
+            assert_eq!(Action::parse(junk), None, "{junk:?}");
+        }
+    }
+}

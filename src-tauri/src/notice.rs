@@ -1,0 +1,164 @@
+//! When to send a desktop notification: an app enters `error`, or keeps crashing. A pure state
+//! machine fed with successive app lists, so the rules are tested without a notification daemon.
+//!
+//! Invariants: one notification per episode (entering `error` once, or crossing the crash
+//! threshold once until the app runs stably or is stopped); the first list seen only sets the
+//! baseline, so starting the shell never replays old errors as news; memory is bounded by the
+//! number of apps (removed apps are forgotten).
+
+use std::collections::HashMap;
+
+use crate::menu_model::AppItem;
+
+/// Restarts after which an app "keeps crashing".
+pub const CRASH_LOOP: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub app: String,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    status: String,
+    crash_told: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Watcher {
+    seen: HashMap<String, Seen>,
+    primed: bool,
+}
+
+impl Watcher {
+    pub fn new() -> Watcher {
+        Watcher::default()
+    }
+
+    /// Feed the current apps (with their `error` texts, when any); get what is news.
+    pub fn observe(&mut self, apps: &[(AppItem, Option<String>)]) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let primed = self.primed;
+        self.primed = true;
+        let mut next = HashMap::with_capacity(apps.len());
+        for (app, error) in apps {
+            let before = self.seen.get(&app.name);
+            let was_error = before.map(|s| s.status == "error").unwrap_or(false);
+            let mut crash_told = before.map(|s| s.crash_told).unwrap_or(false);
+            let baseline = !primed || before.is_none();
+            if app.status == "error" && !was_error && !baseline {
+                out.push(Notice {
+                    app: app.name.clone(),
+                    title: format!("{} stopped with an error", app.display_name),
+                    body: error
+                        .clone()
+                        .unwrap_or_else(|| "Hangar gave up restarting it.".into()),
+                });
+            }
+            let crashing = app.status == "backoff" && app.restarts >= CRASH_LOOP;
+            if crashing && !crash_told {
+                if !baseline {
+                    out.push(Notice {
+                        app: app.name.clone(),
+                        title: format!("{} keeps crashing", app.display_name),
+                        body: format!(
+                            "Restarted {} times; {}",
+                            app.restarts,
+                            error.clone().unwrap_or_else(|| "see its logs.".into())
+                        ),
+                    });
+                }
+                crash_told = true;
+            }
+            // A new episode begins once the app runs again with its counter reset, or stops.
+            if matches!(app.status.as_str(), "stopped")
+                || (app.status == "running" && app.restarts < CRASH_LOOP)
+            {
+                crash_told = false;
+            }
+            next.insert(
+                app.name.clone(),
+                Seen {
+                    status: app.status.clone(),
+                    crash_told,
+                },
+            );
+        }
+        self.seen = next;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(name: &str, status: &str, restarts: u32) -> (AppItem, Option<String>) {
+        (
+            AppItem {
+                name: name.into(),
+                display_name: name.to_uppercase(),
+                status: status.into(),
+                pinned: false,
+                restarts,
+            },
+            (status == "error").then(|| "exited with code 3".to_string()),
+        )
+    }
+
+    #[test]
+    fn entering_error_is_told_once() {
+        let mut w = Watcher::new();
+        assert!(w.observe(&[a("x", "running", 0)]).is_empty());
+        let n = w.observe(&[a("x", "error", 0)]);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].title, "X stopped with an error");
+        assert_eq!(n[0].body, "exited with code 3");
+        assert!(w.observe(&[a("x", "error", 0)]).is_empty(), "not twice");
+        assert!(w.observe(&[a("x", "starting", 0)]).is_empty());
+        assert_eq!(w.observe(&[a("x", "error", 0)]).len(), 1, "a new episode");
+    }
+
+    #[test]
+    fn old_errors_are_not_news() {
+        let mut w = Watcher::new();
+        assert!(w
+            .observe(&[a("x", "error", 0), a("y", "backoff", 5)])
+            .is_empty());
+        assert!(w
+            .observe(&[a("x", "error", 0), a("y", "backoff", 6)])
+            .is_empty());
+    }
+
+    #[test]
+    fn crash_loop_is_told_once_per_episode() {
+        let mut w = Watcher::new();
+        w.observe(&[a("x", "running", 0)]);
+        assert!(w.observe(&[a("x", "backoff", 1)]).is_empty());
+        assert!(w.observe(&[a("x", "backoff", 2)]).is_empty());
+        let n = w.observe(&[a("x", "backoff", 3)]);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].title, "X keeps crashing");
+        assert!(w.observe(&[a("x", "backoff", 4)]).is_empty());
+        assert!(w.observe(&[a("x", "running", 4)]).is_empty());
+        assert!(
+            w.observe(&[a("x", "backoff", 5)]).is_empty(),
+            "same episode"
+        );
+        w.observe(&[a("x", "stopped", 0)]);
+        w.observe(&[a("x", "running", 0)]);
+        assert_eq!(w.observe(&[a("x", "backoff", 3)]).len(), 1);
+    }
+
+    #[test]
+    fn a_new_app_starts_quiet_and_removed_apps_are_forgotten() {
+        let mut w = Watcher::new();
+        w.observe(&[]);
+        assert!(w.observe(&[a("n", "error", 0)]).is_empty(), "first sight");
+        w.observe(&[]);
+        assert!(w.observe(&[a("n", "error", 0)]).is_empty());
+        assert_eq!(w.seen.len(), 1);
+    }
+}
