@@ -26,7 +26,7 @@ need python3 "apt-get install python3"
 need pgrep "apt-get install procps"
 TAURI_DRIVER=${TAURI_DRIVER:-$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")}
 [ -x "$TAURI_DRIVER" ] || die "tauri-driver is missing: cargo install tauri-driver --locked"
-ldconfig -p | grep -q libayatana-appindicator3.so.1 \
+ldconfig -p | grep libayatana-appindicator3.so.1 >/dev/null \
   || die "libayatana-appindicator3-1 is missing (the tray loads it at run time): apt-get install libayatana-appindicator3-1"
 
 if [ -z "${SKIP_BUILD:-}" ]; then

@@ -559,8 +559,20 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
                 after.as_secs()
             );
             let _ = w.destroy();
+            // Hand the freed heap back to the system once the webview is gone.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            trim_heap();
         }
     });
+}
+
+/// Return free heap pages to the system (glibc keeps them otherwise).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; no pointer is handed over.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The user closed the main window. With a tray: hide it and keep serving. Without one: quit,
@@ -652,6 +664,13 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
                 sh.set_quit_progress(q);
                 refresh_tray(&app);
                 let _ = app.emit(EVENT_QUIT, q);
+                // Whatever page the window shows, its title tells the progress too.
+                if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+                    let _ = w.set_title(&format!(
+                        "Hangar — quitting: {} of {} apps still stopping",
+                        q.left, q.total
+                    ));
+                }
             }
         };
         if let Err(e) = sh.backend.quit(progress).await {
