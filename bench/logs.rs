@@ -102,7 +102,9 @@ async fn main() {
     let mut sent = Vec::with_capacity(M);
     for i in 0..M {
         sent.push(Instant::now());
-        w.write_all(format!("lat {i}\n").as_bytes()).await.expect("write");
+        w.write_all(format!("lat {i}\n").as_bytes())
+            .await
+            .expect("write");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let got = recv.await.expect("receiver");

@@ -435,7 +435,11 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             if searching && n > 0 {
                 // The engine searches every file, rotations included.
                 let mut query = format!("limit={}", n.clamp(1, 100_000));
-                for (k, v) in [("q", grep.as_deref()), ("since", since.as_deref()), ("until", until.as_deref())] {
+                for (k, v) in [
+                    ("q", grep.as_deref()),
+                    ("since", since.as_deref()),
+                    ("until", until.as_deref()),
+                ] {
                     if let Some(v) = v {
                         query.push_str(&format!("&{k}={}", query_escape(v)));
                     }
@@ -506,7 +510,13 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             }
         }
         Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
-        Command::Backup { name, all, output, list, json } => {
+        Command::Backup {
+            name,
+            all,
+            output,
+            list,
+            json,
+        } => {
             if list {
                 crate::cli_data::backups(c, name, json).await?
             } else {
@@ -514,8 +524,18 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             }
         }
         Command::Backups { name, json } => crate::cli_data::backups(c, name, json).await?,
-        Command::Restore { file, as_name, db, json } => crate::cli_data::restore(c, file, as_name, db, json).await?,
-        Command::Import { kind: _, from, dry_run, json } => crate::cli_data::import(c, from, dry_run, json).await?,
+        Command::Restore {
+            file,
+            as_name,
+            db,
+            json,
+        } => crate::cli_data::restore(c, file, as_name, db, json).await?,
+        Command::Import {
+            kind: _,
+            from,
+            dry_run,
+            json,
+        } => crate::cli_data::import(c, from, dry_run, json).await?,
         Command::Open { no_browser } => {
             let v: Value = c.post("/login-code", &json!({})).await?;
             let url = v["url"]

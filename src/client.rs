@@ -129,9 +129,24 @@ impl Client {
     /// A GET whose answer is plain text.
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let resp = self.http.get(&url).bearer_auth(&self.token).send().await.map_err(|source| ClientError::Unreachable { addr: self.base.clone(), source })?;
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                addr: self.base.clone(),
+                source,
+            })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| ClientError::Unreachable { addr: self.base.clone(), source })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                addr: self.base.clone(),
+                source,
+            })?;
         if status.is_success() {
             Ok(text)
         } else {
