@@ -263,7 +263,7 @@ impl Backend {
                     .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
                 let s = tokio_stream::wrappers::BroadcastStream::new(handle.log.subscribe()).map(
                     |item| match item {
-                        Ok(line) => line,
+                        Ok(line) => LogLine::clone(&line),
                         Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(
                             k,
                         )) => LogLine::now(
