@@ -93,65 +93,45 @@ impl Client {
         &self.token
     }
 
+    /// One request: the answer's text on success, the API's error otherwise.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            addr: self.base.clone(),
+            source,
+        };
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(unreachable)?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(api_error(status, &text))
+        }
+    }
+
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                addr: self.base.clone(),
-                source,
-            })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                addr: self.base.clone(),
-                source,
-            })?;
-        if status.is_success() {
-            return serde_json::from_str(&text)
-                .map_err(|e| ClientError::Decode(format!("{e}: {text}")));
-        }
-        Err(api_error(status, &text))
+        let text = self.send(method, path, body).await?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(format!("{e}: {text}")))
     }
 
     /// A GET whose answer is plain text.
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                addr: self.base.clone(),
-                source,
-            })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                addr: self.base.clone(),
-                source,
-            })?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(api_error(status, &text))
-        }
+        self.send(Method::GET, path, None).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
