@@ -123,7 +123,13 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
+/// The API's one error shape: `{error: {code, field, message}}`.
+pub(crate) fn error(
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+    message: &str,
+) -> Response {
     (
         status,
         Json(json!({ "error": { "code": code, "field": field, "message": message } })),

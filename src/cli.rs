@@ -572,7 +572,7 @@ fn open_in_browser(url: &str) {
 }
 
 /// A path segment: names are validated by the engine, but never let one change the path.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::backup::BackupInfo;
+use crate::cli::seg;
 use crate::client::Client;
 use crate::engine::AppView;
 use crate::import::{ImportReport, ImportRow};
@@ -64,18 +65,6 @@ async fn follow(c: &Client, job: &JobState, label: &str) -> Result<Value> {
             _ => tokio::time::sleep(Duration::from_millis(150)).await,
         }
     }
-}
-
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 pub async fn backup(

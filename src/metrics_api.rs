@@ -37,13 +37,7 @@ pub fn routes() -> Router<Shared> {
         .route("/host", get(host))
 }
 
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "field": field, "message": message } })),
-    )
-        .into_response()
-}
+use crate::api::error;
 
 fn invalid(field: &str, message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid", Some(field), message)
