@@ -17,33 +17,12 @@ use sqlx::Connection;
 
 // ---- servers ---------------------------------------------------------------------------------
 
-/// `url` with another database.
-fn on_db(url: &str, db: &str) -> String {
-    let mut u = url::Url::parse(url).unwrap();
-    u.set_path(&format!("/{db}"));
-    u.to_string()
-}
-
 /// `url` with other credentials.
 fn as_user(url: &str, user: &str, password: &str) -> String {
     let mut u = url::Url::parse(url).unwrap();
     u.set_username(user).unwrap();
     u.set_password(Some(password)).unwrap();
     u.to_string()
-}
-
-fn uniq(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{prefix}{:06x}",
-        (std::process::id().wrapping_mul(7919) ^ nanos ^ (n << 20)) & 0xffffff
-    )
 }
 
 fn ident(app: &str) -> String {
@@ -56,10 +35,6 @@ static PG_CREATES: RwLock<()> = RwLock::new(());
 
 fn pg_create_lock() -> RwLockReadGuard<'static, ()> {
     PG_CREATES.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn data_service(url: &str) -> String {
-    format!("[data_service]\nurl = \"{url}\"\n")
 }
 
 // ---- apps ------------------------------------------------------------------------------------

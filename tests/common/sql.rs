@@ -28,67 +28,10 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Run statements; the first error as text.
-pub fn sql_try(url: &str, stmts: &[&str]) -> Result<(), String> {
-    rt().block_on(async {
-        if url.starts_with("postgres") {
-            let mut c = sqlx::PgConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            for s in stmts {
-                sqlx::raw_sql(s)
-                    .execute(&mut c)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            let _ = c.close().await;
-        } else {
-            let mut c = sqlx::MySqlConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            for s in stmts {
-                sqlx::raw_sql(s)
-                    .execute(&mut c)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            let _ = c.close().await;
-        }
-        Ok(())
-    })
-}
-
 pub fn sql(url: &str, stmts: &[&str]) {
     if let Err(e) = sql_try(url, stmts) {
         panic!("{stmts:?} on {url}: {e}");
     }
-}
-
-/// One integer from a query (COUNT(*) and the like).
-pub fn count_try(url: &str, query: &str) -> Result<i64, String> {
-    rt().block_on(async {
-        if url.starts_with("postgres") {
-            let mut c = sqlx::PgConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let n: i64 = sqlx::query_scalar(query)
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = c.close().await;
-            Ok(n)
-        } else {
-            let mut c = sqlx::MySqlConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let n: i64 = sqlx::query_scalar(query)
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = c.close().await;
-            Ok(n)
-        }
-    })
 }
 
 pub fn count(url: &str, query: &str) -> i64 {
@@ -102,4 +45,66 @@ pub fn text(url: &str, query: &str) -> String {
         let _ = c.close().await;
         s
     })
+}
+
+async fn connect(url: &str) -> Result<sqlx::AnyConnection, String> {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Run statements (PostgreSQL, MySQL/MariaDB or SQLite); the first error as text.
+pub fn sql_try(url: &str, stmts: &[&str]) -> Result<(), String> {
+    rt().block_on(async {
+        let mut c = connect(url).await?;
+        for s in stmts {
+            sqlx::raw_sql(s)
+                .execute(&mut c)
+                .await
+                .map_err(|e| format!("{s}: {e}"))?;
+        }
+        let _ = c.close().await;
+        Ok(())
+    })
+}
+
+/// One integer from a query (COUNT(*) and the like).
+pub fn count_try(url: &str, query: &str) -> Result<i64, String> {
+    rt().block_on(async {
+        let mut c = connect(url).await?;
+        let n = sqlx::query_scalar::<_, i64>(query)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| e.to_string());
+        let _ = c.close().await;
+        n
+    })
+}
+
+/// `url` with another database.
+pub fn on_db(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// A name of this run only: servers are shared between runs.
+pub fn uniq(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}{:06x}",
+        (std::process::id().wrapping_mul(7919) ^ nanos ^ (n << 20)) & 0xffffff
+    )
+}
+
+/// A `hangar.toml` fragment naming the data service.
+pub fn data_service(url: &str) -> String {
+    format!("[data_service]\nurl = \"{url}\"\n")
 }
