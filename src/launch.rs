@@ -159,7 +159,11 @@ pub async fn probe(port: u16, path: &str) -> Probe {
                 Ok(k) => n += k,
             }
             if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n > 12 {
-                // Enough for the status; read a little of the body if it is there already.
+                // A 2xx status is all readiness needs; otherwise read a little of the body
+                // (the boot progress the waiting page shows) if it is there already.
+                if status_code(&buf[..n]).is_some_and(|c| (200..300).contains(&c)) {
+                    break;
+                }
                 if let Ok(Ok(k)) =
                     tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf[n..])).await
                 {
@@ -173,11 +177,7 @@ pub async fn probe(port: u16, path: &str) -> Probe {
     };
     match tokio::time::timeout(Duration::from_secs(2), attempt).await {
         Ok(Some(text)) => {
-            let code = text
-                .split(' ')
-                .nth(1)
-                .and_then(|c| c.parse::<u16>().ok())
-                .unwrap_or(0);
+            let code = status_code(text.as_bytes()).unwrap_or(0);
             if (200..300).contains(&code) {
                 Probe::Ready
             } else {
@@ -188,6 +188,13 @@ pub async fn probe(port: u16, path: &str) -> Probe {
         Ok(None) => Probe::Refused,
         Err(_) => Probe::NotYet(String::new()),
     }
+}
+
+/// The status code of an HTTP/1 answer's first line (`HTTP/1.1 200 OK`).
+fn status_code(head: &[u8]) -> Option<u16> {
+    let line = head.split(|&b| b == b'\r').next()?;
+    let code = line.split(|&b| b == b' ').nth(1)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
 }
 
 /// The runtime's current version: static, or the trimmed output of its version command.

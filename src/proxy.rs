@@ -9,6 +9,7 @@
 //! task); one slow or dead app never holds up another.
 
 mod activity;
+mod fast;
 mod pages;
 pub use pages::escape;
 mod wake;
@@ -53,6 +54,7 @@ pub(crate) struct AppEntry {
     base: String,
     /// `127.0.0.1:<port>`.
     authority: Authority,
+    addr: SocketAddr,
     prefix: Prefix,
     /// The readiness probe's path as the app sees it (its log lines about it are noise).
     health: String,
@@ -186,6 +188,7 @@ fn worker(
             .pool_max_idle_per_host(256)
             .pool_timer(TokioTimer::new())
             .build(connector);
+        let pool = fast::Pool::start();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .max_header_size(MAX_HEADER_BYTES)
@@ -197,7 +200,14 @@ fn worker(
             let proxy = proxy.clone();
             let client = client.clone();
             let http = http.clone();
+            let pool = pool.clone();
             tokio::spawn(async move {
+                // Plain requests to running apps take the fast path; the first that needs
+                // more hands the connection, with what was read of it, to hyper.
+                let (stream, read) = match fast::serve(&proxy, &pool, stream, peer).await {
+                    fast::Outcome::Done => return,
+                    fast::Outcome::Handover(stream, read) => (stream, read.freeze()),
+                };
                 let svc = hyper::service::service_fn(move |req| {
                     let proxy = proxy.clone();
                     let client = client.clone();
@@ -207,12 +217,66 @@ fn worker(
                     }
                 });
                 let _ = http
-                    .serve_connection(TokioIo::new(stream), svc)
+                    .serve_connection(TokioIo::new(Replay { read, io: stream }), svc)
                     .with_upgrades()
                     .await;
             });
         }
     });
+}
+
+/// A connection with bytes already read from it in front (the fast path's handover).
+struct Replay {
+    read: Bytes,
+    io: tokio::net::TcpStream,
+}
+
+impl tokio::io::AsyncRead for Replay {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        if !me.read.is_empty() {
+            let n = me.read.len().min(buf.remaining());
+            buf.put_slice(&me.read.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut me.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Replay {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// Handle one request; a panic in it answers that request with 500 (and is logged) instead of
@@ -286,6 +350,7 @@ impl Proxy {
             let entry = Arc::new(AppEntry {
                 base: crate::launch::base_path(&a.name),
                 authority,
+                addr: SocketAddr::from(([127, 0, 0, 1], a.port)),
                 prefix,
                 health,
                 start_mode: a.start_mode,
@@ -594,34 +659,49 @@ enum UpstreamPath {
 
 /// The app's own address with the path it wants.
 fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
-    let pq = match (uri.path_and_query(), path) {
-        (None, _) => PathAndQuery::from_static("/"),
-        (Some(pq), UpstreamPath::AsIs) => pq.clone(),
-        (Some(pq), UpstreamPath::Strip) => {
-            let rest = pq.as_str().get(app.base.len()..)?;
-            if rest.starts_with('/') {
-                PathAndQuery::try_from(rest).ok()?
-            } else {
-                PathAndQuery::try_from(format!("/{rest}")).ok()?
-            }
-        }
-        (Some(pq), UpstreamPath::AddBase) => {
-            let p = pq.path();
-            let under_base = p
-                .strip_prefix(app.base.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if app.base.is_empty() || under_base {
-                pq.clone()
-            } else {
-                PathAndQuery::try_from(format!("{}{}", app.base, pq.as_str())).ok()?
-            }
-        }
+    let pq = match uri.path_and_query() {
+        None => PathAndQuery::from_static("/"),
+        Some(pq) => match upstream_path(&app.base, pq.as_str(), path)? {
+            std::borrow::Cow::Borrowed(_) => pq.clone(),
+            std::borrow::Cow::Owned(p) => PathAndQuery::try_from(p).ok()?,
+        },
     };
     let mut parts = hyper::http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(app.authority.clone());
     parts.path_and_query = Some(pq);
     Uri::from_parts(parts).ok()
+}
+
+/// The path and query the app wants, from the one the client sent (`pq`, origin form).
+fn upstream_path<'a>(
+    base: &str,
+    pq: &'a str,
+    path: UpstreamPath,
+) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    match path {
+        UpstreamPath::AsIs => Some(Cow::Borrowed(pq)),
+        UpstreamPath::Strip => {
+            let rest = pq.get(base.len()..)?;
+            if rest.starts_with('/') {
+                Some(Cow::Borrowed(rest))
+            } else {
+                Some(Cow::Owned(format!("/{rest}")))
+            }
+        }
+        UpstreamPath::AddBase => {
+            let p = pq.split_once('?').map_or(pq, |(p, _)| p);
+            let under_base = p
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if base.is_empty() || under_base {
+                Some(Cow::Borrowed(pq))
+            } else {
+                Some(Cow::Owned(format!("{base}{pq}")))
+            }
+        }
+    }
 }
 
 const HOP: [HeaderName; 6] = [
@@ -632,6 +712,13 @@ const HOP: [HeaderName; 6] = [
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
 ];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded as they are.
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        || name.eq_ignore_ascii_case("keep-alive")
+        || name.eq_ignore_ascii_case("proxy-connection")
+}
 
 fn strip_hop_headers(h: &mut HeaderMap, keep_upgrade: bool) {
     // Headers named in Connection are hop-by-hop too.
@@ -690,11 +777,8 @@ fn forward_headers(
 /// With the prefix stripped, the app's absolute paths must go back under it.
 fn rewrite_answer(h: &mut HeaderMap, prefix: &str) {
     if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        if loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with(&format!("{prefix}/"))
-        {
-            if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{loc}")) {
-                h.insert(header::LOCATION, v);
-            }
+        if let Some(v) = rewrite_location(loc, prefix).and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(header::LOCATION, v);
         }
     }
     let cookies: Vec<HeaderValue> =
@@ -712,6 +796,16 @@ fn rewrite_answer(h: &mut HeaderMap, prefix: &str) {
             h.append(header::SET_COOKIE, c);
         }
     }
+}
+
+/// An absolute path outside the prefix goes under it; `None`: leave the Location as it is.
+fn rewrite_location(loc: &str, prefix: &str) -> Option<String> {
+    let outside = loc.starts_with('/')
+        && !loc.starts_with("//")
+        && !loc
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'));
+    outside.then(|| format!("{prefix}{loc}"))
 }
 
 fn rewrite_cookie_path(cookie: &str, prefix: &str) -> String {

@@ -724,7 +724,8 @@ impl Actor {
             .await;
         self.set(|s| s.pid = Some(pid));
 
-        // Starting: probe the health path every 5 ms until it answers 2xx.
+        // Starting: probe the health path until it answers 2xx (every 1 ms at first, so a
+        // visitor waits no longer than the app's own boot; every 5 ms after PROBE_FAST_FOR).
         let health = launch::health_path(&self.name, &p.runtime);
         let deadline = tokio::time::sleep(p.runtime.start_timeout);
         tokio::pin!(deadline);
@@ -750,14 +751,14 @@ impl Actor {
                         break Err(end);
                     }
                 }
-                probe = probe_until_change(p.app.port, &health) => match probe {
+                probe = probe_until_change(p.app.port, &health, started) => match probe {
                     Probe::Ready => break Ok(()),
                     Probe::NotYet(body) => {
                         if body != last_progress {
                             last_progress = body.clone();
                             self.set(|s| s.progress = Some(body));
                         }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::time::sleep(probe_interval(started)).await;
                     }
                     Probe::Refused => {}
                 }
@@ -772,11 +773,6 @@ impl Actor {
             boot.as_millis(),
             p.app.port
         ));
-        if let Some(v) = &p.version {
-            if p.app.last_version.as_deref() != Some(v) {
-                let _ = self.ctx.registry.set_last_version(&self.name, v).await;
-            }
-        }
         let since = SystemTime::now();
         self.set(|s| {
             s.status = Status::Running;
@@ -784,6 +780,12 @@ impl Actor {
             s.progress = None;
         });
         self.notify_ready(p.app.port);
+        // After the waiters are on their way: a registry write is not part of a first visit.
+        if let Some(v) = &p.version {
+            if p.app.last_version.as_deref() != Some(v) {
+                let _ = self.ctx.registry.set_last_version(&self.name, v).await;
+            }
+        }
 
         // Running: until it exits or we are told otherwise.
         let up = std::time::Instant::now();
@@ -955,11 +957,22 @@ async fn drain(pumps: &mut Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Probe until the answer is not "refused" (polling every 5 ms while nothing listens).
-async fn probe_until_change(port: u16, path: &str) -> Probe {
+/// Readiness is probed every millisecond for this long after a start, then every 5 ms.
+const PROBE_FAST_FOR: Duration = Duration::from_secs(2);
+
+fn probe_interval(started: std::time::Instant) -> Duration {
+    if started.elapsed() < PROBE_FAST_FOR {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(5)
+    }
+}
+
+/// Probe until the answer is not "refused" (polling while nothing listens).
+async fn probe_until_change(port: u16, path: &str, started: std::time::Instant) -> Probe {
     loop {
         match launch::probe(port, path).await {
-            Probe::Refused => tokio::time::sleep(Duration::from_millis(5)).await,
+            Probe::Refused => tokio::time::sleep(probe_interval(started)).await,
             other => return other,
         }
     }

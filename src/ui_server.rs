@@ -106,45 +106,42 @@ pub async fn login_code(State(e): State<Arc<Engine>>) -> Json<serde_json::Value>
 /// Remove the API's cookie from a request the proxy is about to forward to an app: browsers send
 /// a host's cookies to every port of that host, and an app must never see the token.
 pub fn strip_token_cookie(h: &mut HeaderMap) {
-    let cookies: Vec<HeaderValue> = h.get_all(header::COOKIE).iter().cloned().collect();
-    if cookies.is_empty() {
+    if !h
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| without_token_cookie(s).is_some()))
+    {
         return;
     }
-    let prefix = format!("{COOKIE}=");
-    let mut kept = Vec::new();
-    let mut changed = false;
-    for v in &cookies {
-        let Ok(s) = v.to_str() else {
-            kept.push(v.clone());
-            continue;
-        };
-        let parts: Vec<&str> = s
-            .split(';')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        let rest: Vec<&str> = parts
-            .iter()
-            .copied()
-            .filter(|c| !c.starts_with(&prefix))
-            .collect();
-        if rest.len() == parts.len() {
-            kept.push(v.clone());
-            continue;
-        }
-        changed = true;
-        if !rest.is_empty() {
-            if let Ok(nv) = HeaderValue::from_str(&rest.join("; ")) {
-                kept.push(nv);
+    let cookies: Vec<HeaderValue> = h.get_all(header::COOKIE).iter().cloned().collect();
+    h.remove(header::COOKIE);
+    for v in cookies {
+        match v.to_str().ok().and_then(without_token_cookie) {
+            None => {
+                h.append(header::COOKIE, v);
+            }
+            Some(rest) if rest.is_empty() => {}
+            Some(rest) => {
+                if let Ok(nv) = HeaderValue::from_str(&rest) {
+                    h.append(header::COOKIE, nv);
+                }
             }
         }
     }
-    if changed {
-        h.remove(header::COOKIE);
-        for v in kept {
-            h.append(header::COOKIE, v);
-        }
+}
+
+/// One `Cookie` header's value without the API's cookie: `None` when it has none (keep the
+/// header as it is), `Some("")` when nothing else is left (drop the header).
+pub fn without_token_cookie(value: &str) -> Option<String> {
+    let is_token = |c: &str| {
+        c.strip_prefix(COOKIE)
+            .is_some_and(|rest| rest.starts_with('='))
+    };
+    let parts = value.split(';').map(str::trim).filter(|c| !c.is_empty());
+    if !parts.clone().any(is_token) {
+        return None;
     }
+    Some(parts.filter(|c| !is_token(c)).collect::<Vec<_>>().join("; "))
 }
 
 /// Where the built UI is: `HANGAR_UI_DIR`, else `<exe dir>/../share/hangar/ui`, else the source
