@@ -490,11 +490,7 @@ fn write_batch(
 pub async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, log: Arc<AppLog>) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line: Vec<u8> = Vec::new();
-    loop {
-        let chunk = match reader.fill_buf().await {
-            Ok(c) => c,
-            Err(_) => break,
-        };
+    while let Ok(chunk) = reader.fill_buf().await {
         if chunk.is_empty() {
             break;
         }

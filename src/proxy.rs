@@ -662,8 +662,9 @@ fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
     let pq = match uri.path_and_query() {
         None => PathAndQuery::from_static("/"),
         Some(pq) => match upstream_path(&app.base, pq.as_str(), path)? {
-            std::borrow::Cow::Borrowed(_) => pq.clone(),
-            std::borrow::Cow::Owned(p) => PathAndQuery::try_from(p).ok()?,
+            // Unchanged: no copy.
+            std::borrow::Cow::Borrowed(p) if p.len() == pq.as_str().len() => pq.clone(),
+            p => PathAndQuery::try_from(p.as_ref()).ok()?,
         },
     };
     let mut parts = hyper::http::uri::Parts::default();
@@ -777,7 +778,8 @@ fn forward_headers(
 /// With the prefix stripped, the app's absolute paths must go back under it.
 fn rewrite_answer(h: &mut HeaderMap, prefix: &str) {
     if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        if let Some(v) = rewrite_location(loc, prefix).and_then(|l| HeaderValue::from_str(&l).ok()) {
+        if let Some(v) = rewrite_location(loc, prefix).and_then(|l| HeaderValue::from_str(&l).ok())
+        {
             h.insert(header::LOCATION, v);
         }
     }

@@ -178,6 +178,7 @@ impl Supervisor {
             start_waiters: Vec::new(),
             upgrade_waiters: Vec::new(),
             crashes: 0,
+            pid_write: None,
         };
         tokio::spawn(actor.run());
         let handle = AppHandle { tx, state, log };
@@ -291,6 +292,8 @@ struct Actor {
     start_waiters: Vec<oneshot::Sender<Result<(), String>>>,
     upgrade_waiters: Vec<oneshot::Sender<Result<UpgradeDone, String>>>,
     crashes: u32,
+    /// The running process's pid being recorded in the registry.
+    pid_write: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor {
@@ -327,6 +330,12 @@ impl Actor {
             .await
             .ok()
             .map(|a| a.desired)
+    }
+
+    /// Ask the runtime its version beside the start (see [`Actor::prepare`]).
+    fn ask_version(&self, p: &Prepared) -> tokio::task::JoinHandle<Result<Option<String>, String>> {
+        let (runtime, env, cwd) = (p.runtime.clone(), p.env.clone(), p.cwd.clone());
+        tokio::spawn(async move { launch::runtime_version(&runtime, &env, &cwd).await })
     }
 
     fn notify_ready(&mut self, port: u16) {
@@ -417,7 +426,7 @@ impl Actor {
 
     /// An explicit upgrade of an app that is not running: upgrade if needed, stay stopped.
     async fn upgrade_idle(&mut self) -> Result<UpgradeDone, String> {
-        let prep = self.prepare().await?;
+        let prep = self.prepare(true).await?;
         let (from, to) = (prep.app.last_version.clone(), prep.version.clone());
         match self.upgrade_if_needed(&prep).await {
             Ok(upgraded) => {
@@ -504,10 +513,12 @@ impl Actor {
             s.progress = None;
             s.starting_since = Some(SystemTime::now());
         });
-        let prep = match self.prepare().await {
+        let began = std::time::Instant::now();
+        let prep = match self.prepare(!self.upgrade_waiters.is_empty()).await {
             Ok(p) => p,
             Err(why) => return self.fail(why),
         };
+        tracing::debug!(app = %self.name, "start prepared in {:?}", began.elapsed());
         let upgraded = match self.upgrade_if_needed(&prep).await {
             Ok(u) => u,
             Err(why) => return self.fail(why),
@@ -525,7 +536,11 @@ impl Actor {
                 prep.app.port
             ));
         }
+        tracing::debug!(app = %self.name, "spawning after {:?}", began.elapsed());
         let ended = self.run_process(&prep).await;
+        if let Some(w) = self.pid_write.take() {
+            let _ = w.await;
+        }
         let _ = self.ctx.registry.set_pid(&self.name, None).await;
         self.set(|s| {
             s.pid = None;
@@ -577,7 +592,10 @@ impl Actor {
         }
     }
 
-    async fn prepare(&self) -> Result<Prepared, String> {
+    /// What a start needs. The runtime's version is asked first only when it decides something
+    /// (`always`, or an upgrade command and a version the app last ran with); otherwise the
+    /// start does not wait for it and it is recorded once the app is ready.
+    async fn prepare(&self, always: bool) -> Result<Prepared, String> {
         let app = self
             .ctx
             .registry
@@ -603,7 +621,12 @@ impl Actor {
         let cwd = launch::working_dir(&self.ctx.home, &app, &runtime, &env)?;
         std::fs::create_dir_all(self.ctx.home.app_dir(&self.name))
             .map_err(|e| format!("cannot create the app's data folder: {e}"))?;
-        let version = launch::runtime_version(&runtime, &env, &cwd).await?;
+        let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
+        let version = if gates {
+            launch::runtime_version(&runtime, &env, &cwd).await?
+        } else {
+            None
+        };
         Ok(Prepared {
             app,
             runtime,
@@ -611,6 +634,7 @@ impl Actor {
             argv,
             cwd,
             version,
+            version_later: !gates,
         })
     }
 
@@ -706,6 +730,7 @@ impl Actor {
     }
 
     async fn run_process(&mut self, p: &Prepared) -> Ended {
+        let version_later = p.version_later.then(|| self.ask_version(p));
         self.log.sys(format!("starting: {}", p.argv.join(" ")));
         let started = std::time::Instant::now();
         let mut child = match launch::command(&p.argv, &p.env, &p.cwd).spawn() {
@@ -717,11 +742,12 @@ impl Actor {
         };
         let mut pumps = self.pump_output(&mut child);
         let ticks = crate::process::start_time(pid).unwrap_or(0);
-        let _ = self
-            .ctx
-            .registry
-            .set_pid(&self.name, Some((pid, ticks)))
-            .await;
+        // Written while the app boots (it is awaited before the pid is cleared again).
+        let registry = self.ctx.registry.clone();
+        let name = self.name.clone();
+        self.pid_write = Some(tokio::spawn(async move {
+            let _ = registry.set_pid(&name, Some((pid, ticks))).await;
+        }));
         self.set(|s| s.pid = Some(pid));
 
         // Starting: probe the health path until it answers 2xx (every 1 ms at first, so a
@@ -768,11 +794,24 @@ impl Actor {
             return end;
         }
         let boot = started.elapsed();
+        tracing::debug!(app = %self.name, "ready {:?} after the spawn", boot);
         self.log.sys(format!(
             "ready in {} ms (pid {pid}, port {})",
             boot.as_millis(),
             p.app.port
         ));
+        // The version asked beside the boot (normally long done): the one that started.
+        let version = match version_later {
+            Some(asked) => match asked.await {
+                Ok(Ok(v)) => v,
+                Ok(Err(why)) => {
+                    self.log.sys(why);
+                    None
+                }
+                Err(_) => None,
+            },
+            None => p.version.clone(),
+        };
         let since = SystemTime::now();
         self.set(|s| {
             s.status = Status::Running;
@@ -780,8 +819,8 @@ impl Actor {
             s.progress = None;
         });
         self.notify_ready(p.app.port);
-        // After the waiters are on their way: a registry write is not part of a first visit.
-        if let Some(v) = &p.version {
+        // After the waiters are on their way: recording the version is not part of a visit.
+        if let Some(v) = &version {
             if p.app.last_version.as_deref() != Some(v) {
                 let _ = self.ctx.registry.set_last_version(&self.name, v).await;
             }
@@ -862,7 +901,7 @@ impl Actor {
             }
             Some(Cmd::Upgrade(r)) => {
                 // Ask the runtime its version afresh: it may have changed since this start.
-                match self.prepare().await {
+                match self.prepare(true).await {
                     Err(why) => {
                         let _ = r.send(Err(why));
                         None
@@ -938,6 +977,8 @@ struct Prepared {
     argv: Vec<String>,
     cwd: std::path::PathBuf,
     version: Option<String>,
+    /// The version was not asked before the start: ask and record it once ready.
+    version_later: bool,
 }
 
 /// Has the runtime's version moved since the app last ran, and is there an upgrade command?

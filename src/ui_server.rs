@@ -141,7 +141,12 @@ pub fn without_token_cookie(value: &str) -> Option<String> {
     if !parts.clone().any(is_token) {
         return None;
     }
-    Some(parts.filter(|c| !is_token(c)).collect::<Vec<_>>().join("; "))
+    Some(
+        parts
+            .filter(|c| !is_token(c))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
 /// Where the built UI is: `HANGAR_UI_DIR`, else `<exe dir>/../share/hangar/ui`, else the source

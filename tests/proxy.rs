@@ -722,3 +722,121 @@ prefix = "strip"
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// Write `request` on a new connection and read everything until the proxy closes it (the last
+/// request of `request` says `Connection: close`).
+fn raw_all(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Requests to a running app on a new connection take the fast path (fast.rs); it must rewrite
+/// exactly as the general path does (the other tests mostly reach apps that are asleep, which
+/// the general path wakes, and then keep that connection): prefix, Location, cookie paths,
+/// X-Forwarded-*, the API's cookie, HEAD, pipelining, chunked and streamed bodies, and no
+/// buffering of server-sent events.
+#[test]
+fn the_fast_path_rewrites_and_frames_like_the_general_path() {
+    let e = TestEngine::start_with(&demo_runtime(
+        "rootapp",
+        &["--mount", ""],
+        "prefix = \"strip\"",
+    ));
+    e.ok(&["create", "kept"]);
+    e.ok(&["create", "stripped", "--runtime", "rootapp"]);
+    e.ok(&["start", "kept"]);
+    e.ok(&["start", "stripped"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+
+    // Four pipelined requests on one connection, the last asking to close.
+    let req = format!(
+        "GET /_app/stripped/api/redirect HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         HEAD /_app/stripped/api/info HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /_app/stripped/api/cookie HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /_app/stripped/api/headers HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 10.1.2.3\r\nCookie: hangar_token=secret; a=1\r\nConnection: close\r\n\r\n"
+    );
+    let out = raw_all(e.proxy_port, req.as_bytes());
+    let lower = out.to_ascii_lowercase();
+    assert_eq!(count(&out, "HTTP/1.1 "), 4, "{out}");
+    assert!(out.starts_with("HTTP/1.1 302"), "{out}");
+    assert!(
+        lower.contains("location: /_app/stripped/admin/\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Path=/_app/stripped/"), "{out}");
+    // HEAD: the length of the body it would have, and no body before the next answer.
+    let head_answer = &out[out.find("HTTP/1.1 200").unwrap()..];
+    let next = head_answer[1..].find("HTTP/1.1 ").unwrap() + 1;
+    assert!(head_answer[..next].ends_with("\r\n\r\n"), "{out}");
+    let body = &out[out.rfind("\r\n\r\n").unwrap() + 4..];
+    let h = json(body);
+    assert_eq!(h["x-forwarded-for"], "10.1.2.3, 127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-host"], host, "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/_app/stripped", "{h}");
+    assert_eq!(
+        h["cookie"], "a=1",
+        "the API's cookie never reaches an app: {h}"
+    );
+    assert!(h.get("connection").is_none(), "{h}");
+
+    // By Host, a kept prefix is added and there is no public prefix.
+    let out = raw_all(
+        e.proxy_port,
+        b"GET /api/headers HTTP/1.1\r\nHost: kept.localhost\r\nConnection: close\r\n\r\n",
+    );
+    let h = json(&out[out.find("\r\n\r\n").unwrap() + 4..]);
+    assert_eq!(h["x-forwarded-host"], "kept.localhost", "{h}");
+    assert!(h.get("x-forwarded-prefix").is_none(), "{h}");
+
+    // A streamed body with a length, whole (a new client: a new connection).
+    let r = client()
+        .get(e.proxy_url("/_app/kept/api/stream?mb=3"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.bytes().unwrap().len(), 3 << 20);
+
+    // Server-sent events (chunked): the first event arrives while the stream is still open.
+    let mut s = TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap();
+    write!(
+        s,
+        "GET /_app/kept/api/sse?count=2&interval_ms=3000 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("tick 1") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the first event");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(
+        !text.contains("tick 2"),
+        "the events were held back: {text}"
+    );
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("tick 2") && text.ends_with("0\r\n\r\n"),
+        "{text}"
+    );
+
+    // The app stopped by the operator: a new connection is not forwarded, the visitor told.
+    e.ok(&["stop", "kept"]);
+    let out = raw(
+        e.proxy_port,
+        format!(
+            "GET /_app/kept/api/info HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+}

@@ -277,7 +277,11 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
     }
     let ip = peer.ip().to_string();
     match xff {
-        Some(prev) => header_line(&mut out, "X-Forwarded-For", format!("{prev}, {ip}").as_bytes()),
+        Some(prev) => header_line(
+            &mut out,
+            "X-Forwarded-For",
+            format!("{prev}, {ip}").as_bytes(),
+        ),
         None => header_line(&mut out, "X-Forwarded-For", ip.as_bytes()),
     }
     if !host.is_empty() {
@@ -292,7 +296,10 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
         strip: (route.by_path && app.prefix == Prefix::Strip).then(|| app.base.clone()),
         head: out,
         head_method: method == "HEAD",
-        idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"),
+        idempotent: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
         close,
         wants_html,
         app,
@@ -327,46 +334,53 @@ async fn exchange(
 ) -> Result<bool, ()> {
     let timeout = proxy.engine.config.upstream_timeout;
     let mut resp = BytesMut::with_capacity(8192);
-    let (mut conn, head_len) =
-        match tokio::time::timeout(timeout, ask(pool, app.addr, plan, &mut resp)).await {
-            Ok(Ok(got)) => got,
-            Ok(Err(why)) => {
-                tracing::debug!(app = %app.name, "upstream error: {why}");
-                let page = pages::error(
-                    plan.wants_html,
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    "Bad gateway",
-                    &format!("{} did not answer: {why}", app.name),
-                    Some(&app.name),
-                    &[],
-                );
-                let _ = write_page(client, page).await;
-                return Err(());
-            }
-            Err(_) => {
-                let page = pages::error(
-                    plan.wants_html,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "Gateway timeout",
-                    &format!(
-                        "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
-                        app.name,
-                        timeout.as_secs()
-                    ),
-                    Some(&app.name),
-                    &[],
-                );
-                let _ = write_page(client, page).await;
-                return Err(());
-            }
-        };
+    let (mut conn, head_len) = match tokio::time::timeout(
+        timeout,
+        ask(pool, app.addr, plan, &mut resp),
+    )
+    .await
+    {
+        Ok(Ok(got)) => got,
+        Ok(Err(why)) => {
+            tracing::debug!(app = %app.name, "upstream error: {why}");
+            let page = pages::error(
+                plan.wants_html,
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "Bad gateway",
+                &format!("{} did not answer: {why}", app.name),
+                Some(&app.name),
+                &[],
+            );
+            let _ = write_page(client, page).await;
+            return Err(());
+        }
+        Err(_) => {
+            let page = pages::error(
+                plan.wants_html,
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "Gateway timeout",
+                &format!(
+                    "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
+                    app.name,
+                    timeout.as_secs()
+                ),
+                Some(&app.name),
+                &[],
+            );
+            let _ = write_page(client, page).await;
+            return Err(());
+        }
+    };
 
     // The answer's head, rewritten for the client.
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut r = httparse::Response::new(&mut headers);
-    if !matches!(r.parse(&resp[..head_len]), Ok(httparse::Status::Complete(_))) {
+    if !matches!(
+        r.parse(&resp[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
         return Err(());
     }
     let code = r.code.unwrap_or(502);
@@ -472,10 +486,19 @@ fn framing(r: &httparse::Response, head_method: bool) -> Option<(Framing, bool)>
                 keeps = false;
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+            let last = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
             coded = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value).ok()?.trim().parse::<u64>().ok()?;
+            let n = std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()?;
             if length.is_some_and(|m| m != n) {
                 return None;
             }
@@ -606,7 +629,11 @@ impl Relay {
     fn new(framing: Framing) -> Relay {
         Relay {
             framing,
-            left: if let Framing::Length(n) = framing { n } else { 0 },
+            left: if let Framing::Length(n) = framing {
+                n
+            } else {
+                0
+            },
             state: Chunk::Size,
             line: Vec::new(),
         }
@@ -650,7 +677,9 @@ impl Relay {
                         continue;
                     }
                     let line = std::mem::take(&mut self.line);
-                    let text = line.strip_suffix(b"\r\n").ok_or("a chunk line without CRLF")?;
+                    let text = line
+                        .strip_suffix(b"\r\n")
+                        .ok_or("a chunk line without CRLF")?;
                     match self.state {
                         Chunk::Size => {
                             let size = text.split(|&b| b == b';').next().unwrap_or(b"");
@@ -715,7 +744,13 @@ async fn write_page(client: &mut TcpStream, page: Response<Body>) -> std::io::Re
             header_line(&mut out, name.as_str(), value.as_bytes());
         }
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(&body);
     client.write_all(&out).await
 }

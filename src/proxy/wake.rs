@@ -54,6 +54,7 @@ pub(super) async fn wake<B>(
     let navigation = html
         && (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key(header::UPGRADE);
+    tracing::debug!(app = %app.name, "a visit wakes the app");
     let engine = proxy.engine.clone();
     let name = app.name.clone();
     // Its own task: the start goes on even if this visitor leaves.
@@ -70,7 +71,10 @@ pub(super) async fn wake<B>(
     loop {
         tokio::select! {
             r = &mut woken => return match r {
-                Ok(Ok(_port)) => Ok(()),
+                Ok(Ok(_port)) => {
+                    tracing::debug!(app = %app.name, "woken; forwarding the visit");
+                    Ok(())
+                }
                 Ok(Err(WakeError::Stopped(_))) => Err(stopped(html, &app.name)),
                 Ok(Err(WakeError::Failed(why))) => Err(failed(html, app, &why)),
                 Ok(Err(WakeError::Gone)) | Err(_) => Err(pages::with_retry_after(pages::error(

@@ -32,6 +32,23 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Two free ports for an engine (proxy, API) below the kernel's ephemeral range (32768 up),
+/// which the many outgoing connections of a test run draw their source ports from: a port
+/// taken from there can be someone's source port by the time the engine binds it.
+pub fn engine_ports() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = (std::process::id().wrapping_mul(31) + n.wrapping_mul(7)) % 2000;
+        let base = 11000 + (slot * 2) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(base) && free(base + 1) {
+            return (base, base + 1);
+        }
+    }
+    (free_port(), free_port())
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -66,8 +83,7 @@ impl TestEngine {
     /// Like [`TestEngine::start_with`], with extra environment for the engine process.
     pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> TestEngine {
         let home = tempfile::tempdir().expect("temp home");
-        let proxy_port = free_port();
-        let api_port = free_port();
+        let (proxy_port, api_port) = engine_ports();
         // Each engine of a test run takes its app ports from a window of its own.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
