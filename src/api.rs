@@ -278,9 +278,11 @@ async fn validate_name(
     Json(json!({ "ok": verdict.is_none(), "message": verdict }))
 }
 
+/// The body of `POST /db/test`.
+#[doc(hidden)]
 #[derive(Deserialize)]
-struct DbTest {
-    url: String,
+pub struct DbTest {
+    pub url: String,
 }
 
 /// Try a connection URL for the create form's "Test connection": `{ok, message}`; the message

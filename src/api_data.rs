@@ -31,7 +31,20 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 pub struct BackupBody {
     /// An absolute folder to write the archive to (default: the home's backups/).
     #[serde(default)]
-    dir: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
+impl BackupBody {
+    /// `dir`, when given, is absolute (checked before a job starts).
+    pub fn check(&self) -> Result<(), Invalid> {
+        match &self.dir {
+            Some(d) if !d.is_absolute() => Err(Invalid::new(
+                "dir",
+                format!("{} is relative; give an absolute folder", d.display()),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub async fn backup(
@@ -40,6 +53,7 @@ pub async fn backup(
     b: Result<Json<BackupBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let req = body(b)?;
+    req.check().map_err(EngineError::from)?;
     e.registry.get(&name).await.map_err(EngineError::from)?;
     let job = e.jobs.start("backup", &name);
     let state = job.snapshot();
@@ -74,6 +88,7 @@ pub async fn restore(
     b: Result<Json<RestoreRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
     let req = body(b)?;
+    req.check().map_err(EngineError::from)?;
     let path = e.backup_path(&req.file)?;
     let job = e
         .jobs

@@ -938,6 +938,20 @@ pub struct RestoreRequest {
     pub db: Option<String>,
 }
 
+impl RestoreRequest {
+    /// The checks that need only the request, made before a job starts: a new name (`as`) is
+    /// a valid name, `db` has an accepted form.
+    pub fn check(&self) -> Result<(), Invalid> {
+        if let Some(n) = self.as_name.as_deref().filter(|n| !n.is_empty()) {
+            crate::validate::name(n)?;
+        }
+        if let Some(m) = self.db.as_deref() {
+            crate::validate::db_method(m)?;
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     /// An archive path from what the operator gave: a path, or a name in `backups/`.
     pub fn backup_path(&self, file: &str) -> Result<PathBuf, EngineError> {

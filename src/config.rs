@@ -439,6 +439,11 @@ impl Config {
                 ),
             ));
         }
+        if let Some(p) = fm.port {
+            // The main app's port follows the same rule as every app's (not the proxy's own).
+            crate::validate::port(i64::from(p), &[proxy_port, api_port])
+                .map_err(|e| value_err("main.port".into(), e.message))?;
+        }
         if let Some(d) = &fm.domain {
             crate::validate::domain(d).map_err(|e| value_err("main.domain".into(), e.message))?;
         }
@@ -600,6 +605,20 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_port"), "{e}");
+    }
+
+    #[test]
+    fn the_main_port_follows_the_port_rule() {
+        // Found writing the `config` fuzz target's invariants: these were accepted and written into
+        // the registry, so the main app was started on the proxy's own port (or on no port).
+        for bad in ["0", "80", "13000", "13001"] {
+            let e = parse(&format!("[main]\nport = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("main.port") && e.contains("1024"), "{bad}: {e}");
+        }
+        let c = parse("proxy_port = 8000\n[main]\nport = 13000").unwrap();
+        assert_eq!(c.main.port, Some(13000));
     }
 
     #[test]

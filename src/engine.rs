@@ -86,6 +86,64 @@ pub struct CreateApp {
     pub idle_timeout: Option<i64>,
 }
 
+impl CreateApp {
+    /// The checks of a create that need nothing but the request and the configuration: name,
+    /// display name, domain, env, idle timeout, runtime, the database method's form, a given
+    /// port's range. [`Engine::check_create`] adds what needs the registry and the machine.
+    pub fn check(&self, config: &Config) -> Result<Checked, Invalid> {
+        validate::name(&self.name)?;
+        let display_name = self
+            .display_name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| self.name.clone());
+        validate::display_name(&display_name)?;
+        let domain = self
+            .domain
+            .clone()
+            .filter(|d| !d.is_empty())
+            .map(|d| d.to_ascii_lowercase());
+        if let Some(d) = &domain {
+            validate::domain(d)?;
+        }
+        for (k, v) in &self.env {
+            validate::env_entry(k, v)?;
+        }
+        let idle_timeout = match self.idle_timeout.map(validate::idle_timeout).transpose()? {
+            Some(0) | None => None,
+            Some(_) if self.start_mode == Some(StartMode::WithMain) => {
+                return Err(Invalid::new(
+                    "idle_timeout",
+                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
+                ))
+            }
+            Some(s) => Some(s),
+        };
+        if let Some(rt) = &self.runtime {
+            if config.runtime(rt).is_none() {
+                let known: Vec<&str> = config.runtimes.keys().map(|s| s.as_str()).collect();
+                return Err(Invalid::new(
+                    "runtime",
+                    format!("no runtime {rt:?}; accepted: {}", known.join(", ")),
+                ));
+            }
+        }
+        if let Some(m) = self.db.as_deref() {
+            validate::db_method(m)?;
+        }
+        let port = self
+            .port
+            .map(|p| validate::port(i64::from(p), &[config.proxy_port, config.api_port]))
+            .transpose()?;
+        Ok(Checked {
+            display_name,
+            domain,
+            idle_timeout,
+            port,
+        })
+    }
+}
+
 /// One app as every client sees it: the contract's `list --json` fields, and a few more.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppView {
@@ -155,6 +213,8 @@ pub struct Checked {
     pub display_name: String,
     pub domain: Option<String>,
     pub idle_timeout: Option<u32>,
+    /// The port asked for, if any.
+    pub port: Option<u16>,
 }
 
 /// Command-line overrides of `hangar.toml`.
@@ -454,45 +514,7 @@ impl Engine {
     /// runtime, a free name, a given port); nothing is changed. Returns the display name and
     /// the domain as they will be stored.
     pub async fn check_create(&self, req: &CreateApp) -> Result<Checked, EngineError> {
-        validate::name(&req.name)?;
-        let display_name = req
-            .display_name
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| req.name.clone());
-        validate::display_name(&display_name)?;
-        let domain = req
-            .domain
-            .clone()
-            .filter(|d| !d.is_empty())
-            .map(|d| d.to_ascii_lowercase());
-        if let Some(d) = &domain {
-            validate::domain(d)?;
-        }
-        for (k, v) in &req.env {
-            validate::env_entry(k, v)?;
-        }
-        let idle_timeout = match req.idle_timeout.map(validate::idle_timeout).transpose()? {
-            Some(0) | None => None,
-            Some(_) if req.start_mode == Some(StartMode::WithMain) => {
-                return Err(Invalid::new(
-                    "idle_timeout",
-                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
-                )
-                .into())
-            }
-            Some(s) => Some(s),
-        };
-        if let Some(rt) = &req.runtime {
-            if self.config.runtime(rt).is_none() {
-                let known: Vec<&str> = self.config.runtimes.keys().map(|s| s.as_str()).collect();
-                return Err(Invalid::new(
-                    "runtime",
-                    format!("no runtime {rt:?}; accepted: {}", known.join(", ")),
-                )
-                .into());
-            }
-        }
+        let checked = req.check(&self.config)?;
         if self.registry.get(&req.name).await.is_ok() {
             return Err(EngineError::Conflict(Invalid::new(
                 "name",
@@ -502,23 +524,16 @@ impl Engine {
                 ),
             )));
         }
-        let mut port = None;
-        if let Some(p) = req.port {
-            let p = validate::port(p as i64, &self.reserved_ports())?;
+        if let Some(p) = checked.port {
             if !self.registry.used_ports().await?.contains(&p) && launch::port_taken(p) {
                 return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
             }
-            port = Some(p);
         }
         // A port or domain another app holds (the registry names the holder).
         self.registry
-            .check_unique(port, domain.as_deref(), &req.name)
+            .check_unique(checked.port, checked.domain.as_deref(), &req.name)
             .await?;
-        Ok(Checked {
-            display_name,
-            domain,
-            idle_timeout,
-        })
+        Ok(checked)
     }
 
     /// `create`, with what attach and restore need: a given database instead of provisioning
@@ -529,8 +544,8 @@ impl Engine {
         opts: CreateOpts,
     ) -> Result<AppView, EngineError> {
         let checked = self.check_create(&req).await?;
-        let port = match req.port {
-            Some(p) => p as u16,
+        let port = match checked.port {
+            Some(p) => p,
             None => self.free_port().await?,
         };
         let data_dir = self.home.app_dir(&req.name);
@@ -584,6 +599,7 @@ impl Engine {
             display_name,
             domain,
             idle_timeout,
+            port: _,
         } = checked;
         let attached = opts.db.is_some();
         let crate::provision::Provisioned { db, notices } = match opts.db {
@@ -689,28 +705,8 @@ impl Engine {
         Ok(crate::provision::provision(&request).await?)
     }
 
-    pub async fn edit(&self, name: &str, mut edit: AppEdit) -> Result<AppView, EngineError> {
-        if let Some(d) = &edit.display_name {
-            validate::display_name(d)?;
-        }
-        if let Some(Some(d)) = &edit.domain {
-            if d.is_empty() {
-                edit.domain = Some(None);
-            } else {
-                validate::domain(d)?;
-            }
-        }
-        if let Some(p) = edit.port {
-            validate::port(p as i64, &self.reserved_ports())?;
-        }
-        if let Some(env) = &edit.env {
-            for (k, v) in env {
-                validate::env_entry(k, v)?;
-            }
-        }
-        if let Some(s) = edit.idle_timeout {
-            validate::idle_timeout(s as i64)?;
-        }
+    pub async fn edit(&self, name: &str, edit: AppEdit) -> Result<AppView, EngineError> {
+        let edit = edit.check(&self.reserved_ports())?;
         self.registry.update(name, &edit).await?;
         let _ = self.events.send(Event::App {
             name: name.to_string(),

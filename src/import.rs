@@ -44,6 +44,19 @@ pub struct ImportRequest {
     pub dry_run: bool,
 }
 
+impl ImportRequest {
+    /// The check that needs only the request: `from` is a URL of a known dialect.
+    pub fn check(&self) -> Result<(), crate::validate::Invalid> {
+        if dialect_of(&self.from).is_none() {
+            return Err(crate::validate::Invalid::new(
+                "from",
+                "accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL of the NocoBase main database",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One `applications` row and what became of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportRow {
@@ -411,14 +424,8 @@ impl Engine {
         self: &Arc<Self>,
         req: ImportRequest,
     ) -> Result<ImportReport, EngineError> {
+        req.check()?;
         let source = crate::provision::redact(&req.from);
-        if dialect_of(&req.from).is_none() {
-            return Err(crate::validate::Invalid::new(
-                "from",
-                "accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL of the NocoBase main database",
-            )
-            .into());
-        }
         let rows = read_table(&req.from).await.map_err(|why| {
             EngineError::Refused(format!(
                 "cannot read the applications table at {source}: {why}"

@@ -29,3 +29,15 @@ pub mod secret;
 pub mod supervisor;
 pub mod ui_server;
 pub mod validate;
+
+/// What the fuzz targets (`fuzz/`) reach that is not otherwise public: the API's request
+/// bodies. Not a stable interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::api::DbTest;
+    pub use crate::api_data::BackupBody;
+    pub use crate::backup::RestoreRequest;
+    pub use crate::engine::CreateApp;
+    pub use crate::import::ImportRequest;
+    pub use crate::registry::AppEdit;
+}

@@ -117,18 +117,69 @@ pub struct AppRecord {
     pub updated_at: String,
 }
 
-/// The fields an edit may change; `None` leaves a field as it is.
+/// The fields an edit may change; `None` leaves a field as it is. An unknown field is refused
+/// (a misspelt field must not read as "nothing to change").
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppEdit {
     pub display_name: Option<String>,
     pub start_mode: Option<StartMode>,
     pub port: Option<u16>,
-    /// `Some(None)` clears the domain.
+    /// `Some(None)` clears the domain: JSON `null` (or `""`); an absent field leaves it.
+    #[serde(default, deserialize_with = "present")]
     pub domain: Option<Option<String>>,
     pub pinned: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
     /// Seconds; `Some(0)` turns idle stop off.
     pub idle_timeout: Option<u32>,
+}
+
+/// A field that is present, `null` included, is `Some`: serde's default reads `null` as absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl AppEdit {
+    /// Every check of an edit that needs only the request (`reserved`: the proxy's and the
+    /// API's ports); returns the edit as it will be stored (an empty domain clears it, a domain
+    /// is lowercased as at create).
+    pub fn check(mut self, reserved: &[u16]) -> Result<AppEdit, Invalid> {
+        use crate::validate;
+        if let Some(d) = &self.display_name {
+            validate::display_name(d)?;
+        }
+        if let Some(Some(d)) = &self.domain {
+            if d.is_empty() {
+                self.domain = Some(None);
+            } else {
+                let d = d.to_ascii_lowercase();
+                validate::domain(&d)?;
+                self.domain = Some(Some(d));
+            }
+        }
+        if let Some(p) = self.port {
+            validate::port(i64::from(p), reserved)?;
+        }
+        if let Some(env) = &self.env {
+            for (k, v) in env {
+                validate::env_entry(k, v)?;
+            }
+        }
+        if let Some(s) = self.idle_timeout {
+            validate::idle_timeout(i64::from(s))?;
+            if s > 0 && self.start_mode == Some(StartMode::WithMain) {
+                return Err(Invalid::new(
+                    "idle_timeout",
+                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
+                ));
+            }
+        }
+        Ok(self)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,4 +543,28 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
         updated_at: r.try_get("updated_at")?,
         name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_reads_null_as_clearing_the_domain_and_refuses_unknown_fields() {
+        // The control panel clears a domain with `"domain": null`; serde's default read it as
+        // "absent", so the domain stayed. A misspelt field was ignored: the edit changed nothing
+        // and answered 200.
+        let e: AppEdit = serde_json::from_str(r#"{"domain": null}"#).unwrap();
+        assert_eq!(e.domain, Some(None));
+        let e: AppEdit = serde_json::from_str("{}").unwrap();
+        assert_eq!(e.domain, None);
+        let e: AppEdit = serde_json::from_str(r#"{"domain": "A.Example.com"}"#).unwrap();
+        let e = e.check(&[13000, 13001]).unwrap();
+        assert_eq!(e.domain, Some(Some("a.example.com".into())));
+        let err = serde_json::from_str::<AppEdit>(r#"{"domian": "a.example.com"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("domian"), "{err}");
+    }
 }

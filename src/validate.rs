@@ -174,6 +174,27 @@ pub fn parse_env_arg(arg: &str) -> Result<(String, String), Invalid> {
     }
 }
 
+pub const DB_RULE: &str =
+    "accepted: new-database, schema, or a postgres://, mysql:// or sqlite: URL";
+
+/// Where an app's database is (`--db`, the API's `db`): `new-database`, `schema`, or a URL of a
+/// known dialect. Only the form is checked here; a URL is tested by connecting to it.
+pub fn db_method(m: &str) -> Result<(), Invalid> {
+    if matches!(m, "new-database" | "schema") || crate::db::dialect_of(m).is_some() {
+        return Ok(());
+    }
+    // A URL may carry a password: never repeat it.
+    let shown = if m.contains("://") {
+        "this URL".to_string()
+    } else {
+        format!("{m:?}")
+    };
+    Err(Invalid::new(
+        "db",
+        format!("{shown} is not accepted; {DB_RULE}"),
+    ))
+}
+
 pub const DISPLAY_NAME_RULE: &str =
     "a display name is up to 100 characters without control characters";
 
