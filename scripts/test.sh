@@ -21,6 +21,9 @@ trap 'scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
 step "cargo test"
 cargo test --workspace -- --test-threads="${HANGAR_TEST_THREADS:-4}"
 
+step "fuzzing: each cargo-fuzz target for a bounded time (scripts/fuzz.sh, nightly toolchain)"
+scripts/fuzz.sh "${HANGAR_FUZZ_SECONDS:-30}"
+
 step "control panel: unit tests and end-to-end in Chromium"
 ui/run-e2e.sh
 
