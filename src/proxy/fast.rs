@@ -384,6 +384,9 @@ async fn exchange(
         return Err(());
     }
     let code = r.code.unwrap_or(502);
+    if code == 101 {
+        return Err(()); // Switching protocols unasked: not HTTP any more; both sides close.
+    }
     let (framing, mut app_keeps) = match framing(&r, plan.head_method) {
         Some(f) => f,
         None => return Err(()), // Conflicting or unreadable framing: not relayed.
