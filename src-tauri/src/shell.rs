@@ -558,11 +558,38 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
                 "main window hidden for {} s: releasing its webview",
                 after.as_secs()
             );
+            // The rest (WebKit's network process, the heap) follows from its Destroyed event.
             let _ = w.destroy();
-            // Hand the freed heap back to the system once the webview is gone.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            trim_heap();
         }
+    });
+}
+
+/// How long after a window went the shell looks whether any webview is left: WebKit ends the
+/// window's web process meanwhile.
+pub const SETTLE_AFTER_WINDOW: Duration = Duration::from_secs(2);
+
+/// A window was destroyed: once no webview is left (and the shell is not quitting), end WebKit's
+/// network process, which WebKit keeps otherwise, and hand the freed heap back to the system.
+pub fn after_window_destroyed<R: Runtime>(app: &AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
+        if shell(&app).is_quitting() {
+            return;
+        }
+        // On the main thread, where windows are made: none can appear between the check and
+        // the end of the network process.
+        let handle = app.clone();
+        let r = app.run_on_main_thread(move || {
+            if handle.webview_windows().is_empty() {
+                crate::lean::end_webkit_network_process();
+            }
+        });
+        if let Err(e) = r {
+            tracing::warn!("cannot reach the main thread: {e}");
+        }
+        tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
+        trim_heap();
     });
 }
 
@@ -693,7 +720,7 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-/// One tray action (a menu click, or the `tray_action` command).
+/// One tray action: a click on the tray menu entry `id`.
 pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), String> {
     let action = Action::parse(id).ok_or_else(|| format!("no tray action {id:?}"))?;
     let sh = shell(app);
