@@ -7,6 +7,10 @@
 //! - WebKit's network process: it outlives every webview (WebKit does not end it, and Tauri keeps
 //!   the web context on Linux so a new window reuses it). Once no webview is left, the shell ends
 //!   it; WebKit starts a new one with the next window.
+//! - Library pages touched while a window was open (WebKit, Mesa's libLLVM): once no webview is
+//!   left, the shell asks the kernel to page out its read-only file mappings (`MADV_PAGEOUT`);
+//!   the kernel only drops pages no other process maps, and what the engine still runs faults
+//!   back in from the page cache or disk.
 
 /// Environment defaults applied at start, before GTK or WebKit read them: (name, value).
 pub const ENV_DEFAULTS: &[(&str, &str)] = &[("WEBKIT_DISABLE_COMPOSITING_MODE", "1")];
@@ -92,6 +96,48 @@ pub fn end_webkit_network_process() -> usize {
     0
 }
 
+/// Ask the kernel to page out this process's read-only file-backed mappings (shared libraries,
+/// the binary). Advice only: nothing is unmapped, pages come back on the next access. Returns
+/// the bytes advised.
+#[cfg(target_os = "linux")]
+pub fn page_out_file_mappings() -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    let mut advised = 0;
+    for (start, len) in maps.lines().filter_map(read_only_file_mapping) {
+        // SAFETY: madvise with MADV_PAGEOUT only reclaims pages of a range this process maps;
+        // it changes no contents (a range gone meanwhile just fails with ENOMEM).
+        let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
+        if r == 0 {
+            advised += len;
+        }
+    }
+    advised
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn page_out_file_mappings() -> usize {
+    0
+}
+
+/// (start, length) of a `/proc/PID/maps` line that maps a file without write access.
+pub fn read_only_file_mapping(line: &str) -> Option<(usize, usize)> {
+    let mut f = line.split_whitespace();
+    let range = f.next()?;
+    let perms = f.next()?;
+    let path = f.nth(3)?; // after offset, device and inode
+    if !path.starts_with('/') || perms.contains('w') {
+        return None;
+    }
+    let (a, b) = range.split_once('-')?;
+    let (a, b) = (
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    );
+    (b > a).then_some((a, b - a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +150,25 @@ mod tests {
         let user =
             missing_env_defaults(|k| (k == "WEBKIT_DISABLE_COMPOSITING_MODE").then(|| "0".into()));
         assert!(user.is_empty());
+    }
+
+    #[test]
+    fn only_read_only_file_mappings_are_paged_out() {
+        let lib = "7f1000000000-7f1000002000 r-xp 00001000 fe:01 123 /usr/lib/libx.so.1";
+        assert_eq!(
+            read_only_file_mapping(lib),
+            Some((0x7f10_0000_0000, 0x2000))
+        );
+        for other in [
+            "7f1000000000-7f1000002000 rw-p 00001000 fe:01 123 /usr/lib/libx.so.1",
+            "7f1000000000-7f1000002000 rw-s 00000000 00:01 7 /SYSV00000000 (deleted)",
+            "55d000000000-55d000001000 rw-p 00000000 00:00 0 [heap]",
+            "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]",
+            "7f1000000000-7f1000002000 r--p 00000000 00:00 0",
+            "garbage",
+        ] {
+            assert_eq!(read_only_file_mapping(other), None, "{other}");
+        }
     }
 
     #[cfg(target_os = "linux")]

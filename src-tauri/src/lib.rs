@@ -111,7 +111,10 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             app.manage(shell.clone());
             shell.set_autostart_state(autostart_enabled(app.handle()));
             shell::start(app.handle());
-            if !(hidden && shell.tray_available()) {
+            if hidden && shell.tray_available() {
+                // In the tray from the start: what starting touched goes back to the system.
+                shell::shed_when_no_webview(app.handle());
+            } else {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = shell::show_main(&handle).await {
@@ -177,7 +180,7 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             ..
         } => {
             shell::window_gone(&sh, &label);
-            shell::after_window_destroyed(app);
+            shell::shed_when_no_webview(app);
         }
         _ => {}
     }

@@ -558,7 +558,8 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
                 "main window hidden for {} s: releasing its webview",
                 after.as_secs()
             );
-            // The rest (WebKit's network process, the heap) follows from its Destroyed event.
+            // The rest (WebKit's network process, the heap) follows from its Destroyed event
+            // (`shed_when_no_webview`).
             let _ = w.destroy();
         }
     });
@@ -568,9 +569,10 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
 /// window's web process meanwhile.
 pub const SETTLE_AFTER_WINDOW: Duration = Duration::from_secs(2);
 
-/// A window was destroyed: once no webview is left (and the shell is not quitting), end WebKit's
-/// network process, which WebKit keeps otherwise, and hand the freed heap back to the system.
-pub fn after_window_destroyed<R: Runtime>(app: &AppHandle<R>) {
+/// A window was destroyed, or the shell started in the tray: once no webview is left (and the
+/// shell is not quitting), end WebKit's network process, which WebKit keeps otherwise, hand the
+/// freed heap back to the system and page out library pages (see `lean`).
+pub fn shed_when_no_webview<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
@@ -580,16 +582,27 @@ pub fn after_window_destroyed<R: Runtime>(app: &AppHandle<R>) {
         // On the main thread, where windows are made: none can appear between the check and
         // the end of the network process.
         let handle = app.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let r = app.run_on_main_thread(move || {
-            if handle.webview_windows().is_empty() {
+            let none_left = handle.webview_windows().is_empty();
+            if none_left {
                 crate::lean::end_webkit_network_process();
             }
+            let _ = tx.send(none_left);
         });
         if let Err(e) = r {
             tracing::warn!("cannot reach the main thread: {e}");
         }
+        let none_left = rx.await.unwrap_or(false);
         tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
         trim_heap();
+        if none_left && !shell(&app).is_quitting() {
+            let advised = crate::lean::page_out_file_mappings();
+            tracing::info!(
+                "no webview left: library pages paged out ({} MB of mappings advised)",
+                advised / (1024 * 1024)
+            );
+        }
     });
 }
 
