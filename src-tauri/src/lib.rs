@@ -170,6 +170,8 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             event: WindowEvent::CloseRequested { api, .. },
             ..
         } if label == MAIN_WINDOW => {
+            // Not a match guard: asking hides the window or begins the quit.
+            #[allow(clippy::collapsible_match)]
             if shell::main_close_requested(app) {
                 api.prevent_close();
             }
@@ -305,5 +307,5 @@ pub fn main_entry() -> i32 {
             return 1;
         }
     };
-    app.run_return(|app, event| on_run_event(app, event))
+    app.run_return(on_run_event)
 }

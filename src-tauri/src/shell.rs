@@ -380,20 +380,17 @@ async fn follow_engine<R: Runtime>(app: AppHandle<R>) {
     loop {
         sync(&app).await;
         match sh.backend.changes().await {
-            Ok(mut changes) => loop {
-                match changes.next().await {
-                    Some(()) => {
-                        tokio::time::sleep(DEBOUNCE).await;
-                        // Drain what arrived meanwhile: one rebuild for a burst.
-                        while let Some(Some(())) = changes.now_or_never_opt() {}
-                        if sh.is_quitting() {
-                            continue;
-                        }
-                        sync(&app).await;
+            Ok(mut changes) => {
+                while let Some(()) = changes.next().await {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    // Drain what arrived meanwhile: one rebuild for a burst.
+                    while let Some(Some(())) = changes.now_or_never_opt() {}
+                    if sh.is_quitting() {
+                        continue;
                     }
-                    None => break,
+                    sync(&app).await;
                 }
-            },
+            }
             Err(e) => sh.set_engine_error(e.to_string()),
         }
         if sh.is_quitting() {

@@ -100,7 +100,7 @@ impl Fixture {
                 .build(tauri::generate_context!("../tauri.conf.json"))
                 .expect("the shell builds on the mock runtime");
             tx.send(app.handle().clone()).unwrap();
-            app.run_return(|h, e| on_run_event(h, e));
+            app.run_return(on_run_event);
         });
         let app = rx.recv().unwrap();
         // setup opens the main window from a task; wait for it.
