@@ -1,62 +1,81 @@
 #!/usr/bin/env python3
-"""Inside Xvfb + D-Bus: measure the shell's memory in three states and `hangar serve` as the
-peer. Started processes are ended by their own pids only."""
+"""Inside Xvfb + D-Bus (with a StatusNotifier watcher, the tray host a panel runs): measure the
+desktop shell's memory in three states, and `hangar serve` as the peer. For the shell process and
+each WebKit child: RSS and PSS from /proc/PID/smaps_rollup (PSS shares each page among the
+processes mapping it, so PSS sums to what the processes together cost), and whether Mesa's
+libLLVM is mapped in the shell. Started processes are ended by their own pids only."""
 import json, os, socket, subprocess, sys, time
 
 BIN = os.environ["BIN_DIR"]
 WORK = os.environ["WORK"]
 ROOT = os.environ["ROOT"]
 REPEAT = int(os.environ.get("REPEAT", "3"))
+SETTLE = float(os.environ.get("SETTLE", "8"))
+LATER = float(os.environ.get("LATER", "60"))
 
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
-def procs():
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,rss=,comm="], capture_output=True, text=True).stdout
-    table = {}
-    for line in out.splitlines():
-        pid, ppid, rss, comm = line.split(None, 3)
-        table[int(pid)] = (int(ppid), int(rss), comm.strip())
-    return table
-
-
-def status_kb(pid, key):
+def rollup(pid):
+    """(RSS, PSS, anonymous RSS) in kB from smaps_rollup."""
+    v = {}
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "kB":
+                v[parts[0].rstrip(":")] = int(parts[1])
     except OSError:
-        pass
-    return 0
+        return (0, 0, 0)
+    return (v.get("Rss", 0), v.get("Pss", 0), v.get("Anonymous", 0))
 
 
-def tree(root):
-    """MB: (shell RSS, WebKit RSS, apps RSS, shell anonymous RSS, WebKit anonymous RSS) for
-    `root` and its descendants. Anonymous RSS leaves out the shared libraries' file pages
-    (libwebkit2gtk alone maps ~100 MB of code), which RSS counts once touched."""
-    t = procs()
-    kids = {}
-    for pid, (ppid, _, _) in t.items():
-        kids.setdefault(ppid, []).append(pid)
-    shell = webkit = apps = shell_anon = webkit_anon = 0
-    todo = [root]
+def children(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{p}/stat").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(p))
+    return out
+
+
+def exe(pid):
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return "?"
+
+
+def llvm_mapped(pid):
+    try:
+        return any("libLLVM" in line for line in open(f"/proc/{pid}/maps"))
+    except OSError:
+        return False
+
+
+def sample(root):
+    """{process: (RSS, PSS, anon) MB} for the shell and its WebKit children (the apps apart),
+    and whether the shell maps libLLVM."""
+    r = {"shell": rollup(root)}
+    apps = [0, 0, 0]
+    todo = children(root)
     while todo:
         p = todo.pop()
-        if p not in t:
-            continue
-        _, rss, comm = t[p]
-        if p == root:
-            shell += rss
-            shell_anon += status_kb(p, "RssAnon")
-        elif comm.startswith("WebKit"):
-            webkit += rss
-            webkit_anon += status_kb(p, "RssAnon")
+        name = exe(p)
+        if name.startswith("WebKit"):
+            prev = r.get(name, (0, 0, 0))
+            r[name] = tuple(a + b for a, b in zip(prev, rollup(p)))
         else:
-            apps += rss
-        todo.extend(kids.get(p, []))
-    return tuple(x / 1024 for x in (shell, webkit, apps, shell_anon, webkit_anon))
+            apps = [a + b for a, b in zip(apps, rollup(p))]
+            todo.extend(children(p))
+    r["apps"] = tuple(apps)
+    return {k: tuple(x / 1024 for x in v) for k, v in r.items()}, llvm_mapped(root)
 
 
 def home():
@@ -67,7 +86,7 @@ def home():
     return h
 
 
-def wait(what, fn, timeout=60):
+def wait(what, fn, timeout=90):
     end = time.time() + timeout
     while time.time() < end:
         v = fn()
@@ -89,10 +108,6 @@ def stop(p):
         p.kill(); p.wait()
 
 
-def settle():
-    time.sleep(8)  # let boot-time allocations and the first sampler ticks pass
-
-
 def x_windows(title):
     r = subprocess.run(["xdotool", "search", "--name", title], capture_output=True, text=True)
     return r.stdout.split()
@@ -101,25 +116,29 @@ def x_windows(title):
 def run_serve():
     h = home()
     p = subprocess.Popen([f"{BIN}/hangar", "--home", h, "serve"], stderr=subprocess.DEVNULL)
-    wait("hangar serve", lambda: engine_up(h)); settle()
-    r = tree(p.pid); stop(p); return r
+    wait("hangar serve", lambda: engine_up(h)); time.sleep(SETTLE)
+    r = sample(p.pid); stop(p); return {"hangar serve (peer: same engine, headless)": r}
 
 
 def run_desktop(hidden):
     h = home()
-    env = dict(os.environ, HANGAR_RELEASE_AFTER="3", HANGAR_BUILTIN_UI="1")
+    env = dict(os.environ, HANGAR_RELEASE_AFTER="3")
+    env.setdefault("HANGAR_BUILTIN_UI", "1")  # the pages inside the shell, as before
     args = [f"{BIN}/hangar-desktop", "--home", h] + (["--hidden"] if hidden else [])
-    p = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+    log = open(os.path.join(WORK, "desktop.log"), "a")
+    p = subprocess.Popen(args, env=env, stderr=log)
     wait("the desktop engine", lambda: engine_up(h))
     if hidden:
-        settle(); r = {"tray only (--hidden)": tree(p.pid)}
+        time.sleep(SETTLE); r = {"tray only (--hidden, no webview yet)": sample(p.pid)}
     else:
-        wait("the main window", lambda: x_windows("^Hangar$")); settle()
-        r = {"window open": tree(p.pid)}
+        wait("the main window", lambda: x_windows("^Hangar$")); time.sleep(SETTLE)
+        r = {"window open": sample(p.pid)}
         for w in x_windows("^Hangar$"):
             subprocess.run([sys.executable, os.path.join(ROOT, "scripts/e2e/x11_close.py"), w])
-        wait("the webview to be released", lambda: not x_windows("^Hangar$"), timeout=60)
-        settle(); r["window released"] = tree(p.pid)
+        wait("the webview to be released", lambda: not x_windows("^Hangar$"))
+        time.sleep(3 + SETTLE); r["window released (tray only after a window)"] = sample(p.pid)
+        # Pages the shell still uses come back as it runs: the same, a while later.
+        time.sleep(LATER); r[f"window released, {LATER:.0f} s later"] = sample(p.pid)
     stop(p)
     return r
 
@@ -128,23 +147,33 @@ def median(xs):
     xs = sorted(xs); return xs[len(xs) // 2]
 
 
-tray = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28"])
+watcher = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts/e2e/sni.py"), "watcher"])
 time.sleep(1)
 results = {}
 try:
     for _ in range(REPEAT):
-        results.setdefault("hangar serve (peer: same engine, headless)", []).append(run_serve())
-        for k, v in run_desktop(False).items():
-            results.setdefault(k, []).append(v)
-        for k, v in run_desktop(True).items():
-            results.setdefault(k, []).append(v)
+        for run in (run_serve, lambda: run_desktop(False), lambda: run_desktop(True)):
+            for k, v in run().items():
+                results.setdefault(k, []).append(v)
 finally:
-    stop(tray)
+    stop(watcher)
 
-print("| state | shell process RSS (anon) | WebKit processes RSS (anon) | shell + WebKit RSS (anon) | apps RSS |")
-print("| --- | ---: | ---: | ---: | ---: |")
-for k, runs in results.items():
-    m = [median([r[i] for r in runs]) for i in range(5)]
-    print(f"| {k} | {m[0]:.0f} MB ({m[3]:.0f}) | {m[1]:.0f} MB ({m[4]:.0f}) | "
-          f"{m[0] + m[1]:.0f} MB ({m[3] + m[4]:.0f}) | {m[2]:.0f} MB |")
-print(f"\nmedians of {REPEAT} runs; anon = RssAnon, the process's own memory without shared-library pages")
+print("| state | process | RSS MB | PSS MB | anon MB |")
+print("| --- | --- | ---: | ---: | ---: |")
+for state, runs in results.items():
+    names = []
+    for procs, _ in runs:
+        names += [n for n in procs if n not in names]
+    total = [0.0, 0.0, 0.0]
+    for n in names:
+        m = [median([procs.get(n, (0, 0, 0))[i] for procs, _ in runs]) for i in range(3)]
+        if n != "apps":
+            total = [a + b for a, b in zip(total, m)]
+        if n == "apps" or m[0] > 0:
+            print(f"| {state} | {n} | {m[0]:.0f} | {m[1]:.0f} | {m[2]:.0f} |")
+    llvm = sum(1 for _, l in runs if l)
+    print(f"| {state} | **shell + WebKit** (libLLVM in the shell: {llvm} of {len(runs)} runs) | "
+          f"**{total[0]:.0f}** | **{total[1]:.0f}** | {total[2]:.0f} |")
+print(f"\nmedians of {REPEAT} runs; {BIN}; env: " + " ".join(
+    f"{k}={os.environ[k]}" for k in ("WEBKIT_DISABLE_COMPOSITING_MODE", "GDK_GL", "HANGAR_BUILTIN_UI")
+    if k in os.environ))

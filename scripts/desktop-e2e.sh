@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The desktop app end to end, in a real window under Xvfb with a D-Bus session and an X11 tray
-# (trayer), driven over W3C WebDriver by tauri-driver + WebKitWebDriver:
-#   the window lists the apps; Start from the window works; the log window shows a line made by
-#   requesting the app; closing the main window keeps the process and the proxy serving; the
-#   hidden webview is released and rebuilt by a second launch (single instance); Quit leaves no
-#   app process behind; with `hangar serve` already running on a home, the app attaches to it
-#   and its Quit ends that engine too. Screenshots go to test-output/desktop/.
+# The desktop app end to end, in a real window under Xvfb with a D-Bus session and a
+# StatusNotifier watcher (scripts/e2e/sni.py, the tray host a desktop panel runs), driven over W3C
+# WebDriver by tauri-driver + WebKitWebDriver, its tray driven over D-Bus as a panel does
+# (com.canonical.dbusmenu GetLayout / AboutToShow / Event "clicked"):
+#   the window lists the apps; Start from the window works; the tray menu follows the engine
+#   (window, tray and CLI changes) and its Start, Stop, Start all, Stop all act on the engine; the
+#   log window shows a line made by requesting the app; closing the main window keeps the process
+#   and the proxy serving; the hidden webview is released and, with no webview left, WebKit's
+#   processes end; the tray's Open Hangar and a second launch (single instance) rebuild the
+#   window; the tray's Quit leaves no app process behind; with `hangar serve` already running on
+#   a home, the app attaches to it and its tray's Quit ends that engine too. Screenshots go to
+#   test-output/desktop/.
 # Fails loudly when a part is missing. SKIP_BUILD=1 uses the binaries already built;
 # HANGAR_DESKTOP_BIN / HANGAR_BIN test other binaries (e.g. the installed .deb's).
 set -euo pipefail
@@ -21,8 +26,16 @@ need dbus-run-session "apt-get install dbus-daemon"
 need WebKitWebDriver "apt-get install webkit2gtk-driver"
 need import "apt-get install imagemagick"
 need xdotool "apt-get install xdotool"
-need trayer "apt-get install trayer"
 need python3 "apt-get install python3"
+# The tray is read and clicked over D-Bus with python3-gi (Debian's, for the system python).
+E2E_PYTHON=
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import gi; from gi.repository import Gio' 2>/dev/null; then
+    E2E_PYTHON=$(command -v "$py"); break
+  fi
+done
+[ -n "$E2E_PYTHON" ] || die "python3-gi is missing (the tray is driven over D-Bus with it): apt-get install python3-gi"
+export E2E_PYTHON
 need pgrep "apt-get install procps"
 TAURI_DRIVER=${TAURI_DRIVER:-$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")}
 [ -x "$TAURI_DRIVER" ] || die "tauri-driver is missing: cargo install tauri-driver --locked"

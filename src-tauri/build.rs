@@ -12,7 +12,6 @@ const COMMANDS: &[&str] = &[
     "get_autostart",
     "set_autostart",
     "tray_model",
-    "tray_action",
     "show_main",
     "quit",
 ];

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """The desktop app end to end, in a real window, over plain W3C WebDriver (tauri-driver in
-front of WebKitWebDriver). Run by scripts/desktop-e2e.sh inside Xvfb and a D-Bus session; reads
-its settings from the environment that script sets. Fails loudly, with a screenshot."""
+front of WebKitWebDriver), and its tray through the session bus exactly as a desktop panel uses
+it (StatusNotifierItem + com.canonical.dbusmenu, see sni.py). Run by scripts/desktop-e2e.sh inside
+Xvfb and a D-Bus session where sni.py's watcher runs; reads its settings from the environment
+that script sets. Fails loudly, with a screenshot."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -11,12 +14,16 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sni  # noqa: E402  (python3-gi: the session bus)
+
 DRIVER = os.environ.get("TAURI_DRIVER_URL", "http://127.0.0.1:4444")
 BIN = os.environ["HANGAR_DESKTOP_BIN"]
 HOME = os.environ["HANGAR_HOME"]
 OUT = os.environ["E2E_OUT"]
 PROXY = int(os.environ["E2E_PROXY_PORT"])
 API = int(os.environ["E2E_API_PORT"])
+HANGAR = os.environ["E2E_HANGAR_BIN"]
 UI = os.environ.get("E2E_UI", "engine")  # engine: ui/ served by the engine; builtin: the shell's pages
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -161,6 +168,121 @@ def api_apps():
     return json.loads(text)["apps"]
 
 
+def app_status(name, apps=None):
+    return next((a["status"] for a in (apps or api_apps()) if a["name"] == name), None)
+
+
+def cli(*args):
+    """The engine's CLI on the same home, as a user in a terminal would run it."""
+    r = subprocess.run([HANGAR, *args], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        fail(f"hangar {' '.join(args)} failed ({r.returncode}): {r.stderr[-500:]}")
+    return r.stdout
+
+
+# The tray, through the session bus: the item the watcher has for a process, its menu, clicks.
+
+def bus_pid(name):
+    (pid,) = sni._call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                       "GetConnectionUnixProcessID", sni.GLib.Variant("(s)", (name,)), "(u)")
+    return pid
+
+
+def tray_of(pid):
+    """The menu of the StatusNotifierItem that process `pid` registered with the watcher."""
+    def find_item():
+        for item in sni.items():
+            if bus_pid(item[0]) == pid:
+                return item
+        return None
+    item = wait(f"pid {pid}'s tray icon to register with the StatusNotifier watcher", find_item)
+    return sni.menu_of(item)
+
+
+def tray_layout(menu):
+    return sni.layout(menu)
+
+
+def tray_text(menu):
+    return "\n".join(sni.labels(tray_layout(menu)))
+
+
+def tray_wait(menu, what, pred, timeout=30):
+    """Wait until the menu as a panel reads it satisfies pred(layout)."""
+    last = {}
+
+    def ok():
+        last["l"] = tray_layout(menu)
+        return pred(last["l"])
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if ok():
+                return last["l"]
+        except Exception as e:  # the menu may be rebuilt between two calls
+            last["e"] = e
+        time.sleep(0.2)
+    shown = "\n".join(sni.labels(last["l"])) if "l" in last else f"unreadable: {last.get('e')}"
+    fail(f"timed out after {timeout} s waiting for the tray menu to show {what}; it shows:\n{shown}")
+
+
+def tray_click(menu, *path):
+    """Open the menu, follow `path` by labels (submenus opened on the way) and click the entry,
+    as a user does in the panel."""
+    def entry():
+        node = tray_layout(menu)
+        for i in range(len(path)):
+            e = sni.find(node, *path[: i + 1])
+            if e is None:
+                return None
+            if i < len(path) - 1:
+                sni.about_to_show(menu, e["id"])
+        e = sni.find(tray_layout(menu), *path)
+        return e if e and e["enabled"] else None
+    e = wait(f"the tray entry {' > '.join(path)} (enabled)", entry)
+    log(f"tray: clicking {' > '.join(path)} (dbusmenu id {e['id']})")
+    sni.click(menu, e["id"])
+
+
+def app_label_has(layout, display, status):
+    e = sni.find(layout, f"~{display} — ")
+    return e is not None and e["label"].endswith(f"— {status}")
+
+
+def screen_green_pixels():
+    """How many pixels of the screen are clearly green (green 40 above red and blue): the
+    control panel draws running apps in green (`--ok` in ui/src/app.css, `.s-running` in the
+    shell's built-in pages), and nothing else on this screen is green."""
+    shot = subprocess.run(["import", "-window", "root", "-depth", "8", "ppm:-"], capture_output=True, timeout=30)
+    if shot.returncode != 0:
+        return 0
+    hist = subprocess.run(["convert", "ppm:-", "-format", "%c", "histogram:info:-"],
+                          input=shot.stdout, capture_output=True, timeout=30)
+    n = 0
+    for line in hist.stdout.decode("utf-8", "replace").splitlines():
+        m = re.match(r"\s*(\d+):\s*\(\s*(\d+),\s*(\d+),\s*(\d+)", line)
+        if m:
+            count, r, g, b = (int(x) for x in m.groups())
+            if g - max(r, b) >= 40:
+                n += count
+    return n
+
+
+def webkit_children(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{p}/stat").read()
+            exe = os.path.basename(os.readlink(f"/proc/{p}/exe"))
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and exe.startswith("WebKit"):
+            out.append((int(p), exe))
+    return out
+
+
 def main():
     global sid
     log(f"starting {BIN} through tauri-driver")
@@ -182,10 +304,20 @@ def main():
         fail(f"expected the {UI} control panel in the window, got {shell['ui']}")
     if shell["mode"] != "in-process":
         fail(f"expected the engine hosted in-process, got {shell['mode']}")
-    if not shell["tray"]["available"]:
-        fail(f"expected a tray (trayer runs): {shell['tray']['why']}")
+    if not shell["tray"]["available"] or "StatusNotifier" not in shell["tray"]["why"]:
+        fail(f"expected the tray found through the StatusNotifier watcher: {shell['tray']}")
     main_handle = wd("GET", s("/window"))
     screenshot("main-window")
+
+    # The tray icon is a StatusNotifierItem with a dbusmenu, as a panel finds it; its menu
+    # lists the apps with their states.
+    menu = tray_of(desktop_pid)
+    log(f"the tray menu is {menu[0]} {menu[1]}")
+    tray_wait(menu, "blog stopped and main running",
+              lambda l: app_label_has(l, "The blog", "stopped") and sni.find(l, "~ — running"))
+    for entry in ("Open Hangar", "Start all", "Stop all", "Quit Hangar"):
+        if sni.find(tray_layout(menu), entry) is None:
+            fail(f"the tray menu has no {entry!r}:\n{tray_text(menu)}")
 
     # 2. Starting an app from the window works.
     click('tr[data-app="blog"] button[aria-label="Start blog"]')
@@ -194,6 +326,32 @@ def main():
     if status != 200:
         fail(f"blog through the proxy answered {status}")
     screenshot("blog-running")
+    tray_wait(menu, "blog running (started from the window)",
+              lambda l: app_label_has(l, "The blog", "running"))
+
+    # 2b. The tray's own entries act on the engine, and its labels follow the engine's events
+    # whoever made them (the window, the tray, the CLI).
+    tray_click(menu, "~The blog — ", "Stop")
+    wait("the engine to report blog stopped (tray Stop)", lambda: app_status("blog") == "stopped")
+    tray_wait(menu, "blog stopped", lambda l: app_label_has(l, "The blog", "stopped"))
+    wait("the window to show blog stopped", lambda: find('tr[data-app="blog"] [data-status="stopped"]'))
+    cli("start", "blog")
+    tray_wait(menu, "blog running (started from the CLI)",
+              lambda l: app_label_has(l, "The blog", "running"))
+    tray_click(menu, "Stop all")
+    wait("the engine to report every app stopped (tray Stop all)",
+         lambda: all(a["status"] == "stopped" for a in api_apps()))
+    tray_wait(menu, "every app stopped", lambda l: app_label_has(l, "The blog", "stopped")
+              and not sni.find(l, "~ — running"))
+    tray_click(menu, "~The blog — ", "Start")
+    wait("the engine to report blog running (tray Start)", lambda: app_status("blog") == "running")
+    tray_click(menu, "Start all")
+    wait("the engine to report every app running (tray Start all)",
+         lambda: all(a["status"] == "running" for a in api_apps()))
+    status, _ = proxy_get("/_app/blog/api/info")
+    if status != 200:
+        fail(f"blog, started from the tray, answered {status} through the proxy")
+    wait("the window to show blog running", lambda: find('tr[data-app="blog"] [data-status="running"]'))
 
     # 3. The log window opens and shows a line made by requesting the app.
     marker = f"e2e-marker-{os.getpid()}"
@@ -229,11 +387,12 @@ def main():
     if status != 200:
         fail(f"after closing the window, blog through the proxy answered {status}")
     screenshot("main-window-closed")
-    model = json.dumps(invoke("tray_model"))
-    if "blog \\u2014 running" not in model and "blog — running" not in model:
-        fail(f"the tray menu does not show blog running: {model[:400]}")
+    tray_wait(menu, "blog running with the window closed",
+              lambda l: app_label_has(l, "The blog", "running"))
 
-    # 5. Hidden for a while, the main webview is released; a second launch brings it back.
+    # 5. Hidden for a while, the main webview is released; a second launch brings it back
+    # (single instance). The log window stays open: the WebDriver session lives as long as
+    # some window does.
     wait("the main webview to be released",
          lambda: invoke("shell_info")["main_window"] == "released", timeout=60)
     second = subprocess.run([BIN], capture_output=True, text=True, timeout=60)
@@ -249,15 +408,46 @@ def main():
         fail("the first instance exited")
     screenshot("main-window-rebuilt")
 
-    # 6. Quitting leaves no app process behind.
+    # 6. The tray only: with the log window closed and the main webview released, no webview is
+    # left; WebKit's processes end and the shell alone stays, still serving. The tray's "Open
+    # Hangar" brings the window back, with new WebKit processes, logged in and live. (The
+    # WebDriver session ends with the last window, so from here the display is looked at.)
+    for w in x_windows("^Hangar — logs of blog$"):
+        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+    for w in x_windows("^Hangar$"):
+        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+    wait("no window of the shell left on the display", lambda: not x_windows("^Hangar"))
+    # The main webview is released after HANGAR_RELEASE_AFTER, then WebKit's processes end.
+    wait("no WebKit process left under the shell (no webview left)",
+         lambda: not webkit_children(desktop_pid), timeout=60)
+    if not alive(desktop_pid):
+        fail("the desktop app exited when its last window went")
+    status, _ = proxy_get("/_app/blog/api/info")
+    if status != 200:
+        fail(f"in the tray only, blog through the proxy answered {status}")
+    tray_wait(menu, "blog running in the tray only",
+              lambda l: app_label_has(l, "The blog", "running"))
+    screenshot("tray-only")
+    if screen_green_pixels() != 0:
+        fail("the control panel still shows on the screen in the tray only")
+    tray_click(menu, "Open Hangar")
+    wait("the main window to come back (tray Open Hangar)", lambda: x_windows("^Hangar$"))
+    # Running apps in green on the screen (the only window there): the page was drawn
+    # (compositing mode off), logged in, and lists them.
+    wait("the window rebuilt from the tray to draw the control panel with running apps",
+         lambda: screen_green_pixels() >= 50, timeout=60)
+    kinds = sorted(e for _, e in webkit_children(desktop_pid))
+    if "WebKitNetworkProcess" not in kinds or "WebKitWebProcess" not in kinds:
+        fail(f"expected new WebKit processes for the rebuilt window, got {kinds}")
+    screenshot("main-window-from-tray")
+
+    # 7. Quitting from the tray leaves no app process behind.
     apps = api_apps()
     pids = [a["pid"] for a in apps if a.get("pid")]
     if len(pids) < 2:
         fail(f"expected main and blog running before the quit, got {[(a['name'], a['status']) for a in apps]}")
-    log(f"quitting; app process groups {pids}")
-    script = ("const done = arguments[arguments.length - 1];"
-              "window.__TAURI__.core.invoke('tray_action', {id: 'quit'}); done(true);")
-    wd("POST", s("/execute/async"), {"script": script, "args": []})
+    log(f"quitting from the tray; app process groups {pids}")
+    tray_click(menu, "Quit Hangar")
     wait("the desktop app to exit", lambda: not alive(desktop_pid), timeout=90)
     screenshot("after-quit")
     left = {p: group_members(p) for p in pids}
@@ -271,13 +461,15 @@ def main():
     except Exception:
         pass
     attach()
-    log("PASSED: window lists apps, start from the window, log window with a live line, "
-        "close to tray with the proxy serving, webview released and rebuilt, single instance, "
-        "quit with nothing left, attach to a running engine")
+    log("PASSED: window lists apps, start from the window, tray menu over D-Bus (StatusNotifier "
+        "+ dbusmenu) following the engine and starting/stopping apps, log window with a live "
+        "line, close to tray with the proxy serving, webview released and WebKit's processes "
+        "ended, window back from the tray and from a second launch (single instance), tray "
+        "Quit with nothing left, attach to a running engine and Quit it from its tray")
 
 
 def attach():
-    """7. An engine already runs on the home (`hangar serve`): the app attaches to it, and its
+    """8. An engine already runs on the home (`hangar serve`): the app attaches to it, and its
     Quit stops that engine and every app too."""
     global sid
     home2 = os.environ["E2E_HOME2"]
@@ -301,9 +493,9 @@ def attach():
         status, text = http("GET", f"http://{api}/api/v1/apps", headers={"Authorization": f"Bearer {token}"})
         pids = [a["pid"] for a in json.loads(text)["apps"] if a.get("pid")]
         screenshot("attached")
-        script = ("const done = arguments[arguments.length - 1];"
-                  "window.__TAURI__.core.invoke('tray_action', {id: 'quit'}); done(true);")
-        wd("POST", s("/execute/async"), {"script": script, "args": []})
+        menu = tray_of(info["pid"])
+        tray_wait(menu, "main running (attached)", lambda l: sni.find(l, "~ — running"))
+        tray_click(menu, "Quit Hangar")
         wait("the attached app to exit", lambda: not alive(info["pid"]), timeout=90)
         try:
             serve.wait(timeout=60)

@@ -127,12 +127,6 @@ pub fn tray_model(sh: State<'_, Arc<Shell>>) -> TrayModel {
     sh.tray_model()
 }
 
-/// Do what a tray menu entry does (its id, e.g. `start:blog`, `quit`).
-#[tauri::command]
-pub async fn tray_action<R: Runtime>(app: AppHandle<R>, id: String) -> Res<()> {
-    shell::run_action(&app, &id).await
-}
-
 #[tauri::command]
 pub async fn show_main<R: Runtime>(app: AppHandle<R>) -> Res<()> {
     shell::show_main(&app).await.map_err(|e| e.to_string())

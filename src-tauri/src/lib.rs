@@ -4,10 +4,12 @@
 //!
 //! Map: `backend` (the engine, hosted or attached), `menu_model` (the tray menu as a pure
 //! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (windows,
-//! close-to-tray, webview release, quit), `commands` (what the windows may call).
+//! close-to-tray, webview release, quit), `commands` (what the windows may call), `lean` (less
+//! memory in the tray: no GL, no idle WebKit network process).
 
 pub mod backend;
 pub mod commands;
+pub mod lean;
 pub mod menu_model;
 pub mod notice;
 pub mod shell;
@@ -78,7 +80,6 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             commands::get_autostart,
             commands::set_autostart,
             commands::tray_model,
-            commands::tray_action,
             commands::show_main,
             commands::quit,
         ])
@@ -103,7 +104,6 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                     .permission("allow-open-logs")
                     .permission("allow-show-main")
                     .permission("allow-tray-model")
-                    .permission("allow-tray-action")
                     .permission("allow-quit"),
             )?;
             let hidden = options.hidden;
@@ -111,7 +111,10 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             app.manage(shell.clone());
             shell.set_autostart_state(autostart_enabled(app.handle()));
             shell::start(app.handle());
-            if !(hidden && shell.tray_available()) {
+            if hidden && shell.tray_available() {
+                // In the tray from the start: what starting touched goes back to the system.
+                shell::shed_when_no_webview(app.handle());
+            } else {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = shell::show_main(&handle).await {
@@ -167,6 +170,8 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             event: WindowEvent::CloseRequested { api, .. },
             ..
         } if label == MAIN_WINDOW => {
+            // Not a match guard: asking hides the window or begins the quit.
+            #[allow(clippy::collapsible_match)]
             if shell::main_close_requested(app) {
                 api.prevent_close();
             }
@@ -175,7 +180,10 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             label,
             event: WindowEvent::Destroyed,
             ..
-        } => shell::window_gone(&sh, &label),
+        } => {
+            shell::window_gone(&sh, &label);
+            shell::shed_when_no_webview(app);
+        }
         _ => {}
     }
 }
@@ -223,6 +231,8 @@ fn autostart_args(args: &Args) -> Vec<String> {
 }
 
 pub fn main_entry() -> i32 {
+    // First, while this is the only thread: GTK and WebKit read these at their start.
+    let env_defaults = lean::apply_env_defaults();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -231,6 +241,9 @@ pub fn main_entry() -> i32 {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    for (k, v) in &env_defaults {
+        tracing::debug!("{k}={v} (a default; set it to change)");
+    }
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         eprintln!("hangar-desktop: no display (DISPLAY and WAYLAND_DISPLAY are unset); run the engine headless with `hangar serve`");
         return 2;
@@ -294,5 +307,5 @@ pub fn main_entry() -> i32 {
             return 1;
         }
     };
-    app.run_return(|app, event| on_run_event(app, event))
+    app.run_return(on_run_event)
 }

@@ -380,20 +380,17 @@ async fn follow_engine<R: Runtime>(app: AppHandle<R>) {
     loop {
         sync(&app).await;
         match sh.backend.changes().await {
-            Ok(mut changes) => loop {
-                match changes.next().await {
-                    Some(()) => {
-                        tokio::time::sleep(DEBOUNCE).await;
-                        // Drain what arrived meanwhile: one rebuild for a burst.
-                        while let Some(Some(())) = changes.now_or_never_opt() {}
-                        if sh.is_quitting() {
-                            continue;
-                        }
-                        sync(&app).await;
+            Ok(mut changes) => {
+                while let Some(()) = changes.next().await {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    // Drain what arrived meanwhile: one rebuild for a burst.
+                    while let Some(Some(())) = changes.now_or_never_opt() {}
+                    if sh.is_quitting() {
+                        continue;
                     }
-                    None => break,
+                    sync(&app).await;
                 }
-            },
+            }
             Err(e) => sh.set_engine_error(e.to_string()),
         }
         if sh.is_quitting() {
@@ -558,10 +555,50 @@ pub fn hide_main<R: Runtime>(app: &AppHandle<R>) {
                 "main window hidden for {} s: releasing its webview",
                 after.as_secs()
             );
+            // The rest (WebKit's network process, the heap) follows from its Destroyed event
+            // (`shed_when_no_webview`).
             let _ = w.destroy();
-            // Hand the freed heap back to the system once the webview is gone.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            trim_heap();
+        }
+    });
+}
+
+/// How long after a window went the shell looks whether any webview is left: WebKit ends the
+/// window's web process meanwhile.
+pub const SETTLE_AFTER_WINDOW: Duration = Duration::from_secs(2);
+
+/// A window was destroyed, or the shell started in the tray: once no webview is left (and the
+/// shell is not quitting), end WebKit's network process, which WebKit keeps otherwise, hand the
+/// freed heap back to the system and page out library pages (see `lean`).
+pub fn shed_when_no_webview<R: Runtime>(app: &AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
+        if shell(&app).is_quitting() {
+            return;
+        }
+        // On the main thread, where windows are made: none can appear between the check and
+        // the end of the network process.
+        let handle = app.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let r = app.run_on_main_thread(move || {
+            let none_left = handle.webview_windows().is_empty();
+            if none_left {
+                crate::lean::end_webkit_network_process();
+            }
+            let _ = tx.send(none_left);
+        });
+        if let Err(e) = r {
+            tracing::warn!("cannot reach the main thread: {e}");
+        }
+        let none_left = rx.await.unwrap_or(false);
+        tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
+        trim_heap();
+        if none_left && !shell(&app).is_quitting() {
+            let advised = crate::lean::page_out_file_mappings();
+            tracing::info!(
+                "no webview left: library pages paged out ({} MB of mappings advised)",
+                advised / (1024 * 1024)
+            );
         }
     });
 }
@@ -693,7 +730,7 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-/// One tray action (a menu click, or the `tray_action` command).
+/// One tray action: a click on the tray menu entry `id`.
 pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), String> {
     let action = Action::parse(id).ok_or_else(|| format!("no tray action {id:?}"))?;
     let sh = shell(app);

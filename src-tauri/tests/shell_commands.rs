@@ -100,7 +100,7 @@ impl Fixture {
                 .build(tauri::generate_context!("../tauri.conf.json"))
                 .expect("the shell builds on the mock runtime");
             tx.send(app.handle().clone()).unwrap();
-            app.run_return(|h, e| on_run_event(h, e));
+            app.run_return(on_run_event);
         });
         let app = rx.recv().unwrap();
         // setup opens the main window from a task; wait for it.
@@ -129,6 +129,11 @@ impl Fixture {
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         invoke_on(&self.main, cmd, args)
+    }
+
+    /// What a click on the tray entry `id` does (the native menu's event handler calls this).
+    fn tray_click(&self, id: &str) -> Result<(), String> {
+        tauri::async_runtime::block_on(shell::run_action(&self.app, id))
     }
 
     fn create(&self, name: &str) {
@@ -332,32 +337,26 @@ fn tray_model_and_actions_follow_the_engine() {
         || model(&f).contains("wiki — stopped").then_some(()),
         "wiki in the tray menu",
     );
-    f.invoke("tray_action", json!({ "id": "start:wiki" }))
-        .unwrap();
+    f.tray_click("start:wiki").unwrap();
     wait_for(
         || model(&f).contains("wiki — running").then_some(()),
         "wiki running in the tray",
     );
     assert_eq!(f.app_view("wiki").status, "running");
-    f.invoke("tray_action", json!({ "id": "stop-all" }))
-        .unwrap();
+    f.tray_click("stop-all").unwrap();
     wait_for(
         || (!model(&f).contains("— running")).then_some(()),
         "nothing running in the tray",
     );
     assert_eq!(f.app_view("wiki").status, "stopped");
     assert_eq!(f.app_view("main").status, "stopped");
-    f.invoke("tray_action", json!({ "id": "start-all" }))
-        .unwrap();
+    f.tray_click("start-all").unwrap();
     assert_eq!(f.app_view("wiki").status, "running");
     assert_eq!(f.app_view("main").status, "running");
 
-    let e = f
-        .invoke("tray_action", json!({ "id": "launch:wiki" }))
-        .unwrap_err();
-    assert!(e.as_str().unwrap().contains("no tray action"), "{e}");
-    f.invoke("tray_action", json!({ "id": "stop-all" }))
-        .unwrap();
+    let e = f.tray_click("launch:wiki").unwrap_err();
+    assert!(e.contains("no tray action"), "{e}");
+    f.tray_click("stop-all").unwrap();
 }
 
 #[test]
@@ -376,8 +375,7 @@ fn start_at_login_is_off_by_default_and_switchable() {
     assert!(text.contains("--hidden"), "{text}");
     let m = f.invoke("tray_model", json!({})).unwrap().to_string();
     assert!(m.contains(r#""checked":true"#), "{m}");
-    f.invoke("tray_action", json!({ "id": "autostart" }))
-        .unwrap();
+    f.tray_click("autostart").unwrap();
     assert_eq!(f.invoke("get_autostart", json!({})).unwrap(), false);
     assert!(!entry.exists());
 }
@@ -414,7 +412,7 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
     ));
     assert_eq!(status, 200, "the proxy keeps serving");
     // "Open Hangar" brings it back.
-    f.invoke("tray_action", json!({ "id": "open" })).unwrap();
+    f.tray_click("open").unwrap();
     assert_eq!(
         f.invoke("shell_info", json!({})).unwrap()["main_window"],
         "visible"
@@ -435,8 +433,6 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
     assert!(m.contains("Quitting"), "{m}");
     // A second quit is a no-op, and actions are refused while quitting.
     shell::begin_quit(&f.app);
-    let e = f
-        .invoke("tray_action", json!({ "id": "start:cms" }))
-        .unwrap_err();
-    assert!(e.as_str().unwrap().contains("quitting"), "{e}");
+    let e = f.tray_click("start:cms").unwrap_err();
+    assert!(e.contains("quitting"), "{e}");
 }
