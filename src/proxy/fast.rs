@@ -334,45 +334,41 @@ async fn exchange(
 ) -> Result<bool, ()> {
     let timeout = proxy.engine.config.upstream_timeout;
     let mut resp = BytesMut::with_capacity(8192);
-    let (mut conn, head_len) = match tokio::time::timeout(
-        timeout,
-        ask(pool, app.addr, plan, &mut resp),
-    )
-    .await
-    {
-        Ok(Ok(got)) => got,
-        Ok(Err(why)) => {
-            tracing::debug!(app = %app.name, "upstream error: {why}");
-            let page = pages::error(
-                plan.wants_html,
-                StatusCode::BAD_GATEWAY,
-                "bad_gateway",
-                "Bad gateway",
-                &format!("{} did not answer: {why}", app.name),
-                Some(&app.name),
-                &[],
-            );
-            let _ = write_page(client, page).await;
-            return Err(());
-        }
-        Err(_) => {
-            let page = pages::error(
-                plan.wants_html,
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                "Gateway timeout",
-                &format!(
+    let (mut conn, head_len) =
+        match tokio::time::timeout(timeout, ask(pool, app.addr, plan, &mut resp)).await {
+            Ok(Ok(got)) => got,
+            Ok(Err(why)) => {
+                tracing::debug!(app = %app.name, "upstream error: {why}");
+                let page = pages::error(
+                    plan.wants_html,
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "Bad gateway",
+                    &format!("{} did not answer: {why}", app.name),
+                    Some(&app.name),
+                    &[],
+                );
+                let _ = write_page(client, page).await;
+                return Err(());
+            }
+            Err(_) => {
+                let page = pages::error(
+                    plan.wants_html,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    "Gateway timeout",
+                    &format!(
                     "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
                     app.name,
                     timeout.as_secs()
                 ),
-                Some(&app.name),
-                &[],
-            );
-            let _ = write_page(client, page).await;
-            return Err(());
-        }
-    };
+                    Some(&app.name),
+                    &[],
+                );
+                let _ = write_page(client, page).await;
+                return Err(());
+            }
+        };
 
     // The answer's head, rewritten for the client.
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
