@@ -555,29 +555,9 @@ impl Proxy {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 tracing::debug!(app = %app.name, "upstream error: {e}");
-                Err(pages::error(
-                    html,
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    "Bad gateway",
-                    &format!("{} did not answer: {}", app.name, root_cause(&e)),
-                    Some(&app.name),
-                    &[],
-                ))
+                Err(pages::bad_gateway(html, &app.name, &root_cause(&e)))
             }
-            Err(_) => Err(pages::error(
-                html,
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                "Gateway timeout",
-                &format!(
-                    "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
-                    app.name,
-                    timeout.as_secs()
-                ),
-                Some(&app.name),
-                &[],
-            )),
+            Err(_) => Err(pages::gateway_timeout(html, &app.name, timeout)),
         }
     }
 

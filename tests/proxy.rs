@@ -143,8 +143,9 @@ fn each_routing_rule() {
     assert_eq!(r.headers()[LOCATION], "/_app/blog/?x=1");
 }
 
-#[test]
-fn keep_and_strip_rewrite_redirects_and_cookies_and_forward_headers() {
+/// An engine with two demo apps: `kept` (prefix kept, the default runtime) and `stripped` (a
+/// runtime that mounts the app at its root and strips the prefix).
+fn kept_and_stripped() -> TestEngine {
     let e = TestEngine::start_with(&demo_runtime(
         "rootapp",
         &["--mount", ""],
@@ -152,6 +153,12 @@ fn keep_and_strip_rewrite_redirects_and_cookies_and_forward_headers() {
     ));
     e.ok(&["create", "kept"]);
     e.ok(&["create", "stripped", "--runtime", "rootapp"]);
+    e
+}
+
+#[test]
+fn keep_and_strip_rewrite_redirects_and_cookies_and_forward_headers() {
+    let e = kept_and_stripped();
     let c = client();
 
     // keep: the app sees /_app/kept/… and answers with it; nothing to rewrite.
@@ -741,13 +748,7 @@ fn raw_all(port: u16, request: &[u8]) -> String {
 /// buffering of server-sent events.
 #[test]
 fn the_fast_path_rewrites_and_frames_like_the_general_path() {
-    let e = TestEngine::start_with(&demo_runtime(
-        "rootapp",
-        &["--mount", ""],
-        "prefix = \"strip\"",
-    ));
-    e.ok(&["create", "kept"]);
-    e.ok(&["create", "stripped", "--runtime", "rootapp"]);
+    let e = kept_and_stripped();
     e.ok(&["start", "kept"]);
     e.ok(&["start", "stripped"]);
     let host = format!("127.0.0.1:{}", e.proxy_port);

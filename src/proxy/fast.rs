@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
-use hyper::{Response, StatusCode};
+use hyper::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -339,32 +339,12 @@ async fn exchange(
             Ok(Ok(got)) => got,
             Ok(Err(why)) => {
                 tracing::debug!(app = %app.name, "upstream error: {why}");
-                let page = pages::error(
-                    plan.wants_html,
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    "Bad gateway",
-                    &format!("{} did not answer: {why}", app.name),
-                    Some(&app.name),
-                    &[],
-                );
-                let _ = write_page(client, page).await;
+                let _ =
+                    write_page(client, pages::bad_gateway(plan.wants_html, &app.name, &why)).await;
                 return Err(());
             }
             Err(_) => {
-                let page = pages::error(
-                    plan.wants_html,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "Gateway timeout",
-                    &format!(
-                    "{} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
-                    app.name,
-                    timeout.as_secs()
-                ),
-                    Some(&app.name),
-                    &[],
-                );
+                let page = pages::gateway_timeout(plan.wants_html, &app.name, timeout);
                 let _ = write_page(client, page).await;
                 return Err(());
             }

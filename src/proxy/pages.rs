@@ -99,6 +99,39 @@ pub fn error(
     r
 }
 
+/// 502: the app could not be reached, or dropped the connection before answering.
+pub fn bad_gateway(html_wanted: bool, app: &str, why: &str) -> Response<Body> {
+    error(
+        html_wanted,
+        StatusCode::BAD_GATEWAY,
+        "bad_gateway",
+        "Bad gateway",
+        &format!("{app} did not answer: {why}"),
+        Some(app),
+        &[],
+    )
+}
+
+/// 504: the app's answer did not begin within `upstream_timeout`.
+pub fn gateway_timeout(
+    html_wanted: bool,
+    app: &str,
+    timeout: std::time::Duration,
+) -> Response<Body> {
+    error(
+        html_wanted,
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway_timeout",
+        "Gateway timeout",
+        &format!(
+            "{app} did not begin its answer within {} s (upstream_timeout in hangar.toml).",
+            timeout.as_secs()
+        ),
+        Some(app),
+        &[],
+    )
+}
+
 pub fn with_retry_after(mut r: Response<Body>, secs: u64) -> Response<Body> {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
