@@ -111,10 +111,6 @@ pub fn timestamp() -> String {
 /// Lines longer than this are cut into pieces (each piece still a whole line in the file).
 pub const MAX_LINE: usize = 1024 * 1024;
 const CHANNEL: usize = 8192;
-/// Lines written to the file in one go at most.
-const MAX_BATCH: usize = 1024;
-/// How long the file writer waits for more lines after the first of a batch.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// How long a pipe's line waits for a full file writer before it is dropped.
 pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
@@ -348,21 +344,11 @@ async fn writer(
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        let drain = |rx: &mut mpsc::Receiver<Arc<LogLine>>, batch: &mut Vec<Arc<LogLine>>| {
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(l) => batch.push(l),
-                    Err(_) => break,
-                }
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(l) => batch.push(l),
+                Err(_) => break,
             }
-        };
-        drain(&mut rx, &mut batch);
-        if batch.len() < MAX_BATCH {
-            // Let a busy app's next lines gather (the file is written at most every LINGER
-            // per app): a write, and a hand-off to a blocking thread, per batch instead of
-            // per line. Viewers are not delayed: they get each line as it comes (`offer`).
-            tokio::time::sleep(LINGER).await;
-            drain(&mut rx, &mut batch);
         }
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
