@@ -60,17 +60,21 @@ def llvm_mapped(pid):
 
 
 def sample(root):
-    """{process: (RSS, PSS, anon) MB} for the shell and its WebKit children (the apps apart),
-    and whether the shell maps libLLVM."""
+    """{process: (RSS, PSS, anon) MB} for the shell, its window process (`hangar-desktop
+    --window`, a child) and the WebKit processes under either (the apps apart), and whether the
+    shell maps libLLVM."""
     r = {"shell": rollup(root)}
     apps = [0, 0, 0]
     todo = children(root)
     while todo:
         p = todo.pop()
         name = exe(p)
-        if name.startswith("WebKit"):
-            prev = r.get(name, (0, 0, 0))
-            r[name] = tuple(a + b for a, b in zip(prev, rollup(p)))
+        if name.startswith("WebKit") or name == "hangar-desktop":
+            key = "window process" if name == "hangar-desktop" else name
+            prev = r.get(key, (0, 0, 0))
+            r[key] = tuple(a + b for a, b in zip(prev, rollup(p)))
+            if name == "hangar-desktop":
+                todo.extend(children(p))
         else:
             apps = [a + b for a, b in zip(apps, rollup(p))]
             todo.extend(children(p))

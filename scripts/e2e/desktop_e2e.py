@@ -268,8 +268,9 @@ def screen_green_pixels():
     return n
 
 
-def webkit_children(pid):
-    out = []
+def process_tree(pid):
+    """[(pid, parent pid, executable name)] of every process below `pid`."""
+    procs = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
@@ -278,9 +279,37 @@ def webkit_children(pid):
             exe = os.path.basename(os.readlink(f"/proc/{p}/exe"))
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and exe.startswith("WebKit"):
-            out.append((int(p), exe))
-    return out
+        procs.append((int(p), int(stat.rsplit(")", 1)[1].split()[1]), exe))
+    below, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for p in procs:
+            if p[1] == parent:
+                below.append(p)
+                todo.append(p[0])
+    return below
+
+
+def webkit_processes(pid):
+    """WebKit's processes anywhere below `pid` (under its window process)."""
+    return [(p, exe) for p, _, exe in process_tree(pid) if exe.startswith("WebKit")]
+
+
+def window_process(desktop_pid):
+    """The desktop app's window process (`hangar-desktop --window`, its child), if one runs."""
+    return next((p for p, parent, exe in process_tree(desktop_pid)
+                 if parent == desktop_pid and exe == "hangar-desktop" and alive(p)), None)
+
+
+def gl_in(pid):
+    """The GL driver libraries (Mesa's, libLLVM) process `pid` maps: WebKit loads them with a
+    window; the desktop app itself must never (its windows live in the window process)."""
+    try:
+        maps = open(f"/proc/{pid}/maps").read()
+    except OSError:
+        return []
+    return sorted({os.path.basename(l.split()[-1]) for l in maps.splitlines()
+                   if re.search(r"libLLVM|_dri\.so|libgallium|libEGL_mesa", l)})
 
 
 def main():
@@ -306,6 +335,16 @@ def main():
         fail(f"expected the engine hosted in-process, got {shell['mode']}")
     if not shell["tray"]["available"] or "StatusNotifier" not in shell["tray"]["why"]:
         fail(f"expected the tray found through the StatusNotifier watcher: {shell['tray']}")
+    # The windows live in a child process of the desktop app; WebKit and GL load there only.
+    win_pid = shell.get("window_pid")
+    if shell["pid"] != desktop_pid or win_pid in (None, desktop_pid) or window_process(desktop_pid) != win_pid:
+        fail(f"expected the windows in a child process of {desktop_pid}: shell_info says pid "
+             f"{shell['pid']}, window_pid {win_pid}; children {process_tree(desktop_pid)}")
+    if not gl_in(win_pid):
+        log("note: the window process maps no Mesa GL library (a display with its own driver?)")
+    if gl_in(desktop_pid):
+        fail(f"the desktop app itself maps GL libraries: {gl_in(desktop_pid)}")
+    log(f"windows in process {win_pid} (GL there: {gl_in(win_pid)}); none in {desktop_pid}")
     main_handle = wd("GET", s("/window"))
     screenshot("main-window")
 
@@ -417,11 +456,16 @@ def main():
     for w in x_windows("^Hangar$"):
         subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
     wait("no window of the shell left on the display", lambda: not x_windows("^Hangar"))
-    # The main webview is released after HANGAR_RELEASE_AFTER, then WebKit's processes end.
-    wait("no WebKit process left under the shell (no webview left)",
-         lambda: not webkit_children(desktop_pid), timeout=60)
+    # The main webview is released after HANGAR_RELEASE_AFTER; with no window left, the window
+    # process ends, and WebKit's processes with it.
+    wait("the window process to end (no window left)",
+         lambda: window_process(desktop_pid) is None, timeout=60)
+    wait("no WebKit process left under the desktop app (no webview left)",
+         lambda: not webkit_processes(desktop_pid), timeout=30)
     if not alive(desktop_pid):
         fail("the desktop app exited when its last window went")
+    if gl_in(desktop_pid):
+        fail(f"the desktop app maps GL libraries in the tray only: {gl_in(desktop_pid)}")
     status, _ = proxy_get("/_app/blog/api/info")
     if status != 200:
         fail(f"in the tray only, blog through the proxy answered {status}")
@@ -436,7 +480,10 @@ def main():
     # (compositing mode off), logged in, and lists them.
     wait("the window rebuilt from the tray to draw the control panel with running apps",
          lambda: screen_green_pixels() >= 50, timeout=60)
-    kinds = sorted(e for _, e in webkit_children(desktop_pid))
+    new_win = window_process(desktop_pid)
+    if new_win is None or new_win == win_pid:
+        fail(f"expected a new window process for the rebuilt window, got {new_win} (was {win_pid})")
+    kinds = sorted(e for _, e in webkit_processes(new_win))
     if "WebKitNetworkProcess" not in kinds or "WebKitWebProcess" not in kinds:
         fail(f"expected new WebKit processes for the rebuilt window, got {kinds}")
     screenshot("main-window-from-tray")
@@ -450,6 +497,8 @@ def main():
     tray_click(menu, "Quit Hangar")
     wait("the desktop app to exit", lambda: not alive(desktop_pid), timeout=90)
     screenshot("after-quit")
+    if alive(new_win):
+        fail(f"the window process {new_win} outlived the desktop app")
     left = {p: group_members(p) for p in pids}
     left = {p: m for p, m in left.items() if m or alive(p)}
     if left:

@@ -1,6 +1,13 @@
 //! Keeping the shell small while it sits in the tray (Linux, WebKitGTK).
 //!
-//! Two things cost the most there, measured with `bench/desktop-memory.sh`:
+//! The windows live in a child process by default (`window_proc`), so the tray process never
+//! loads WebKit's share; what is left for it here is GTK's own GL probe.
+//!
+//! What costs the most, measured with `bench/desktop-memory.sh`:
+//! - GTK's GL probe: opening the X display, GDK looks for GLX visuals, which loads Mesa's driver
+//!   and libLLVM (~45 MB resident under Xvfb) into a process that never draws with GL. The
+//!   process that shows no window (the host of the window process) turns GDK's GL off; its
+//!   window process gets the user's setting back.
 //! - GL: on machines without a GPU driver Mesa's software renderer (llvmpipe) maps libLLVM into
 //!   the shell as soon as WebKit's compositor sets up EGL. The control panel needs no GPU, so the
 //!   shell turns WebKit's accelerated compositing off unless the user decided otherwise.
@@ -15,21 +22,28 @@
 /// Environment defaults applied at start, before GTK or WebKit read them: (name, value).
 pub const ENV_DEFAULTS: &[(&str, &str)] = &[("WEBKIT_DISABLE_COMPOSITING_MODE", "1")];
 
-/// The defaults from [`ENV_DEFAULTS`] that `get` (the environment) does not set yet.
+/// More defaults for the process that keeps the engine and the tray and shows no window.
+pub const HOST_ENV_DEFAULTS: &[(&str, &str)] = &[("GDK_GL", "disable")];
+
+/// The defaults from `defaults` that `get` (the environment) does not set yet.
 pub fn missing_env_defaults(
+    defaults: &[(&'static str, &'static str)],
     get: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Vec<(&'static str, &'static str)> {
-    ENV_DEFAULTS
+    defaults
         .iter()
         .copied()
         .filter(|(k, _)| get(k).is_none())
         .collect()
 }
 
-/// Apply [`ENV_DEFAULTS`] the user did not set. Call first thing in `main`, while the process
-/// has one thread (setting the environment is not thread-safe).
-pub fn apply_env_defaults() -> Vec<(&'static str, &'static str)> {
-    let set = missing_env_defaults(|k| std::env::var_os(k));
+/// Apply those of `defaults` ([`ENV_DEFAULTS`], [`HOST_ENV_DEFAULTS`]) the user did not set;
+/// returns what was set. Call in `main` while the process has one thread (setting the
+/// environment is not thread-safe).
+pub fn apply_env_defaults(
+    defaults: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    let set = missing_env_defaults(defaults, |k| std::env::var_os(k));
     for (k, v) in &set {
         std::env::set_var(k, v);
     }
@@ -144,11 +158,16 @@ mod tests {
 
     #[test]
     fn defaults_fill_only_what_the_user_left_unset() {
-        let none = missing_env_defaults(|_| None);
+        let none = missing_env_defaults(ENV_DEFAULTS, |_| None);
         assert_eq!(none, vec![("WEBKIT_DISABLE_COMPOSITING_MODE", "1")]);
         // Set to anything (even "0", which turns compositing back on): left alone.
-        let user =
-            missing_env_defaults(|k| (k == "WEBKIT_DISABLE_COMPOSITING_MODE").then(|| "0".into()));
+        let user = missing_env_defaults(ENV_DEFAULTS, |k| {
+            (k == "WEBKIT_DISABLE_COMPOSITING_MODE").then(|| "0".into())
+        });
+        assert!(user.is_empty());
+        let host = missing_env_defaults(HOST_ENV_DEFAULTS, |_| None);
+        assert_eq!(host, vec![("GDK_GL", "disable")]);
+        let user = missing_env_defaults(HOST_ENV_DEFAULTS, |k| (k == "GDK_GL").then(|| "".into()));
         assert!(user.is_empty());
     }
 

@@ -4,8 +4,9 @@
 //!
 //! Map: `backend` (the engine, hosted or attached), `menu_model` (the tray menu as a pure
 //! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (windows,
-//! close-to-tray, webview release, quit), `commands` (what the windows may call), `lean` (less
-//! memory in the tray: no GL, no idle WebKit network process).
+//! close-to-tray, webview release, quit), `commands` (what the windows may call), `window_proc`
+//! (the windows in a child process, so the tray process never loads WebKit), `lean` (less memory
+//! with `--single-process`: no GL, no idle WebKit network process).
 
 pub mod backend;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod menu_model;
 pub mod notice;
 pub mod shell;
 pub mod tray;
+pub mod window_proc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use hangar::home::Home;
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 
 use crate::backend::Backend;
-use crate::shell::{Options, Shell, MAIN_WINDOW};
+use crate::shell::{Options, Role, Shell, MAIN_WINDOW};
+use crate::window_proc::{HostEvent, HostFacts, HostLink, Spawn, ToHost, ToWindow, WindowProcess};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +58,33 @@ pub struct Args {
     pub proxy_port: Option<u16>,
     #[arg(long)]
     pub api_port: Option<u16>,
+    /// Keep the windows in this process instead of a child process (the tray then keeps what
+    /// WebKit loaded after a window was open: more memory, one process fewer).
+    #[arg(
+        long,
+        env = "HANGAR_SINGLE_PROCESS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub single_process: bool,
+    /// Internal: be the window process of the desktop app whose facts follow (JSON), reading
+    /// its requests on stdin.
+    #[arg(long = "window-host", hide = true, value_name = "JSON")]
+    pub window_host: Option<String>,
+    /// Internal: be a window process (with `--window-host`).
+    #[arg(long, hide = true, requires = "window_host")]
+    pub window: bool,
+}
+
+/// Where the windows of this process live.
+#[derive(Debug, Clone)]
+pub enum Windows {
+    /// Here, with the engine and the tray (`--single-process`, the tests).
+    Here,
+    /// In a child process started as this (the default).
+    InChild(Spawn),
+    /// This is the window process of a host with these facts (`--window`).
+    ForHost(HostFacts),
 }
 
 /// What `setup` needs to make the shell.
@@ -63,6 +93,7 @@ pub struct Launch {
     pub overrides: Overrides,
     pub options: Options,
     pub tray: tray::TrayProbe,
+    pub windows: Windows,
 }
 
 /// The commands, window handling and setup, on any runtime (the real one, or the mock one in
@@ -89,9 +120,16 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                 overrides,
                 options,
                 tray,
+                windows,
             } = launch;
-            tracing::info!(tray = tray.available, "tray: {}", tray.why);
-            let backend = tauri::async_runtime::block_on(Backend::open(home, overrides))?;
+            let backend = match &windows {
+                // The window process never hosts an engine: its host does.
+                Windows::ForHost(_) => tauri::async_runtime::block_on(Backend::attach(home))?,
+                _ => {
+                    tracing::info!(tray = tray.available, "tray: {}", tray.why);
+                    tauri::async_runtime::block_on(Backend::open(home, overrides))?
+                }
+            };
             // The engine's own control panel (its API origin exactly, no other) may use the
             // shell's windows and tray actions: nothing it could not already do through the API.
             app.add_capability(
@@ -107,11 +145,43 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                     .permission("allow-quit"),
             )?;
             let hidden = options.hidden;
+            let host_facts = HostFacts {
+                mode: backend.mode().to_string(),
+                pid: std::process::id(),
+                tray: tray.clone(),
+            };
             let shell = Shell::new(backend, options, tray);
             app.manage(shell.clone());
             shell.set_autostart_state(autostart_enabled(app.handle()));
+            match windows {
+                Windows::Here => shell.set_role(Role::Whole),
+                Windows::InChild(spawn) => {
+                    let (wp, events) = WindowProcess::new(
+                        spawn,
+                        host_facts,
+                        tauri::async_runtime::handle().inner().clone(),
+                    );
+                    let wp = Arc::new(wp);
+                    shell.set_role(Role::Host(wp.clone()));
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(host_loop(handle, wp, events));
+                }
+                Windows::ForHost(facts) => {
+                    shell.set_role(Role::Window(Arc::new(HostLink::new(facts))));
+                    shell::start(app.handle());
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(window_loop(handle));
+                    return Ok(());
+                }
+            }
             shell::start(app.handle());
-            if hidden && shell.tray_available() {
+            if let Some(wp) = shell.window_process() {
+                // This process never shows a webview: what starting touched goes back now.
+                shell::shed_when_no_webview(app.handle());
+                if !hidden || !shell.tray_available() {
+                    wp.show()?;
+                }
+            } else if hidden && shell.tray_available() {
                 // In the tray from the start: what starting touched goes back to the system.
                 shell::shed_when_no_webview(app.handle());
             } else {
@@ -126,6 +196,70 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             tauri::async_runtime::spawn(async move { quit_on_signal(handle).await });
             Ok(())
         })
+}
+
+/// The host's side of its window process: a quit asked from a window, start at login switched
+/// there, no window left (let the process go), the process gone.
+async fn host_loop<R: Runtime>(
+    app: AppHandle<R>,
+    wp: Arc<WindowProcess>,
+    mut events: tokio::sync::mpsc::Receiver<HostEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        let sh = app.state::<Arc<Shell>>().inner().clone();
+        match event {
+            HostEvent::Quit => shell::begin_quit(&app),
+            HostEvent::Autostart => {
+                sh.set_autostart_state(autostart_enabled(&app));
+                shell::refresh_tray(&app);
+            }
+            HostEvent::Idle { id, seq } => {
+                wp.idle(id, seq);
+            }
+            HostEvent::Ended { id, status } => {
+                if !wp.ended(id) || sh.is_quitting() {
+                    continue;
+                }
+                tracing::warn!("the window process ended unasked ({status})");
+                if !sh.tray_available() {
+                    tracing::info!("no tray to come back through: quitting");
+                    shell::begin_quit(&app);
+                }
+            }
+        }
+    }
+}
+
+/// The window process: its host's requests, until its input ends (then it exits).
+async fn window_loop<R: Runtime>(app: AppHandle<R>) {
+    let sh = app.state::<Arc<Shell>>().inner().clone();
+    let Some(link) = sh.host_link().cloned() else {
+        return;
+    };
+    let mut lines = window_proc::stdin_lines();
+    while let Some(request) = window_proc::next_request(&mut lines).await {
+        match request {
+            ToWindow::Show(seq) => {
+                link.saw(seq);
+                if let Err(e) = shell::show_main(&app).await {
+                    tracing::error!("cannot open the main window: {e}");
+                }
+            }
+            ToWindow::Logs(seq, name) => {
+                link.saw(seq);
+                if let Err(e) = shell::open_logs(&app, &name).await {
+                    tracing::warn!("log window for {name}: {e}");
+                }
+            }
+            ToWindow::Progress(q) => shell::show_quit_progress(&app, q),
+        }
+        if app.webview_windows().is_empty() {
+            link.idle();
+        }
+    }
+    tracing::debug!("the host closed the window process's input: exiting");
+    sh.allow_exit();
+    app.exit(0);
 }
 
 /// SIGTERM, SIGINT or SIGHUP (logout, `kill`) quit as the tray's Quit does: every app stopped.
@@ -159,6 +293,11 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
                 return;
             }
             api.prevent_exit();
+            if let Some(link) = sh.host_link() {
+                // The window process's last window went: the host decides whether it goes.
+                link.idle();
+                return;
+            }
             if code.is_none() && sh.tray_available() && !sh.is_quitting() {
                 // The last window went (its webview released): keep serving in the tray.
                 return;
@@ -204,6 +343,9 @@ pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, S
     let now = m.is_enabled().unwrap_or(on);
     if let Some(sh) = app.try_state::<Arc<Shell>>() {
         sh.set_autostart_state(now);
+        if let Some(link) = sh.host_link() {
+            link.send(ToHost::Autostart);
+        }
     }
     shell::refresh_tray(app);
     Ok(now)
@@ -232,8 +374,16 @@ fn autostart_args(args: &Args) -> Vec<String> {
 
 pub fn main_entry() -> i32 {
     // First, while this is the only thread: GTK and WebKit read these at their start.
-    let env_defaults = lean::apply_env_defaults();
+    let mut env_defaults = lean::apply_env_defaults(lean::ENV_DEFAULTS);
     let args = Args::parse();
+    // Still one thread. The process that will show no window (windows in a child) needs no GL.
+    let exe = std::env::current_exe();
+    let host_env = if args.window || args.single_process || exe.is_err() {
+        Vec::new()
+    } else {
+        lean::apply_env_defaults(lean::HOST_ENV_DEFAULTS)
+    };
+    env_defaults.extend(host_env.iter().copied());
     let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -266,6 +416,34 @@ pub fn main_entry() -> i32 {
             return 1;
         }
     };
+    let windows = match (&args.window_host, args.window) {
+        (Some(facts), true) => match serde_json::from_str::<HostFacts>(facts) {
+            Ok(f) => Windows::ForHost(f),
+            Err(e) => {
+                eprintln!("hangar-desktop: --window-host is not the host's facts: {e}");
+                return 2;
+            }
+        },
+        _ if args.single_process => Windows::Here,
+        _ => match exe {
+            Ok(exe) => Windows::InChild(Spawn {
+                exe,
+                home: home.root().to_path_buf(),
+                release_after: Duration::from_secs(args.release_after),
+                builtin_ui: args.builtin_ui,
+                unset_env: host_env.iter().map(|(k, _)| *k).collect(),
+            }),
+            Err(e) => {
+                tracing::warn!("cannot find this program to start windows from ({e}): keeping them in this process");
+                Windows::Here
+            }
+        },
+    };
+    let tray = match &windows {
+        Windows::ForHost(f) => f.tray.clone(),
+        _ => tray::probe(),
+    };
+    let window_process = matches!(windows, Windows::ForHost(_));
     let launch = Launch {
         home: home.clone(),
         overrides: Overrides {
@@ -277,29 +455,33 @@ pub fn main_entry() -> i32 {
             release_after: Duration::from_secs(args.release_after),
             builtin_ui: args.builtin_ui,
         },
-        tray: tray::probe(),
+        tray,
+        windows,
     };
-    let builder = tauri::Builder::default()
-        // First: a second launch hands over to the first before anything else starts.
-        .plugin(
-            tauri_plugin_single_instance::Builder::new()
-                .dbus_id(instance_id(&home))
-                .callback(|app, _argv, _cwd| {
-                    tracing::info!("launched again: showing the window");
-                    let app = app.clone();
-                    tauri::async_runtime::spawn(async move {
-                        let _ = shell::show_main(&app).await;
-                    });
-                })
-                .build(),
-        )
-        .plugin(tauri_plugin_notification::init())
-        .plugin(
-            tauri_plugin_autostart::Builder::new()
-                .app_name("Hangar")
-                .args(autostart_args(&args))
-                .build(),
-        );
+    let mut builder = tauri::Builder::default();
+    if !window_process {
+        builder = builder
+            // First: a second launch hands over to the first before anything else starts.
+            .plugin(
+                tauri_plugin_single_instance::Builder::new()
+                    .dbus_id(instance_id(&home))
+                    .callback(|app, _argv, _cwd| {
+                        tracing::info!("launched again: showing the window");
+                        let app = app.clone();
+                        tauri::async_runtime::spawn(async move {
+                            let _ = shell::show_main(&app).await;
+                        });
+                    })
+                    .build(),
+            )
+            .plugin(tauri_plugin_notification::init());
+    }
+    let builder = builder.plugin(
+        tauri_plugin_autostart::Builder::new()
+            .app_name("Hangar")
+            .args(autostart_args(&args))
+            .build(),
+    );
     let app = match install(builder, launch).build(tauri::generate_context!("../tauri.conf.json")) {
         Ok(app) => app,
         Err(e) => {

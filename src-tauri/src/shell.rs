@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -21,6 +21,7 @@ use crate::backend::Backend;
 use crate::menu_model::{self, Action, AppItem, QuitProgress, TrayModel, TrayState};
 use crate::notice::Watcher;
 use crate::tray::{self, TrayProbe};
+use crate::window_proc::{HostLink, ToHost, WindowProcess};
 
 /// The main window's label.
 pub const MAIN_WINDOW: &str = "main";
@@ -95,8 +96,19 @@ impl Default for Options {
     }
 }
 
+/// Where the windows live (set once, at setup; [`Role::Whole`] until then).
+pub enum Role {
+    /// Engine, tray and windows in this process (`--single-process`, and the tests).
+    Whole,
+    /// Engine and tray here; the windows in a child process, so this one never loads WebKit.
+    Host(Arc<WindowProcess>),
+    /// The windows only: the engine and the tray are the parent's (`--window`).
+    Window(Arc<HostLink>),
+}
+
 pub struct Shell {
     pub backend: Backend,
+    role: OnceLock<Role>,
     pub options: Options,
     tray_probe: Mutex<TrayProbe>,
     tray_built: AtomicBool,
@@ -117,7 +129,7 @@ pub struct Shell {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ShellInfo {
-    pub mode: &'static str,
+    pub mode: String,
     pub tray: TrayProbe,
     pub api_port: u16,
     pub proxy_port: u16,
@@ -127,14 +139,19 @@ pub struct ShellInfo {
     pub version: &'static str,
     pub quitting: bool,
     pub main_window: &'static str,
-    /// This process (the engine's too when it is hosted here).
+    /// The desktop app's process (the engine's too when it is hosted there); a window process
+    /// gives its host's.
     pub pid: u32,
+    /// The process showing the windows, when one runs (the desktop app's child, or `pid` itself
+    /// with `--single-process`).
+    pub window_pid: Option<u32>,
 }
 
 impl Shell {
     pub fn new(backend: Backend, options: Options, tray_probe: TrayProbe) -> Arc<Shell> {
         Arc::new(Shell {
             backend,
+            role: OnceLock::new(),
             options,
             tray_probe: Mutex::new(tray_probe),
             tray_built: AtomicBool::new(false),
@@ -148,6 +165,38 @@ impl Shell {
             log_subs: Mutex::new(HashMap::new()),
             changes: Mutex::new(None),
         })
+    }
+
+    /// Decide where the windows live; only the first call counts.
+    pub fn set_role(&self, role: Role) {
+        if self.role.set(role).is_err() {
+            tracing::warn!("the shell's role was already set");
+        }
+    }
+
+    pub fn role(&self) -> &Role {
+        self.role.get().unwrap_or(&Role::Whole)
+    }
+
+    /// The window process, when this process hosts the windows in one.
+    pub fn window_process(&self) -> Option<&Arc<WindowProcess>> {
+        match self.role() {
+            Role::Host(wp) => Some(wp),
+            _ => None,
+        }
+    }
+
+    /// The link to the host, when this process is the window process.
+    pub fn host_link(&self) -> Option<&Arc<HostLink>> {
+        match self.role() {
+            Role::Window(link) => Some(link),
+            _ => None,
+        }
+    }
+
+    /// The exit that follows is allowed (the window process, told to go by its host).
+    pub fn allow_exit(&self) {
+        self.may_exit.store(true, Ordering::SeqCst);
     }
 
     pub fn tray_available(&self) -> bool {
@@ -184,8 +233,25 @@ impl Shell {
 
     pub async fn info(&self) -> ShellInfo {
         let ui = self.ui_target().await;
+        let (mode, pid, window_pid) = match self.role() {
+            Role::Whole => (
+                self.backend.mode().to_string(),
+                std::process::id(),
+                Some(std::process::id()),
+            ),
+            Role::Host(wp) => (
+                self.backend.mode().to_string(),
+                std::process::id(),
+                wp.pid(),
+            ),
+            Role::Window(link) => (
+                link.facts().mode.clone(),
+                link.facts().pid,
+                Some(std::process::id()),
+            ),
+        };
         ShellInfo {
-            mode: self.backend.mode(),
+            mode,
             tray: self
                 .tray_probe
                 .lock()
@@ -199,7 +265,8 @@ impl Shell {
             version: env!("CARGO_PKG_VERSION"),
             quitting: self.is_quitting(),
             main_window: "unknown",
-            pid: std::process::id(),
+            pid,
+            window_pid,
         }
     }
 
@@ -269,7 +336,8 @@ fn shell<R: Runtime>(app: &AppHandle<R>) -> Arc<Shell> {
 /// Build the tray (when there is one) and start following the engine.
 pub fn start<R: Runtime>(app: &AppHandle<R>) {
     let sh = shell(app);
-    if sh.tray_available() {
+    // The window process shows no tray of its own: its host has it.
+    if sh.tray_available() && sh.host_link().is_none() {
         if let Err(e) = build_tray(app) {
             tracing::warn!("no tray after all ({e}); closing the window will quit");
             *sh.tray_probe.lock().unwrap_or_else(|p| p.into_inner()) = TrayProbe {
@@ -355,8 +423,11 @@ pub async fn sync<R: Runtime>(app: &AppHandle<R>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .observe(&items);
-            for n in notices {
-                notify(app, &n.title, &n.body);
+            // Its host notifies, not the window process.
+            if sh.host_link().is_none() {
+                for n in notices {
+                    notify(app, &n.title, &n.body);
+                }
             }
             let _ = app.emit(EVENT_APPS, &apps);
         }
@@ -413,6 +484,9 @@ impl<S: futures_util::Stream + Unpin> NowOrNever for S {}
 /// Show the main window (rebuilding it if its webview was released).
 pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let sh = shell(app);
+    if let Some(wp) = sh.window_process() {
+        return wp.show().map_err(tauri::Error::Io);
+    }
     sh.hide_gen.fetch_add(1, Ordering::SeqCst);
     sh.main_hidden.store(false, Ordering::SeqCst);
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
@@ -570,6 +644,10 @@ pub const SETTLE_AFTER_WINDOW: Duration = Duration::from_secs(2);
 /// shell is not quitting), end WebKit's network process, which WebKit keeps otherwise, hand the
 /// freed heap back to the system and page out library pages (see `lean`).
 pub fn shed_when_no_webview<R: Runtime>(app: &AppHandle<R>) {
+    if shell(app).host_link().is_some() {
+        // The window process ends itself once no window is left.
+        return;
+    }
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(SETTLE_AFTER_WINDOW).await;
@@ -637,6 +715,10 @@ pub async fn open_logs<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<Str
         .await
         .map_err(|e| e.to_string())?;
     let label = log_window_label(name);
+    if let Some(wp) = sh.window_process() {
+        wp.logs(name).map_err(|e| e.to_string())?;
+        return Ok(label);
+    }
     if let Some(w) = app.get_webview_window(&label) {
         let _ = w.unminimize();
         let _ = w.show();
@@ -688,6 +770,11 @@ pub fn log_sub_count(sh: &Shell) -> usize {
 /// Runs once, however often it is asked for.
 pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
     let sh = shell(app);
+    if let Some(link) = sh.host_link() {
+        // The host quits (and shows its progress here); it ends this process last.
+        link.send(ToHost::Quit);
+        return;
+    }
     if sh.quitting.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -697,16 +784,9 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
         let progress = {
             let app = app.clone();
             move |q: QuitProgress| {
-                let sh = shell(&app);
-                sh.set_quit_progress(q);
-                refresh_tray(&app);
-                let _ = app.emit(EVENT_QUIT, q);
-                // Whatever page the window shows, its title tells the progress too.
-                if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
-                    let _ = w.set_title(&format!(
-                        "Hangar — quitting: {} of {} apps still stopping",
-                        q.left, q.total
-                    ));
+                show_quit_progress(&app, q);
+                if let Some(wp) = shell(&app).window_process() {
+                    wp.progress(q);
                 }
             }
         };
@@ -724,10 +804,31 @@ pub fn begin_quit<R: Runtime>(app: &AppHandle<R>) {
         {
             t.abort();
         }
+        if let Some(wp) = sh.window_process() {
+            wp.close(WINDOW_PROCESS_PATIENCE).await;
+        }
         sh.may_exit.store(true, Ordering::SeqCst);
         tracing::info!("every app stopped: exiting");
         app.exit(0);
     });
+}
+
+/// How long a quit waits for the window process to exit before killing it.
+pub const WINDOW_PROCESS_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A quit's progress, in the tray and the windows: an event for the page, and the main window's
+/// title (whatever page it shows).
+pub fn show_quit_progress<R: Runtime>(app: &AppHandle<R>, q: QuitProgress) {
+    let sh = shell(app);
+    sh.set_quit_progress(q);
+    refresh_tray(app);
+    let _ = app.emit(EVENT_QUIT, q);
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.set_title(&format!(
+            "Hangar — quitting: {} of {} apps still stopping",
+            q.left, q.total
+        ));
+    }
 }
 
 /// One tray action: a click on the tray menu entry `id`.

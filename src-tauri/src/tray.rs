@@ -24,7 +24,7 @@ pub fn icon_image(icon: Icon) -> tauri::Result<Image<'static>> {
 }
 
 /// Where the answer to "is there a tray?" came from, for the log and `shell_info`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrayProbe {
     pub available: bool,
     pub why: String,

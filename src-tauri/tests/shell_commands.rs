@@ -11,7 +11,7 @@ use hangar::engine::{AppView, CreateApp};
 use hangar_desktop::backend::Backend;
 use hangar_desktop::shell::{self, Options, Shell};
 use hangar_desktop::tray::TrayProbe;
-use hangar_desktop::{install, on_run_event, Launch};
+use hangar_desktop::{install, on_run_event, Launch, Windows};
 use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
@@ -85,6 +85,7 @@ impl Fixture {
                 available: false,
                 why: "the mock runtime has no tray".into(),
             },
+            windows: Windows::Here,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
