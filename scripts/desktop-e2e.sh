@@ -9,7 +9,9 @@
 #   and the proxy serving; the hidden webview is released and, with no webview left, WebKit's
 #   processes end; the tray's Open Hangar and a second launch (single instance) rebuild the
 #   window; the tray's Quit leaves no app process behind; with `hangar serve` already running on
-#   a home, the app attaches to it and its tray's Quit ends that engine too. Screenshots go to
+#   a home, the app attaches to it and its tray's Quit ends that engine too; with no tray,
+#   closing the window quits with nothing left. The windows live in a child process (`--window`):
+#   the e2e checks that the desktop app itself never maps Mesa's GL libraries. Screenshots go to
 #   test-output/desktop/.
 # Fails loudly when a part is missing. SKIP_BUILD=1 uses the binaries already built;
 # HANGAR_DESKTOP_BIN / HANGAR_BIN test other binaries (e.g. the installed .deb's).

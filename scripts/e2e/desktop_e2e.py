@@ -510,11 +510,46 @@ def main():
     except Exception:
         pass
     attach()
+    no_tray()
     log("PASSED: window lists apps, start from the window, tray menu over D-Bus (StatusNotifier "
         "+ dbusmenu) following the engine and starting/stopping apps, log window with a live "
         "line, close to tray with the proxy serving, webview released and WebKit's processes "
         "ended, window back from the tray and from a second launch (single instance), tray "
-        "Quit with nothing left, attach to a running engine and Quit it from its tray")
+        "Quit with nothing left, attach to a running engine and Quit it from its tray, no tray: "
+        "closing the window quits with nothing left")
+
+
+def no_tray():
+    """9. Where no tray is (HANGAR_TRAY=off, as on a desktop without one), closing the window
+    must not leave an unreachable process: the window process asks its host to quit, which stops
+    every app and ends both processes. Started directly, as from the app menu."""
+    with open(os.path.join(OUT, "no-tray.log"), "w") as out:
+        p = subprocess.Popen([BIN], env=dict(os.environ, HANGAR_TRAY="off"), stdout=out,
+                             stderr=subprocess.STDOUT)
+    try:
+        wait("the main window (no tray)", lambda: x_windows("^Hangar$"), timeout=60)
+        win = wait("the window process (no tray)", lambda: window_process(p.pid))
+        wait("main running (no tray)", lambda: app_status("main") == "running", timeout=60)
+        cli("start", "blog")
+        pids = [a["pid"] for a in api_apps() if a.get("pid")]
+        screenshot("no-tray")
+        for w in x_windows("^Hangar$"):
+            subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+        try:
+            p.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            fail("with no tray, closing the window did not quit the desktop app")
+        if alive(win):
+            fail(f"the window process {win} outlived the desktop app")
+        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
+        if left:
+            fail(f"processes left behind after closing the window with no tray: {left}")
+        if os.path.exists(os.path.join(HOME, "engine.json")):
+            fail("engine.json is still there: the engine did not shut down cleanly (no tray)")
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(timeout=60)
 
 
 def attach():
