@@ -6,6 +6,9 @@ processes mapping it, so PSS sums to what the processes together cost), and whet
 libLLVM is mapped in the shell. Started processes are ended by their own pids only."""
 import json, os, socket, subprocess, sys, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "e2e"))
+from procs import children, exe  # noqa: E402
+
 BIN = os.environ["BIN_DIR"]
 WORK = os.environ["WORK"]
 ROOT = os.environ["ROOT"]
@@ -29,27 +32,6 @@ def rollup(pid):
     except OSError:
         return (0, 0, 0)
     return (v.get("Rss", 0), v.get("Pss", 0), v.get("Anonymous", 0))
-
-
-def children(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{p}/stat").read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(p))
-    return out
-
-
-def exe(pid):
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return "?"
 
 
 def llvm_mapped(pid):
@@ -124,9 +106,17 @@ def run_serve():
     r = sample(p.pid); stop(p); return {"hangar serve (peer: same engine, headless)": r}
 
 
-def run_desktop(hidden):
+def x_visible(title):
+    r = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title],
+                       capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def run_desktop(hidden, single=False):
     h = home()
     env = dict(os.environ, HANGAR_RELEASE_AFTER="3")
+    if single:
+        env["HANGAR_SINGLE_PROCESS"] = "1"
     env.setdefault("HANGAR_BUILTIN_UI", "1")  # the pages inside the shell, as before
     args = [f"{BIN}/hangar-desktop", "--home", h] + (["--hidden"] if hidden else [])
     log = open(os.path.join(WORK, "desktop.log"), "a")
@@ -143,8 +133,18 @@ def run_desktop(hidden):
         time.sleep(3 + SETTLE); r["window released (tray only after a window)"] = sample(p.pid)
         # Pages the shell still uses come back as it runs: the same, a while later.
         time.sleep(LATER); r[f"window released, {LATER:.0f} s later"] = sample(p.pid)
+        # Opening it again (a second launch hands over to the first): ms until it is mapped.
+        t0 = time.monotonic()
+        subprocess.run(args, env=env, stderr=log, timeout=60)
+        wait("the window back", lambda: x_visible("^Hangar$"), timeout=60)
+        REOPEN.setdefault(single, []).append((time.monotonic() - t0) * 1000)
     stop(p)
+    if single:
+        r = {f"{k} (--single-process)": v for k, v in r.items()}
     return r
+
+
+REOPEN = {}
 
 
 def median(xs):
@@ -156,7 +156,8 @@ time.sleep(1)
 results = {}
 try:
     for _ in range(REPEAT):
-        for run in (run_serve, lambda: run_desktop(False), lambda: run_desktop(True)):
+        for run in (run_serve, lambda: run_desktop(False), lambda: run_desktop(True),
+                    lambda: run_desktop(False, single=True)):
             for k, v in run().items():
                 results.setdefault(k, []).append(v)
 finally:
@@ -178,6 +179,10 @@ for state, runs in results.items():
     llvm = sum(1 for _, l in runs if l)
     print(f"| {state} | **shell + WebKit** (libLLVM in the shell: {llvm} of {len(runs)} runs) | "
           f"**{total[0]:.0f}** | **{total[1]:.0f}** | {total[2]:.0f} |")
+for single, ms in REOPEN.items():
+    print(f"\nwindow back after its release (second launch → window mapped), "
+          f"{'--single-process' if single else 'window process'}: median {median(ms):.0f} ms "
+          f"({', '.join(f'{m:.0f}' for m in ms)})")
 print(f"\nmedians of {REPEAT} runs; {BIN}; env: " + " ".join(
     f"{k}={os.environ[k]}" for k in ("WEBKIT_DISABLE_COMPOSITING_MODE", "GDK_GL", "HANGAR_BUILTIN_UI")
     if k in os.environ))

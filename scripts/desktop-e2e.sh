@@ -30,13 +30,7 @@ need import "apt-get install imagemagick"
 need xdotool "apt-get install xdotool"
 need python3 "apt-get install python3"
 # The tray is read and clicked over D-Bus with python3-gi (Debian's, for the system python).
-E2E_PYTHON=
-for py in python3 /usr/bin/python3; do
-  if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import gi; from gi.repository import Gio' 2>/dev/null; then
-    E2E_PYTHON=$(command -v "$py"); break
-  fi
-done
-[ -n "$E2E_PYTHON" ] || die "python3-gi is missing (the tray is driven over D-Bus with it): apt-get install python3-gi"
+E2E_PYTHON=$("$ROOT/scripts/e2e/gi-python.sh") || die "no python3 with gi"
 export E2E_PYTHON
 need pgrep "apt-get install procps"
 TAURI_DRIVER=${TAURI_DRIVER:-$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")}

@@ -16,6 +16,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sni  # noqa: E402  (python3-gi: the session bus)
+from procs import alive, tree as process_tree  # noqa: E402
 
 DRIVER = os.environ.get("TAURI_DRIVER_URL", "http://127.0.0.1:4444")
 BIN = os.environ["HANGAR_DESKTOP_BIN"]
@@ -142,14 +143,6 @@ def x_windows(title, visible=True):
     return [w for w in r.stdout.split()]
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return ") Z " not in f.read()
-    except FileNotFoundError:
-        return False
-
-
 def group_members(pgid):
     r = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
     return [p for p in r.stdout.split() if alive(p)]
@@ -266,28 +259,6 @@ def screen_green_pixels():
             if g - max(r, b) >= 40:
                 n += count
     return n
-
-
-def process_tree(pid):
-    """[(pid, parent pid, executable name)] of every process below `pid`."""
-    procs = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{p}/stat").read()
-            exe = os.path.basename(os.readlink(f"/proc/{p}/exe"))
-        except OSError:
-            continue
-        procs.append((int(p), int(stat.rsplit(")", 1)[1].split()[1]), exe))
-    below, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for p in procs:
-            if p[1] == parent:
-                below.append(p)
-                todo.append(p[0])
-    return below
 
 
 def webkit_processes(pid):

@@ -1,9 +1,8 @@
 //! Keeping the shell small while it sits in the tray (Linux, WebKitGTK).
 //!
-//! The windows live in a child process by default (`window_proc`), so the tray process never
-//! loads WebKit's share; what is left for it here is GTK's own GL probe.
-//!
-//! What costs the most, measured with `bench/desktop-memory.sh`:
+//! The windows live in a child process by default (`window_proc`), whose end takes WebKit's
+//! memory with it; the rest is here. What costs the most, measured with
+//! `bench/desktop-memory.sh`:
 //! - GTK's GL probe: opening the X display, GDK looks for GLX visuals, which loads Mesa's driver
 //!   and libLLVM (~45 MB resident under Xvfb) into a process that never draws with GL. The
 //!   process that shows no window (the host of the window process) turns GDK's GL off; its
@@ -14,8 +13,10 @@
 //! - WebKit's network process: it outlives every webview (WebKit does not end it, and Tauri keeps
 //!   the web context on Linux so a new window reuses it). Once no webview is left, the shell ends
 //!   it; WebKit starts a new one with the next window.
-//! - Library pages touched while a window was open (WebKit, Mesa's libLLVM): once no webview is
-//!   left, the shell asks the kernel to page out its read-only file mappings (`MADV_PAGEOUT`);
+//! - Library pages touched while a window was open (WebKit's, this binary's; with windows in a
+//!   child process, mapped here too by the kernel's fault-around while the child used them): once
+//!   no webview is left, or the window process ended, the shell asks the kernel to page out its
+//!   read-only file mappings (`MADV_PAGEOUT`);
 //!   the kernel only drops pages no other process maps, and what the engine still runs faults
 //!   back in from the page cache or disk.
 

@@ -217,11 +217,24 @@ async fn host_loop<R: Runtime>(
                 wp.idle(id, seq);
             }
             HostEvent::Ended { id, status } => {
-                if !wp.ended(id) || sh.is_quitting() {
+                if sh.is_quitting() {
+                    continue;
+                }
+                // Library pages the window process had in use (WebKit's, this binary's) were
+                // mapped here too by fault-around, and could not be paged out while it shared
+                // them: now they can.
+                shell::shed_when_no_webview(&app);
+                if !wp.ended(id) {
                     continue;
                 }
                 tracing::warn!("the window process ended unasked ({status})");
-                if !sh.tray_available() {
+                if sh.tray_available() {
+                    shell::notify(
+                        &app,
+                        "Hangar",
+                        &format!("The window closed unexpectedly ({status}); Open Hangar in the tray brings it back."),
+                    );
+                } else {
                     tracing::info!("no tray to come back through: quitting");
                     shell::begin_quit(&app);
                 }

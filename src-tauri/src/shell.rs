@@ -436,7 +436,8 @@ pub async fn sync<R: Runtime>(app: &AppHandle<R>) {
     refresh_tray(app);
 }
 
-fn notify<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str) {
+/// A desktop notification (and a line in the log).
+pub fn notify<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str) {
     use tauri_plugin_notification::NotificationExt;
     tracing::info!("notification: {title}: {body}");
     if let Err(e) = app.notification().builder().title(title).body(body).show() {
