@@ -53,6 +53,7 @@ if [ -n "${INSTALL:-}" ]; then
   dpkg -i "$DEB"
   STATUS=0
   SKIP_BUILD=1 HANGAR_DESKTOP_BIN=/usr/bin/hangar-desktop HANGAR_BIN=/usr/bin/hangar \
+    E2E_DESKTOP_ENTRY=/usr/share/applications/hangar.desktop \
     "$ROOT/scripts/desktop-e2e.sh" || STATUS=$?
   dpkg -r hangar
   [ $STATUS = 0 ] || die "the end-to-end test failed against the installed package"

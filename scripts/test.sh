@@ -32,7 +32,8 @@ command -v tauri-driver >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/tauri-driver" 
   || cargo install tauri-driver --locked
 SKIP_BUILD=1 scripts/desktop-e2e.sh
 
-step "desktop package: the .deb (release build) and its checks"
-scripts/test-deb.sh
+step "desktop package: the .deb (release build), its checks, and the app installed from it"
+# As a new user: install the package, start Hangar from its menu entry, use it, quit, remove it.
+INSTALL=1 scripts/test-deb.sh
 
 step "all tests passed"

@@ -27,6 +27,8 @@ API = int(os.environ["E2E_API_PORT"])
 HANGAR = os.environ["E2E_HANGAR_BIN"]
 UI = os.environ.get("E2E_UI", "engine")  # engine: ui/ served by the engine; builtin: the shell's pages
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The installed package's .desktop entry (scripts/test-deb.sh INSTALL=1): start Hangar through it.
+ENTRY = os.environ.get("E2E_DESKTOP_ENTRY")
 
 sid = None
 shots = 0
@@ -482,12 +484,59 @@ def main():
         pass
     attach()
     no_tray()
+    from_menu()
     log("PASSED: window lists apps, start from the window, tray menu over D-Bus (StatusNotifier "
         "+ dbusmenu) following the engine and starting/stopping apps, log window with a live "
         "line, close to tray with the proxy serving, webview released and WebKit's processes "
         "ended, window back from the tray and from a second launch (single instance), tray "
         "Quit with nothing left, attach to a running engine and Quit it from its tray, no tray: "
-        "closing the window quits with nothing left")
+        "closing the window quits with nothing left"
+        + (", started from the app menu's entry (installed package)" if ENTRY else ""))
+
+
+def from_menu():
+    """10. As a new user does after installing the package: Hangar started from the app menu
+    (`gio launch` runs the entry's Exec, as a menu does) opens its window and tray, an app is
+    stopped and started from the tray and answers through the proxy, and Quit leaves nothing.
+    Only against the installed package: scripts/test-deb.sh INSTALL=1 (CI) sets the entry."""
+    if not ENTRY:
+        log("from the app menu: checked against the installed package (scripts/test-deb.sh INSTALL=1)")
+        return
+    # The app inherits gio's output: a file, not a pipe that would stay open while it runs.
+    with open(os.path.join(OUT, "from-menu.log"), "w") as out:
+        r = subprocess.run(["gio", "launch", ENTRY], stdout=out, stderr=subprocess.STDOUT, timeout=60)
+    if r.returncode != 0:
+        fail(f"gio launch {ENTRY} failed ({r.returncode}): see {OUT}/from-menu.log")
+    wait("the engine of the app started from the menu",
+         lambda: os.path.exists(os.path.join(HOME, "engine.json")), timeout=60)
+    pid = json.load(open(os.path.join(HOME, "engine.json")))["pid"]
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        if exe != BIN:
+            fail(f"the menu entry started {exe}, not the installed {BIN}")
+        wait("the main window (started from the menu)", lambda: x_windows("^Hangar$"), timeout=60)
+        screenshot("from-menu")
+        menu = tray_of(pid)
+        # blog starts on a visit: after a restart it waits, stopped, until one comes (or a Start).
+        tray_wait(menu, "main running, blog stopped", lambda l: sni.find(l, "~Main app — running")
+                  and app_label_has(l, "The blog", "stopped"))
+        tray_click(menu, "~The blog — ", "Start")
+        wait("blog running (tray, started from the menu)", lambda: app_status("blog") == "running")
+        status, _ = proxy_get("/_app/blog/api/info")
+        if status != 200:
+            fail(f"blog, started from the tray of the menu-started app, answered {status}")
+        pids = [a["pid"] for a in api_apps() if a.get("pid")]
+        win = window_process(pid)
+        tray_click(menu, "Quit Hangar")
+        wait("the menu-started app to exit", lambda: not alive(pid), timeout=90)
+        if win and alive(win):
+            fail(f"the window process {win} outlived the desktop app")
+        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
+        if left:
+            fail(f"processes left behind after quitting the menu-started app: {left}")
+    finally:
+        if alive(pid):
+            os.kill(pid, 15)
 
 
 def no_tray():
