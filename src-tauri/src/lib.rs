@@ -6,7 +6,7 @@
 //! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (windows,
 //! close-to-tray, webview release, quit), `commands` (what the windows may call), `window_proc`
 //! (the windows in a child process, so the tray process never loads WebKit), `lean` (less memory
-//! with `--single-process`: no GL, no idle WebKit network process).
+//! in the tray: no GL, library pages given back, no idle WebKit network process).
 
 pub mod backend;
 pub mod commands;
