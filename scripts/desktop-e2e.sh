@@ -3,7 +3,8 @@
 # StatusNotifier watcher (scripts/e2e/sni.py, the tray host a desktop panel runs), driven over W3C
 # WebDriver by tauri-driver + WebKitWebDriver, its tray driven over D-Bus as a panel does
 # (com.canonical.dbusmenu GetLayout / AboutToShow / Event "clicked"):
-#   the window lists the apps; Start from the window works; the tray menu follows the engine
+#   the window lists the apps; Start from the window works; a sub-app made in the window's form
+#   starts from the window and answers through the proxy; the tray menu follows the engine
 #   (window, tray and CLI changes) and its Start, Stop, Start all, Stop all act on the engine; the
 #   log window shows a line made by requesting the app; closing the main window keeps the process
 #   and the proxy serving; the hidden webview is released and, with no webview left, WebKit's

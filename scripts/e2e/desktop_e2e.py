@@ -114,6 +114,13 @@ def click(css):
     wd("POST", s(f"/element/{el}/click"), {})
 
 
+def type_into(css, text):
+    """Replace the text of the input `css`, keystroke by keystroke (the page sees input events)."""
+    el = wait(css, lambda: find(css))
+    wd("POST", s(f"/element/{el}/clear"), {})
+    wd("POST", s(f"/element/{el}/value"), {"text": text})
+
+
 def js(script, *args):
     return wd("POST", s("/execute/sync"), {"script": script, "args": list(args)})
 
@@ -365,6 +372,29 @@ def main():
         fail(f"blog, started from the tray, answered {status} through the proxy")
     wait("the window to show blog running", lambda: find('tr[data-app="blog"] [data-status="running"]'))
 
+    # 2c. As a new user: a sub-app made with the window's form, then started from the window,
+    # answers through the proxy and appears in the tray.
+    if UI == "engine":
+        click('[data-testid="new-app"]')
+        type_into("#f-name", "shop")
+        wait("the form to accept the name", lambda: "Available" in (js(
+            "const e = document.querySelector('[data-testid=\"name-message\"]');"
+            " return e ? e.textContent : ''") or ""))
+        type_into("#f-display", "The shop")
+        click('[data-testid="submit"]')
+        wait("the new app in the list", lambda: find('tr[data-app="shop"]'))
+        if app_status("shop") is None:
+            fail("the app created in the window's form is not in the engine")
+        click('tr[data-app="shop"] button[aria-label="Start shop"]')
+        wait("shop to show running", lambda: find('tr[data-app="shop"] [data-status="running"]'), timeout=60)
+        status, _ = proxy_get("/_app/shop/api/info")
+        if status != 200:
+            fail(f"shop, made in the window, answered {status} through the proxy")
+        tray_wait(menu, "shop running in the tray", lambda l: app_label_has(l, "The shop", "running"))
+        screenshot("created-in-window")
+    else:
+        log("creating an app in the form: only the engine's control panel has the form (E2E_UI=engine)")
+
     # 3. The log window opens and shows a line made by requesting the app.
     marker = f"e2e-marker-{os.getpid()}"
     click('tr[data-app="blog"] [aria-label="Logs of blog"]')
@@ -485,7 +515,8 @@ def main():
     attach()
     no_tray()
     from_menu()
-    log("PASSED: window lists apps, start from the window, tray menu over D-Bus (StatusNotifier "
+    log("PASSED: window lists apps, start from the window, a sub-app made in the window's form "
+        "and started there, tray menu over D-Bus (StatusNotifier "
         "+ dbusmenu) following the engine and starting/stopping apps, log window with a live "
         "line, close to tray with the proxy serving, webview released and WebKit's processes "
         "ended, window back from the tray and from a second launch (single instance), tray "
