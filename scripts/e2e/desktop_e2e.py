@@ -73,7 +73,18 @@ def http(method, url, body=None, headers=None, timeout=60):
 
 
 def wd(method, path, body=None):
-    status, text = http(method, f"{DRIVER}{path}", body)
+    for attempt in range(3):
+        try:
+            status, text = http(method, f"{DRIVER}{path}", body)
+            break
+        except RuntimeError as e:
+            # tauri-driver forwards over a kept-alive connection to WebKitWebDriver, which may
+            # have closed it meanwhile ("Remote end closed connection without response"): a
+            # read is asked again; anything else fails at once (it may have acted).
+            if method != "GET" or attempt == 2:
+                raise
+            log(f"WebDriver {method} {path}: {e}; asking again")
+            time.sleep(0.3)
     try:
         value = json.loads(text).get("value") if text else None
     except json.JSONDecodeError:
