@@ -111,6 +111,11 @@ pub fn timestamp() -> String {
 /// Lines longer than this are cut into pieces (each piece still a whole line in the file).
 pub const MAX_LINE: usize = 1024 * 1024;
 const CHANNEL: usize = 8192;
+/// Lines written to the file in one go at most.
+const MAX_BATCH: usize = 1024;
+/// How long the file writer lets an app's lines gather after the first of a batch (unless one of
+/// Hangar's own lines comes: see `writer`).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// How long a pipe's line waits for a full file writer before it is dropped.
 pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
@@ -330,6 +335,46 @@ impl AppLog {
     }
 }
 
+/// The batch the file writer writes next, starting with `first`: what is queued, then, unless one
+/// of Hangar's own lines is among it, what comes within [`LINGER`], ending early at one of
+/// Hangar's own lines; at most [`MAX_BATCH`] lines.
+///
+/// Lingering makes one write, and one hand-off to a blocking thread, per batch of a busy app
+/// instead of one per line (the engine's CPU per line is mostly those hand-offs). Viewers are
+/// not delayed: they get each line as it comes (`offer`). Hangar's own lines are not delayed
+/// either: the operation that wrote one ("stopped", "sent SIGKILL") may return at once, and
+/// whoever reads the file then (`hangar logs`) must find it there.
+async fn gather(rx: &mut mpsc::Receiver<Arc<LogLine>>, first: Arc<LogLine>) -> Vec<Arc<LogLine>> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(l) => batch.push(l),
+            Err(_) => break,
+        }
+    }
+    if batch.len() >= MAX_BATCH || batch.iter().any(|l| l.stream == Stream::Sys) {
+        return batch;
+    }
+    let linger = tokio::time::sleep(LINGER);
+    tokio::pin!(linger);
+    while batch.len() < MAX_BATCH {
+        tokio::select! {
+            _ = &mut linger => break,
+            next = rx.recv() => match next {
+                Some(l) => {
+                    let own = l.stream == Stream::Sys;
+                    batch.push(l);
+                    if own {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    batch
+}
+
 async fn writer(
     path: PathBuf,
     rotation: Arc<RotationCell>,
@@ -343,13 +388,7 @@ async fn writer(
     let mut last_error = String::new();
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(l) => batch.push(l),
-                Err(_) => break,
-            }
-        }
+        let mut batch = gather(&mut rx, first).await;
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
             batch.push(Arc::new(LogLine::now(
@@ -736,6 +775,55 @@ pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(stream: Stream, text: &str) -> Arc<LogLine> {
+        Arc::new(LogLine::now(stream, text.into()))
+    }
+
+    /// On tokio's paused clock, which moves only when every task waits: how long `gather`
+    /// waited is exact.
+    #[tokio::test(start_paused = true)]
+    async fn an_apps_lines_gather_but_hangars_own_lines_are_written_at_once() {
+        let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
+        // Only an app's lines: they gather for LINGER.
+        let t0 = tokio::time::Instant::now();
+        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        assert_eq!(b.len(), 1);
+        assert_eq!(t0.elapsed(), LINGER);
+        // One of Hangar's own lines already queued: no wait at all.
+        tx.send(line(Stream::Out, "b")).await.unwrap();
+        tx.send(line(Stream::Sys, "stopped")).await.unwrap();
+        let t0 = tokio::time::Instant::now();
+        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        assert_eq!(b.len(), 3);
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+        // One arriving while the app's lines gather ends the wait then, not at LINGER.
+        let t0 = tokio::time::Instant::now();
+        let late = tx.clone();
+        // (The timer counts whole milliseconds; LINGER is 2.)
+        let one_ms = std::time::Duration::from_millis(1);
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            late.send(line(Stream::Err, "e")).await.unwrap();
+            tokio::time::sleep(one_ms).await;
+            late.send(line(Stream::Sys, "sent SIGKILL")).await.unwrap();
+        });
+        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let texts: Vec<&str> = b.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["a", "e", "sent SIGKILL"]);
+        assert_eq!(t0.elapsed(), one_ms);
+        assert!(one_ms < LINGER);
+        // A full batch is not held back; the rest waits for the next.
+        for i in 0..MAX_BATCH + 10 {
+            tx.send(line(Stream::Out, &i.to_string())).await.unwrap();
+        }
+        let t0 = tokio::time::Instant::now();
+        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        assert_eq!(b.len(), MAX_BATCH);
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        assert_eq!(b.len(), 12);
+    }
 
     #[tokio::test]
     async fn pump_cuts_lines_and_keeps_bad_utf8() {
