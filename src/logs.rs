@@ -167,6 +167,8 @@ pub struct AppLog {
     unwritten: Arc<AtomicU64>,
     /// The writer was found stuck: drop without waiting until its queue has room again.
     stalled: std::sync::atomic::AtomicBool,
+    /// Told when one of Hangar's own lines is queued: the writer writes it without lingering.
+    own_line: Arc<tokio::sync::Notify>,
 }
 
 impl AppLog {
@@ -180,12 +182,16 @@ impl AppLog {
             keep: AtomicU64::new(rotation.keep as u64),
         });
         let unwritten = Arc::new(AtomicU64::new(0));
+        let own_line = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(writer(
             path.clone(),
             cell.clone(),
             rx,
-            dropped.clone(),
-            unwritten.clone(),
+            Queues {
+                dropped: dropped.clone(),
+                unwritten: unwritten.clone(),
+                own_line: own_line.clone(),
+            },
         ));
         Arc::new(AppLog {
             path,
@@ -196,6 +202,7 @@ impl AppLog {
             dropped,
             unwritten,
             stalled: std::sync::atomic::AtomicBool::new(false),
+            own_line,
         })
     }
 
@@ -216,10 +223,14 @@ impl AppLog {
     }
 
     /// Offer a line to viewers and queue it for the file; never waits (a full queue drops it).
+    /// Hangar's own lines ([`AppLog::sys`]) come this way and reach the file without delay.
     pub fn push(&self, stream: Stream, text: String) {
         let line = self.offer(stream, text);
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        if stream == Stream::Sys {
+            self.own_line.notify_one();
         }
     }
 
@@ -336,59 +347,68 @@ impl AppLog {
 }
 
 /// The batch the file writer writes next, starting with `first`: what is queued, then, unless one
-/// of Hangar's own lines is among it, what comes within [`LINGER`], ending early at one of
-/// Hangar's own lines; at most [`MAX_BATCH`] lines.
+/// of Hangar's own lines is among it, what is queued after [`LINGER`], or as soon as `own_line`
+/// says one of Hangar's own lines was queued; at most [`MAX_BATCH`] lines.
 ///
 /// Lingering makes one write, and one hand-off to a blocking thread, per batch of a busy app
-/// instead of one per line (the engine's CPU per line is mostly those hand-offs). Viewers are
-/// not delayed: they get each line as it comes (`offer`). Hangar's own lines are not delayed
-/// either: the operation that wrote one ("stopped", "sent SIGKILL") may return at once, and
-/// whoever reads the file then (`hangar logs`) must find it there.
-async fn gather(rx: &mut mpsc::Receiver<Arc<LogLine>>, first: Arc<LogLine>) -> Vec<Arc<LogLine>> {
+/// instead of one per line (the engine's CPU per line is mostly those hand-offs); an app's lines
+/// do not wake the writer while it lingers. Viewers are not delayed: they get each line as it
+/// comes (`offer`). Hangar's own lines are not delayed either: the operation that wrote one
+/// ("stopped", "sent SIGKILL") may return at once, and whoever reads the file then (`hangar
+/// logs`) must find it there.
+async fn gather(
+    rx: &mut mpsc::Receiver<Arc<LogLine>>,
+    first: Arc<LogLine>,
+    own_line: &tokio::sync::Notify,
+) -> Vec<Arc<LogLine>> {
     let mut batch = vec![first];
+    drain(rx, &mut batch);
+    if batch.len() >= MAX_BATCH || batch.iter().any(|l| l.stream == Stream::Sys) {
+        return batch;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(LINGER) => {}
+        _ = own_line.notified() => {}
+    }
+    drain(rx, &mut batch);
+    batch
+}
+
+/// Move what is queued into `batch`, up to [`MAX_BATCH`] lines.
+fn drain(rx: &mut mpsc::Receiver<Arc<LogLine>>, batch: &mut Vec<Arc<LogLine>>) {
     while batch.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(l) => batch.push(l),
             Err(_) => break,
         }
     }
-    if batch.len() >= MAX_BATCH || batch.iter().any(|l| l.stream == Stream::Sys) {
-        return batch;
-    }
-    let linger = tokio::time::sleep(LINGER);
-    tokio::pin!(linger);
-    while batch.len() < MAX_BATCH {
-        tokio::select! {
-            _ = &mut linger => break,
-            next = rx.recv() => match next {
-                Some(l) => {
-                    let own = l.stream == Stream::Sys;
-                    batch.push(l);
-                    if own {
-                        break;
-                    }
-                }
-                None => break,
-            },
-        }
-    }
-    batch
+}
+
+/// What the file writer shares with its [`AppLog`] besides the queue.
+struct Queues {
+    dropped: Arc<AtomicU64>,
+    unwritten: Arc<AtomicU64>,
+    own_line: Arc<tokio::sync::Notify>,
 }
 
 async fn writer(
     path: PathBuf,
     rotation: Arc<RotationCell>,
     mut rx: mpsc::Receiver<Arc<LogLine>>,
-    dropped: Arc<AtomicU64>,
-    unwritten: Arc<AtomicU64>,
+    queues: Queues,
 ) {
+    let Queues {
+        dropped,
+        unwritten,
+        own_line,
+    } = queues;
     let mut reported = 0u64;
     // Lines a failed write lost, not yet told in the file (told once writing works again).
     let mut untold = 0u64;
     let mut last_error = String::new();
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Some(first) = rx.recv().await {
-        let mut batch = gather(&mut rx, first).await;
+        let mut batch = gather(&mut rx, first, &own_line).await;
         let now_dropped = dropped.load(Ordering::Relaxed);
         if now_dropped > reported {
             batch.push(Arc::new(LogLine::now(
@@ -785,21 +805,33 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_apps_lines_gather_but_hangars_own_lines_are_written_at_once() {
         let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
+        let own = Arc::new(tokio::sync::Notify::new());
         // Only an app's lines: they gather for LINGER.
         let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
         assert_eq!(b.len(), 1);
+        assert_eq!(t0.elapsed(), LINGER);
+        // An app's lines arriving meanwhile do not end the wait.
+        let t0 = tokio::time::Instant::now();
+        let late = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            late.send(line(Stream::Out, "b")).await.unwrap();
+        });
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
+        assert_eq!(b.len(), 2);
         assert_eq!(t0.elapsed(), LINGER);
         // One of Hangar's own lines already queued: no wait at all.
         tx.send(line(Stream::Out, "b")).await.unwrap();
         tx.send(line(Stream::Sys, "stopped")).await.unwrap();
         let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
         assert_eq!(b.len(), 3);
         assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
         // One arriving while the app's lines gather ends the wait then, not at LINGER.
         let t0 = tokio::time::Instant::now();
         let late = tx.clone();
+        let told = own.clone();
         // (The timer counts whole milliseconds; LINGER is 2.)
         let one_ms = std::time::Duration::from_millis(1);
         tokio::spawn(async move {
@@ -807,8 +839,9 @@ mod tests {
             late.send(line(Stream::Err, "e")).await.unwrap();
             tokio::time::sleep(one_ms).await;
             late.send(line(Stream::Sys, "sent SIGKILL")).await.unwrap();
+            told.notify_one();
         });
-        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
         let texts: Vec<&str> = b.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["a", "e", "sent SIGKILL"]);
         assert_eq!(t0.elapsed(), one_ms);
@@ -818,11 +851,31 @@ mod tests {
             tx.send(line(Stream::Out, &i.to_string())).await.unwrap();
         }
         let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
         assert_eq!(b.len(), MAX_BATCH);
         assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
-        let b = gather(&mut rx, line(Stream::Out, "a")).await;
+        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
         assert_eq!(b.len(), 12);
+    }
+
+    #[tokio::test]
+    async fn only_hangars_own_lines_tell_the_writer_to_stop_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AppLog::open(dir.path().join("a.log"), Rotation::default());
+        let told = || async {
+            // `timeout` polls the wait once before looking at the clock: a stored permit counts.
+            tokio::time::timeout(std::time::Duration::ZERO, log.own_line.notified())
+                .await
+                .is_ok()
+        };
+        log.push(Stream::Out, "an app's line".into());
+        log.push(Stream::Err, "another".into());
+        // One thread: the writer's linger (2 ms) ends before this sleep does, and the writer is
+        // no longer waiting for news when Hangar's line comes: the news is kept for it.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!told().await, "an app's lines are not news to the writer");
+        log.sys("stopped");
+        assert!(told().await, "Hangar's own line tells the writer");
     }
 
     #[tokio::test]
