@@ -781,6 +781,27 @@ fn my_account(user: &str, host: &str) -> String {
     format!("{}@{}", my_string(user), my_string(host))
 }
 
+/// The longest user name the server accepts, from its `VERSION()`: MariaDB 80, MySQL 32 (16
+/// before 5.7.8).
+fn my_user_name_limit(version: &str) -> usize {
+    if version.contains("MariaDB") {
+        return 80;
+    }
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    if (major, minor, patch) >= (5, 7, 8) {
+        32
+    } else {
+        16
+    }
+}
+
 async fn my_connect(url: &str) -> Result<MySqlConnection, String> {
     // sqlx reads mysql:// only; MariaDB URLs are the same otherwise.
     let url = match url.strip_prefix("mariadb://") {
@@ -883,6 +904,20 @@ async fn my_new_database_on(
         return Err(left_over("database", id));
     }
     let own_user = rights.create_user && rights.grant;
+    if own_user {
+        let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| refused(server_reason(&e, None)))?;
+        let limit = my_user_name_limit(&version);
+        if id.chars().count() > limit {
+            return Err(ProvisionError::Refused(format!(
+                "the app's database user would be {id:?}, {} characters, and this data service (version {version}) accepts user names of at most {limit}: choose an app name of at most {} characters, or use a connection URL; nothing was created",
+                id.chars().count(),
+                limit.saturating_sub(PREFIX.len())
+            )));
+        }
+    }
     // The app's user matches the host part the service account matched, so it can log in from
     // where the engine does.
     let host = rights.host.clone();
@@ -1108,6 +1143,13 @@ mod tests {
     #[test]
     fn the_mapping_is_prefix_and_underscores() {
         assert_eq!(identifier("shop-eu"), "hangar_shop_eu");
+        // User names: MySQL 8 takes 32 characters, MariaDB 80, old MySQL 16.
+        assert_eq!(my_user_name_limit("8.0.36"), 32);
+        assert_eq!(my_user_name_limit("8.4.0-log"), 32);
+        assert_eq!(my_user_name_limit("5.7.8"), 32);
+        assert_eq!(my_user_name_limit("5.6.51"), 16);
+        assert_eq!(my_user_name_limit("10.11.6-MariaDB-0+deb12u1"), 80);
+        assert_eq!(my_user_name_limit("5.5.5-10.11.6-MariaDB"), 80);
         assert_eq!(identifier("a1_b"), identifier("a1-b"));
         assert_eq!(pg_ident("x\"y"), "\"x\"\"y\"");
         assert_eq!(my_ident("x`y"), "`x``y`");
