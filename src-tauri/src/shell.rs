@@ -340,10 +340,15 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) {
     if sh.tray_available() && sh.host_link().is_none() {
         if let Err(e) = build_tray(app) {
             tracing::warn!("no tray after all ({e}); closing the window will quit");
-            *sh.tray_probe.lock().unwrap_or_else(|p| p.into_inner()) = TrayProbe {
+            let none = TrayProbe {
                 available: false,
                 why: format!("building the tray failed: {e}"),
             };
+            // A window process started from now on must know: closing its window then quits.
+            if let Some(wp) = sh.window_process() {
+                wp.set_tray(none.clone());
+            }
+            sh.set_tray_probe(none);
         }
     }
     let handle = app.clone();
