@@ -94,9 +94,10 @@ def stop(p):
         p.kill(); p.wait()
 
 
-def x_windows(title):
-    r = subprocess.run(["xdotool", "search", "--name", title], capture_output=True, text=True)
-    return r.stdout.split()
+def x_windows(title, visible=False):
+    """X windows named `title`: every one, or only those shown (not hidden ones)."""
+    args = ["xdotool", "search"] + (["--onlyvisible"] if visible else []) + ["--name", title]
+    return subprocess.run(args, capture_output=True, text=True).stdout.split()
 
 
 def run_serve():
@@ -104,12 +105,6 @@ def run_serve():
     p = subprocess.Popen([f"{BIN}/hangar", "--home", h, "serve"], stderr=subprocess.DEVNULL)
     wait("hangar serve", lambda: engine_up(h)); time.sleep(SETTLE)
     r = sample(p.pid); stop(p); return {"hangar serve (peer: same engine, headless)": r}
-
-
-def x_visible(title):
-    r = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title],
-                       capture_output=True, text=True)
-    return r.stdout.split()
 
 
 def run_desktop(hidden, single=False):
@@ -136,7 +131,7 @@ def run_desktop(hidden, single=False):
         # Opening it again (a second launch hands over to the first): ms until it is mapped.
         t0 = time.monotonic()
         subprocess.run(args, env=env, stderr=log, timeout=60)
-        wait("the window back", lambda: x_visible("^Hangar$"), timeout=60)
+        wait("the window back", lambda: x_windows("^Hangar$", visible=True), timeout=60)
         REOPEN.setdefault(single, []).append((time.monotonic() - t0) * 1000)
     stop(p)
     if single:

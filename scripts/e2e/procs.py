@@ -36,9 +36,9 @@ def table():
     return out
 
 
-def children(pid, procs=None):
+def children(pid):
     """The direct children of `pid`."""
-    return [p for p, parent, _ in (procs or table()) if parent == pid]
+    return [p for p, parent, _ in table() if parent == pid]
 
 
 def tree(pid):
