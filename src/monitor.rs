@@ -653,6 +653,9 @@ mod tests {
         let path = dir.path().join("m.sqlite");
         let m = Monitor::open(&path).await.unwrap();
         let now = unix_ms(SystemTime::now());
+        // Two samples inside one minute, whatever the clock says: the minute two minutes ago,
+        // five seconds in.
+        let minute_ago = now - now % 60_000 - 120_000 + 5_000;
         let mut apps = BTreeMap::new();
         apps.insert(
             "a1".to_string(),
@@ -662,7 +665,7 @@ mod tests {
             },
         );
         m.record(&Snapshot {
-            t: now - 120_000,
+            t: minute_ago,
             host: Default::default(),
             apps: apps.clone(),
         })
@@ -675,7 +678,7 @@ mod tests {
             },
         );
         m.record(&Snapshot {
-            t: now - 119_000,
+            t: minute_ago + 1_000,
             host: Default::default(),
             apps: apps.clone(),
         })
