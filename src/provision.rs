@@ -114,9 +114,13 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
             db: AppDb::sqlite_file(req.data_dir),
             notices: Vec::new(),
         },
-        ("new-database", Some("postgres")) => pg_new_database(service.unwrap_or(""), &id).await?,
+        ("new-database", Some("postgres")) => {
+            pg_provision(service.unwrap_or(""), &id, PgKind::Database).await?
+        }
         ("new-database", Some(_)) => my_new_database(service.unwrap_or(""), &id).await?,
-        ("schema", Some("postgres")) => pg_schema(service.unwrap_or(""), &id).await?,
+        ("schema", Some("postgres")) => {
+            pg_provision(service.unwrap_or(""), &id, PgKind::Schema).await?
+        }
         ("schema", Some(_)) => {
             return Err(ProvisionError::Invalid(Invalid::new(
                 "db",
@@ -167,14 +171,7 @@ pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
         }
         Some("mysql") => {
             let mut conn = my_connect(service).await?;
-            let db: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut conn)
-            .await
-            .map_err(|e| server_reason(&e, None))?;
-            if db.is_some() {
+            if my_database_exists(&mut conn, id).await? {
                 found.push("database".into());
             }
             for host in my_user_hosts(&mut conn, id).await {
@@ -353,7 +350,7 @@ pub async fn drop_owned(
             let mut conn = pg_connect(service)
                 .await
                 .map_err(|why| ProvisionError::Refused(format!("cannot reach the data service to drop the database: {why}; nothing was dropped")))?;
-            let r = undo_pg(&mut conn, &made).await;
+            let r = undo(&mut conn, &made).await;
             let _ = conn.close().await;
             r.map_err(ProvisionError::Refused)?;
         }
@@ -371,7 +368,7 @@ pub async fn drop_owned(
             let mut conn = my_connect(service)
                 .await
                 .map_err(|why| ProvisionError::Refused(format!("cannot reach the data service to drop the database: {why}; nothing was dropped")))?;
-            let r = undo_my(&mut conn, &made).await;
+            let r = undo(&mut conn, &made).await;
             let _ = conn.close().await;
             r.map_err(ProvisionError::Refused)?;
         }
@@ -406,40 +403,25 @@ impl Made {
             Made::MyDatabase(d) => format!("MySQL database {d}"),
         }
     }
-}
 
-/// Drop `made` in reverse order; every step is tried, and the failures are reported together.
-async fn undo_pg(conn: &mut PgConnection, made: &[Made]) -> Result<(), String> {
-    let mut failed = Vec::new();
-    for m in made.iter().rev() {
-        let sql = match m {
+    fn drop_sql(&self) -> String {
+        match self {
             Made::PgRole(r) => format!("DROP ROLE IF EXISTS {}", pg_ident(r)),
             Made::PgDatabase(d) => format!("DROP DATABASE IF EXISTS {}", pg_ident(d)),
             Made::PgSchema(s) => format!("DROP SCHEMA IF EXISTS {} CASCADE", pg_ident(s)),
-            _ => continue,
-        };
-        if let Err(e) = conn.execute(sql.as_str()).await {
-            failed.push(format!("{}: {}", m.describe(), server_reason(&e, None)));
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("could not drop {}", failed.join("; ")))
-    }
-}
-
-async fn undo_my(conn: &mut MySqlConnection, made: &[Made]) -> Result<(), String> {
-    let mut failed = Vec::new();
-    for m in made.iter().rev() {
-        let sql = match m {
             Made::MyUser { user, host } => {
                 format!("DROP USER IF EXISTS {}", my_account(user, host))
             }
             Made::MyDatabase(d) => format!("DROP DATABASE IF EXISTS {}", my_ident(d)),
-            _ => continue,
-        };
-        if let Err(e) = conn.execute(sql.as_str()).await {
+        }
+    }
+}
+
+/// Drop `made` in reverse order; every step is tried, and the failures are reported together.
+async fn undo(conn: &mut impl RunSql, made: &[Made]) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for m in made.iter().rev() {
+        if let Err(e) = conn.run(&m.drop_sql()).await {
             failed.push(format!("{}: {}", m.describe(), server_reason(&e, None)));
         }
     }
@@ -449,6 +431,26 @@ async fn undo_my(conn: &mut MySqlConnection, made: &[Made]) -> Result<(), String
         Err(format!("could not drop {}", failed.join("; ")))
     }
 }
+
+type SqlFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+
+/// One statement on either kind of server connection (a generic `Executor` bound would make
+/// the futures that call it lose `Send`).
+trait RunSql {
+    fn run<'a>(&'a mut self, sql: &'a str) -> SqlFuture<'a>;
+}
+
+macro_rules! run_sql_on {
+    ($($conn:ty),*) => {$(
+        impl RunSql for $conn {
+            fn run<'a>(&'a mut self, sql: &'a str) -> SqlFuture<'a> {
+                Box::pin(async move { self.execute(sql).await.map(drop) })
+            }
+        }
+    )*};
+}
+run_sql_on!(PgConnection, MySqlConnection, SqliteConnection);
 
 /// The message for a step that failed after `made` was created: undo, and say how that went.
 fn failed_step(
@@ -487,9 +489,17 @@ async fn pg_connect(url: &str) -> Result<PgConnection, String> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| server_reason(&e, Some(url)))?
         .disable_statement_logging();
+    connect_within(opts, url).await
+}
+
+/// Connect, giving up after [`CONNECT_TIMEOUT`]; the error is the server's reason.
+async fn connect_within<O>(opts: O, url: &str) -> Result<O::Connection, String>
+where
+    O: ConnectOptions,
+    O::Connection: Sized,
+{
     match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(server_reason(&e, Some(url))),
+        Ok(c) => c.map_err(|e| server_reason(&e, Some(url))),
         Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
     }
 }
@@ -579,186 +589,175 @@ async fn pg_create_role(
     Ok(())
 }
 
-async fn pg_new_database(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
-    let mut conn = pg_connect(service).await.map_err(|why| {
+/// What PostgreSQL gives an app: a database of its own, or a schema in the service's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PgKind {
+    Database,
+    Schema,
+}
+
+impl PgKind {
+    fn noun(self) -> &'static str {
+        match self {
+            PgKind::Database => "database",
+            PgKind::Schema => "schema",
+        }
+    }
+}
+
+/// The message for a data service that cannot be reached before anything was made.
+fn unreachable(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
+    move |why| {
         ProvisionError::Refused(format!(
             "cannot reach the data service {}: {why}; nothing was created",
             redact(service)
         ))
-    })?;
-    let r = pg_new_database_on(&mut conn, service, id).await;
+    }
+}
+
+async fn pg_provision(
+    service: &str,
+    id: &str,
+    kind: PgKind,
+) -> Result<Provisioned, ProvisionError> {
+    let mut conn = pg_connect(service).await.map_err(unreachable(service))?;
+    let r = pg_provision_on(&mut conn, service, id, kind).await;
     let _ = conn.close().await;
     r
 }
 
-async fn pg_new_database_on(
+async fn pg_provision_on(
     conn: &mut PgConnection,
     service: &str,
     id: &str,
+    kind: PgKind,
 ) -> Result<Provisioned, ProvisionError> {
     let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
     let rights = pg_rights(conn).await.map_err(refused)?;
-    if !rights.create_db {
-        return Err(ProvisionError::Refused(format!(
-            "the data service's account {u:?} may not create databases: the PostgreSQL role {u:?} lacks CREATEDB (grant it with ALTER ROLE {} CREATEDB, or use --db schema or a connection URL); nothing was created",
-            pg_ident(&rights.user),
-            u = rights.user
-        )));
-    }
-    if pg_exists(conn, PG_DB_EXISTS, id).await.map_err(refused)? {
-        return Err(left_over("database", id));
-    }
-    let own_role = rights.create_role;
-    if own_role && pg_exists(conn, PG_ROLE_EXISTS, id).await.map_err(refused)? {
-        return Err(left_over("role", id));
-    }
-    let password = crate::secret::random_hex(24);
-    let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
-        if own_role {
-            pg_create_role(conn, &rights, id, &password, &mut made)
-                .await
-                .map_err(|e| ("creating the role", e))?;
+    match kind {
+        PgKind::Database if !rights.create_db => {
+            return Err(ProvisionError::Refused(format!(
+                "the data service's account {u:?} may not create databases: the PostgreSQL role {u:?} lacks CREATEDB (grant it with ALTER ROLE {} CREATEDB, or use --db schema or a connection URL); nothing was created",
+                pg_ident(&rights.user),
+                u = rights.user
+            )))
         }
-        let mut sql = format!("CREATE DATABASE {}", pg_ident(id));
-        if own_role {
-            sql.push_str(&format!(" OWNER {}", pg_ident(id)));
+        PgKind::Schema if !rights.create_in_db => {
+            return Err(ProvisionError::Refused(format!(
+                "the data service's account {u:?} may not create schemas in the database {d:?}: it lacks the CREATE privilege on that database (grant it with GRANT CREATE ON DATABASE {} TO {}); nothing was created",
+                pg_ident(&rights.database),
+                pg_ident(&rights.user),
+                u = rights.user,
+                d = rights.database
+            )))
         }
-        conn.execute(sql.as_str())
-            .await
-            .map_err(|e| ("creating the database", server_reason(&e, None)))?;
-        made.push(Made::PgDatabase(id.to_string()));
-        // Only its owner (and superusers) may connect: other apps' roles cannot even look.
-        let sql = format!(
-            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-            pg_ident(id)
-        );
-        conn.execute(sql.as_str()).await.map_err(|e| {
-            (
-                "closing the database to other roles",
-                server_reason(&e, None),
-            )
-        })?;
-        Ok(())
+        _ => {}
     }
-    .await;
-    if let Err((step, why)) = result {
-        let undone = undo_pg(conn, &made).await;
-        return Err(failed_step(step, why, undone, &made));
-    }
-    let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
-    url.set_path(&format!("/{id}"));
-    let mut notices = Vec::new();
-    if own_role {
-        set_credentials(&mut url, id, &password);
-    } else {
-        notices.push(pg_role_notice(&rights, id, "database"));
-    }
-    Ok(Provisioned {
-        db: AppDb {
-            method: DbMethod::NewDatabase,
-            url: url.to_string(),
-            schema: None,
-            owned: Owned {
-                database: Some(id.to_string()),
-                role: own_role.then(|| id.to_string()),
-                ..Owned::default()
-            },
-        },
-        notices,
-    })
-}
-
-async fn pg_schema(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
-    let mut conn = pg_connect(service).await.map_err(|why| {
-        ProvisionError::Refused(format!(
-            "cannot reach the data service {}: {why}; nothing was created",
-            redact(service)
-        ))
-    })?;
-    let r = pg_schema_on(&mut conn, service, id).await;
-    let _ = conn.close().await;
-    r
-}
-
-async fn pg_schema_on(
-    conn: &mut PgConnection,
-    service: &str,
-    id: &str,
-) -> Result<Provisioned, ProvisionError> {
-    let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
-    let rights = pg_rights(conn).await.map_err(refused)?;
-    if !rights.create_in_db {
-        return Err(ProvisionError::Refused(format!(
-            "the data service's account {u:?} may not create schemas in the database {d:?}: it lacks the CREATE privilege on that database (grant it with GRANT CREATE ON DATABASE {} TO {}); nothing was created",
-            pg_ident(&rights.database),
-            pg_ident(&rights.user),
-            u = rights.user,
-            d = rights.database
-        )));
-    }
-    if pg_exists(conn, PG_SCHEMA_EXISTS, id)
-        .await
-        .map_err(refused)?
-    {
-        return Err(left_over("schema", id));
-    }
-    let own_role = rights.create_role;
-    if own_role && pg_exists(conn, PG_ROLE_EXISTS, id).await.map_err(refused)? {
-        return Err(left_over("role", id));
-    }
-    let password = crate::secret::random_hex(24);
-    let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
-        if own_role {
-            pg_create_role(conn, &rights, id, &password, &mut made)
-                .await
-                .map_err(|e| ("creating the role", e))?;
-        }
-        let mut sql = format!("CREATE SCHEMA {}", pg_ident(id));
-        if own_role {
-            sql.push_str(&format!(" AUTHORIZATION {}", pg_ident(id)));
-        }
-        conn.execute(sql.as_str())
-            .await
-            .map_err(|e| ("creating the schema", server_reason(&e, None)))?;
-        made.push(Made::PgSchema(id.to_string()));
-        Ok(())
-    }
-    .await;
-    if let Err((step, why)) = result {
-        let undone = undo_pg(conn, &made).await;
-        return Err(failed_step(step, why, undone, &made));
-    }
-    let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
-    let mut notices = Vec::new();
-    if own_role {
-        set_credentials(&mut url, id, &password);
-    } else {
-        notices.push(pg_role_notice(&rights, id, "schema"));
-    }
-    // The search path travels in the URL (libpq and sqlx read `options`), and in DB_SCHEMA.
-    let search_path = format!("options=-c%20search_path%3D{id}");
-    let query = match url.query().filter(|q| !q.is_empty()) {
-        Some(q) => format!("{q}&{search_path}"),
-        None => search_path,
+    let exists = match kind {
+        PgKind::Database => PG_DB_EXISTS,
+        PgKind::Schema => PG_SCHEMA_EXISTS,
     };
-    url.set_query(Some(&query));
-    Ok(Provisioned {
-        db: AppDb {
-            method: DbMethod::Schema,
-            url: url.to_string(),
-            schema: Some(id.to_string()),
-            owned: Owned {
+    if pg_exists(conn, exists, id).await.map_err(refused)? {
+        return Err(left_over(kind.noun(), id));
+    }
+    let own_role = rights.create_role;
+    if own_role && pg_exists(conn, PG_ROLE_EXISTS, id).await.map_err(refused)? {
+        return Err(left_over("role", id));
+    }
+    let password = crate::secret::random_hex(24);
+    let mut made = Vec::new();
+    let result: Result<(), (&str, String)> = async {
+        if own_role {
+            pg_create_role(conn, &rights, id, &password, &mut made)
+                .await
+                .map_err(|e| ("creating the role", e))?;
+        }
+        let (mut sql, owner, step, object) = match kind {
+            PgKind::Database => (
+                format!("CREATE DATABASE {}", pg_ident(id)),
+                "OWNER",
+                "creating the database",
+                Made::PgDatabase(id.to_string()),
+            ),
+            PgKind::Schema => (
+                format!("CREATE SCHEMA {}", pg_ident(id)),
+                "AUTHORIZATION",
+                "creating the schema",
+                Made::PgSchema(id.to_string()),
+            ),
+        };
+        if own_role {
+            sql.push_str(&format!(" {owner} {}", pg_ident(id)));
+        }
+        conn.execute(sql.as_str())
+            .await
+            .map_err(|e| (step, server_reason(&e, None)))?;
+        made.push(object);
+        if kind == PgKind::Database {
+            // Only its owner (and superusers) may connect: other apps' roles cannot even look.
+            let sql = format!(
+                "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+                pg_ident(id)
+            );
+            conn.execute(sql.as_str()).await.map_err(|e| {
+                (
+                    "closing the database to other roles",
+                    server_reason(&e, None),
+                )
+            })?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err((step, why)) = result {
+        let undone = undo(conn, &made).await;
+        return Err(failed_step(step, why, undone, &made));
+    }
+    let mut url = url::Url::parse(service)
+        .map_err(|_| refused("the data service URL cannot be read".into()))?;
+    let mut notices = Vec::new();
+    if own_role {
+        set_credentials(&mut url, id, &password);
+    } else {
+        notices.push(pg_role_notice(&rights, id, kind.noun()));
+    }
+    let role = own_role.then(|| id.to_string());
+    let db = match kind {
+        PgKind::Database => {
+            url.set_path(&format!("/{id}"));
+            AppDb {
+                method: DbMethod::NewDatabase,
+                url: url.to_string(),
+                schema: None,
+                owned: Owned {
+                    database: Some(id.to_string()),
+                    role,
+                    ..Owned::default()
+                },
+            }
+        }
+        PgKind::Schema => {
+            // The search path travels in the URL (libpq and sqlx read `options`), and in
+            // DB_SCHEMA.
+            let search_path = format!("options=-c%20search_path%3D{id}");
+            let query = match url.query().filter(|q| !q.is_empty()) {
+                Some(q) => format!("{q}&{search_path}"),
+                None => search_path,
+            };
+            url.set_query(Some(&query));
+            AppDb {
+                method: DbMethod::Schema,
+                url: url.to_string(),
                 schema: Some(id.to_string()),
-                role: own_role.then(|| id.to_string()),
-                ..Owned::default()
-            },
-        },
-        notices,
-    })
+                owned: Owned {
+                    schema: Some(id.to_string()),
+                    role,
+                    ..Owned::default()
+                },
+            }
+        }
+    };
+    Ok(Provisioned { db, notices })
 }
 
 fn set_credentials(url: &mut url::Url, user: &str, password: &str) {
@@ -811,11 +810,16 @@ async fn my_connect(url: &str) -> Result<MySqlConnection, String> {
     let opts = MySqlConnectOptions::from_str(&url)
         .map_err(|e| server_reason(&e, Some(&url)))?
         .disable_statement_logging();
-    match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(server_reason(&e, Some(&url))),
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
-    }
+    connect_within(opts, &url).await
+}
+
+async fn my_database_exists(conn: &mut MySqlConnection, id: &str) -> Result<bool, String> {
+    sqlx::query_scalar::<_, i64>("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map(|r| r.is_some())
+        .map_err(|e| server_reason(&e, None))
 }
 
 struct MyRights {
@@ -865,12 +869,7 @@ async fn my_rights(conn: &mut MySqlConnection, id: &str) -> Result<MyRights, Str
 }
 
 async fn my_new_database(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
-    let mut conn = my_connect(service).await.map_err(|why| {
-        ProvisionError::Refused(format!(
-            "cannot reach the data service {}: {why}; nothing was created",
-            redact(service)
-        ))
-    })?;
+    let mut conn = my_connect(service).await.map_err(unreachable(service))?;
     let r = my_new_database_on(&mut conn, service, id).await;
     let _ = conn.close().await;
     r
@@ -894,13 +893,7 @@ async fn my_new_database_on(
             "the data service's account {account} may not drop databases, which undoing a failed create and --drop-db need: it lacks the DROP privilege (grant it with GRANT DROP ON *.* TO {account}); nothing was created"
         )));
     }
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| refused(server_reason(&e, None)))?;
-    if exists.is_some() {
+    if my_database_exists(conn, id).await.map_err(refused)? {
         return Err(left_over("database", id));
     }
     let own_user = rights.create_user && rights.grant;
@@ -972,7 +965,7 @@ async fn my_new_database_on(
     }
     .await;
     if let Err((step, why)) = result {
-        let undone = undo_my(conn, &made).await;
+        let undone = undo(conn, &made).await;
         return Err(failed_step(step, why, undone, &made));
     }
     let mut url = url::Url::parse(service)
@@ -1016,6 +1009,20 @@ pub async fn test_url(url: &str) -> Result<(), ProvisionError> {
     attach(url).await.map(|_| ())
 }
 
+/// `SELECT 1` on a connection just made, then close it.
+async fn select_one<C: RunSql + Connection>(
+    conn: Result<C, String>,
+    url: &str,
+) -> Result<(), String> {
+    let mut conn = conn?;
+    let r = conn
+        .run("SELECT 1")
+        .await
+        .map_err(|e| server_reason(&e, Some(url)));
+    let _ = conn.close().await;
+    r
+}
+
 /// Test an operator's URL (connect, `SELECT 1`) and record it as attached.
 async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
     let invalid = |m: String| ProvisionError::Invalid(Invalid::new("db", m));
@@ -1043,50 +1050,17 @@ async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
                     ))
                 })?
                 .disable_statement_logging();
-            match tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let mut c: SqliteConnection = opts.connect().await?;
-                sqlx::query_scalar::<_, i32>("SELECT 1")
-                    .fetch_one(&mut c)
-                    .await?;
-                c.close().await
-            })
-            .await
-            {
-                Ok(r) => r.map_err(|e| server_reason(&e, Some(url))),
-                Err(_) => Err("no answer within 10 s".into()),
-            }
+            select_one(connect_within(opts, url).await, url).await
         }
         "postgres" => {
             url::Url::parse(url)
                 .map_err(|e| invalid(format!("the --db URL cannot be read: {e}")))?;
-            match pg_connect(url).await {
-                Ok(mut c) => {
-                    let r = sqlx::query_scalar::<_, i32>("SELECT 1")
-                        .fetch_one(&mut c)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| server_reason(&e, Some(url)));
-                    let _ = c.close().await;
-                    r
-                }
-                Err(e) => Err(e),
-            }
+            select_one(pg_connect(url).await, url).await
         }
         _ => {
             url::Url::parse(url)
                 .map_err(|e| invalid(format!("the --db URL cannot be read: {e}")))?;
-            match my_connect(url).await {
-                Ok(mut c) => {
-                    let r = sqlx::query_scalar::<_, i32>("SELECT 1")
-                        .fetch_one(&mut c)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| server_reason(&e, Some(url)));
-                    let _ = c.close().await;
-                    r
-                }
-                Err(e) => Err(e),
-            }
+            select_one(my_connect(url).await, url).await
         }
     };
     test.map_err(|why| {
