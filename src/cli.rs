@@ -714,20 +714,29 @@ fn print_status(v: &AppView) {
     }
 }
 
-/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
-/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
-async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
-    use crate::engine::UpgradeReport;
-    let names: Vec<String> = match (name, all) {
-        (Some(n), false) => vec![n],
+/// The apps a verb taking `NAME | --all` works on.
+pub(crate) async fn name_or_all(
+    c: &Client,
+    name: Option<String>,
+    all: bool,
+) -> Result<Vec<String>> {
+    match (name, all) {
+        (Some(n), false) => Ok(vec![n]),
         (None, true) => {
             let v: Value = c.get("/apps").await?;
             let apps: Vec<AppView> =
                 serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
-            apps.into_iter().map(|a| a.name).collect()
+            Ok(apps.into_iter().map(|a| a.name).collect())
         }
         _ => bail!("give either an app's name or --all"),
-    };
+    }
+}
+
+/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
+/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
+async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
+    use crate::engine::UpgradeReport;
+    let names = name_or_all(c, name, all).await?;
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let progress = !json && std::io::stderr().is_terminal();
     if !json {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::backup::BackupInfo;
-use crate::cli::seg;
+use crate::cli::{name_or_all, seg};
 use crate::client::Client;
 use crate::engine::AppView;
 use crate::import::{ImportReport, ImportRow};
@@ -74,16 +74,7 @@ pub async fn backup(
     output: Option<PathBuf>,
     json: bool,
 ) -> Result<()> {
-    let names: Vec<String> = match (name, all) {
-        (Some(n), false) => vec![n],
-        (None, true) => {
-            let v: Value = c.get("/apps").await?;
-            let apps: Vec<AppView> =
-                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
-            apps.into_iter().map(|a| a.name).collect()
-        }
-        _ => bail!("give either an app's name or --all"),
-    };
+    let names = name_or_all(c, name, all).await?;
     let dir = match output {
         Some(d) => {
             let d = if d.is_absolute() {
