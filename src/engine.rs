@@ -177,6 +177,10 @@ pub struct AppView {
     /// Idle stop in seconds (on-visit apps); `None`: never.
     #[serde(default)]
     pub idle_timeout: Option<u32>,
+    /// Orders views of one app from one engine: the higher is the newer (see
+    /// `supervisor::AppState::version`). Starts again with the engine.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,6 +275,7 @@ impl Engine {
             config: config.clone(),
             registry: registry.clone(),
             events: events.clone(),
+            changes: Default::default(),
         });
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Engine {
@@ -1023,6 +1028,7 @@ impl Engine {
             desired: app.desired.as_str().to_string(),
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),
+            version: state.as_ref().map(|s| s.version).unwrap_or(0),
             log_lines_lost: self
                 .supervisor
                 .get(&app.name)

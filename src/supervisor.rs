@@ -63,6 +63,10 @@ pub struct AppState {
     pub error: Option<String>,
     /// The health path's last non-ready answer while starting (a boot progress message).
     pub progress: Option<String>,
+    /// Which change of the engine's apps this state is: every change of any app's state takes
+    /// the next number, so of two views of one app the one with the higher version is the newer
+    /// (a view taken before an event can arrive after it).
+    pub version: u64,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
             restarts: 0,
             error: None,
             progress: None,
+            version: 0,
         }
     }
     pub fn uptime(&self) -> Option<Duration> {
@@ -133,6 +138,8 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub registry: Registry,
     pub events: broadcast::Sender<Event>,
+    /// The changes of app states so far (see [`AppState::version`]).
+    pub changes: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -311,7 +318,11 @@ impl Actor {
     }
 
     fn set(&self, f: impl FnOnce(&mut AppState)) {
-        self.state.send_modify(f);
+        let changes = &self.ctx.changes;
+        self.state.send_modify(|s| {
+            f(s);
+            s.version = changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        });
         let _ = self.ctx.events.send(Event::App {
             name: self.name.clone(),
         });

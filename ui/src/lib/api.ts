@@ -46,6 +46,8 @@ export interface AppView {
   progress: string | null;
   created_at: string;
   idle_timeout?: number | null; // PLANNED (idle timeout): shown in the form when present
+  /** Orders views of one app from one engine: the higher is the newer. */
+  version?: number;
 }
 
 export interface CreateBody {

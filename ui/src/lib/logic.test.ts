@@ -8,6 +8,7 @@ import { SseParser } from './sse';
 import { SampleRing, sparkPath } from './samples';
 import { normalizeHistory, normalizeHost } from './api';
 import { parseRoute, href } from './router.svelte';
+import { ViewOrder } from './order';
 
 describe('name rule (same as src/validate.rs)', () => {
   it('accepts valid names', () => {
@@ -280,5 +281,26 @@ describe('routes', () => {
     expect(parseRoute('#/logs/a_1?bare')).toEqual({ page: 'logs', name: 'a_1' });
     expect(parseRoute('#/zzz').page).toBe('notfound');
     expect(href({ page: 'logs', name: 'a b' })).toBe('#/logs/a%20b');
+  });
+});
+
+describe('view order', () => {
+  it('drops a view older than one applied, per app', () => {
+    const o = new ViewOrder();
+    expect(o.accept({ name: 'a', version: 5 })).toBe(true); // the event: running
+    expect(o.accept({ name: 'a', version: 3 })).toBe(false); // the create answer, late: starting
+    expect(o.accept({ name: 'a', version: 5 })).toBe(true); // same state (an edit of its record)
+    expect(o.accept({ name: 'b', version: 1 })).toBe(true);
+    expect(o.accept({ name: 'a', version: 6 })).toBe(true);
+  });
+  it('starts afresh on a new connection and for a re-created app', () => {
+    const o = new ViewOrder();
+    o.accept({ name: 'a', version: 900 });
+    o.reset(); // a restarted engine counts from 1 again
+    expect(o.accept({ name: 'a', version: 1 })).toBe(true);
+    o.forget('a');
+    expect(o.accept({ name: 'a', version: 0 })).toBe(true);
+    expect(o.accept({ name: 'c' })).toBe(true); // an engine without versions: every view counts
+    expect(o.accept({ name: 'c' })).toBe(true);
   });
 });

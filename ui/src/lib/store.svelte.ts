@@ -4,6 +4,7 @@
 import * as api from './api';
 import type { AppView, EngineInfo, HostUsage, MetricMark } from './api';
 import { SampleRing } from './samples';
+import { ViewOrder } from './order';
 
 const SPARK_SAMPLES = 300; // 5 minutes at 1 Hz
 const POLL_MS = 2000;
@@ -26,6 +27,7 @@ class Store {
   readonly samples = new Map<string, SampleRing>();
   readonly hostSamples = new SampleRing(SPARK_SAMPLES);
   readonly marks = new Map<string, MetricMark[]>();
+  private order = new ViewOrder();
   private started = false;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private hostMissing = false;
@@ -52,6 +54,7 @@ class Store {
     api.events({
       open: () => {
         this.connected = true;
+        this.order.reset();
         this.lastError = null;
         void this.refresh();
       },
@@ -117,8 +120,12 @@ class Store {
     try {
       const list = await api.listApps();
       const now = Date.now() / 1000;
-      for (const v of list) this.observe(v, now);
-      this.apps = list;
+      // An event that came while the list was on its way is newer than the list's view.
+      this.apps = list.map((v) => {
+        if (!this.order.accept(v)) return this.apps.find((x) => x.name === v.name) ?? v;
+        this.observe(v, now);
+        return v;
+      });
       this.loaded = true;
       this.tick++;
     } catch (e) {
@@ -156,6 +163,7 @@ class Store {
   }
 
   upsert(v: AppView): void {
+    if (!this.order.accept(v)) return;
     this.observe(v, Date.now() / 1000);
     const i = this.apps.findIndex((x) => x.name === v.name);
     if (i >= 0) this.apps[i] = v;
@@ -164,6 +172,7 @@ class Store {
   }
 
   remove(name: string): void {
+    this.order.forget(name);
     this.apps = this.apps.filter((a) => a.name !== name);
     this.samples.delete(name);
     this.marks.delete(name);
