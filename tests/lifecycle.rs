@@ -16,8 +16,15 @@ fn create_start_list_stop_delete() {
     assert_eq!(a1["status"], "stopped");
     assert_eq!(a1["start_mode"], "on-visit");
     assert_eq!(a1["display_name"], "Shop one");
+    let (_, created) = e.api(reqwest::Method::GET, "/apps/a1", None);
 
     e.ok(&["start", "a1"]);
+    // Views are ordered by the engine's version of the app's state (the UI drops older ones).
+    let (_, started) = e.api(reqwest::Method::GET, "/apps/a1", None);
+    assert!(
+        started["version"].as_u64() > created["version"].as_u64(),
+        "a later state has a higher version: {created} then {started}"
+    );
     let list = e.list();
     let a1 = list.iter().find(|a| a["name"] == "a1").expect("a1 listed");
     assert_eq!(a1["status"], "running");
