@@ -95,11 +95,29 @@ test('create an app through the form; refusals appear beside their field', async
   await portMsg.filter({ hasText: String(e.proxyPort) }).waitFor();
   assert.equal(await page.locator('#f-port').getAttribute('aria-invalid'), 'true');
   await shot(page, 'form-refused-port');
-  // Fix it and create.
+  // Fix it and create. The create's answer (the app as it was then: not yet running) is held
+  // back until the event stream has said it runs, as a slow network or a busy machine can do:
+  // the late answer must not turn the row back.
+  let heldBack = false;
+  await page.route('**/api/v1/apps', async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    const answer = await route.fetch();
+    const deadline = Date.now() + 60000;
+    while (Date.now() < deadline) {
+      const st = e.cli('status', APP, '--json');
+      if (st.code === 0 && JSON.parse(st.stdout).status === 'running') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // the event stream's news reaches the page
+    heldBack = true;
+    await route.fulfill({ response: answer });
+  });
   await page.locator('#f-port').fill('');
   await page.getByTestId('submit').click();
   await row(APP).waitFor();
   assert.equal(new URL(page.url()).hash, '#/');
+  assert.ok(heldBack, 'the answer was held until the app ran');
+  await page.unroute('**/api/v1/apps');
 });
 
 test('the new app starts, its CPU and memory appear live, and it is pinned in the top bar', async () => {
