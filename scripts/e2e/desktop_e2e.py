@@ -526,13 +526,15 @@ def main():
     attach()
     no_tray()
     from_menu()
+    late_tray()
     log("PASSED: window lists apps, start from the window, a sub-app made in the window's form "
         "and started there, tray menu over D-Bus (StatusNotifier "
         "+ dbusmenu) following the engine and starting/stopping apps, log window with a live "
         "line, close to tray with the proxy serving, webview released and WebKit's processes "
         "ended, window back from the tray and from a second launch (single instance), tray "
         "Quit with nothing left, attach to a running engine and Quit it from its tray, no tray: "
-        "closing the window quits with nothing left"
+        "closing the window quits with nothing left, a tray that comes late is used and one that "
+        "goes brings the window back"
         + (", started from the app menu's entry (installed package)" if ENTRY else ""))
 
 
@@ -579,6 +581,70 @@ def from_menu():
     finally:
         if alive(pid):
             os.kill(pid, 15)
+
+
+def stop_watcher():
+    """End the StatusNotifier watcher that runs now (a panel quitting)."""
+    if sni.watcher_running():
+        os.kill(bus_pid(sni.WATCHER), 15)
+    wait("the StatusNotifier watcher to go", lambda: not sni.watcher_running())
+
+
+def start_watcher():
+    """Start a StatusNotifier watcher (a panel starting)."""
+    w = subprocess.Popen([sys.executable, os.path.join(HERE, "sni.py"), "watcher"])
+    wait("the StatusNotifier watcher to start", sni.watcher_running)
+    return w
+
+
+def late_tray():
+    """11. The tray host comes after Hangar and goes while Hangar is hidden: at login, autostart
+    can start Hangar (`--hidden`, what start at login runs) before the panel; a panel can quit.
+    With no tray at start, Hangar waits for one instead of showing its window; the tray that
+    comes gets Hangar's icon and no window shows. When it goes, the main window comes back
+    (never hidden where nobody can reach it), and closing that window then quits."""
+    stop_watcher()
+    watcher = None
+    with open(os.path.join(OUT, "late-tray.log"), "w") as out:
+        p = subprocess.Popen([BIN, "--hidden"], stdout=out, stderr=subprocess.STDOUT)
+    started = time.time()
+    try:
+        wait("the engine (late tray)", lambda: os.path.exists(os.path.join(HOME, "engine.json")), timeout=60)
+        time.sleep(3)
+        if x_windows("^Hangar$"):
+            fail("started in the tray with no tray host yet, the window showed at once instead of "
+                 "waiting for a tray")
+        watcher = start_watcher()
+        menu = tray_of(p.pid)
+        tray_wait(menu, "main running (late tray)", lambda l: sni.find(l, "~Main app — running"))
+        # Past the time Hangar waits for a tray (shell::TRAY_WAIT, 10 s): still no window.
+        time.sleep(max(0, started + 14 - time.time()))
+        if x_windows("^Hangar$"):
+            fail("a tray host came within the wait, yet the window showed")
+        pids = [a["pid"] for a in api_apps() if a.get("pid")]
+        watcher.terminate()
+        watcher.wait(timeout=30)
+        watcher = None
+        wait("the main window, shown when the tray went", lambda: x_windows("^Hangar$"), timeout=60)
+        screenshot("late-tray-gone")
+        if not alive(p.pid):
+            fail("the desktop app ended when its tray went")
+        for w in x_windows("^Hangar$"):
+            subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+        try:
+            p.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            fail("after the tray went, closing the window did not quit the desktop app")
+        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
+        if left:
+            fail(f"processes left behind after the tray went and the window was closed: {left}")
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(timeout=60)
+        if watcher is not None:
+            watcher.terminate()
+            watcher.wait(timeout=30)
 
 
 def no_tray():

@@ -175,15 +175,22 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                 }
             }
             shell::start(app.handle());
+            shell::follow_tray(app.handle());
+            // No tray yet, but one may come (the panel may start after Hangar at login).
+            let tray_may_come = hidden && !shell.tray_available() && tray::follows_the_desktop();
             if let Some(wp) = shell.window_process() {
                 // This process never shows a webview: what starting touched goes back now.
                 shell::shed_when_no_webview(app.handle());
-                if !hidden || !shell.tray_available() {
+                if tray_may_come {
+                    shell::show_main_unless_a_tray_comes(app.handle());
+                } else if !hidden || !shell.tray_available() {
                     wp.show()?;
                 }
             } else if hidden && shell.tray_available() {
                 // In the tray from the start: what starting touched goes back to the system.
                 shell::shed_when_no_webview(app.handle());
+            } else if tray_may_come {
+                shell::show_main_unless_a_tray_comes(app.handle());
             } else {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
@@ -265,6 +272,16 @@ async fn window_loop<R: Runtime>(app: AppHandle<R>) {
                 }
             }
             ToWindow::Progress(q) => shell::show_quit_progress(&app, q),
+            ToWindow::Tray(available) => shell::tray_changed(
+                &app,
+                tray::TrayProbe {
+                    available,
+                    why: format!(
+                        "the desktop app {} its tray",
+                        if available { "found" } else { "lost" }
+                    ),
+                },
+            ),
         }
         if app.webview_windows().is_empty() {
             link.idle();

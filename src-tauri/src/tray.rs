@@ -30,23 +30,37 @@ pub struct TrayProbe {
     pub why: String,
 }
 
+/// The bus names a panel's tray host (StatusNotifier watcher) owns.
+const WATCHERS: [&str; 2] = [
+    "org.kde.StatusNotifierWatcher",
+    "org.freedesktop.StatusNotifierWatcher",
+];
+
+/// What `HANGAR_TRAY=on|off` says, when it is set.
+fn forced() -> Option<TrayProbe> {
+    match std::env::var("HANGAR_TRAY").ok().as_deref() {
+        Some("on" | "1" | "yes") => Some(TrayProbe {
+            available: true,
+            why: "HANGAR_TRAY=on".into(),
+        }),
+        Some("off" | "0" | "no") => Some(TrayProbe {
+            available: false,
+            why: "HANGAR_TRAY=off".into(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the answer follows the desktop while Hangar runs (not when `HANGAR_TRAY` decides).
+pub fn follows_the_desktop() -> bool {
+    forced().is_none()
+}
+
 /// `HANGAR_TRAY=on|off` decides when set; otherwise a StatusNotifier watcher on the session bus
 /// or an X11 system tray (`_NET_SYSTEM_TRAY_S0`) means yes.
 pub fn probe() -> TrayProbe {
-    match std::env::var("HANGAR_TRAY").ok().as_deref() {
-        Some("on" | "1" | "yes") => {
-            return TrayProbe {
-                available: true,
-                why: "HANGAR_TRAY=on".into(),
-            }
-        }
-        Some("off" | "0" | "no") => {
-            return TrayProbe {
-                available: false,
-                why: "HANGAR_TRAY=off".into(),
-            }
-        }
-        _ => {}
+    if let Some(p) = forced() {
+        return p;
     }
     if status_notifier_watcher() {
         return TrayProbe {
@@ -73,17 +87,47 @@ fn status_notifier_watcher() -> bool {
     let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
         return false;
     };
-    [
-        "org.kde.StatusNotifierWatcher",
-        "org.freedesktop.StatusNotifierWatcher",
-    ]
-    .iter()
-    .any(|n| {
+    WATCHERS.iter().any(|n| {
         zbus::names::BusName::try_from(*n)
             .ok()
             .and_then(|name| dbus.name_has_owner(name).ok())
             .unwrap_or(false)
     })
+}
+
+/// Call `changed` from a thread of its own whenever a StatusNotifier watcher appears on or
+/// leaves the session bus: a panel that starts after Hangar (autostart can win that race at
+/// login), restarts, or an AppIndicator extension switched on or off. An X11 system tray is only
+/// looked for by [`probe`]. Nothing is watched when `HANGAR_TRAY` decides.
+pub fn watch(changed: impl Fn() + Send + 'static) {
+    if !follows_the_desktop() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("tray-watch".into())
+        .spawn(move || {
+            let Ok(conn) = zbus::blocking::Connection::session() else {
+                tracing::debug!("no session bus: the tray is not followed");
+                return;
+            };
+            let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
+                return;
+            };
+            let Ok(signals) = dbus.receive_name_owner_changed() else {
+                return;
+            };
+            for signal in signals {
+                if signal
+                    .args()
+                    .is_ok_and(|a| WATCHERS.contains(&a.name().as_str()))
+                {
+                    changed();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot follow the tray: {e}");
+    }
 }
 
 fn x11_system_tray() -> bool {

@@ -5,7 +5,7 @@
 //!
 //! The two talk in lines over the child's stdin and stdout:
 //! - host → window: `show SEQ`, `logs SEQ NAME` (a window to open), `progress LEFT TOTAL` (a quit
-//!   under way), and end of input: exit now.
+//!   under way), `tray 1|0` (the desktop's tray came or went), and end of input: exit now.
 //! - window → host: `idle SEQ` (no window left after request SEQ), `quit` (the user asked to quit
 //!   Hangar), `autostart` (start at login was switched).
 //!
@@ -39,6 +39,7 @@ pub enum ToWindow {
     Show(u64),
     Logs(u64, String),
     Progress(QuitProgress),
+    Tray(bool),
 }
 
 /// From the window process to the host.
@@ -55,6 +56,7 @@ impl ToWindow {
             ToWindow::Show(seq) => format!("show {seq}"),
             ToWindow::Logs(seq, name) => format!("logs {seq} {name}"),
             ToWindow::Progress(q) => format!("progress {} {}", q.left, q.total),
+            ToWindow::Tray(available) => format!("tray {}", u8::from(*available)),
         }
     }
 
@@ -69,6 +71,8 @@ impl ToWindow {
                 left: left.parse().ok()?,
                 total: total.parse().ok()?,
             }),
+            ("tray", Some("1"), None) => ToWindow::Tray(true),
+            ("tray", Some("0"), None) => ToWindow::Tray(false),
             _ => return None,
         };
         w.next().is_none().then_some(r)
@@ -174,9 +178,12 @@ impl WindowProcess {
         (wp, rx)
     }
 
-    /// The tray changed (found or lost): a window process started from now on is told.
+    /// The tray changed (found or lost): the window process running now is told, and one
+    /// started from now on is given it.
     pub fn set_tray(&self, tray: TrayProbe) {
+        let available = tray.available;
         self.facts.lock().unwrap_or_else(|p| p.into_inner()).tray = tray;
+        self.tell(ToWindow::Tray(available));
     }
 
     /// The window process's pid, while one runs.
@@ -200,13 +207,19 @@ impl WindowProcess {
 
     /// Tell the window process how far a quit is; nothing when none runs.
     pub fn progress(&self, q: QuitProgress) {
+        self.tell(ToWindow::Progress(q));
+    }
+
+    /// News for the window process running now, if any (not a window request: no process is
+    /// started for it).
+    fn tell(&self, m: ToWindow) {
         if let Some(r) = self
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            let _ = r.tx.try_send(ToWindow::Progress(q).encode());
+            let _ = r.tx.try_send(m.encode());
         }
     }
 
@@ -447,6 +460,8 @@ mod tests {
             ToWindow::Logs(7, "blog".into()),
             ToWindow::Logs(8, "a_b-c9".into()),
             ToWindow::Progress(QuitProgress { left: 2, total: 5 }),
+            ToWindow::Tray(true),
+            ToWindow::Tray(false),
         ];
         for m in to_window {
             assert_eq!(ToWindow::parse(&m.encode()), Some(m.clone()), "{m:?}");
@@ -462,7 +477,8 @@ mod tests {
     }
 
     /// A stand-in window process (a real child, /bin/sh): `show N` → `idle N`, `logs …` →
-    /// `quit`, `progress …` → exits with status 3; it exits at the end of its input. Written
+    /// `quit`, `progress …` → exits with status 3, `tray A` → `idle 9A`; it exits at the end of
+    /// its input. Written
     /// once, before any test starts one (a file being written cannot be executed).
     fn stand_in() -> WindowProcess {
         static SCRIPT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
@@ -495,7 +511,7 @@ mod tests {
         let exe = dir.path().join("window");
         std::fs::write(
             &exe,
-            "#!/bin/sh\nwhile read -r line; do\n  case \"$line\" in\n    show*) echo \"idle ${line#show }\" ;;\n    logs*) echo quit ;;\n    progress*) exit 3 ;;\n  esac\ndone\n",
+            "#!/bin/sh\nwhile read -r line; do\n  case \"$line\" in\n    show*) echo \"idle ${line#show }\" ;;\n    logs*) echo quit ;;\n    progress*) exit 3 ;;\n    tray*) echo \"idle 9${line#tray }\" ;;\n  esac\ndone\n",
         )
         .unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -561,6 +577,31 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn tray_news_reaches_a_running_process_and_starts_none() {
+        let wp = stand_in();
+        let lost = |available| TrayProbe {
+            available,
+            why: "test".into(),
+        };
+        wp.set_tray(lost(false));
+        assert_eq!(wp.pid(), None, "news alone starts no window process");
+        wp.show().unwrap();
+        assert!(matches!(next_event().await, HostEvent::Idle { seq: 1, .. }));
+        wp.set_tray(lost(false));
+        assert!(matches!(
+            next_event().await,
+            HostEvent::Idle { seq: 90, .. }
+        ));
+        wp.set_tray(lost(true));
+        assert!(matches!(
+            next_event().await,
+            HostEvent::Idle { seq: 91, .. }
+        ));
+        assert!(wp.facts.lock().unwrap().tray.available);
+        wp.close(Duration::from_secs(20)).await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn close_ends_the_process_and_waits_for_it() {
         let wp = stand_in();
         wp.show().unwrap();
@@ -587,6 +628,10 @@ mod tests {
             "progress -1 2",
             "Show 1",
             "open 1",
+            "tray",
+            "tray 2",
+            "tray yes",
+            "tray 1 0",
         ] {
             assert_eq!(ToWindow::parse(line), None, "{line:?}");
         }

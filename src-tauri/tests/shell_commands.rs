@@ -419,11 +419,26 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
         "visible"
     );
 
+    // The tray goes (a panel quits) while the window is hidden: the window comes back, as
+    // nothing else could bring it.
+    f.main.close().unwrap();
+    wait_for(
+        || (f.invoke("shell_info", json!({})).unwrap()["main_window"] == "hidden").then_some(()),
+        "the main window to be hidden again",
+    );
+    shell::tray_changed(
+        &f.app,
+        TrayProbe {
+            available: false,
+            why: "test: the panel quit".into(),
+        },
+    );
+    wait_for(
+        || (f.invoke("shell_info", json!({})).unwrap()["main_window"] == "visible").then_some(()),
+        "the main window to come back when the tray went",
+    );
+
     // Without one: closing quits, after stopping every app.
-    sh.set_tray_probe(TrayProbe {
-        available: false,
-        why: "test".into(),
-    });
     f.main.close().unwrap();
     wait_for(|| sh.is_quitting().then_some(()), "closing to quit");
     wait_for(|| sh.may_exit().then_some(()), "the quit to finish");
