@@ -168,6 +168,20 @@ def group_members(pgid):
     return [p for p in r.stdout.split() if alive(p)]
 
 
+def close_windows(title):
+    """Close every visible window whose title matches, as a window manager's close button does."""
+    for w in x_windows(title):
+        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+
+
+def nothing_left(pids, after):
+    """Fail if any of the app processes `pids` (or anything of their groups) still runs."""
+    left = {p: group_members(p) for p in pids}
+    left = {p: m for p, m in left.items() if m or alive(p)}
+    if left:
+        fail(f"processes left behind after {after}: {left}")
+
+
 def proxy_get(path):
     return http("GET", f"http://127.0.0.1:{PROXY}{path}", timeout=30)
 
@@ -431,8 +445,7 @@ def main():
     mains = x_windows("^Hangar$")
     if not mains:
         fail("the main window is not visible on the display")
-    for w in mains:
-        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+    close_windows("^Hangar$")
     wait("the main window to be hidden", lambda: not x_windows("^Hangar$"))
     if not alive(desktop_pid):
         fail("the desktop app exited when its window closed")
@@ -465,10 +478,8 @@ def main():
     # left; WebKit's processes end and the shell alone stays, still serving. The tray's "Open
     # Hangar" brings the window back, with new WebKit processes, logged in and live. (The
     # WebDriver session ends with the last window, so from here the display is looked at.)
-    for w in x_windows("^Hangar — logs of blog$"):
-        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
-    for w in x_windows("^Hangar$"):
-        subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+    close_windows("^Hangar — logs of blog$")
+    close_windows("^Hangar$")
     wait("no window of the shell left on the display", lambda: not x_windows("^Hangar"))
     # The main webview is released after HANGAR_RELEASE_AFTER; with no window left, the window
     # process ends, and WebKit's processes with it.
@@ -513,10 +524,7 @@ def main():
     screenshot("after-quit")
     if alive(new_win):
         fail(f"the window process {new_win} outlived the desktop app")
-    left = {p: group_members(p) for p in pids}
-    left = {p: m for p, m in left.items() if m or alive(p)}
-    if left:
-        fail(f"processes left behind after quitting: {left}")
+    nothing_left(pids, "quitting")
     if os.path.exists(os.path.join(HOME, "engine.json")):
         fail("engine.json is still there: the engine did not shut down cleanly")
     try:
@@ -575,9 +583,7 @@ def from_menu():
         wait("the menu-started app to exit", lambda: not alive(pid), timeout=90)
         if win and alive(win):
             fail(f"the window process {win} outlived the desktop app")
-        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
-        if left:
-            fail(f"processes left behind after quitting the menu-started app: {left}")
+        nothing_left(pids, "quitting the menu-started app")
     finally:
         if alive(pid):
             os.kill(pid, 15)
@@ -629,15 +635,12 @@ def late_tray():
         screenshot("late-tray-gone")
         if not alive(p.pid):
             fail("the desktop app ended when its tray went")
-        for w in x_windows("^Hangar$"):
-            subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+        close_windows("^Hangar$")
         try:
             p.wait(timeout=90)
         except subprocess.TimeoutExpired:
             fail("after the tray went, closing the window did not quit the desktop app")
-        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
-        if left:
-            fail(f"processes left behind after the tray went and the window was closed: {left}")
+        nothing_left(pids, "the tray went and the window was closed")
     finally:
         if p.poll() is None:
             p.terminate()
@@ -661,17 +664,14 @@ def no_tray():
         cli("start", "blog")
         pids = [a["pid"] for a in api_apps() if a.get("pid")]
         screenshot("no-tray")
-        for w in x_windows("^Hangar$"):
-            subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
+        close_windows("^Hangar$")
         try:
             p.wait(timeout=90)
         except subprocess.TimeoutExpired:
             fail("with no tray, closing the window did not quit the desktop app")
         if alive(win):
             fail(f"the window process {win} outlived the desktop app")
-        left = {q: group_members(q) for q in pids if group_members(q) or alive(q)}
-        if left:
-            fail(f"processes left behind after closing the window with no tray: {left}")
+        nothing_left(pids, "closing the window with no tray")
         if os.path.exists(os.path.join(HOME, "engine.json")):
             fail("engine.json is still there: the engine did not shut down cleanly (no tray)")
     finally:
@@ -713,9 +713,7 @@ def attach():
             serve.wait(timeout=60)
         except subprocess.TimeoutExpired:
             fail("Quit in the attached app did not stop the engine it attached to")
-        left = {p: group_members(p) for p in pids if group_members(p) or alive(p)}
-        if left:
-            fail(f"processes left behind after quitting the attached app: {left}")
+        nothing_left(pids, "quitting the attached app")
         try:
             wd("DELETE", s(""))
         except Exception:
