@@ -30,6 +30,18 @@ pub mod supervisor;
 pub mod ui_server;
 pub mod validate;
 
+/// Hangar's own log lines, for both programs: to stderr through `tracing`, filtered by
+/// `HANGAR_LOG` (an `EnvFilter`, `info` when unset).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
 /// What the fuzz targets (`fuzz/`) reach that is not otherwise public: the API's request
 /// bodies. Not a stable interface.
 #[doc(hidden)]

@@ -8,6 +8,7 @@ that script sets. Fails loudly, with a screenshot."""
 import json
 import re
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -180,6 +181,22 @@ def nothing_left(pids, after):
     left = {p: m for p, m in left.items() if m or alive(p)}
     if left:
         fail(f"processes left behind after {after}: {left}")
+
+
+def low_open_files_limit():
+    """For a Popen's preexec_fn: the soft limit on open files a desktop session often gives
+    (1024), below the hard one, which Hangar must lift for its proxy."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+
+
+def check_open_files_lifted(pid, what):
+    """The process started under low_open_files_limit() runs with the soft limit at the hard."""
+    limits = open(f"/proc/{pid}/limits").read()
+    m = re.search(r"Max open files\s+(\d+)\s+(\d+)", limits)
+    if not m or m.group(1) != m.group(2):
+        fail(f"{what} did not lift its soft limit on open files to the hard one: "
+             f"{m.group(0) if m else limits}")
 
 
 def proxy_get(path):
@@ -612,10 +629,12 @@ def late_tray():
     stop_watcher()
     watcher = None
     with open(os.path.join(OUT, "late-tray.log"), "w") as out:
-        p = subprocess.Popen([BIN, "--hidden"], stdout=out, stderr=subprocess.STDOUT)
+        p = subprocess.Popen([BIN, "--hidden"], stdout=out, stderr=subprocess.STDOUT,
+                             preexec_fn=low_open_files_limit)
     started = time.time()
     try:
         wait("the engine (late tray)", lambda: os.path.exists(os.path.join(HOME, "engine.json")), timeout=60)
+        check_open_files_lifted(p.pid, "the desktop app (its proxy serves every app)")
         time.sleep(3)
         if x_windows("^Hangar$"):
             fail("started in the tray with no tray host yet, the window showed at once instead of "
@@ -687,9 +706,10 @@ def attach():
     home2 = os.environ["E2E_HOME2"]
     with open(os.path.join(OUT, "serve.log"), "w") as out:
         serve = subprocess.Popen([os.environ["E2E_HANGAR_BIN"], "--home", home2, "serve"],
-                                 stdout=out, stderr=subprocess.STDOUT)
+                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=low_open_files_limit)
     try:
         wait("hangar serve on the second home", lambda: os.path.exists(os.path.join(home2, "engine.json")))
+        check_open_files_lifted(serve.pid, "hangar serve")
         v = wd("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {
             "application": BIN, "args": ["--home", home2]}}}})
         sid = v["sessionId"]

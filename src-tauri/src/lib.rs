@@ -414,13 +414,11 @@ pub fn main_entry() -> i32 {
         lean::apply_env_defaults(lean::HOST_ENV_DEFAULTS)
     };
     env_defaults.extend(host_env.iter().copied());
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    hangar::init_tracing();
+    if !args.window {
+        // The engine and its proxy live here (the window process only shows pages).
+        hangar::process::raise_open_files_limit();
+    }
     for (k, v) in &env_defaults {
         tracing::debug!("{k}={v} (a default; set it to change)");
     }
