@@ -175,12 +175,17 @@ def close_windows(title):
         subprocess.run([sys.executable, os.path.join(HERE, "x11_close.py"), w], check=True)
 
 
-def nothing_left(pids, after):
-    """Fail if any of the app processes `pids` (or anything of their groups) still runs."""
+def nothing_left(pids, after, win=None, home=HOME):
+    """After a quit: fail if the window process `win`, any of the app processes `pids` (or
+    anything of their groups) still runs, or the engine of `home` did not shut down cleanly."""
+    if win and alive(win):
+        fail(f"the window process {win} outlived the desktop app ({after})")
     left = {p: group_members(p) for p in pids}
     left = {p: m for p, m in left.items() if m or alive(p)}
     if left:
         fail(f"processes left behind after {after}: {left}")
+    if os.path.exists(os.path.join(home, "engine.json")):
+        fail(f"engine.json is still there after {after}: the engine did not shut down cleanly")
 
 
 def low_open_files_limit():
@@ -539,11 +544,7 @@ def main():
     tray_click(menu, "Quit Hangar")
     wait("the desktop app to exit", lambda: not alive(desktop_pid), timeout=90)
     screenshot("after-quit")
-    if alive(new_win):
-        fail(f"the window process {new_win} outlived the desktop app")
-    nothing_left(pids, "quitting")
-    if os.path.exists(os.path.join(HOME, "engine.json")):
-        fail("engine.json is still there: the engine did not shut down cleanly")
+    nothing_left(pids, "quitting", win=new_win)
     try:
         wd("DELETE", s(""))
     except Exception:
@@ -598,9 +599,7 @@ def from_menu():
         win = window_process(pid)
         tray_click(menu, "Quit Hangar")
         wait("the menu-started app to exit", lambda: not alive(pid), timeout=90)
-        if win and alive(win):
-            fail(f"the window process {win} outlived the desktop app")
-        nothing_left(pids, "quitting the menu-started app")
+        nothing_left(pids, "quitting the menu-started app", win=win)
     finally:
         if alive(pid):
             os.kill(pid, 15)
@@ -688,11 +687,7 @@ def no_tray():
             p.wait(timeout=90)
         except subprocess.TimeoutExpired:
             fail("with no tray, closing the window did not quit the desktop app")
-        if alive(win):
-            fail(f"the window process {win} outlived the desktop app")
-        nothing_left(pids, "closing the window with no tray")
-        if os.path.exists(os.path.join(HOME, "engine.json")):
-            fail("engine.json is still there: the engine did not shut down cleanly (no tray)")
+        nothing_left(pids, "closing the window with no tray", win=win)
     finally:
         if p.poll() is None:
             p.terminate()
@@ -733,7 +728,7 @@ def attach():
             serve.wait(timeout=60)
         except subprocess.TimeoutExpired:
             fail("Quit in the attached app did not stop the engine it attached to")
-        nothing_left(pids, "quitting the attached app")
+        nothing_left(pids, "quitting the attached app", home=home2)
         try:
             wd("DELETE", s(""))
         except Exception:
