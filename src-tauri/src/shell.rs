@@ -729,11 +729,17 @@ pub fn tray_changed<R: Runtime>(app: &AppHandle<R>, probe: TrayProbe) {
         probe.why
     );
     if probe.available && sh.host_link().is_none() && !sh.tray_built.load(Ordering::SeqCst) {
-        // Tray icons and menus are made on the main thread.
+        // Tray icons and menus are made on the main thread (which also runs these one at a
+        // time: a second change queued meanwhile finds the icon built).
         let handle = app.clone();
-        let r = app.run_on_main_thread(move || match build_tray(&handle) {
-            Ok(()) => use_tray(&handle, probe),
-            Err(e) => tracing::warn!("a tray appeared, but building the icon failed: {e}"),
+        let r = app.run_on_main_thread(move || {
+            if shell(&handle).tray_built.load(Ordering::SeqCst) {
+                return use_tray(&handle, probe);
+            }
+            match build_tray(&handle) {
+                Ok(()) => use_tray(&handle, probe),
+                Err(e) => tracing::warn!("a tray appeared, but building the icon failed: {e}"),
+            }
         });
         if let Err(e) = r {
             tracing::warn!("cannot reach the main thread: {e}");

@@ -478,8 +478,8 @@ mod tests {
 
     /// A stand-in window process (a real child, /bin/sh): `show N` → `idle N`, `logs …` →
     /// `quit`, `progress …` → exits with status 3, `tray A` → `idle 9A`; it exits at the end of
-    /// its input. Written
-    /// once, before any test starts one (a file being written cannot be executed).
+    /// its input. Written once, before any test starts one (a file being written cannot be
+    /// executed).
     fn stand_in() -> WindowProcess {
         static SCRIPT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
         let dir = SCRIPT.get_or_init(write_stand_in).path();
