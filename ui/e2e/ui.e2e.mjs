@@ -253,6 +253,28 @@ test('delete it with its database: the name must be typed, and the dialog says w
   assert.equal(list.some((a) => a.name === APP), false);
 });
 
+test('an app made while the page reads the list appears all the same', async () => {
+  // The page's first list is held back until an app made meanwhile (by the CLI) has been
+  // announced on the event stream: the older list must not hide it.
+  let held = false;
+  await page.route('**/api/v1/apps', async (route) => {
+    if (route.request().method() !== 'GET' || held) return route.fallback();
+    held = true;
+    const answer = await route.fetch();
+    const made = e.cli('create', 'e2e_late');
+    assert.equal(made.code, 0, made.stderr);
+    await new Promise((r) => setTimeout(r, 1000)); // the event stream's news reaches the page
+    await route.fulfill({ response: answer });
+  });
+  await page.goto(page.url().replace(/#.*$/, '#/'));
+  await page.reload();
+  await row('e2e_late').waitFor({ timeout: 30000 });
+  assert.ok(held, 'the list was held back');
+  await page.unroute('**/api/v1/apps');
+  const gone = e.cli('delete', 'e2e_late');
+  assert.equal(gone.code, 0, gone.stderr);
+});
+
 test('the UI is served with the right types, an SPA fallback and no way out of its folder', async () => {
   const idx = await fetch(`${e.base}/logs/${APP}`);
   assert.equal(idx.status, 200);

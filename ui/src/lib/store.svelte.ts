@@ -28,6 +28,8 @@ class Store {
   readonly hostSamples = new SampleRing(SPARK_SAMPLES);
   readonly marks = new Map<string, MetricMark[]>();
   private order = new ViewOrder();
+  private refreshing = false;
+  private newsDuringRefresh = false;
   private started = false;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private hostMissing = false;
@@ -116,7 +118,28 @@ class Store {
     }
   }
 
+  /**
+   * Read the whole list. News that comes while a list is on its way may be newer than it (an app
+   * created or deleted meanwhile most of all): the list is then read once more, at most 3 times
+   * in a row. Calls while a read runs join it.
+   */
   async refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.newsDuringRefresh = true;
+      return;
+    }
+    this.refreshing = true;
+    try {
+      for (let i = 0; i < 3; i++) {
+        this.newsDuringRefresh = false;
+        if (!(await this.readList()) || !this.newsDuringRefresh) break;
+      }
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private async readList(): Promise<boolean> {
     try {
       const list = await api.listApps();
       const now = Date.now() / 1000;
@@ -128,9 +151,11 @@ class Store {
       });
       this.loaded = true;
       this.tick++;
+      return true;
     } catch (e) {
       if (e instanceof api.ApiError && e.status === 401) this.unauthorized = true;
       else this.lastError = (e as Error).message;
+      return false;
     }
   }
 
@@ -163,6 +188,7 @@ class Store {
   }
 
   upsert(v: AppView): void {
+    if (this.refreshing) this.newsDuringRefresh = true;
     if (!this.order.accept(v)) return;
     this.observe(v, Date.now() / 1000);
     const i = this.apps.findIndex((x) => x.name === v.name);
@@ -172,6 +198,7 @@ class Store {
   }
 
   remove(name: string): void {
+    if (this.refreshing) this.newsDuringRefresh = true;
     this.order.forget(name);
     this.apps = this.apps.filter((a) => a.name !== name);
     this.samples.delete(name);
