@@ -188,6 +188,16 @@ def nothing_left(pids, after, win=None, home=HOME):
         fail(f"engine.json is still there after {after}: the engine did not shut down cleanly")
 
 
+def close_to_quit(p, pids, when, win=None):
+    """Where no tray is, closing the main window quits: desktop app `p` exits, nothing is left."""
+    close_windows("^Hangar$")
+    try:
+        p.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        fail(f"{when}, closing the window did not quit the desktop app")
+    nothing_left(pids, f"closing the window {when}", win=win)
+
+
 def low_open_files_limit():
     """For a Popen's preexec_fn: the soft limit on open files a desktop session often gives
     (1024), below the hard one, which Hangar must lift for its proxy."""
@@ -653,12 +663,7 @@ def late_tray():
         screenshot("late-tray-gone")
         if not alive(p.pid):
             fail("the desktop app ended when its tray went")
-        close_windows("^Hangar$")
-        try:
-            p.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            fail("after the tray went, closing the window did not quit the desktop app")
-        nothing_left(pids, "the tray went and the window was closed")
+        close_to_quit(p, pids, "after the tray went")
     finally:
         if p.poll() is None:
             p.terminate()
@@ -682,12 +687,7 @@ def no_tray():
         cli("start", "blog")
         pids = [a["pid"] for a in api_apps() if a.get("pid")]
         screenshot("no-tray")
-        close_windows("^Hangar$")
-        try:
-            p.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            fail("with no tray, closing the window did not quit the desktop app")
-        nothing_left(pids, "closing the window with no tray", win=win)
+        close_to_quit(p, pids, "with no tray", win=win)
     finally:
         if p.poll() is None:
             p.terminate()
