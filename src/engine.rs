@@ -663,9 +663,7 @@ impl Engine {
         }
         tracing::info!(app = %record.name, port, "created");
         self.supervisor.add(&record.name);
-        let _ = self.events.send(Event::App {
-            name: record.name.clone(),
-        });
+        self.supervisor.changed(&record.name);
         if record.start_mode == StartMode::WithMain && !opts.hold {
             let engine = self.clone();
             let name = record.name.clone();
@@ -713,9 +711,7 @@ impl Engine {
     pub async fn edit(&self, name: &str, edit: AppEdit) -> Result<AppView, EngineError> {
         let edit = edit.check(&self.reserved_ports())?;
         self.registry.update(name, &edit).await?;
-        let _ = self.events.send(Event::App {
-            name: name.to_string(),
-        });
+        self.supervisor.changed(name);
         self.view(name).await
     }
 

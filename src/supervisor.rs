@@ -63,8 +63,8 @@ pub struct AppState {
     pub error: Option<String>,
     /// The health path's last non-ready answer while starting (a boot progress message).
     pub progress: Option<String>,
-    /// Which change of the engine's apps this state is: every change of any app's state takes
-    /// the next number, so of two views of one app the one with the higher version is the newer
+    /// Which change of the engine's apps this state is: every change of any app's state (or of
+    /// its record: created, edited) takes the next number, so of two views of one app the one with the higher version is the newer
     /// (a view taken before an event can arrive after it).
     pub version: u64,
 }
@@ -142,10 +142,21 @@ pub struct Ctx {
     pub changes: std::sync::atomic::AtomicU64,
 }
 
+impl Ctx {
+    /// The number of the next change of any app (see [`AppState::version`]).
+    fn next_version(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+}
+
 #[derive(Clone)]
 pub struct AppHandle {
     tx: mpsc::Sender<Cmd>,
     pub state: watch::Receiver<AppState>,
+    /// The actor's own sender, for a change of the app's record (see [`Supervisor::changed`]).
+    state_tx: Arc<watch::Sender<AppState>>,
     pub log: Arc<AppLog>,
 }
 
@@ -174,12 +185,13 @@ impl Supervisor {
         }
         let (tx, rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(AppState::new());
+        let state_tx = Arc::new(state_tx);
         let log = AppLog::open(self.ctx.home.app_log(name), Rotation::default());
         let actor = Actor {
             name: name.to_string(),
             ctx: self.ctx.clone(),
             rx,
-            state: state_tx,
+            state: state_tx.clone(),
             log: log.clone(),
             wake_waiters: Vec::new(),
             start_waiters: Vec::new(),
@@ -188,7 +200,12 @@ impl Supervisor {
             pid_write: None,
         };
         tokio::spawn(actor.run());
-        let handle = AppHandle { tx, state, log };
+        let handle = AppHandle {
+            tx,
+            state,
+            state_tx,
+            log,
+        };
         apps.insert(name.to_string(), handle.clone());
         handle
     }
@@ -203,6 +220,18 @@ impl Supervisor {
 
     pub fn state(&self, name: &str) -> Option<AppState> {
         self.get(name).map(|h| h.state.borrow().clone())
+    }
+
+    /// `name`'s record changed (created, edited): its views take the next version, as for a
+    /// change of its state, and every subscriber hears of it.
+    pub fn changed(&self, name: &str) {
+        if let Some(h) = self.get(name) {
+            h.state_tx
+                .send_modify(|s| s.version = self.ctx.next_version());
+        }
+        let _ = self.ctx.events.send(Event::App {
+            name: name.to_string(),
+        });
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -293,7 +322,7 @@ struct Actor {
     name: String,
     ctx: Arc<Ctx>,
     rx: mpsc::Receiver<Cmd>,
-    state: watch::Sender<AppState>,
+    state: Arc<watch::Sender<AppState>>,
     log: Arc<AppLog>,
     wake_waiters: Vec<oneshot::Sender<Result<u16, WakeError>>>,
     start_waiters: Vec<oneshot::Sender<Result<(), String>>>,
@@ -318,10 +347,9 @@ impl Actor {
     }
 
     fn set(&self, f: impl FnOnce(&mut AppState)) {
-        let changes = &self.ctx.changes;
         self.state.send_modify(|s| {
             f(s);
-            s.version = changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            s.version = self.ctx.next_version();
         });
         let _ = self.ctx.events.send(Event::App {
             name: self.name.clone(),

@@ -22,8 +22,23 @@ fn create_start_list_stop_delete() {
     // Views are ordered by the engine's version of the app's state (the UI drops older ones).
     let (_, started) = e.api(reqwest::Method::GET, "/apps/a1", None);
     assert!(
+        created["version"].as_u64() > Some(0),
+        "a created app's view has a version: {created}"
+    );
+    assert!(
         started["version"].as_u64() > created["version"].as_u64(),
         "a later state has a higher version: {created} then {started}"
+    );
+    // An edit of its record is a change too.
+    let (status, edited) = e.api(
+        reqwest::Method::PATCH,
+        "/apps/a1",
+        Some(serde_json::json!({ "display_name": "Shop one" })),
+    );
+    assert_eq!(status, 200, "{edited}");
+    assert!(
+        edited["version"].as_u64() > started["version"].as_u64(),
+        "an edit has a higher version: {started} then {edited}"
     );
     let list = e.list();
     let a1 = list.iter().find(|a| a["name"] == "a1").expect("a1 listed");
