@@ -606,7 +606,7 @@ impl PgKind {
 }
 
 /// The message for a data service that cannot be reached before anything was made.
-fn unreachable(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
+fn cannot_reach(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
     move |why| {
         ProvisionError::Refused(format!(
             "cannot reach the data service {}: {why}; nothing was created",
@@ -620,7 +620,7 @@ async fn pg_provision(
     id: &str,
     kind: PgKind,
 ) -> Result<Provisioned, ProvisionError> {
-    let mut conn = pg_connect(service).await.map_err(unreachable(service))?;
+    let mut conn = pg_connect(service).await.map_err(cannot_reach(service))?;
     let r = pg_provision_on(&mut conn, service, id, kind).await;
     let _ = conn.close().await;
     r
@@ -869,7 +869,7 @@ async fn my_rights(conn: &mut MySqlConnection, id: &str) -> Result<MyRights, Str
 }
 
 async fn my_new_database(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
-    let mut conn = my_connect(service).await.map_err(unreachable(service))?;
+    let mut conn = my_connect(service).await.map_err(cannot_reach(service))?;
     let r = my_new_database_on(&mut conn, service, id).await;
     let _ = conn.close().await;
     r

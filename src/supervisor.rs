@@ -64,8 +64,8 @@ pub struct AppState {
     /// The health path's last non-ready answer while starting (a boot progress message).
     pub progress: Option<String>,
     /// Which change of the engine's apps this state is: every change of any app's state (or of
-    /// its record: created, edited) takes the next number, so of two views of one app the one with the higher version is the newer
-    /// (a view taken before an event can arrive after it).
+    /// its record: created, edited) takes the next number, so of two views of one app the one
+    /// with the higher version is the newer (a view taken before an event can arrive after it).
     pub version: u64,
 }
 
