@@ -73,7 +73,8 @@ def http(method, url, body=None, headers=None, timeout=60):
         raise RuntimeError(f"{method} {url}: {e}") from e
 
 
-def wd(method, path, body=None):
+def wd(method, path, body=None, safe=False):
+    """One WebDriver command. `safe`: asking it twice does no harm (a GET always is)."""
     for attempt in range(3):
         try:
             status, text = http(method, f"{DRIVER}{path}", body)
@@ -81,8 +82,9 @@ def wd(method, path, body=None):
         except RuntimeError as e:
             # tauri-driver forwards over a kept-alive connection to WebKitWebDriver, which may
             # have closed it meanwhile ("Remote end closed connection without response"): a
-            # read is asked again; anything else fails at once (it may have acted).
-            if method != "GET" or attempt == 2:
+            # command that does no harm twice (a read, a switch of window) is asked again;
+            # anything else fails at once (it may have acted).
+            if not (safe or method == "GET") or attempt == 2:
                 raise
             log(f"WebDriver {method} {path}: {e}; asking again")
             time.sleep(0.3)
@@ -115,7 +117,7 @@ def wait(what, fn, timeout=30):
 
 def find(css):
     try:
-        v = wd("POST", s("/element"), {"using": "css selector", "value": css})
+        v = wd("POST", s("/element"), {"using": "css selector", "value": css}, safe=True)
     except RuntimeError:
         return None
     return next(iter(v.values())) if v else None
@@ -155,7 +157,7 @@ def handles():
 
 
 def switch(handle):
-    wd("POST", s("/window"), {"handle": handle})
+    wd("POST", s("/window"), {"handle": handle}, safe=True)
 
 
 def x_windows(title, visible=True):
