@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use hangar::logs::{pump, AppLog, Rotation, Stream};
+use hangar::base::config::Rotation;
+use hangar::run::logs::{pump, AppLog, Stream};
 use tokio::io::AsyncWriteExt;
 
 fn vm(key: &str) -> u64 {
@@ -56,14 +57,14 @@ async fn main() {
     // Wait until the file writer has it all.
     let last = format!("request {:>10} from", N - 1);
     loop {
-        let tail = hangar::logs::tail(&path, 1);
+        let tail = hangar::run::logs::tail(&path, 1);
         if tail.first().is_some_and(|l| l.text.contains(&last)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let written = t.elapsed();
-    let files = hangar::logs::log_files(&path).len();
+    let files = hangar::run::logs::log_files(&path).len();
     println!("| what | figure |");
     println!("| --- | --- |");
     println!(

@@ -8,7 +8,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hangar::metrics::{Sampler, SamplerKind};
+use hangar::base::config::SamplerKind;
+use hangar::run::sampler::Sampler;
 
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {

@@ -1,4 +1,4 @@
-// tauri.conf.json lives at the repository root (DESIGN.md's layout); cargo builds with it there.
+// tauri.conf.json lives at the repository root (ARCHITECTURE.md); cargo builds with it there.
 // The app's commands get permissions of their own (`allow-<command>`), so a page loaded from the
 // engine's origin reaches only the few commands a capability grants it.
 const COMMANDS: &[&str] = &[

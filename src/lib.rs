@@ -1,34 +1,16 @@
 //! Hangar's engine: a library the `hangar` CLI and the desktop shell both host.
-//! See ARCHITECTURE.md for the map.
+//! See ARCHITECTURE.md for the map and the layer rule.
 
+// The layers, lowest first. A module imports only from its own layer and the ones listed
+// before it (`api` and `proxy` share a floor and never import each other); `host` starts the
+// services. ARCHITECTURE.md states the rule and tests/layers.rs checks it.
 pub mod api;
-mod api_data;
-pub mod backup;
-pub mod cli;
-mod cli_data;
-pub mod client;
-pub mod config;
-pub mod db;
+pub mod base;
 pub mod engine;
-pub mod export;
-pub mod home;
-pub mod import;
-pub mod jobs;
-pub mod launch;
-pub mod logfiles;
-pub mod logs;
-pub mod metrics;
-pub mod metrics_api;
-pub mod monit;
-pub mod monitor;
-pub mod process;
-pub mod provision;
+pub mod host;
 pub mod proxy;
-pub mod registry;
-pub mod secret;
-pub mod supervisor;
-pub mod ui_server;
-pub mod validate;
+pub mod run;
+pub mod store;
 
 /// Hangar's own log lines, for both programs: to stderr through `tracing`, filtered by
 /// `HANGAR_LOG` (an `EnvFilter`, `info` when unset).
@@ -46,10 +28,10 @@ pub fn init_tracing() {
 /// bodies. Not a stable interface.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::api::data::BackupBody;
     pub use crate::api::DbTest;
-    pub use crate::api_data::BackupBody;
-    pub use crate::backup::RestoreRequest;
+    pub use crate::engine::backup::RestoreRequest;
+    pub use crate::engine::import::ImportRequest;
     pub use crate::engine::CreateApp;
-    pub use crate::import::ImportRequest;
-    pub use crate::registry::AppEdit;
+    pub use crate::store::registry::AppEdit;
 }

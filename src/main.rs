@@ -1,8 +1,10 @@
 use clap::Parser;
 
+mod cli;
+
 fn main() {
-    let cli = hangar::cli::Cli::parse();
-    hangar::process::raise_open_files_limit();
+    let cli = cli::Cli::parse();
+    hangar::base::process::raise_open_files_limit();
     hangar::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -14,7 +16,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(hangar::cli::run(cli)) {
+    if let Err(e) = runtime.block_on(cli::run(cli)) {
         // One clear line: the error and its causes.
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("hangar: {}", msg.join(": "));

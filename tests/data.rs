@@ -182,7 +182,7 @@ fn postgres_database_backup_delete_restore_and_a_copy_beside() {
     let pg = pg();
     let e = TestEngine::start_with(&data_service(&pg));
     let app = uniq("pd");
-    let id = hangar::provision::identifier(&app);
+    let id = hangar::store::provision::identifier(&app);
     let probe = on_db(&pg, "postgres");
     let exists = || {
         count(
@@ -201,7 +201,7 @@ fn postgres_schema_backup_delete_restore_and_a_copy_beside() {
     let pg = pg();
     let e = TestEngine::start_with(&data_service(&pg));
     let app = uniq("ps");
-    let id = hangar::provision::identifier(&app);
+    let id = hangar::store::provision::identifier(&app);
     let exists = || {
         count(
             &pg,
@@ -213,7 +213,7 @@ fn postgres_schema_backup_delete_restore_and_a_copy_beside() {
     let archive = round_trip(&e, &app, &["--db", "schema"], || !exists());
     let copy = beside(&e, &app, &archive);
     // The copy's rows are in its own schema, the original's in its.
-    let copy_id = hangar::provision::identifier(&copy);
+    let copy_id = hangar::store::provision::identifier(&copy);
     assert_eq!(
         count(&pg, &format!("SELECT COUNT(*) FROM {copy_id}.notes")).unwrap(),
         3
@@ -229,7 +229,7 @@ fn mariadb_backup_delete_restore_and_a_copy_beside() {
     let my = my();
     let e = TestEngine::start_with(&data_service(&my));
     let app = uniq("md");
-    let id = hangar::provision::identifier(&app);
+    let id = hangar::store::provision::identifier(&app);
     let exists = || {
         count(
             &my,

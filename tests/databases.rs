@@ -26,7 +26,7 @@ fn as_user(url: &str, user: &str, password: &str) -> String {
 }
 
 fn ident(app: &str) -> String {
-    hangar::provision::identifier(app)
+    hangar::store::provision::identifier(app)
 }
 
 /// PostgreSQL copies template1 for every new database and refuses while anyone is connected

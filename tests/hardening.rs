@@ -58,10 +58,10 @@ fn an_engine_killed_with_sigkill_leaves_nothing_behind_after_its_next_start() {
 fn a_process_that_reused_a_pid_is_never_taken_for_ours() {
     // Our own test process stands in for an unrelated process whose pid an app once had.
     let me = std::process::id();
-    let real = hangar::process::start_time(me).unwrap();
-    assert!(hangar::process::group_is_ours(me, real));
+    let real = hangar::base::process::start_time(me).unwrap();
+    assert!(hangar::base::process::group_is_ours(me, real));
     assert!(
-        !hangar::process::group_is_ours(me, real + 1),
+        !hangar::base::process::group_is_ours(me, real + 1),
         "another start time: not ours"
     );
 }

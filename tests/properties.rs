@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use hangar::config::{Config, Prefix, Version};
+use hangar::base::config::SamplerKind;
+use hangar::base::config::{Config, Prefix, Version};
+use hangar::base::home::Home;
 use hangar::engine::{Engine, Overrides};
-use hangar::home::Home;
-use hangar::metrics::SamplerKind;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Cases, TestRunner};
@@ -68,7 +68,7 @@ fn text() -> impl Strategy<Value = String> {
 fn env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
     prop::collection::btree_map(
         "[A-Za-z_][A-Za-z0-9_]{0,10}".prop_filter("not set by Hangar", |k| {
-            !hangar::validate::RESERVED_ENV.contains(&k.as_str()) && !k.starts_with("HANGAR_")
+            !hangar::base::validate::RESERVED_ENV.contains(&k.as_str()) && !k.starts_with("HANGAR_")
         }),
         text(),
         0..3,
@@ -351,7 +351,7 @@ fn set(d: &mut Doc, section: &str, key: &str, raw: &str) {
     keys.push((key.to_string(), raw.to_string()));
 }
 
-fn parse(text: &str) -> Result<Config, hangar::config::ConfigError> {
+fn parse(text: &str) -> Result<Config, hangar::base::config::ConfigError> {
     Config::parse(text, Path::new("hangar.toml"))
 }
 
@@ -684,7 +684,7 @@ fn generated_create_bodies_are_created_as_sent() {
     runner
         .run(&create_body(), |b| {
             let name = b["name"].as_str().unwrap_or_default().to_string();
-            let id = hangar::provision::identifier(&name);
+            let id = hangar::store::provision::identifier(&name);
             let domain = b["domain"].as_str().map(str::to_ascii_lowercase);
             let answer = api.json(Method::POST, "/apps", &b);
             if names.borrow().contains(&name) || ids.borrow().contains(&id) {
@@ -803,7 +803,7 @@ fn a_create_body_with_one_bad_field_is_refused_in_the_one_error_shape() {
                 prop_assert!(!message.contains("secret"), "{}", message);
                 // Nothing was made.
                 if let Some(n) = b["name"].as_str() {
-                    if hangar::validate::name(n).is_ok() {
+                    if hangar::base::validate::name(n).is_ok() {
                         let (status, _) = api.call(Method::GET, &format!("/apps/{n}"), b"");
                         prop_assert_eq!(status, StatusCode::NOT_FOUND, "{} was made", n);
                     }
@@ -989,8 +989,9 @@ fn data_bodies_are_checked_before_a_job_starts() {
             "body"
         )),
         "[a-z]{0,8}(://[a-z]{0,8})?"
-            .prop_filter("not a known dialect", |f| hangar::db::dialect_of(f)
-                .is_none())
+            .prop_filter("not a known dialect", |f| {
+                hangar::base::dialect::dialect_of(f).is_none()
+            })
             .prop_map(|f| (
                 Method::POST,
                 "/import/nocobase",

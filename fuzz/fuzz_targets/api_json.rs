@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use hangar::config::Config;
+use hangar::base::config::Config;
 use hangar::fuzzing::{AppEdit, BackupBody, CreateApp, DbTest, ImportRequest, RestoreRequest};
-use hangar::registry::StartMode;
-use hangar::validate;
+use hangar::store::registry::StartMode;
+use hangar::base::validate;
 use libfuzzer_sys::fuzz_target;
 
 const RESERVED: [u16; 2] = [13000, 13001];
@@ -87,8 +87,8 @@ fn edit(data: &[u8]) {
 
 fn others(data: &[u8]) {
     if let Ok(t) = serde_json::from_slice::<DbTest>(data) {
-        let _ = hangar::db::dialect_of(&t.url);
-        let _ = hangar::provision::redact(&t.url);
+        let _ = hangar::base::dialect::dialect_of(&t.url);
+        let _ = hangar::store::provision::redact(&t.url);
     }
     if let Ok(b) = serde_json::from_slice::<BackupBody>(data) {
         if b.check().is_ok() {
@@ -107,7 +107,7 @@ fn others(data: &[u8]) {
     }
     if let Ok(i) = serde_json::from_slice::<ImportRequest>(data) {
         if i.check().is_ok() {
-            assert!(hangar::db::dialect_of(&i.from).is_some(), "{:?}", i.from);
+            assert!(hangar::base::dialect::dialect_of(&i.from).is_some(), "{:?}", i.from);
         }
     }
 }

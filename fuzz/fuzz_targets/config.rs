@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar::config::{Config, Version};
-use hangar::validate;
+use hangar::base::config::{Config, Version};
+use hangar::base::validate;
 use libfuzzer_sys::fuzz_target;
 
 fn secs_ok(d: Duration) -> bool {

@@ -2,8 +2,8 @@
 //! input: no panic, and what is accepted has the documented form.
 #![no_main]
 
-use hangar::db::{AppDb, DbMethod, Owned};
-use hangar::validate;
+use hangar::base::db::{AppDb, DbMethod, Owned};
+use hangar::base::validate;
 use libfuzzer_sys::fuzz_target;
 
 fn name_ok(s: &str) {
@@ -23,7 +23,7 @@ fn name_ok(s: &str) {
     let base = std::path::Path::new("/home/apps");
     assert_eq!(base.join(s).parent(), Some(base), "{s:?}");
     // A safe SQL identifier (hangar_<name>, '-' read as '_') within PostgreSQL's 63 bytes.
-    let id = hangar::provision::identifier(s);
+    let id = hangar::store::provision::identifier(s);
     assert!(id.len() <= 63, "{id:?}");
     assert!(
         id.bytes()
@@ -70,13 +70,13 @@ fn env_ok(k: &str, v: &str) {
 }
 
 fn url_ok(s: &str) {
-    let _ = hangar::db::dialect_of(s);
-    let _ = hangar::db::sqlite_path(s);
-    let _ = hangar::config::expand(s, &|k: &str| (k == "PORT").then(|| "14000".to_string()));
+    let _ = hangar::base::dialect::dialect_of(s);
+    let _ = hangar::base::db::sqlite_path(s);
+    let _ = hangar::base::config::expand(s, &|k: &str| (k == "PORT").then(|| "14000".to_string()));
     // A refused --db never repeats a URL (it may carry a password).
     match validate::db_method(s) {
         Ok(()) => assert!(
-            matches!(s, "new-database" | "schema") || hangar::db::dialect_of(s).is_some(),
+            matches!(s, "new-database" | "schema") || hangar::base::dialect::dialect_of(s).is_some(),
             "{s:?}"
         ),
         Err(e) => {
@@ -88,7 +88,7 @@ fn url_ok(s: &str) {
         }
     }
     // Redaction: what is shown carries no password.
-    let shown = hangar::provision::redact(s);
+    let shown = hangar::store::provision::redact(s);
     if let Ok(u) = url::Url::parse(&shown) {
         assert!(
             matches!(u.password(), None | Some("***")),
@@ -103,7 +103,7 @@ fn url_ok(s: &str) {
     };
     let described = db.describe();
     let env = db.env();
-    if hangar::db::dialect_of(s) != Some("sqlite") {
+    if hangar::base::dialect::dialect_of(s) != Some("sqlite") {
         if let Ok(u) = url::Url::parse(&described) {
             assert_eq!(u.password(), None, "{s:?} -> {described:?}");
         }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hangar::client::Client;
+use hangar::api::client::Client;
+use hangar::base::home::{Home, HomeError};
 use hangar::engine::{AppView, Engine, EngineError, Overrides};
-use hangar::home::{Home, HomeError};
-use hangar::logs::{LogLine, Stream as LogStream};
+use hangar::run::logs::{LogLine, Stream as LogStream};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
@@ -25,7 +25,7 @@ pub enum BackendError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Client(#[from] hangar::client::ClientError),
+    Client(#[from] hangar::api::client::ClientError),
     #[error(transparent)]
     Home(#[from] HomeError),
     #[error("the engine stopped while starting: {0}")]
@@ -96,7 +96,7 @@ impl Backend {
     pub async fn host(engine: Arc<Engine>) -> Result<Backend, BackendError> {
         engine.boot().await?;
         let e = engine.clone();
-        let mut serve = tokio::spawn(async move { e.serve().await });
+        let mut serve = tokio::spawn(async move { hangar::host::serve(&e).await });
         let api = format!("127.0.0.1:{}", engine.config.api_port);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -169,7 +169,7 @@ impl Backend {
             Backend::Remote(r) => {
                 let v: Value = r.client.get("/apps").await?;
                 serde_json::from_value(v["apps"].clone()).map_err(|e| {
-                    BackendError::Client(hangar::client::ClientError::Decode(e.to_string()))
+                    BackendError::Client(hangar::api::client::ClientError::Decode(e.to_string()))
                 })
             }
         }
@@ -239,7 +239,7 @@ impl Backend {
                 l.engine.view(name).await?;
                 let path = l.engine.home.app_log(name);
                 Ok(
-                    tokio::task::spawn_blocking(move || hangar::logs::tail(&path, n))
+                    tokio::task::spawn_blocking(move || hangar::run::logs::tail(&path, n))
                         .await
                         .unwrap_or_default(),
                 )

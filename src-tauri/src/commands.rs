@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hangar::engine::AppView;
-use hangar::logs::LogLine;
+use hangar::run::logs::LogLine;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State, WebviewWindow};
 

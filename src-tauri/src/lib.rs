@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use hangar::base::home::Home;
 use hangar::engine::Overrides;
-use hangar::home::Home;
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 
 use crate::backend::Backend;
@@ -417,7 +417,7 @@ pub fn main_entry() -> i32 {
     hangar::init_tracing();
     if !args.window {
         // The engine and its proxy live here (the window process only shows pages).
-        hangar::process::raise_open_files_limit();
+        hangar::base::process::raise_open_files_limit();
     }
     for (k, v) in &env_defaults {
         tracing::debug!("{k}={v} (a default; set it to change)");

@@ -113,7 +113,8 @@ impl Action {
 
     /// The action of a menu id; `None` for anything else (never guess).
     pub fn parse(id: &str) -> Option<Action> {
-        let valid = |n: &str| hangar::validate::name(n).is_ok() || n == hangar::validate::MAIN;
+        let valid =
+            |n: &str| hangar::base::validate::name(n).is_ok() || n == hangar::base::validate::MAIN;
         match id {
             "open" => return Some(Action::Open),
             "start-all" => return Some(Action::StartAll),
@@ -159,7 +160,7 @@ fn marker(status: &str) -> &'static str {
 pub fn ordered(apps: &[AppItem]) -> Vec<&AppItem> {
     let mut v: Vec<&AppItem> = apps.iter().collect();
     v.sort_by(|a, b| {
-        let key = |x: &AppItem| (!x.pinned, x.name != hangar::validate::MAIN);
+        let key = |x: &AppItem| (!x.pinned, x.name != hangar::base::validate::MAIN);
         key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
     });
     v

@@ -582,13 +582,15 @@ fn open_engine_ui<R: Runtime>(
     let WebviewUrl::External(url) = url else {
         return Ok(());
     };
-    let cookie =
-        tauri::webview::Cookie::build((hangar::ui_server::COOKIE, sh.backend.token().to_string()))
-            .domain("127.0.0.1")
-            .path("/api/v1")
-            .http_only(true)
-            .same_site(tauri::webview::cookie::SameSite::Strict)
-            .build();
+    let cookie = tauri::webview::Cookie::build((
+        hangar::base::web::TOKEN_COOKIE,
+        sh.backend.token().to_string(),
+    ))
+    .domain("127.0.0.1")
+    .path("/api/v1")
+    .http_only(true)
+    .same_site(tauri::webview::cookie::SameSite::Strict)
+    .build();
     w.set_cookie(cookie)?;
     if let Some(lang) = webview_language() {
         w.with_webview(move |pw| {

@@ -74,7 +74,7 @@ impl Fixture {
         )
         .unwrap();
         let launch = Launch {
-            home: hangar::home::Home::at(dir.path()),
+            home: hangar::base::home::Home::at(dir.path()),
             overrides: Default::default(),
             options: Options {
                 hidden: false,

@@ -21,8 +21,8 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::Notify;
 
 use super::Proxy;
-use crate::registry::StartMode;
-use crate::supervisor::Status;
+use crate::run::supervisor::Status;
+use crate::store::registry::StartMode;
 
 /// While an idle stop runs, `open` is pushed this far below zero.
 const CLOSED: i64 = i64::MIN / 2;

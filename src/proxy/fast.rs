@@ -28,9 +28,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{pages, upstream_path, AppEntry, Body, Proxy, UpstreamPath, MAX_HEADER_BYTES};
-use crate::config::Prefix;
-use crate::supervisor::Status;
-use crate::validate::MAIN;
+use crate::base::config::Prefix;
+use crate::base::validate::MAIN;
+use crate::run::supervisor::Status;
 
 /// Header lines a request or an answer may have on this path (more: the general path).
 const MAX_HEADERS: usize = 64;
@@ -266,7 +266,7 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
         }
         if name.eq_ignore_ascii_case("cookie") {
             let value = std::str::from_utf8(h.value).ok()?;
-            match crate::ui_server::without_token_cookie(value) {
+            match crate::base::web::without_token_cookie(value) {
                 None => header_line(&mut out, name, h.value),
                 Some(rest) if rest.is_empty() => {}
                 Some(rest) => header_line(&mut out, name, rest.as_bytes()),

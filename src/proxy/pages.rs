@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use serde_json::json;
 
 use super::Body;
+pub use crate::base::web::escape;
 
 /// Does the client want a page (a browser) rather than data (a program)?
 pub fn wants_html(headers: &HeaderMap) -> bool {
@@ -26,14 +27,6 @@ pub fn full(body: impl Into<Bytes>) -> Body {
 
 pub fn empty() -> Body {
     full(Bytes::new())
-}
-
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 pub fn redirect(to: &str) -> Response<Body> {

@@ -1,6 +1,6 @@
 //! Start on first visit: what a visitor of an app that is not running gets.
 //!
-//! The supervisor starts the app once however many ask ([`crate::supervisor::Supervisor::wake`]
+//! The supervisor starts the app once however many ask ([`crate::run::supervisor::Supervisor::wake`]
 //! queues the waiters); this module decides what each visitor sees meanwhile:
 //! - a browser navigation (GET with `Accept: text/html`) gets the waiting page unless the app
 //!   is ready within a short grace; the page follows `/_hangar/wait/<name>` (server-sent
@@ -29,8 +29,8 @@ use tokio_stream::StreamExt;
 
 use super::pages::{self, escape};
 use super::{AppEntry, Body, Proxy};
-use crate::logs::{LogLine, Stream};
-use crate::supervisor::{Status, WakeError};
+use crate::run::logs::{LogLine, Stream};
+use crate::run::supervisor::{Status, WakeError};
 
 /// Hangar's reserved path on the proxy port: the waiting page's status stream.
 pub const WAIT_PATH: &str = "/_hangar/wait/";

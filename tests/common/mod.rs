@@ -316,7 +316,7 @@ impl Drop for TestEngine {
 
 /// Is any process alive (not a zombie) in process group `pgid`?
 pub fn group_alive(pgid: u32) -> bool {
-    hangar::process::group_alive(pgid)
+    hangar::base::process::group_alive(pgid)
 }
 
 pub fn pid_alive(pid: u32) -> bool {

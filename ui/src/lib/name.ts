@@ -1,4 +1,4 @@
-// The app-name rule, the same as src/validate.rs (DESIGN.md): a lowercase letter followed by up
+// The app-name rule, the same as src/base/validate.rs (docs/contracts.md): a lowercase letter followed by up
 // to 39 lowercase letters, digits, '_' or '-'; "main" is reserved. Messages read like the engine's.
 
 export const NAME_RULE =
@@ -25,7 +25,7 @@ export function checkName(name: string): string | null {
   return null;
 }
 
-/** A fresh name like the seed's: `a_` and six random lowercase letters or digits. */
+/** A fresh name in the style of NocoBase's multi-app manager: `a_` and six random lowercase letters or digits. */
 export function generateName(random: () => number = Math.random): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   let s = 'a_';

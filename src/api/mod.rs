@@ -1,0 +1,392 @@
+//! The API: JSON over HTTP on loopback, for the CLI, the UI and the desktop shell.
+//!
+//! Invariants: listens on 127.0.0.1 only; every request carries the token (bearer header, or
+//! the UI's same-site cookie); the Host must be the API's own loopback address and an Origin,
+//! when sent, the UI's own, so neither DNS rebinding nor another web page can drive it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::api::error::{error, ApiResult};
+use crate::engine::{CreateApp, Engine, EngineError};
+use crate::run::supervisor::Event;
+use crate::store::registry::AppEdit;
+
+type Shared = Arc<Engine>;
+
+pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
+    let app = router(engine);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("API server: {e}");
+    }
+}
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    let api = Router::new()
+        .route("/engine", get(engine_info))
+        .route("/apps", get(list).post(create))
+        .route("/apps/{name}", get(status).patch(edit).delete(delete))
+        .route("/apps/{name}/start", post(start))
+        .route("/apps/{name}/stop", post(stop))
+        .route("/apps/{name}/restart", post(restart))
+        .route("/apps/{name}/upgrade", post(upgrade))
+        .route("/upgrade", post(upgrade_all))
+        .route("/apps/{name}/logs", get(logs))
+        .route("/apps/{name}/logs/follow", get(follow_logs))
+        .route("/events", get(events))
+        .route("/kill", post(kill))
+        .route("/validate/name", get(validate_name))
+        .route("/export/{kind}", get(export))
+        .route("/db/test", post(db_test))
+        .route("/apps/{name}/backup", post(crate::api::data::backup))
+        .route("/backups", get(crate::api::data::backups))
+        .route("/restore", post(crate::api::data::restore))
+        .route("/jobs/{id}", get(crate::api::data::job))
+        .route("/import/nocobase", post(crate::api::data::import_nocobase))
+        .route("/login-code", post(crate::api::panel::login_code))
+        .merge(crate::api::metrics::routes());
+    Router::new()
+        .nest("/api/v1", api)
+        .layer(middleware::from_fn_with_state(engine.clone(), guard))
+        // The control panel's files and `/login`: no token (see ui_server.rs).
+        .merge(crate::api::panel::router(engine.clone()))
+        .with_state(engine)
+}
+
+/// Host, Origin and token checks, before anything else.
+async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Response {
+    let port = engine.config.api_port;
+    let h = req.headers();
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let allowed_hosts = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    if !allowed_hosts.iter().any(|a| a == host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            None,
+            &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
+        );
+    }
+    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let ok = allowed_hosts
+            .iter()
+            .any(|a| origin == format!("http://{a}"))
+            || origin == "tauri://localhost"
+            || origin == "http://tauri.localhost";
+        if !ok {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                None,
+                &format!("Origin {origin:?} may not use this API"),
+            );
+        }
+    }
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("hangar_token="));
+    let presented = bearer.or(cookie).unwrap_or("");
+    if !crate::base::secret::equal(presented, &engine.token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            None,
+            "a valid token is required (the home folder's token file)",
+        );
+    }
+    next.run(req).await
+}
+
+async fn engine_info(State(e): State<Shared>) -> Json<serde_json::Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "home": e.home.root(),
+        "proxy_port": e.config.proxy_port,
+        "api_port": e.config.api_port,
+        "main_runtime": e.config.main.runtime,
+        "runtimes": e.config.runtimes.keys().collect::<Vec<_>>(),
+        "data_service": e.config.data_service.as_deref().and_then(crate::base::dialect::dialect_of),
+    }))
+}
+
+async fn list(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "apps": e.list().await? })))
+}
+
+async fn status(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.view(&name).await?))
+}
+
+async fn create(
+    State(e): State<Shared>,
+    body: Result<Json<CreateApp>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|r| {
+        EngineError::Invalid(crate::base::validate::Invalid::new("body", r.body_text()))
+    })?;
+    let view = e.create(req).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn edit(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    body: Result<Json<AppEdit>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(req) = body.map_err(|r| {
+        EngineError::Invalid(crate::base::validate::Invalid::new("body", r.body_text()))
+    })?;
+    Ok(Json(e.edit(&name, req).await?))
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    drop_db: bool,
+}
+
+async fn delete(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.delete(&name, q.drop_db).await?))
+}
+
+async fn start(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.start(&name).await?))
+}
+
+async fn stop(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.stop(&name).await?))
+}
+
+async fn restart(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.restart(&name).await?))
+}
+
+async fn upgrade(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(e.upgrade(&name).await?))
+}
+
+async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "apps": e.upgrade_all().await? })))
+}
+
+async fn kill(State(e): State<Shared>) -> Json<serde_json::Value> {
+    let engine = e.clone();
+    // Answer first; the engine ends right after.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        engine.kill().await;
+    });
+    Json(json!({ "stopping": true }))
+}
+
+#[derive(Deserialize)]
+struct NameQuery {
+    name: String,
+}
+
+async fn validate_name(
+    State(e): State<Shared>,
+    Query(q): Query<NameQuery>,
+) -> Json<serde_json::Value> {
+    let verdict = match crate::base::validate::name(&q.name) {
+        Err(i) => Some(i.message),
+        Ok(()) if e.registry.get(&q.name).await.is_ok() => Some(format!(
+            "an app named {:?} already exists; names are unique",
+            q.name
+        )),
+        Ok(()) => None,
+    };
+    Json(json!({ "ok": verdict.is_none(), "message": verdict }))
+}
+
+/// The body of `POST /db/test`.
+#[doc(hidden)]
+#[derive(Deserialize)]
+pub struct DbTest {
+    pub url: String,
+}
+
+/// Try a connection URL for the create form's "Test connection": `{ok, message}`; the message
+/// carries the server's reason, never the password.
+async fn db_test(
+    body: Result<Json<DbTest>, axum::extract::rejection::JsonRejection>,
+) -> Json<serde_json::Value> {
+    let Ok(Json(req)) = body else {
+        return Json(json!({ "ok": false, "message": "send {\"url\": \"postgres://…\"}" }));
+    };
+    match crate::store::provision::test_url(&req.url).await {
+        Ok(()) => Json(
+            json!({ "ok": true, "message": format!("connected to {}", crate::store::provision::redact(&req.url)) }),
+        ),
+        Err(e) => Json(json!({ "ok": false, "message": e.to_string() })),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    app: Option<String>,
+    #[serde(default)]
+    direct: bool,
+    listen: Option<u16>,
+    image: Option<String>,
+}
+
+async fn export(
+    State(e): State<Shared>,
+    Path(kind): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let text = match kind.as_str() {
+        "nginx" => {
+            e.export_nginx(q.app.as_deref(), q.direct, q.listen.unwrap_or(80))
+                .await?
+        }
+        "kubernetes" => {
+            e.export_kubernetes(
+                q.app.as_deref(),
+                q.image.as_deref().unwrap_or("{runtime}:latest"),
+            )
+            .await?
+        }
+        other => {
+            return Err(EngineError::Invalid(crate::base::validate::Invalid::new(
+                "kind",
+                format!("{other:?} is not an export; accepted: nginx, kubernetes"),
+            ))
+            .into())
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    n: Option<usize>,
+}
+
+async fn logs(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<impl IntoResponse> {
+    e.registry.get(&name).await.map_err(EngineError::from)?;
+    let n = q.n.unwrap_or(100).min(100_000);
+    let path = e.home.app_log(&name);
+    let lines = tokio::task::spawn_blocking(move || crate::run::logs::tail(&path, n))
+        .await
+        .unwrap_or_default();
+    Ok(Json(json!({ "lines": lines })))
+}
+
+async fn follow_logs(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    e.registry.get(&name).await.map_err(EngineError::from)?;
+    let handle = e
+        .supervisor
+        .get(&name)
+        .ok_or_else(|| EngineError::NotFound(name.clone()))?;
+    // Subscribe before reading the tail so no line falls between the two.
+    let live = BroadcastStream::new(handle.log.subscribe());
+    let n = q.n.unwrap_or(0).min(100_000);
+    let path = e.home.app_log(&name);
+    let initial = if n > 0 {
+        tokio::task::spawn_blocking(move || crate::run::logs::tail(&path, n))
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let head = futures_util::stream::iter(initial.into_iter().map(|l| Ok(line_event(&l))));
+    let tail = live.map(|item| {
+        Ok(match item {
+            Ok(l) => line_event(&l),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(k)) => {
+                line_event(&crate::run::logs::LogLine::now(
+                    crate::run::logs::Stream::Sys,
+                    format!("… {k} lines skipped: this viewer fell behind"),
+                ))
+            }
+        })
+    });
+    Ok(Sse::new(head.chain(tail)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn line_event(l: &crate::run::logs::LogLine) -> SseEvent {
+    SseEvent::default()
+        .event("line")
+        .data(serde_json::to_string(l).unwrap_or_default())
+}
+
+async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let engine = e.clone();
+    // An open window: the sampler runs every second while it is connected.
+    let watching = e.monitor.watch();
+    let stream = BroadcastStream::new(e.events.subscribe()).then(move |item| {
+        let _watching = &watching;
+        let engine = engine.clone();
+        async move {
+            Ok(match item {
+                Ok(Event::App { name }) => match engine.view(&name).await {
+                    Ok(v) => SseEvent::default()
+                        .event("app")
+                        .data(serde_json::to_string(&v).unwrap_or_default()),
+                    Err(_) => SseEvent::default()
+                        .event("removed")
+                        .data(json!({ "name": name }).to_string()),
+                },
+                Ok(Event::Removed { name }) => SseEvent::default()
+                    .event("removed")
+                    .data(json!({ "name": name }).to_string()),
+                Err(_) => SseEvent::default().event("resync").data("{}"),
+            })
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+pub mod client;
+pub(crate) mod data;
+pub(crate) mod error;
+pub mod metrics;
+pub mod panel;

@@ -1,0 +1,341 @@
+//! Validation of everything an operator types: names, domains, ports, env values.
+//!
+//! One place for each rule, used by the registry, the API and (through the API's
+//! `/validate` answer) the UI, so a refusal reads the same everywhere.
+
+use std::fmt;
+
+/// A refused input: which field, and a sentence saying what is wrong and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The reserved name of the main app.
+pub const MAIN: &str = "main";
+
+pub const NAME_RULE: &str =
+    "a name is a lowercase letter followed by up to 39 lowercase letters, digits, '_' or '-'";
+
+/// docs/contracts.md: a lowercase letter followed by up to 39 lowercase letters, digits, `_` or `-`;
+/// `main` is reserved.
+pub fn name(name: &str) -> Result<(), Invalid> {
+    let bad = |why: String| Err(Invalid::new("name", format!("{why}; {NAME_RULE}")));
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return bad("the name is empty".into()),
+        Some(c) if !c.is_ascii_lowercase() => {
+            return bad(format!("{name:?} does not start with a lowercase letter"))
+        }
+        _ => {}
+    }
+    if name.len() > 40 {
+        return bad(format!(
+            "{name:?} is {} characters long",
+            name.chars().count()
+        ));
+    }
+    if let Some(c) =
+        chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-'))
+    {
+        return bad(format!("{name:?} contains {c:?}"));
+    }
+    if name == MAIN {
+        return Err(Invalid::new(
+            "name",
+            "\"main\" is reserved for the main app; choose another name",
+        ));
+    }
+    Ok(())
+}
+
+pub const DOMAIN_RULE: &str = "a domain is a host name such as app.example.com: labels of lowercase letters, digits and '-', separated by dots, no port, no scheme";
+
+/// A custom domain: a lowercase DNS host name with at least two labels, no port or scheme.
+pub fn domain(domain: &str) -> Result<(), Invalid> {
+    let bad = |why: String| Err(Invalid::new("domain", format!("{why}; {DOMAIN_RULE}")));
+    if domain.is_empty() {
+        return bad("the domain is empty".into());
+    }
+    if domain.len() > 253 {
+        return bad("the domain is longer than 253 characters".into());
+    }
+    if domain.contains("://") || domain.contains('/') || domain.contains(':') {
+        return bad(format!("{domain:?} is not a bare host name"));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return bad(format!("{domain:?} has a single label"));
+    }
+    for label in labels {
+        let ok_chars = label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return bad(format!("{domain:?} has an invalid label {label:?}"));
+        }
+    }
+    Ok(())
+}
+
+pub const PORT_RULE: &str =
+    "a port is a number from 1024 to 65535, other than the proxy's and the API's";
+
+/// An app's own port. Ports below 1024 need privileges Hangar does not ask for.
+pub fn port(port: i64, reserved: &[u16]) -> Result<u16, Invalid> {
+    if !(1024..=65535).contains(&port) {
+        return Err(Invalid::new(
+            "port",
+            format!("{port} is out of range; {PORT_RULE}"),
+        ));
+    }
+    let p = port as u16;
+    if reserved.contains(&p) {
+        return Err(Invalid::new(
+            "port",
+            format!("{port} is used by Hangar itself; {PORT_RULE}"),
+        ));
+    }
+    Ok(p)
+}
+
+/// Variables Hangar gives every app; an app's own env may not override them.
+pub const RESERVED_ENV: &[&str] = &[
+    "PORT",
+    "APP_PORT",
+    "APP_KEY",
+    "DATABASE_URL",
+    "DB_DIALECT",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_DATABASE",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_SCHEMA",
+    "DB_STORAGE",
+];
+
+pub const ENV_RULE: &str = "an env entry is KEY=VALUE where KEY is a letter or '_' followed by letters, digits or '_', not one Hangar sets itself (PORT, APP_PORT, APP_KEY, DATABASE_URL, DB_*, HANGAR_*), and VALUE has no NUL byte";
+
+/// One `--env KEY=VALUE` entry (or an entry of the API's `env` object).
+pub fn env_entry(key: &str, value: &str) -> Result<(), Invalid> {
+    let bad = |why: String| Err(Invalid::new("env", format!("{why}; {ENV_RULE}")));
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || key.len() > 128 {
+        return bad(format!("{key:?} is not a valid variable name"));
+    }
+    if RESERVED_ENV.contains(&key) || key.starts_with("HANGAR_") {
+        return bad(format!("{key} is set by Hangar"));
+    }
+    if value.contains('\0') {
+        return bad(format!("the value of {key} contains a NUL byte"));
+    }
+    if value.len() > 32 * 1024 {
+        return bad(format!("the value of {key} is longer than 32 KiB"));
+    }
+    Ok(())
+}
+
+/// Split a `KEY=VALUE` argument.
+pub fn parse_env_arg(arg: &str) -> Result<(String, String), Invalid> {
+    match arg.split_once('=') {
+        Some((k, v)) => {
+            env_entry(k, v)?;
+            Ok((k.to_string(), v.to_string()))
+        }
+        None => Err(Invalid::new(
+            "env",
+            format!("{arg:?} has no '='; {ENV_RULE}"),
+        )),
+    }
+}
+
+pub const DB_RULE: &str =
+    "accepted: new-database, schema, or a postgres://, mysql:// or sqlite: URL";
+
+/// Where an app's database is (`--db`, the API's `db`): `new-database`, `schema`, or a URL of a
+/// known dialect. Only the form is checked here; a URL is tested by connecting to it.
+pub fn db_method(m: &str) -> Result<(), Invalid> {
+    if matches!(m, "new-database" | "schema") || crate::base::dialect::dialect_of(m).is_some() {
+        return Ok(());
+    }
+    // A URL may carry a password: never repeat it.
+    let shown = if m.contains("://") {
+        "this URL".to_string()
+    } else {
+        format!("{m:?}")
+    };
+    Err(Invalid::new(
+        "db",
+        format!("{shown} is not accepted; {DB_RULE}"),
+    ))
+}
+
+pub const DISPLAY_NAME_RULE: &str =
+    "a display name is up to 100 characters without control characters";
+
+pub fn display_name(s: &str) -> Result<(), Invalid> {
+    if s.chars().count() > 100 || s.chars().any(|c| c.is_control()) {
+        return Err(Invalid::new(
+            "display_name",
+            format!("{s:?} is not accepted; {DISPLAY_NAME_RULE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest idle timeout accepted: a week.
+pub const MAX_IDLE_TIMEOUT: u32 = 7 * 86_400;
+
+/// An idle timeout in seconds: 0 (off) or 1 to a week.
+pub fn idle_timeout(secs: i64) -> Result<u32, Invalid> {
+    match u32::try_from(secs) {
+        Ok(s) if s <= MAX_IDLE_TIMEOUT => Ok(s),
+        _ => Err(Invalid::new(
+            "idle_timeout",
+            format!("{secs} is not accepted; an idle timeout is a number of seconds from 1 to {MAX_IDLE_TIMEOUT} (a week), or 0 for never"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "a",
+            "a1",
+            "a_b-c",
+            "abcdefghijabcdefghijabcdefghijabcdefghij",
+        ] {
+            assert_eq!(name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "A",
+            "a.b",
+            "a/b",
+            "../x",
+            "main",
+            "_a",
+            "a b",
+            "abcdefghijabcdefghijabcdefghijabcdefghijk",
+            "é",
+        ] {
+            let e = name(bad).unwrap_err();
+            assert_eq!(e.field, "name");
+            assert!(
+                e.message.contains("lowercase letter") || e.message.contains("reserved"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn domains() {
+        for ok in ["a.example.com", "x-1.localhost", "shop.test"] {
+            assert_eq!(domain(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "http://a.com",
+            "a.com:80",
+            "A.com",
+            "-a.com",
+            "a..com",
+            "a.com/x",
+        ] {
+            assert!(domain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port(14000, &[13000]), Ok(14000));
+        assert!(port(80, &[]).is_err());
+        assert!(port(70000, &[]).is_err());
+        assert!(port(13000, &[13000])
+            .unwrap_err()
+            .message
+            .contains("Hangar itself"));
+    }
+
+    #[test]
+    fn env() {
+        assert_eq!(
+            parse_env_arg("FOO=bar=baz"),
+            Ok(("FOO".into(), "bar=baz".into()))
+        );
+        assert!(parse_env_arg("FOO").is_err());
+        assert!(parse_env_arg("1X=a").is_err());
+        assert!(parse_env_arg("PORT=1").is_err());
+        assert!(parse_env_arg("HANGAR_APP=x").is_err());
+        assert!(parse_env_arg("A=\0").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn name_rule_holds_for_any_input(s in "\\PC{0,60}") {
+            let accepted = name(&s).is_ok();
+            let by_rule = s != "main"
+                && (1..=40).contains(&s.len())
+                && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(accepted, by_rule);
+            if accepted {
+                // Safe as a path segment and a URL segment.
+                proptest::prop_assert!(!s.contains('/') && !s.contains('.') && !s.contains('%'));
+            }
+        }
+
+        #[test]
+        fn domains_never_carry_paths_ports_or_schemes(s in "\\PC{0,80}") {
+            if domain(&s).is_ok() {
+                proptest::prop_assert!(!s.contains('/') && !s.contains(':') && !s.contains('@') && s.contains('.'));
+            }
+        }
+
+        #[test]
+        fn env_entries_never_inject(k in "\\PC{0,20}", v in "\\PC{0,40}") {
+            if env_entry(&k, &v).is_ok() {
+                proptest::prop_assert!(!k.contains('=') && !k.contains('\0') && !v.contains('\0'));
+                proptest::prop_assert!(!RESERVED_ENV.contains(&k.as_str()) && !k.starts_with("HANGAR_"));
+            }
+        }
+
+        #[test]
+        fn ports_in_range(p in proptest::num::i64::ANY) {
+            if let Ok(q) = port(p, &[13000]) {
+                proptest::prop_assert!(q >= 1024 && q != 13000);
+            }
+        }
+    }
+}

@@ -1,0 +1,796 @@
+//! The `hangar` command line (the contract in docs/contracts.md). Each verb is one API call, except `serve`,
+//! which hosts the engine itself.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use hangar::api::client::Client;
+use hangar::base::home::Home;
+use hangar::engine::{AppView, DeleteReport, Engine, Overrides};
+use hangar::run::logs::LogLine;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hangar",
+    version,
+    about = "Run a main web app and many sub-apps on one machine."
+)]
+pub struct Cli {
+    /// Home folder (default: the OS data folder's `hangar`).
+    #[arg(long, global = true, env = "HANGAR_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the engine headless, in the foreground.
+    Serve {
+        #[arg(long, value_name = "N")]
+        proxy_port: Option<u16>,
+        #[arg(long, value_name = "N")]
+        api_port: Option<u16>,
+    },
+    /// Register a new sub-app.
+    Create {
+        name: String,
+        #[arg(long, value_name = "S")]
+        display_name: Option<String>,
+        /// with-main: starts with the engine; on-visit (default): starts on its first request.
+        #[arg(long, value_name = "MODE")]
+        start_mode: Option<String>,
+        /// Its own port (default: a free one).
+        #[arg(long, value_name = "N")]
+        port: Option<u32>,
+        /// A custom domain that leads to it.
+        #[arg(long, value_name = "HOST")]
+        domain: Option<String>,
+        /// Pin it to the menu.
+        #[arg(long)]
+        pin: bool,
+        /// new-database (default), schema, or a connection URL.
+        #[arg(long, value_name = "new-database|schema|URL")]
+        db: Option<String>,
+        /// Runtime from hangar.toml (default: the main app's).
+        #[arg(long, value_name = "R")]
+        runtime: Option<String>,
+        /// Its own environment values.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// On-visit apps: go dormant after SECS with no request and no open connection (a
+        /// visit starts it again). Default: never.
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<i64>,
+    },
+    /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
+    #[command(alias = "ls")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One app.
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an app and wait until it is ready.
+    Start { name: String },
+    /// Stop an app; it stays stopped until started again.
+    Stop { name: String },
+    /// Stop and start an app.
+    Restart { name: String },
+    /// Remove an app; its data folder is kept aside unless --drop-db.
+    #[command(alias = "rm")]
+    Delete {
+        name: String,
+        /// Also drop the database Hangar created for it.
+        #[arg(long)]
+        drop_db: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Stop every app, the main app included, and the engine.
+    Kill,
+    /// Write the apps' routes for nginx, or manifests for Kubernetes.
+    Export {
+        /// nginx or kubernetes.
+        #[arg(value_parser = ["nginx", "kubernetes"])]
+        kind: String,
+        /// One app (default: every app, as with --all).
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// nginx: send each path straight to the app's port instead of the Hangar proxy.
+        #[arg(long)]
+        direct: bool,
+        /// nginx: the port the server blocks listen on.
+        #[arg(long, default_value_t = 80)]
+        listen: u16,
+        /// kubernetes: the container image; {runtime} and {name} are replaced.
+        #[arg(long, default_value = "{runtime}:latest")]
+        image: String,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run the runtime's upgrade command for apps whose runtime version moved.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Upgrade {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up an app (its definition, data folder and database) into an archive.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all", "list"])))]
+    Backup {
+        name: Option<String>,
+        /// Every app, one after another.
+        #[arg(long)]
+        all: bool,
+        /// Write the archive into DIR instead of the home's backups/.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// List the backups in the home's backups/ (as `hangar backups`).
+        #[arg(long, conflicts_with_all = ["all", "output"])]
+        list: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the backups (all, or one app's), newest first.
+    Backups {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring an app back from a backup archive: a path, or a file name from `hangar backups`.
+    Restore {
+        file: String,
+        /// Restore beside the original under another name (a new port, a new database).
+        #[arg(long = "as", value_name = "NEW_NAME")]
+        as_name: Option<String>,
+        /// Where the database goes: new-database, schema or a URL (default: as it was).
+        #[arg(long, value_name = "new-database|schema|URL")]
+        db: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring in the sub-apps of a legacy multi-app table, attached to their databases.
+    Import {
+        /// What to import from.
+        #[arg(value_parser = ["nocobase"])]
+        kind: String,
+        /// The NocoBase main database: postgres://…, mysql://… or sqlite:///path.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Show what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's log.
+    Logs {
+        name: String,
+        /// Keep following new lines.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the last lines to show.
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
+        /// Only lines containing PATTERN, searched by the engine over the current and rotated
+        /// files.
+        #[arg(long, value_name = "PATTERN")]
+        grep: Option<String>,
+        /// Read PATTERN as a regular expression.
+        #[arg(long, requires = "grep")]
+        regex: bool,
+        /// Only lines from this time on: RFC 3339, or a time ago such as 10m, 2h, 7d.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only lines up to this time: RFC 3339, or a time ago.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// CPU and memory of every app and of the machine, refreshed live.
+    Monit {
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Print (and try to open in a browser) a one-time link that logs a browser in to the
+    /// control panel.
+    Open {
+        /// Only print the link.
+        #[arg(long)]
+        no_browser: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = Home::resolve(cli.home.clone())?;
+    match cli.command {
+        Command::Serve {
+            proxy_port,
+            api_port,
+        } => {
+            serve(
+                home,
+                Overrides {
+                    proxy_port,
+                    api_port,
+                },
+            )
+            .await
+        }
+        Command::Kill => {
+            if !home.engine_running() {
+                println!("no engine runs on {}", home.root().display());
+                return Ok(());
+            }
+            let c = Client::connect(&home, false).await?;
+            let _: Value = c.post("/kill", &json!({})).await?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while home.engine_running() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if home.engine_running() {
+                bail!("the engine is still stopping its apps after 120 s");
+            }
+            println!("every app stopped; the engine ended");
+            Ok(())
+        }
+        command => {
+            let c = Client::connect(&home, true).await?;
+            client_command(&c, command).await
+        }
+    }
+}
+
+async fn serve(home: Home, overrides: Overrides) -> Result<()> {
+    let engine = Engine::open(home, overrides).await?;
+    engine.boot().await?;
+    let e = engine.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping every app");
+        e.shutdown().await;
+    });
+    eprintln!(
+        "Hangar is running: main app on http://127.0.0.1:{}/ · API on 127.0.0.1:{} · home {}",
+        engine.config.proxy_port,
+        engine.config.api_port,
+        engine.home.root().display()
+    );
+    eprintln!(
+        "Control panel: {}  (a one-time link; `hangar open` makes another)",
+        hangar::api::panel::login_url(engine.config.api_port)
+    );
+    hangar::host::serve(&engine).await?;
+    engine.registry.close().await;
+    Ok(())
+}
+
+async fn client_command(c: &Client, command: Command) -> Result<()> {
+    match command {
+        Command::Create {
+            name,
+            display_name,
+            start_mode,
+            port,
+            domain,
+            pin,
+            db,
+            runtime,
+            env,
+            idle_timeout,
+        } => {
+            let mut env_map = serde_json::Map::new();
+            for e in &env {
+                let (k, v) = hangar::base::validate::parse_env_arg(e)?;
+                env_map.insert(k, Value::String(v));
+            }
+            if let Some(m) = &start_mode {
+                m.parse::<hangar::store::registry::StartMode>()?;
+            }
+            let body = json!({
+                "name": name, "display_name": display_name, "start_mode": start_mode, "port": port,
+                "domain": domain, "pinned": pin, "db": db, "runtime": runtime, "env": env_map,
+                "idle_timeout": idle_timeout,
+            });
+            let v: AppView = c.post("/apps", &body).await?;
+            println!(
+                "created {} ({}, port {}, {}); open {}",
+                v.name, v.start_mode, v.port, v.db, v.url
+            );
+            for n in &v.notices {
+                println!("note: {n}");
+            }
+            if v.start_mode == "on-visit" {
+                println!(
+                    "it starts on its first visit, or now with `hangar start {}`",
+                    v.name
+                );
+            }
+        }
+        Command::List { json } => {
+            let v: Value = c.get("/apps").await?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
+            } else {
+                print_table(&apps);
+            }
+        }
+        Command::Status { name, json } => {
+            let v: AppView = c.get(&format!("/apps/{}", seg(&name))).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
+            } else {
+                print_status(&v);
+            }
+        }
+        Command::Start { name } => {
+            let v: AppView = c
+                .post(&format!("/apps/{}/start", seg(&name)), &json!({}))
+                .await?;
+            println!(
+                "{} is {} (pid {}, {})",
+                v.name,
+                v.status,
+                v.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+                v.url
+            );
+        }
+        Command::Stop { name } => {
+            let v: AppView = c
+                .post(&format!("/apps/{}/stop", seg(&name)), &json!({}))
+                .await?;
+            println!("{} is {}", v.name, v.status);
+        }
+        Command::Restart { name } => {
+            let v: AppView = c
+                .post(&format!("/apps/{}/restart", seg(&name)), &json!({}))
+                .await?;
+            println!(
+                "{} is {} (pid {})",
+                v.name,
+                v.status,
+                v.pid.map(|p| p.to_string()).unwrap_or("-".into())
+            );
+        }
+        Command::Delete { name, drop_db, yes } => {
+            if drop_db && !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("--drop-db deletes {name}'s data for good; add --yes to confirm");
+                }
+                print!("This deletes {name} and drops its database. Type its name to confirm: ");
+                std::io::stdout().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if answer.trim() != name {
+                    bail!("not confirmed; nothing was deleted");
+                }
+            }
+            let r: DeleteReport = c
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/apps/{}?drop_db={drop_db}", seg(&name)),
+                    None,
+                )
+                .await?;
+            println!("deleted {}", r.name);
+            for d in r.dropped {
+                println!("  dropped: {d}");
+            }
+            for k in r.kept {
+                println!("  kept: {k}");
+            }
+        }
+        Command::Logs {
+            name,
+            follow,
+            lines,
+            grep,
+            regex,
+            since,
+            until,
+        } => {
+            let searching = grep.is_some() || since.is_some() || until.is_some();
+            let n = lines.unwrap_or(if searching { 1000 } else { 20 });
+            let re = match (&grep, regex) {
+                (Some(g), true) => Some(regex::Regex::new(g).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--grep {g:?} is not a valid regular expression: {}",
+                        hangar::run::logs::regex_error(&e)
+                    )
+                })?),
+                _ => None,
+            };
+            let keep = |l: &LogLine| match (&re, &grep) {
+                (Some(re), _) => re.is_match(&l.text),
+                (None, Some(g)) => l.text.contains(g.as_str()),
+                (None, None) => true,
+            };
+            let mut out = std::io::stdout().lock();
+            if searching && n > 0 {
+                // The engine searches every file, rotations included.
+                let mut query = format!("limit={}", n.clamp(1, 100_000));
+                for (k, v) in [
+                    ("q", grep.as_deref()),
+                    ("since", since.as_deref()),
+                    ("until", until.as_deref()),
+                ] {
+                    if let Some(v) = v {
+                        query.push_str(&format!("&{k}={}", query_escape(v)));
+                    }
+                }
+                if regex {
+                    query.push_str("&regex=true");
+                }
+                let v: Value = c
+                    .get(&format!("/apps/{}/logs/search?{query}", seg(&name)))
+                    .await?;
+                let lines: Vec<LogLine> =
+                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
+                for l in &lines {
+                    writeln!(out, "{}", format_line(l))?;
+                }
+                out.flush()?;
+            }
+            if follow {
+                let initial = if searching { 0 } else { n };
+                let s = c
+                    .stream(&format!("/apps/{}/logs/follow?n={initial}", seg(&name)))
+                    .await?;
+                drop(out);
+                futures_util::pin_mut!(s);
+                while let Some(item) = s.next().await {
+                    let data = item?;
+                    if let Ok(l) = serde_json::from_str::<LogLine>(&data) {
+                        if keep(&l) {
+                            let mut o = std::io::stdout().lock();
+                            writeln!(o, "{}", format_line(&l))?;
+                            o.flush()?;
+                        }
+                    }
+                }
+            } else if !searching {
+                let v: Value = c.get(&format!("/apps/{}/logs?n={n}", seg(&name))).await?;
+                let lines: Vec<LogLine> =
+                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
+                for l in lines.iter().filter(|l| keep(l)) {
+                    writeln!(out, "{}", format_line(l))?;
+                }
+            }
+        }
+        Command::Export {
+            kind,
+            name,
+            all: _,
+            direct,
+            listen,
+            image,
+            output,
+        } => {
+            let mut q = format!(
+                "?direct={direct}&listen={listen}&image={}",
+                query_escape(&image)
+            );
+            if let Some(n) = &name {
+                q.push_str(&format!("&app={}", seg(n)));
+            }
+            let text = c.get_text(&format!("/export/{kind}{q}")).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
+        Command::Backup {
+            name,
+            all,
+            output,
+            list,
+            json,
+        } => {
+            if list {
+                crate::cli::data::backups(c, name, json).await?
+            } else {
+                crate::cli::data::backup(c, name, all, output, json).await?
+            }
+        }
+        Command::Backups { name, json } => crate::cli::data::backups(c, name, json).await?,
+        Command::Restore {
+            file,
+            as_name,
+            db,
+            json,
+        } => crate::cli::data::restore(c, file, as_name, db, json).await?,
+        Command::Import {
+            kind: _,
+            from,
+            dry_run,
+            json,
+        } => crate::cli::data::import(c, from, dry_run, json).await?,
+        Command::Open { no_browser } => {
+            let v: Value = c.post("/login-code", &json!({})).await?;
+            let url = v["url"]
+                .as_str()
+                .context("the engine's answer has no login URL")?;
+            println!("{url}");
+            if !no_browser {
+                open_in_browser(url);
+            }
+        }
+        Command::Monit { count } => crate::cli::monit::run(c, count).await?,
+        Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
+    }
+    Ok(())
+}
+
+/// Try the desktop's opener; the URL is printed either way, so a failure only says so.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => eprintln!("opening it with {opener}; the link works once and for 5 minutes"),
+        Err(e) => eprintln!("could not run {opener} ({e}); open the link above in a browser"),
+    }
+}
+
+/// A path segment: names are validated by the engine, but never let one change the path.
+pub(crate) fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn format_line(l: &LogLine) -> String {
+    format!("{} {} {}", l.ts, l.stream.as_str(), l.text)
+}
+
+/// The contract's `--json` fields, and nothing else.
+fn json_view(v: &AppView) -> Value {
+    json!({
+        "name": v.name, "display_name": v.display_name, "status": v.status, "pid": v.pid, "port": v.port,
+        "start_mode": v.start_mode, "domain": v.domain, "pinned": v.pinned, "url": v.url, "db": v.db,
+        "cpu_percent": v.cpu_percent, "memory_bytes": v.memory_bytes, "uptime_seconds": v.uptime_seconds,
+        "restarts": v.restarts, "error": v.error,
+    })
+}
+
+fn json_views(apps: &[AppView]) -> Value {
+    Value::Array(apps.iter().map(json_view).collect())
+}
+
+pub fn human_bytes(b: Option<u64>) -> String {
+    match b {
+        None => "-".into(),
+        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        Some(b) => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+    }
+}
+
+pub fn human_duration(s: Option<u64>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 86400 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86400),
+    }
+}
+
+fn print_table(apps: &[AppView]) {
+    let rows: Vec<[String; 9]> = apps
+        .iter()
+        .map(|a| {
+            [
+                a.name.clone(),
+                a.status.clone(),
+                a.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+                a.port.to_string(),
+                a.cpu_percent
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or("-".into()),
+                human_bytes(a.memory_bytes),
+                human_duration(a.uptime_seconds),
+                a.restarts.to_string(),
+                a.url.clone(),
+            ]
+        })
+        .collect();
+    let head = [
+        "NAME", "STATUS", "PID", "PORT", "CPU", "MEM", "UPTIME", "RESTARTS", "URL",
+    ];
+    let mut widths = head.map(|h| h.len());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(head.to_vec()));
+    for r in &rows {
+        println!("{}", line(r.iter().map(|s| s.as_str()).collect()));
+    }
+    for a in apps.iter().filter(|a| a.error.is_some()) {
+        println!("{}: {}", a.name, a.error.as_deref().unwrap_or(""));
+    }
+}
+
+fn print_status(v: &AppView) {
+    let rows = [
+        ("name", v.name.clone()),
+        ("display name", v.display_name.clone()),
+        ("status", v.status.clone()),
+        ("pid", v.pid.map(|p| p.to_string()).unwrap_or("-".into())),
+        ("port", v.port.to_string()),
+        ("start mode", v.start_mode.clone()),
+        ("runtime", v.runtime.clone()),
+        ("urls", v.urls.join(" ")),
+        ("domain", v.domain.clone().unwrap_or("-".into())),
+        ("pinned", v.pinned.to_string()),
+        ("database", v.db.clone()),
+        (
+            "cpu",
+            v.cpu_percent
+                .map(|c| format!("{c:.1}%"))
+                .unwrap_or("-".into()),
+        ),
+        ("memory", human_bytes(v.memory_bytes)),
+        ("uptime", human_duration(v.uptime_seconds)),
+        ("restarts", v.restarts.to_string()),
+        (
+            "idle stop",
+            v.idle_timeout
+                .map(|s| format!("after {s} s"))
+                .unwrap_or("never".into()),
+        ),
+        ("error", v.error.clone().unwrap_or("-".into())),
+    ];
+    for (k, val) in rows {
+        println!("{k:>13}  {val}");
+    }
+}
+
+/// The apps a verb taking `NAME | --all` works on.
+pub(crate) async fn name_or_all(
+    c: &Client,
+    name: Option<String>,
+    all: bool,
+) -> Result<Vec<String>> {
+    match (name, all) {
+        (Some(n), false) => Ok(vec![n]),
+        (None, true) => {
+            let v: Value = c.get("/apps").await?;
+            let apps: Vec<AppView> =
+                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+            Ok(apps.into_iter().map(|a| a.name).collect())
+        }
+        _ => bail!("give either an app's name or --all"),
+    }
+}
+
+/// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
+/// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
+async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
+    use hangar::engine::UpgradeReport;
+    let names = name_or_all(c, name, all).await?;
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let progress = !json && std::io::stderr().is_terminal();
+    if !json {
+        println!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
+    }
+    let mut reports: Vec<UpgradeReport> = Vec::new();
+    for n in &names {
+        if progress {
+            eprint!("upgrading {n}…");
+            let _ = std::io::stderr().flush();
+        }
+        let r: UpgradeReport = c
+            .post(&format!("/apps/{}/upgrade", seg(n)), &json!({}))
+            .await?;
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        if !json {
+            let version = match (&r.from, &r.to) {
+                (Some(f), Some(t)) if f != t => format!("{f} → {t}"),
+                (_, Some(t)) => t.clone(),
+                _ => "-".into(),
+            };
+            let mut row = format!("{:<width$}  {:<10}  {version}", r.name, r.result);
+            if let Some(e) = &r.error {
+                row.push_str(&format!("  ({e})"));
+            }
+            println!("{row}");
+        }
+        reports.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    let failed: Vec<&UpgradeReport> = reports.iter().filter(|r| r.result == "failed").collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if reports.len() == 1 => bail!(
+            "{} was not upgraded: {}",
+            one.name,
+            one.error.as_deref().unwrap_or("failed")
+        ),
+        _ => bail!(
+            "{} of {} upgrades failed: {}",
+            failed.len(),
+            reports.len(),
+            failed
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+mod data;
+mod monit;

@@ -1,0 +1,1116 @@
+//! The engine: registry + supervisor + proxy + sampler + API, and the operations the API, the
+//! CLI and the desktop shell call. One operator action is one method here.
+//!
+//! Invariants: every change is validated before anything is written; a failed create leaves
+//! nothing behind; a delete never drops a database Hangar did not create.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::base::config::{Config, ConfigError};
+use crate::base::db::AppDb;
+use crate::base::home::{EngineLock, Home, HomeError};
+use crate::base::validate::{self, Invalid, MAIN};
+use crate::run::launch;
+use crate::run::sampler::Sampler;
+use crate::run::supervisor::{Ctx, Event, Status, Supervisor};
+use crate::run::Core;
+use crate::store::registry::{AppEdit, AppRecord, Desired, Registry, RegistryError, StartMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("no app named {0:?}; `hangar list` shows the apps there are")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(Invalid),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{name} did not start: {why}")]
+    Start { name: String, why: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error("{0}")]
+    Registry(RegistryError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<RegistryError> for EngineError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound(n) => EngineError::NotFound(n),
+            RegistryError::Conflict(i) => EngineError::Conflict(i),
+            other => EngineError::Registry(other),
+        }
+    }
+}
+
+impl From<crate::store::provision::ProvisionError> for EngineError {
+    fn from(e: crate::store::provision::ProvisionError) -> Self {
+        use crate::store::provision::ProvisionError;
+        match e {
+            ProvisionError::Invalid(i) => EngineError::Invalid(i),
+            ProvisionError::Conflict(i) => EngineError::Conflict(i),
+            ProvisionError::Refused(s) => EngineError::Refused(s),
+        }
+    }
+}
+
+impl From<Invalid> for EngineError {
+    fn from(i: Invalid) -> Self {
+        EngineError::Invalid(i)
+    }
+}
+
+/// What `create` takes (CLI flags, API JSON, UI form).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub start_mode: Option<StartMode>,
+    #[serde(default)]
+    pub port: Option<u32>,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub pinned: bool,
+    /// `new-database` (default), `schema`, or a connection URL.
+    #[serde(default)]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub runtime: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Idle stop in seconds for an on-visit app; absent or 0: never.
+    #[serde(default)]
+    pub idle_timeout: Option<i64>,
+}
+
+impl CreateApp {
+    /// The checks of a create that need nothing but the request and the configuration: name,
+    /// display name, domain, env, idle timeout, runtime, the database method's form, a given
+    /// port's range. [`Engine::check_create`] adds what needs the registry and the machine.
+    pub fn check(&self, config: &Config) -> Result<Checked, Invalid> {
+        validate::name(&self.name)?;
+        let display_name = self
+            .display_name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| self.name.clone());
+        validate::display_name(&display_name)?;
+        let domain = self
+            .domain
+            .clone()
+            .filter(|d| !d.is_empty())
+            .map(|d| d.to_ascii_lowercase());
+        if let Some(d) = &domain {
+            validate::domain(d)?;
+        }
+        for (k, v) in &self.env {
+            validate::env_entry(k, v)?;
+        }
+        let idle_timeout = match self.idle_timeout.map(validate::idle_timeout).transpose()? {
+            Some(0) | None => None,
+            Some(_) if self.start_mode == Some(StartMode::WithMain) => {
+                return Err(Invalid::new(
+                    "idle_timeout",
+                    "an idle timeout applies to on-visit apps only; a with-main app runs as long as the engine",
+                ))
+            }
+            Some(s) => Some(s),
+        };
+        if let Some(rt) = &self.runtime {
+            if config.runtime(rt).is_none() {
+                let known: Vec<&str> = config.runtimes.keys().map(|s| s.as_str()).collect();
+                return Err(Invalid::new(
+                    "runtime",
+                    format!("no runtime {rt:?}; accepted: {}", known.join(", ")),
+                ));
+            }
+        }
+        if let Some(m) = self.db.as_deref() {
+            validate::db_method(m)?;
+        }
+        let port = self
+            .port
+            .map(|p| validate::port(i64::from(p), &[config.proxy_port, config.api_port]))
+            .transpose()?;
+        Ok(Checked {
+            display_name,
+            domain,
+            idle_timeout,
+            port,
+        })
+    }
+}
+
+/// One app as every client sees it: the contract's `list --json` fields, and a few more.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub display_name: String,
+    pub status: String,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub start_mode: String,
+    pub domain: Option<String>,
+    pub pinned: bool,
+    pub url: String,
+    pub urls: Vec<String>,
+    pub db: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub uptime_seconds: Option<u64>,
+    pub restarts: u32,
+    pub error: Option<String>,
+    pub runtime: String,
+    pub desired: String,
+    pub env: BTreeMap<String, String>,
+    pub progress: Option<String>,
+    /// Output lines that never reached the app's log file (the writer fell behind for over a
+    /// second, or writes failed, e.g. a full disk); each loss is also noted in the file.
+    pub log_lines_lost: u64,
+    pub created_at: String,
+    /// What the operator should know about a create (e.g. the app uses the service account).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// Idle stop in seconds (on-visit apps); `None`: never.
+    #[serde(default)]
+    pub idle_timeout: Option<u32>,
+    /// Orders views of one app from one engine: the higher is the newer (see
+    /// `supervisor::AppState::version`). Starts again with the engine.
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteReport {
+    pub name: String,
+    pub dropped: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+/// One app's explicit upgrade (`hangar upgrade`): `result` is `upgraded`, `up-to-date` or
+/// `failed` (then `error` says why; the app is left in `error` and not started).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpgradeReport {
+    pub name: String,
+    pub result: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// How [`Engine::create_with`] departs from a plain create.
+#[derive(Debug, Default)]
+pub(crate) struct CreateOpts {
+    /// Use this database (attached or already provisioned) instead of provisioning one.
+    pub db: Option<AppDb>,
+    /// Register the app stopped (`desired = stopped`): nothing starts it until the operator does.
+    pub hold: bool,
+    pub app_key: Option<String>,
+}
+
+/// What `check_create` made of a create's fields, as they will be stored.
+pub struct Checked {
+    pub display_name: String,
+    pub domain: Option<String>,
+    pub idle_timeout: Option<u32>,
+    /// The port asked for, if any.
+    pub port: Option<u16>,
+}
+
+/// Command-line overrides of `hangar.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub proxy_port: Option<u16>,
+    pub api_port: Option<u16>,
+}
+
+/// The engine: the running side ([`Core`], reached through `Deref`) and the operations on it.
+pub struct Engine {
+    core: Arc<Core>,
+    pub token: String,
+    /// Backups and restores under way, for the API's progress route.
+    pub jobs: crate::base::jobs::Jobs,
+    shutdown: watch::Sender<bool>,
+    _lock: EngineLock,
+}
+
+impl Engine {
+    /// The running side, for the loops that follow it (see `host`).
+    pub fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// How many apps start at once when the engine starts.
+const BOOT_PARALLEL: usize = 4;
+
+impl Engine {
+    /// Take the home (refusing if another engine holds it), load the configuration and the
+    /// registry. Nothing is started yet: see [`Engine::boot`].
+    pub async fn open(home: Home, overrides: Overrides) -> Result<Arc<Engine>, EngineError> {
+        home.prepare()?;
+        let lock = home.lock()?;
+        let mut config = Config::load(&home.config_file())?;
+        if let Some(p) = overrides.proxy_port {
+            config.proxy_port = p;
+        }
+        if let Some(p) = overrides.api_port {
+            config.api_port = p;
+        }
+        let config = Arc::new(config);
+        let registry = Registry::open(&home.registry_file()).await?;
+        let token = home.token()?;
+        let monitor = crate::run::monitor::Monitor::open(&home.root().join("metrics.sqlite"))
+            .await
+            .map_err(|e| EngineError::Io(e.to_string()))?;
+        let sampler_kind = config.sampler;
+        let (events, _) = broadcast::channel(1024);
+        let ctx = Arc::new(Ctx {
+            home: home.clone(),
+            config: config.clone(),
+            registry: registry.clone(),
+            events: events.clone(),
+            changes: Default::default(),
+        });
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Engine {
+            core: Arc::new(Core {
+                home,
+                config,
+                registry,
+                supervisor: Supervisor::new(ctx),
+                events,
+                sampler: Sampler::with_kind(sampler_kind),
+                monitor,
+                log_files: Default::default(),
+            }),
+            token,
+            jobs: crate::base::jobs::Jobs::default(),
+            shutdown,
+            _lock: lock,
+        }))
+    }
+
+    /// Make sure the main app exists, end what a crashed engine left running, supervise every
+    /// app and start the main app and the `with-main` apps, a few at a time.
+    pub async fn boot(self: &Arc<Self>) -> Result<(), EngineError> {
+        self.recover().await?;
+        self.ensure_main().await?;
+        let apps = self.registry.list().await?;
+        for app in &apps {
+            if let Some((pid, started)) = app.pid {
+                // A previous engine died without stopping this app. Its output pipes died with
+                // that engine, so it cannot be adopted with its logs: end what is left of its
+                // group (never a process that merely reused the pid).
+                if crate::base::process::group_alive(pid)
+                    && crate::base::process::group_is_ours(pid, started)
+                {
+                    tracing::warn!(app = %app.name, pid, "ending processes left by an engine that did not stop cleanly");
+                    crate::base::process::end_group(pid, Duration::from_secs(10)).await;
+                }
+                let _ = self.registry.set_pid(&app.name, None).await;
+            }
+            self.supervisor.add(&app.name);
+        }
+        let slots = Arc::new(tokio::sync::Semaphore::new(BOOT_PARALLEL));
+        for app in apps {
+            let boot_it = match (app.start_mode, app.desired) {
+                (_, Desired::Stopped) => false,
+                (StartMode::WithMain, _) => true,
+                (StartMode::OnVisit, Desired::Running) => {
+                    // It ran before; it will start again on its next visit.
+                    let _ = self.registry.set_desired(&app.name, Desired::Dormant).await;
+                    false
+                }
+                (StartMode::OnVisit, _) => false,
+            };
+            if app.name == MAIN && !self.config.main.enabled {
+                continue;
+            }
+            if boot_it {
+                let engine = self.clone();
+                let slots = slots.clone();
+                tokio::spawn(async move {
+                    let Ok(_permit) = slots.acquire().await else {
+                        return;
+                    };
+                    if let Err(why) = engine.supervisor.start(&app.name).await {
+                        tracing::warn!(app = %app.name, "did not start with the engine: {why}");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Move a deleted app's data folder to `apps/.deleted/<name>-<time>/`.
+    fn move_aside(&self, name: &str) -> Result<std::path::PathBuf, EngineError> {
+        let dir = self.home.app_dir(name);
+        let stamp = crate::base::clock::now().replace([':', '-'], "");
+        let aside = self
+            .home
+            .apps_dir()
+            .join(".deleted")
+            .join(format!("{name}-{stamp}"));
+        if let Some(parent) = aside.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::rename(&dir, &aside)
+            .map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
+        Ok(aside)
+    }
+
+    /// Finish what a crashed engine left in the journal: a create cut short is undone (only
+    /// what it made: objects that existed before it are kept), a delete is rolled forward.
+    async fn recover(&self) -> Result<(), EngineError> {
+        for entry in self.registry.journal().await? {
+            let registered = self.registry.get(&entry.name).await.is_ok();
+            match entry.op {
+                crate::store::registry::JournalOp::Create if registered => {}
+                crate::store::registry::JournalOp::Create => {
+                    tracing::warn!(app = %entry.name, "undoing a create that an engine crash cut short");
+                    if let Some(svc) = &entry.data_service {
+                        let id = crate::store::provision::identifier(&entry.name);
+                        match crate::store::provision::drop_unfinished(svc, &id, &entry.existed)
+                            .await
+                        {
+                            Ok(dropped) if !dropped.is_empty() => {
+                                tracing::warn!(app = %entry.name, "dropped {}", dropped.join(", "))
+                            }
+                            Ok(_) => {}
+                            Err(why) => {
+                                // Keep the entry: the next start tries again.
+                                tracing::error!(app = %entry.name, "cannot undo the unfinished create yet: {why}");
+                                continue;
+                            }
+                        }
+                    }
+                    let dir = self.home.app_dir(&entry.name);
+                    if !entry.existed.iter().any(|k| k == "folder") && dir.exists() {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                }
+                crate::store::registry::JournalOp::Delete => {
+                    tracing::warn!(app = %entry.name, "finishing a delete that an engine crash cut short");
+                    if entry.drop_db {
+                        if let Some(db) = &entry.db {
+                            if let Err(e) = crate::store::provision::drop_owned(
+                                db,
+                                entry.data_service.as_deref(),
+                            )
+                            .await
+                            {
+                                tracing::error!(app = %entry.name, "cannot finish dropping the database yet: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    if registered {
+                        self.registry.delete(&entry.name).await?;
+                    }
+                    let dir = self.home.app_dir(&entry.name);
+                    if dir.exists() {
+                        if entry.drop_db {
+                            let _ = std::fs::remove_dir_all(&dir);
+                        } else {
+                            let _ = self.move_aside(&entry.name);
+                        }
+                    }
+                }
+            }
+            self.registry.journal_end(&entry.name).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_main(&self) -> Result<(), EngineError> {
+        if self.registry.get(MAIN).await.is_ok() {
+            // Keep the main app's row in step with hangar.toml.
+            let edit = AppEdit {
+                domain: Some(self.config.main.domain.clone()),
+                env: Some(self.config.main.env.clone()),
+                port: self.config.main.port,
+                ..AppEdit::default()
+            };
+            self.registry.update(MAIN, &edit).await?;
+            return Ok(());
+        }
+        let port = match self.config.main.port {
+            Some(p) => p,
+            None => self.free_port().await?,
+        };
+        let dir = self.home.app_dir(MAIN);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let now = crate::base::clock::now();
+        let record = AppRecord {
+            name: MAIN.into(),
+            display_name: "Main app".into(),
+            start_mode: StartMode::WithMain,
+            port,
+            domain: self.config.main.domain.clone(),
+            pinned: false,
+            runtime: None,
+            db: AppDb::sqlite_file(&dir),
+            env: self.config.main.env.clone(),
+            app_key: crate::base::secret::random_hex(32),
+            desired: Desired::Running,
+            last_version: None,
+            pid: None,
+            idle_timeout: None,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.registry.insert(&record).await?;
+        Ok(())
+    }
+
+    fn reserved_ports(&self) -> [u16; 2] {
+        [self.config.proxy_port, self.config.api_port]
+    }
+
+    /// A free port from the configured range, starting the scan at a random place so that two
+    /// engines on one machine rarely reach for the same one.
+    async fn free_port(&self) -> Result<u16, EngineError> {
+        let used = self.registry.used_ports().await?;
+        let reserved = self.reserved_ports();
+        let range = self.config.app_ports.clone();
+        let (first, len) = (*range.start() as u32, range.end() - range.start() + 1);
+        let offset = rand::random::<u32>() % len as u32;
+        (0..len as u32)
+            .map(|i| (first + (offset + i) % len as u32) as u16)
+            .find(|p| !used.contains(p) && !reserved.contains(p) && !launch::port_taken(*p))
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "no free port left in {}-{} (app_ports in hangar.toml)",
+                    range.start(),
+                    range.end()
+                ))
+            })
+    }
+
+    /// Validate and register a new app, make its data folder and database; a `with-main` app
+    /// starts at once.
+    pub async fn create(self: &Arc<Self>, req: CreateApp) -> Result<AppView, EngineError> {
+        self.create_with(req, CreateOpts::default()).await
+    }
+
+    /// Register an app on a database that already exists (a legacy import): the same checks as
+    /// [`Engine::create`], nothing is provisioned, and `db.owned` must be empty, so Hangar never
+    /// drops it.
+    pub async fn attach(
+        self: &Arc<Self>,
+        req: CreateApp,
+        db: AppDb,
+    ) -> Result<AppView, EngineError> {
+        if !db.owned.is_empty() {
+            return Err(EngineError::Refused(
+                "an attached database must not be recorded as made by Hangar".into(),
+            ));
+        }
+        self.create_with(
+            req,
+            CreateOpts {
+                db: Some(db),
+                ..CreateOpts::default()
+            },
+        )
+        .await
+    }
+
+    /// Every check `create` makes before it writes anything (name, display name, domain, env,
+    /// runtime, a free name, a given port); nothing is changed. Returns the display name and
+    /// the domain as they will be stored.
+    pub async fn check_create(&self, req: &CreateApp) -> Result<Checked, EngineError> {
+        let checked = req.check(&self.config)?;
+        if self.registry.get(&req.name).await.is_ok() {
+            return Err(EngineError::Conflict(Invalid::new(
+                "name",
+                format!(
+                    "an app named {:?} already exists; names are unique",
+                    req.name
+                ),
+            )));
+        }
+        if let Some(p) = checked.port {
+            if !self.registry.used_ports().await?.contains(&p) && launch::port_taken(p) {
+                return Err(Invalid::new("port", format!("port {p} is taken by another program on this machine; leave it blank to get a free one")).into());
+            }
+        }
+        // A port or domain another app holds (the registry names the holder).
+        self.registry
+            .check_unique(checked.port, checked.domain.as_deref(), &req.name)
+            .await?;
+        Ok(checked)
+    }
+
+    /// `create`, with what attach and restore need: a given database instead of provisioning
+    /// one, the app held stopped (a restore loads its data first), a given app key.
+    pub(crate) async fn create_with(
+        self: &Arc<Self>,
+        req: CreateApp,
+        opts: CreateOpts,
+    ) -> Result<AppView, EngineError> {
+        let checked = self.check_create(&req).await?;
+        let port = match checked.port {
+            Some(p) => p,
+            None => self.free_port().await?,
+        };
+        let data_dir = self.home.app_dir(&req.name);
+        // The journal lets an engine that starts after a crash undo a create cut short.
+        let provisions = opts.db.is_none()
+            && matches!(
+                req.db.as_deref().unwrap_or("new-database"),
+                "new-database" | "schema"
+            );
+        let service = self.config.data_service.clone().filter(|_| provisions);
+        let mut existed = match &service {
+            Some(svc) => crate::store::provision::existing(
+                svc,
+                &crate::store::provision::identifier(&req.name),
+            )
+            .await
+            .map_err(|why| {
+                EngineError::Refused(format!(
+                    "cannot reach the data service: {why}; nothing was created"
+                ))
+            })?,
+            None => Vec::new(),
+        };
+        if data_dir.exists() {
+            existed.push("folder".into());
+        }
+        let entry = crate::store::registry::JournalEntry {
+            name: req.name.clone(),
+            op: crate::store::registry::JournalOp::Create,
+            data_service: service,
+            existed,
+            db: None,
+            drop_db: false,
+        };
+        self.registry.journal_begin(&entry).await?;
+        let result = self
+            .create_journaled(req, opts, data_dir, checked, port)
+            .await;
+        if let Err(e) = self.registry.journal_end(&entry.name).await {
+            tracing::warn!(app = %entry.name, "cannot close the journal entry: {e}");
+        }
+        result
+    }
+
+    async fn create_journaled(
+        self: &Arc<Self>,
+        req: CreateApp,
+        opts: CreateOpts,
+        data_dir: std::path::PathBuf,
+        checked: Checked,
+        port: u16,
+    ) -> Result<AppView, EngineError> {
+        let Checked {
+            display_name,
+            domain,
+            idle_timeout,
+            port: _,
+        } = checked;
+        let attached = opts.db.is_some();
+        let crate::store::provision::Provisioned { db, notices } = match opts.db {
+            Some(db) => crate::store::provision::Provisioned {
+                db,
+                notices: Vec::new(),
+            },
+            None => self.provision_db(&req, &data_dir).await?,
+        };
+        let now = crate::base::clock::now();
+        let record = AppRecord {
+            name: req.name.clone(),
+            display_name,
+            start_mode: req.start_mode.unwrap_or(StartMode::OnVisit),
+            port,
+            domain,
+            pinned: req.pinned,
+            runtime: req.runtime.clone(),
+            db,
+            env: req.env.clone(),
+            app_key: opts
+                .app_key
+                .unwrap_or_else(|| crate::base::secret::random_hex(32)),
+            desired: match req.start_mode {
+                _ if opts.hold => Desired::Stopped,
+                Some(StartMode::WithMain) => Desired::Running,
+                _ => Desired::Dormant,
+            },
+            last_version: None,
+            pid: None,
+            idle_timeout,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        // Make the folder, then the record; undo the folder if the record is refused.
+        // Either failing drops the database just made (provision's undo), so nothing is half-made.
+        // An attached database is never dropped.
+        let made_dir = !data_dir.exists();
+        if let Err(e) = std::fs::create_dir_all(&data_dir) {
+            if !attached {
+                self.discard_db(&record.db).await;
+            }
+            return Err(EngineError::Io(format!(
+                "cannot create {}: {e}",
+                data_dir.display()
+            )));
+        }
+        if let Err(e) = self.registry.insert(&record).await {
+            if made_dir {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
+            if !attached {
+                self.discard_db(&record.db).await;
+            }
+            return Err(e.into());
+        }
+        tracing::info!(app = %record.name, port, "created");
+        self.supervisor.add(&record.name);
+        self.supervisor.changed(&record.name);
+        if record.start_mode == StartMode::WithMain && !opts.hold {
+            let engine = self.clone();
+            let name = record.name.clone();
+            tokio::spawn(async move {
+                let _ = engine.supervisor.start(&name).await;
+            });
+        }
+        let mut view = self.view(&record.name).await?;
+        view.notices = notices;
+        Ok(view)
+    }
+
+    /// Drop what provisioning made for an app that was not registered after all.
+    async fn discard_db(&self, db: &AppDb) {
+        if let Err(e) =
+            crate::store::provision::drop_owned(db, self.config.data_service.as_deref()).await
+        {
+            tracing::warn!(
+                "a database made for an app that was not created could not be dropped: {e}"
+            );
+        }
+    }
+
+    async fn provision_db(
+        &self,
+        req: &CreateApp,
+        data_dir: &std::path::Path,
+    ) -> Result<crate::store::provision::Provisioned, EngineError> {
+        let others: Vec<String> = self
+            .registry
+            .list()
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        let request = crate::store::provision::Request {
+            name: &req.name,
+            method: req.db.as_deref(),
+            data_service: self.config.data_service.as_deref(),
+            data_dir,
+            others: &others,
+        };
+        Ok(crate::store::provision::provision(&request).await?)
+    }
+
+    pub async fn edit(&self, name: &str, edit: AppEdit) -> Result<AppView, EngineError> {
+        let edit = edit.check(&self.reserved_ports())?;
+        self.registry.update(name, &edit).await?;
+        self.supervisor.changed(name);
+        self.view(name).await
+    }
+
+    /// Stop and remove an app. With `drop_db`, drop what Hangar created for it; otherwise its
+    /// data folder is kept aside under `apps/.deleted/`, so a new app of the same name starts
+    /// empty and nothing is lost.
+    pub async fn delete(&self, name: &str, drop_db: bool) -> Result<DeleteReport, EngineError> {
+        self.delete_with(name, drop_db, true).await
+    }
+
+    /// `delete`; with `backup`, a delete that drops the database is preceded by an automatic
+    /// backup (a failed backup deletes nothing). A failed restore undoes itself without one.
+    pub(crate) async fn delete_with(
+        &self,
+        name: &str,
+        drop_db: bool,
+        backup: bool,
+    ) -> Result<DeleteReport, EngineError> {
+        if name == MAIN {
+            return Err(EngineError::Refused(
+                "the main app cannot be deleted; disable it with [main] enabled = false".into(),
+            ));
+        }
+        let app = self.registry.get(name).await?;
+        if drop_db && app.db.owned.is_empty() {
+            return Err(EngineError::Refused(format!(
+                "{name}'s database ({}) was attached (--db URL), not created by Hangar, so Hangar never drops it; delete without --drop-db",
+                app.db.describe()
+            )));
+        }
+        let service = self.config.data_service.as_deref();
+        if drop_db {
+            crate::store::provision::check_drop(name, &app.db, service)?;
+        }
+        // Stopped first, so the backup is consistent; the backup is complete before anything
+        // is dropped (a failed backup deletes nothing).
+        self.supervisor.remove(name).await;
+        let mut saved = None;
+        if drop_db && backup {
+            let job = crate::base::jobs::Job::detached("backup", name);
+            match crate::store::archive::write(
+                &self.home,
+                &self.config,
+                &app,
+                crate::store::archive::Reason::BeforeDelete,
+                None,
+                &job,
+            )
+            .await
+            {
+                Ok(info) => saved = Some(info.name),
+                Err(e) => {
+                    self.supervisor.add(name);
+                    return Err(EngineError::Refused(format!(
+                        "the automatic backup before dropping {name}'s database failed: {e}; nothing was deleted"
+                    )));
+                }
+            }
+        }
+        // From here the delete is rolled forward by the next engine if this one dies.
+        self.registry
+            .journal_begin(&crate::store::registry::JournalEntry {
+                name: name.to_string(),
+                op: crate::store::registry::JournalOp::Delete,
+                data_service: service.map(String::from),
+                existed: Vec::new(),
+                db: Some(app.db.clone()),
+                drop_db,
+            })
+            .await?;
+        let result = self.delete_journaled(&app, drop_db, saved).await;
+        if let Err(e) = self.registry.journal_end(name).await {
+            tracing::warn!(app = %name, "cannot close the journal entry: {e}");
+        }
+        result
+    }
+
+    async fn delete_journaled(
+        &self,
+        app: &AppRecord,
+        drop_db: bool,
+        saved: Option<String>,
+    ) -> Result<DeleteReport, EngineError> {
+        let name = app.name.as_str();
+        let service = self.config.data_service.as_deref();
+        self.supervisor.remove(name).await;
+        let mut dropped = Vec::new();
+        if drop_db {
+            // Drop on the server first: if that fails, the app stays registered (stopped).
+            match crate::store::provision::drop_owned(&app.db, service).await {
+                Ok(d) => dropped = d,
+                Err(e) => {
+                    self.supervisor.add(name);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.registry.delete(name).await?;
+        let mut report = DeleteReport {
+            name: name.to_string(),
+            dropped,
+            kept: Vec::new(),
+        };
+        if !drop_db && crate::store::provision::owns_server_objects(&app.db) {
+            report.kept.push(format!(
+                "database {} on the data service (a new app of this name is refused until it is dropped by hand)",
+                app.db.describe()
+            ));
+        }
+        let dir = self.home.app_dir(name);
+        if drop_db {
+            if let Some(f) = &app.db.owned.file {
+                report
+                    .dropped
+                    .push(format!("SQLite database {}", f.display()));
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    EngineError::Io(format!("cannot remove {}: {e}", dir.display()))
+                })?;
+                report
+                    .dropped
+                    .push(format!("data folder {}", dir.display()));
+            }
+        } else if dir.exists() {
+            let aside = self.move_aside(name)?;
+            report.kept.push(format!(
+                "data folder (and its database) moved to {}",
+                aside.display()
+            ));
+        }
+        if app.db.owned.is_empty() {
+            report
+                .kept
+                .push(format!("attached database {}", app.db.describe()));
+        }
+        if let Some(file) = saved {
+            report.kept.push(format!(
+                "a backup taken just before: `hangar restore {file}` brings it back"
+            ));
+        }
+        tracing::info!(app = %name, drop_db, "deleted");
+        let _ = self.events.send(Event::Removed {
+            name: name.to_string(),
+        });
+        Ok(report)
+    }
+
+    pub async fn start(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        let handle = self
+            .supervisor
+            .get(name)
+            .unwrap_or_else(|| self.supervisor.add(name));
+        drop(handle);
+        self.supervisor
+            .start(name)
+            .await
+            .map_err(|why| EngineError::Start {
+                name: name.to_string(),
+                why,
+            })?;
+        self.view(name).await
+    }
+
+    /// Upgrade one app now, through the supervisor's own upgrade step (the one a start runs):
+    /// when its runtime's version differs from the one it last ran, run the upgrade command; a
+    /// running app is stopped for it and started again, a stopped one stays stopped.
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeReport, EngineError> {
+        self.registry.get(name).await?;
+        if self.supervisor.get(name).is_none() {
+            self.supervisor.add(name);
+        }
+        let outcome = self.supervisor.upgrade(name).await;
+        let status = self
+            .supervisor
+            .state(name)
+            .map(|s| s.status.as_str().to_string())
+            .unwrap_or_else(|| "stopped".into());
+        let report = match outcome {
+            Ok(done) => UpgradeReport {
+                name: name.to_string(),
+                result: if done.upgraded {
+                    "upgraded"
+                } else {
+                    "up-to-date"
+                }
+                .into(),
+                from: done.from,
+                to: done.to,
+                status,
+                error: None,
+            },
+            Err(why) => UpgradeReport {
+                name: name.to_string(),
+                result: "failed".into(),
+                from: None,
+                to: None,
+                status,
+                error: Some(why),
+            },
+        };
+        tracing::info!(app = %name, result = %report.result, "upgrade");
+        Ok(report)
+    }
+
+    /// Upgrade every app (the main app included unless disabled), one after another.
+    pub async fn upgrade_all(&self) -> Result<Vec<UpgradeReport>, EngineError> {
+        let mut reports = Vec::new();
+        for app in self.registry.list().await? {
+            if app.name == MAIN && !self.config.main.enabled {
+                continue;
+            }
+            reports.push(self.upgrade(&app.name).await?);
+        }
+        Ok(reports)
+    }
+
+    pub async fn stop(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        self.supervisor.stop(name).await;
+        self.view(name).await
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<AppView, EngineError> {
+        self.registry.get(name).await?;
+        self.supervisor
+            .restart(name)
+            .await
+            .map_err(|why| EngineError::Start {
+                name: name.to_string(),
+                why,
+            })?;
+        self.view(name).await
+    }
+
+    /// Stop every app, the main app included (keeping what the operator wanted, so the next
+    /// engine brings back what ran), then end the engine.
+    pub async fn kill(&self) {
+        self.supervisor.shutdown_all().await;
+        let _ = self.shutdown.send(true);
+    }
+
+    /// End the engine: stop every app, keep what the operator wanted.
+    pub async fn shutdown(&self) {
+        self.supervisor.shutdown_all().await;
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub async fn view(&self, name: &str) -> Result<AppView, EngineError> {
+        let app = self.registry.get(name).await?;
+        Ok(self.view_of(&app))
+    }
+
+    pub async fn list(&self) -> Result<Vec<AppView>, EngineError> {
+        Ok(self
+            .registry
+            .list()
+            .await?
+            .iter()
+            .map(|a| self.view_of(a))
+            .collect())
+    }
+
+    fn view_of(&self, app: &AppRecord) -> AppView {
+        let state = self.supervisor.state(&app.name);
+        let status = state.as_ref().map(|s| s.status).unwrap_or(Status::Stopped);
+        let running = status == Status::Running;
+        let usage = if running {
+            self.sampler.usage(&app.name)
+        } else {
+            None
+        };
+        let url = launch::public_url(&app.name, self.config.proxy_port);
+        let mut urls = vec![url.clone()];
+        if app.name != MAIN {
+            urls.push(format!(
+                "http://{}.localhost:{}/",
+                app.name, self.config.proxy_port
+            ));
+        }
+        if let Some(d) = &app.domain {
+            urls.push(format!("http://{d}:{}/", self.config.proxy_port));
+        }
+        AppView {
+            name: app.name.clone(),
+            display_name: app.display_name.clone(),
+            status: status.as_str().to_string(),
+            pid: state.as_ref().and_then(|s| s.pid),
+            port: app.port,
+            start_mode: app.start_mode.as_str().to_string(),
+            domain: app.domain.clone(),
+            pinned: app.pinned,
+            url,
+            urls,
+            db: app.db.describe(),
+            cpu_percent: usage.map(|u| u.cpu_percent),
+            memory_bytes: usage.map(|u| u.memory_bytes),
+            uptime_seconds: state.as_ref().and_then(|s| s.uptime()).map(|d| d.as_secs()),
+            restarts: state.as_ref().map(|s| s.restarts).unwrap_or(0),
+            error: state.as_ref().and_then(|s| s.error.clone()),
+            runtime: app
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.config.main.runtime.clone()),
+            desired: app.desired.as_str().to_string(),
+            env: app.env.clone(),
+            progress: state.as_ref().and_then(|s| s.progress.clone()),
+            version: state.as_ref().map(|s| s.version).unwrap_or(0),
+            log_lines_lost: self
+                .supervisor
+                .get(&app.name)
+                .map(|h| h.log.dropped() + h.log.unwritten())
+                .unwrap_or(0),
+            created_at: app.created_at.clone(),
+            notices: Vec::new(),
+            idle_timeout: app.idle_timeout,
+        }
+    }
+
+    /// The apps an export covers: one by name, or every app.
+    async fn export_apps(&self, name: Option<&str>) -> Result<Vec<AppRecord>, EngineError> {
+        Ok(match name {
+            Some(n) => vec![self.registry.get(n).await?],
+            None => self.registry.list().await?,
+        })
+    }
+
+    pub async fn export_nginx(
+        &self,
+        name: Option<&str>,
+        direct: bool,
+        listen: u16,
+    ) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let target = if direct {
+            crate::engine::export::NginxTarget::Direct
+        } else {
+            crate::engine::export::NginxTarget::Hangar
+        };
+        Ok(crate::engine::export::nginx(
+            &self.config,
+            &apps,
+            target,
+            listen,
+        ))
+    }
+
+    /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`.
+    pub async fn export_kubernetes(
+        &self,
+        name: Option<&str>,
+        image: &str,
+    ) -> Result<String, EngineError> {
+        let apps = self.export_apps(name).await?;
+        let main_rt = self.config.main.runtime.clone();
+        let image_of = |a: &AppRecord| {
+            image
+                .replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt))
+                .replace("{name}", &a.name)
+        };
+        crate::engine::export::kubernetes(&self.config, &apps, &image_of)
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+}
+
+pub mod backup;
+pub mod export;
+pub mod import;

@@ -1,0 +1,867 @@
+//! The proxy: the one front door. A request's path through it reads top to bottom in
+//! [`Proxy::handle`]: Hangar's own paths → route → count it as activity → make sure the app
+//! runs (start on first visit) → rewrite → forward (or tunnel an upgrade) → rewrite the answer.
+//!
+//! Invariants: bodies stream both ways and are never held whole; headers are bounded (64 KiB,
+//! else 431) and malformed requests get 400 from hyper; the proxy never serves the API (its only
+//! own path is the waiting page's status stream under `/_hangar/wait/`); a panic while handling
+//! one request answers that request with 500 and harms no other (each connection is its own
+//! task); one slow or dead app never holds up another.
+
+mod activity;
+mod fast;
+mod pages;
+pub use pages::escape;
+mod wake;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::{combinators::BoxBody, BodyExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::watch;
+
+use crate::base::config::Prefix;
+use crate::base::validate::MAIN;
+use crate::engine::Engine;
+use crate::run::logs::AppLog;
+use crate::run::supervisor::{AppState, Status};
+use crate::store::registry::StartMode;
+use activity::{Active, Activity, Tracked};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// The largest request head accepted (request line and headers); larger gets 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What the proxy knows of one app: rebuilt from the registry on every event, except its
+/// activity counter, which outlives the rebuilds.
+pub(crate) struct AppEntry {
+    name: String,
+    /// `/_app/<name>`.
+    base: String,
+    /// `127.0.0.1:<port>`.
+    authority: Authority,
+    addr: SocketAddr,
+    prefix: Prefix,
+    /// The readiness probe's path as the app sees it (its log lines about it are noise).
+    health: String,
+    start_mode: StartMode,
+    idle_timeout: Option<Duration>,
+    state: watch::Receiver<AppState>,
+    log: Arc<AppLog>,
+    activity: Arc<Activity>,
+}
+
+#[derive(Default)]
+struct Table {
+    apps: HashMap<String, Arc<AppEntry>>,
+    domains: HashMap<String, Arc<AppEntry>>,
+}
+
+/// Where a request goes.
+struct Route {
+    app: Arc<AppEntry>,
+    /// The path (`/_app/<name>/…`) chose the app, rather than the Host.
+    by_path: bool,
+}
+
+pub(crate) struct Proxy {
+    engine: Arc<Engine>,
+    table: RwLock<Table>,
+    activities: Mutex<HashMap<String, Arc<Activity>>>,
+    last_reload: Mutex<Option<Instant>>,
+    /// The engine's runtime: registry queries run there, not on the proxy workers.
+    engine_rt: tokio::runtime::Handle,
+}
+
+type Upstream = Client<HttpConnector, Incoming>;
+
+/// Accept on the engine's runtime; serve on one single-threaded runtime per core, each with
+/// its own connection pool. A request and the upstream connection it uses then live on one
+/// thread: no cross-thread wake-ups (futex, eventfd) on the hot path, as in nginx's workers.
+pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
+    let proxy = Arc::new(Proxy {
+        engine: engine.clone(),
+        table: RwLock::new(Table::default()),
+        activities: Mutex::new(HashMap::new()),
+        last_reload: Mutex::new(None),
+        engine_rt: tokio::runtime::Handle::current(),
+    });
+    // Subscribe before the first load, so no change falls between the two.
+    let events = engine.events.subscribe();
+    proxy.reload().await;
+    tokio::spawn(follow_registry(proxy.clone(), events));
+    tokio::spawn(activity::watch_idle(proxy.clone()));
+
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_WORKERS);
+    let mut queues = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE);
+        let proxy = proxy.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hangar-proxy-{i}"))
+            .spawn(move || worker(proxy, rx));
+        match spawned {
+            Ok(_) => queues.push(tx),
+            Err(e) => tracing::error!("cannot start proxy worker {i}: {e}"),
+        }
+    }
+    if queues.is_empty() {
+        tracing::error!("no proxy worker could start; the proxy is not serving");
+        return;
+    }
+    let mut next = 0usize;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!("proxy accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        // Round robin; a worker whose queue is full passes its turn.
+        let mut conn = (stream, peer);
+        let mut placed = false;
+        for _ in 0..queues.len() {
+            next = (next + 1) % queues.len();
+            match queues[next].try_send(conn) {
+                Ok(()) => {
+                    placed = true;
+                    break;
+                }
+                Err(TrySendError::Full(c)) | Err(TrySendError::Closed(c)) => conn = c,
+            }
+        }
+        if !placed {
+            tracing::warn!("every proxy worker is saturated; a connection was refused");
+        }
+    }
+}
+
+/// Proxy workers (at most one per core).
+const MAX_WORKERS: usize = 16;
+/// Accepted connections waiting for a worker, per worker.
+const ACCEPT_QUEUE: usize = 1024;
+
+fn worker(
+    proxy: Arc<Proxy>,
+    mut accepted: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("proxy worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client: Upstream = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let pool = fast::Pool::start();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .max_header_size(MAX_HEADER_BYTES)
+            .header_read_timeout(proxy.engine.config.client_header_timeout);
+        while let Some((stream, peer)) = accepted.recv().await {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                continue;
+            };
+            let proxy = proxy.clone();
+            let client = client.clone();
+            let http = http.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                // Plain requests to running apps take the fast path; the first that needs
+                // more hands the connection, with what was read of it, to hyper.
+                let (stream, read) = match fast::serve(&proxy, &pool, stream, peer).await {
+                    fast::Outcome::Done => return,
+                    fast::Outcome::Handover(stream, read) => (stream, read.freeze()),
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    let client = client.clone();
+                    async move {
+                        let answer = guarded(proxy.handle(&client, req, peer)).await;
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                let _ = http
+                    .serve_connection(TokioIo::new(Replay { read, io: stream }), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+}
+
+/// A connection with bytes already read from it in front (the fast path's handover).
+struct Replay {
+    read: Bytes,
+    io: tokio::net::TcpStream,
+}
+
+impl tokio::io::AsyncRead for Replay {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        if !me.read.is_empty() {
+            let n = me.read.len().min(buf.remaining());
+            buf.put_slice(&me.read.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut me.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Replay {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Handle one request; a panic in it answers that request with 500 (and is logged) instead of
+/// dropping the connection.
+async fn guarded(handling: impl std::future::Future<Output = Response<Body>>) -> Response<Body> {
+    AssertUnwindSafe(handling)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a request handler panicked; answered 500");
+            pages::error(
+                false,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "Hangar failed while handling this request.",
+                None,
+                &[],
+            )
+        })
+}
+
+async fn follow_registry(
+    proxy: Arc<Proxy>,
+    mut events: tokio::sync::broadcast::Receiver<crate::run::supervisor::Event>,
+) {
+    // Creates, edits (port, domain, idle timeout) and deletes all arrive as events; reloading is
+    // one small registry query, done off the request path, once per burst of events.
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    loop {
+        match events.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {
+                while !matches!(
+                    events.try_recv(),
+                    Err(TryRecvError::Empty | TryRecvError::Closed)
+                ) {}
+                proxy.reload().await
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+impl Proxy {
+    async fn reload(&self) {
+        if let Ok(mut t) = self.last_reload.lock() {
+            *t = Some(Instant::now());
+        }
+        let Ok(apps) = self.engine.registry.list().await else {
+            return;
+        };
+        let mut t = Table::default();
+        let mut activities = self.activities.lock().unwrap_or_else(|p| p.into_inner());
+        for a in apps {
+            // Supervised before its first event; one that is not (yet) is left for the next load.
+            let Some(handle) = self.engine.supervisor.get(&a.name) else {
+                continue;
+            };
+            let Ok(authority) = Authority::try_from(format!("127.0.0.1:{}", a.port)) else {
+                continue;
+            };
+            let rt = a
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.engine.config.main.runtime.clone());
+            let runtime = self.engine.config.runtime(&rt);
+            let prefix = runtime.map(|r| r.prefix).unwrap_or(Prefix::Keep);
+            let health = runtime
+                .map(|r| crate::run::launch::health_path(&a.name, r))
+                .unwrap_or_default();
+            let entry = Arc::new(AppEntry {
+                base: crate::run::launch::base_path(&a.name),
+                authority,
+                addr: SocketAddr::from(([127, 0, 0, 1], a.port)),
+                prefix,
+                health,
+                start_mode: a.start_mode,
+                idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
+                state: handle.state.clone(),
+                log: handle.log.clone(),
+                activity: activities.entry(a.name.clone()).or_default().clone(),
+                name: a.name.clone(),
+            });
+            if let Some(d) = &a.domain {
+                t.domains.insert(d.to_ascii_lowercase(), entry.clone());
+            }
+            t.apps.insert(a.name, entry);
+        }
+        activities.retain(|name, _| t.apps.contains_key(name));
+        drop(activities);
+        if let Ok(mut table) = self.table.write() {
+            *table = t;
+        }
+    }
+
+    /// Every app the proxy knows.
+    fn apps(&self) -> Vec<Arc<AppEntry>> {
+        self.table
+            .read()
+            .map(|t| t.apps.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<AppEntry>> {
+        self.table.read().ok()?.apps.get(name).cloned()
+    }
+
+    /// Choose the app: custom domain, then `<name>.localhost` (any port), then
+    /// `/_app/<name>/`, else main. `Err(name)`: no such app.
+    fn route(&self, host: &str, path: &str) -> Result<Route, String> {
+        let table = self
+            .table
+            .read()
+            .map_err(|_| "route table poisoned".to_string())?;
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
+        let host = host.trim_end_matches('.');
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let found = |app: Option<&Arc<AppEntry>>, by_path| {
+            app.map(|app| Route {
+                app: app.clone(),
+                by_path,
+            })
+        };
+        if let Some(r) = found(table.domains.get(host), false) {
+            return Ok(r);
+        }
+        if let Some(name) = host.strip_suffix(".localhost") {
+            return found(table.apps.get(name), false).ok_or_else(|| name.to_string());
+        }
+        if let Some(rest) = path.strip_prefix("/_app/") {
+            let name = rest.split('/').next().unwrap_or("");
+            if name == MAIN {
+                return Err(name.to_string());
+            }
+            return found(table.apps.get(name), true).ok_or_else(|| name.to_string());
+        }
+        found(table.apps.get(MAIN), false).ok_or_else(|| MAIN.to_string())
+    }
+
+    /// Route, and when the app is unknown, reload the table once (at most every 50 ms) in case
+    /// it was created a moment ago and try again.
+    async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, String> {
+        let first = self.route(host, path);
+        if first.is_ok() {
+            return first;
+        }
+        let stale = self
+            .last_reload
+            .lock()
+            .map(|t| t.is_none_or(|t| t.elapsed() > Duration::from_millis(50)))
+            .unwrap_or(false);
+        if !stale {
+            return first;
+        }
+        let me = self.clone();
+        let _ = self.engine_rt.spawn(async move { me.reload().await }).await;
+        self.route(host, path)
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        client: &Upstream,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        // 0. Hangar's own path on every host: the waiting page's status stream.
+        if let Some(name) = req.uri().path().strip_prefix(wake::WAIT_PATH) {
+            return match self.entry(name) {
+                Some(app) if req.method() == Method::GET => wake::status_stream(app),
+                _ => not_found(&req, name),
+            };
+        }
+        if req.method() == Method::CONNECT {
+            return pages::error(
+                pages::wants_html(req.headers()),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Not allowed",
+                "CONNECT is not served here: this is a reverse proxy.",
+                None,
+                &[],
+            );
+        }
+
+        // 1. Route: custom domain, `<name>.localhost`, `/_app/<name>/`, else main.
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| HeaderValue::from_str(a.as_str()).ok())
+            .unwrap_or_else(|| req.headers().get(header::HOST).cloned())
+            .unwrap_or_else(|| HeaderValue::from_static(""));
+        let route = match self
+            .route_fresh(host.to_str().unwrap_or(""), req.uri().path())
+            .await
+        {
+            Ok(r) => r,
+            Err(name) => return not_found(&req, &name),
+        };
+        let app = route.app;
+        if route.by_path && req.uri().path() == app.base {
+            let q = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            return pages::redirect(&format!("{}/{q}", app.base));
+        }
+        if app.name == MAIN && !self.engine.config.main.enabled {
+            return not_found(&req, MAIN);
+        }
+
+        // 2. It is activity (idle stop) until its answer is sent; waits out an idle stop.
+        let active = app.activity.enter().await;
+
+        // 3. Make sure the app runs: a stopped on-visit app starts here, once however many
+        //    wait; browsers see the waiting page, programs are held (wake.rs).
+        if app.state.borrow().status != Status::Running {
+            if let Err(answer) = wake::wake(&self, &app, &req).await {
+                return answer;
+            }
+        }
+
+        // 4. Rewrite the request for the app: its address, the prefix kept or stripped (an app
+        //    that keeps it and is reached by its Host gets it too), the X-Forwarded-* headers.
+        let strip = route.by_path && app.prefix == Prefix::Strip;
+        let path = match (route.by_path, app.prefix) {
+            (true, Prefix::Strip) => UpstreamPath::Strip,
+            (false, Prefix::Keep) => UpstreamPath::AddBase,
+            _ => UpstreamPath::AsIs,
+        };
+        match upstream_uri(&app, req.uri(), path) {
+            Some(uri) => *req.uri_mut() = uri,
+            None => return bad_request(&req),
+        }
+        let upgrade = req.headers().get(header::UPGRADE).cloned();
+        let prefix = route.by_path.then_some(app.base.as_str());
+        forward_headers(req.headers_mut(), &host, peer, prefix, upgrade.is_some());
+
+        // 5. Upgrades (WebSocket and others) become a tunnel, active while it is open.
+        if let Some(protocol) = upgrade {
+            return self.tunnel(client, req, protocol, &app, active).await;
+        }
+
+        // 6. Forward, streaming both ways; the answer keeps the app active until it is sent.
+        let mut resp = match self.send(client, &app, req).await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        strip_hop_headers(resp.headers_mut(), false);
+        if strip {
+            rewrite_answer(resp.headers_mut(), &app.base);
+        }
+        resp.map(|b| Tracked::new(b, active).boxed())
+    }
+
+    /// Send to the app; 502 when it cannot be reached or drops the connection, 504 when its
+    /// answer does not begin within `upstream_timeout`.
+    async fn send(
+        &self,
+        client: &Upstream,
+        app: &AppEntry,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, Response<Body>> {
+        let html = pages::wants_html(req.headers());
+        let timeout = self.engine.config.upstream_timeout;
+        match tokio::time::timeout(timeout, client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::debug!(app = %app.name, "upstream error: {e}");
+                Err(pages::bad_gateway(html, &app.name, &root_cause(&e)))
+            }
+            Err(_) => Err(pages::gateway_timeout(html, &app.name, timeout)),
+        }
+    }
+
+    async fn tunnel(
+        &self,
+        client: &Upstream,
+        mut req: Request<Incoming>,
+        protocol: HeaderValue,
+        app: &AppEntry,
+        active: Active,
+    ) -> Response<Body> {
+        let client_side = hyper::upgrade::on(&mut req);
+        req.headers_mut().insert(header::UPGRADE, protocol);
+        req.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        let mut resp = match self.send(client, app, req).await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            strip_hop_headers(resp.headers_mut(), false);
+            return resp.map(|b| Tracked::new(b, active).boxed());
+        }
+        let app_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let _active = active;
+            let (Ok(c), Ok(a)) = (client_side.await, app_side.await) else {
+                return;
+            };
+            let mut c = TokioIo::new(c);
+            let mut a = TokioIo::new(a);
+            let _ = tokio::io::copy_bidirectional(&mut c, &mut a).await;
+        });
+        let mut out = Response::new(pages::empty());
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *out.headers_mut() = std::mem::take(resp.headers_mut());
+        out
+    }
+}
+
+fn not_found<B>(req: &Request<B>, name: &str) -> Response<Body> {
+    let message = if name == MAIN {
+        "There is no main app here ([main] enabled = false in hangar.toml).".to_string()
+    } else {
+        format!("There is no app named “{name}” here.")
+    };
+    pages::error(
+        pages::wants_html(req.headers()),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such app",
+        &message,
+        None,
+        &[],
+    )
+}
+
+fn bad_request<B>(req: &Request<B>) -> Response<Body> {
+    pages::error(
+        pages::wants_html(req.headers()),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "Bad request",
+        "The request's path is not valid.",
+        None,
+        &[],
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum UpstreamPath {
+    AsIs,
+    /// Reached by `/_app/<name>/…`, wants the path without it.
+    Strip,
+    /// Reached by its Host, wants `/_app/<name>` in front (unless the path has it already:
+    /// the app's own absolute links).
+    AddBase,
+}
+
+/// The app's own address with the path it wants.
+fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
+    let pq = match uri.path_and_query() {
+        None => PathAndQuery::from_static("/"),
+        Some(pq) => match upstream_path(&app.base, pq.as_str(), path)? {
+            // Unchanged: no copy.
+            std::borrow::Cow::Borrowed(p) if p.len() == pq.as_str().len() => pq.clone(),
+            p => PathAndQuery::try_from(p.as_ref()).ok()?,
+        },
+    };
+    let mut parts = hyper::http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(app.authority.clone());
+    parts.path_and_query = Some(pq);
+    Uri::from_parts(parts).ok()
+}
+
+/// The path and query the app wants, from the one the client sent (`pq`, origin form).
+fn upstream_path<'a>(
+    base: &str,
+    pq: &'a str,
+    path: UpstreamPath,
+) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    match path {
+        UpstreamPath::AsIs => Some(Cow::Borrowed(pq)),
+        UpstreamPath::Strip => {
+            let rest = pq.get(base.len()..)?;
+            if rest.starts_with('/') {
+                Some(Cow::Borrowed(rest))
+            } else {
+                Some(Cow::Owned(format!("/{rest}")))
+            }
+        }
+        UpstreamPath::AddBase => {
+            let p = pq.split_once('?').map_or(pq, |(p, _)| p);
+            let under_base = p
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if base.is_empty() || under_base {
+                Some(Cow::Borrowed(pq))
+            } else {
+                Some(Cow::Owned(format!("{base}{pq}")))
+            }
+        }
+    }
+}
+
+const HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded as they are.
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        || name.eq_ignore_ascii_case("keep-alive")
+        || name.eq_ignore_ascii_case("proxy-connection")
+}
+
+fn strip_hop_headers(h: &mut HeaderMap, keep_upgrade: bool) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
+        .collect();
+    for n in named {
+        if !(keep_upgrade && n == header::UPGRADE) {
+            h.remove(n);
+        }
+    }
+    for n in HOP.iter() {
+        if !(keep_upgrade && (*n == header::UPGRADE || *n == header::CONNECTION)) {
+            h.remove(n);
+        }
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+fn forward_headers(
+    h: &mut HeaderMap,
+    host: &HeaderValue,
+    peer: SocketAddr,
+    prefix: Option<&str>,
+    upgrade: bool,
+) {
+    strip_hop_headers(h, upgrade);
+    crate::base::web::strip_token_cookie(h);
+    let ip = peer.ip().to_string();
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    if !host.is_empty() {
+        h.insert("x-forwarded-host", host.clone());
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
+        Some(v) => {
+            h.insert("x-forwarded-prefix", v);
+        }
+        None => {
+            h.remove("x-forwarded-prefix");
+        }
+    }
+}
+
+/// With the prefix stripped, the app's absolute paths must go back under it.
+fn rewrite_answer(h: &mut HeaderMap, prefix: &str) {
+    if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = rewrite_location(loc, prefix).and_then(|l| HeaderValue::from_str(&l).ok())
+        {
+            h.insert(header::LOCATION, v);
+        }
+    }
+    let cookies: Vec<HeaderValue> =
+        h.get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| match v.to_str() {
+                Ok(s) => HeaderValue::from_str(&rewrite_cookie_path(s, prefix))
+                    .unwrap_or_else(|_| v.clone()),
+                Err(_) => v.clone(),
+            })
+            .collect();
+    if !cookies.is_empty() {
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            h.append(header::SET_COOKIE, c);
+        }
+    }
+}
+
+/// An absolute path outside the prefix goes under it; `None`: leave the Location as it is.
+fn rewrite_location(loc: &str, prefix: &str) -> Option<String> {
+    let outside = loc.starts_with('/')
+        && !loc.starts_with("//")
+        && !loc
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'));
+    outside.then(|| format!("{prefix}{loc}"))
+}
+
+fn rewrite_cookie_path(cookie: &str, prefix: &str) -> String {
+    let mut found = false;
+    let parts: Vec<String> = cookie
+        .split(';')
+        .map(|part| {
+            let t = part.trim_start();
+            if t.len() >= 5 && t[..5].eq_ignore_ascii_case("path=") {
+                found = true;
+                let p = &t[5..];
+                let p = if p == "/" {
+                    format!("{prefix}/")
+                } else {
+                    format!("{prefix}{p}")
+                };
+                format!(" Path={p}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    let mut out = parts.join(";");
+    if !found {
+        out.push_str(&format!("; Path={prefix}/"));
+    }
+    out
+}
+
+fn root_cause(e: &hyper_util::client::legacy::Error) -> String {
+    let mut src: &dyn std::error::Error = e;
+    while let Some(next) = src.source() {
+        src = next;
+    }
+    src.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_gets_500() {
+        let r = guarded(async { panic!("boom") }).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = guarded(async { pages::redirect("/x/") }).await;
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    }
+
+    #[test]
+    fn cookie_paths_go_under_the_prefix() {
+        assert_eq!(
+            rewrite_cookie_path("a=1; Path=/", "/_app/x"),
+            "a=1; Path=/_app/x/"
+        );
+        assert_eq!(
+            rewrite_cookie_path("a=1; path=/admin; HttpOnly", "/_app/x"),
+            "a=1; Path=/_app/x/admin; HttpOnly"
+        );
+        assert_eq!(rewrite_cookie_path("a=1", "/_app/x"), "a=1; Path=/_app/x/");
+    }
+
+    #[test]
+    fn locations_go_under_the_prefix() {
+        let mut h = HeaderMap::new();
+        h.insert(header::LOCATION, HeaderValue::from_static("/login"));
+        rewrite_answer(&mut h, "/_app/x");
+        assert_eq!(h[header::LOCATION], "/_app/x/login");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_static("https://other.example/"),
+        );
+        rewrite_answer(&mut h, "/_app/x");
+        assert_eq!(h[header::LOCATION], "https://other.example/");
+    }
+}

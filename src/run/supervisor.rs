@@ -1,0 +1,1091 @@
+//! The supervisor: one actor task per app that owns its process.
+//!
+//! An actor receives commands (start, stop, restart, wake, shutdown) on a bounded channel and
+//! publishes its [`AppState`] on a watch channel; every change is also an [`Event`]. The
+//! registry holds what should be (`desired`); the actor makes it so and records the pid.
+//!
+//! Invariants: at most one process per app; an app process is a process group the engine
+//! owns, ended with SIGTERM and, after the runtime's stop timeout, SIGKILL, until no member of
+//! the group is left; a crash restarts with an exponential delay capped by the runtime, and too
+//! many crashes in a row end in `error` with the reason and the last stderr lines.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::base::config::Rotation;
+use crate::base::config::{Config, Runtime};
+use crate::base::home::Home;
+use crate::run::launch::{self, Probe};
+use crate::run::logs::{AppLog, Stream};
+use crate::store::registry::{AppRecord, Desired, Registry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Upgrading,
+    Backoff,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Stopped => "stopped",
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Stopping => "stopping",
+            Status::Upgrading => "upgrading",
+            Status::Backoff => "backoff",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// What is, for one app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppState {
+    pub status: Status,
+    pub pid: Option<u32>,
+    /// When the current process became ready.
+    #[serde(skip)]
+    pub running_since: Option<SystemTime>,
+    /// When the current start began (for the waiting page's elapsed time).
+    #[serde(skip)]
+    pub starting_since: Option<SystemTime>,
+    pub restarts: u32,
+    pub error: Option<String>,
+    /// The health path's last non-ready answer while starting (a boot progress message).
+    pub progress: Option<String>,
+    /// Which change of the engine's apps this state is: every change of any app's state (or of
+    /// its record: created, edited) takes the next number, so of two views of one app the one
+    /// with the higher version is the newer (a view taken before an event can arrive after it).
+    pub version: u64,
+}
+
+impl AppState {
+    fn new() -> AppState {
+        AppState {
+            status: Status::Stopped,
+            pid: None,
+            running_since: None,
+            starting_since: None,
+            restarts: 0,
+            error: None,
+            progress: None,
+            version: 0,
+        }
+    }
+    pub fn uptime(&self) -> Option<Duration> {
+        self.running_since.and_then(|t| t.elapsed().ok())
+    }
+}
+
+/// Every state change, for the API's event stream and the desktop shell.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    App { name: String },
+    Removed { name: String },
+}
+
+/// What an explicit upgrade did: the versions, and whether the upgrade command ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeDone {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub upgraded: bool,
+}
+
+/// Why a visit could not get an app running.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WakeError {
+    #[error("{0} was stopped by the operator")]
+    Stopped(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the engine is shutting down")]
+    Gone,
+}
+
+enum Cmd {
+    /// Operator start: sticky `running`; the reply comes when ready or failed.
+    Start(oneshot::Sender<Result<(), String>>),
+    /// Operator stop: sticky `stopped`.
+    Stop(oneshot::Sender<()>),
+    Restart(oneshot::Sender<Result<(), String>>),
+    /// A visit: start unless the operator stopped it; reply with the port when ready.
+    Wake(oneshot::Sender<Result<u16, WakeError>>),
+    /// Engine shutdown or delete: end the process, keep `desired`, end the actor.
+    Shutdown(oneshot::Sender<()>),
+    /// Explicit upgrade: when the runtime's version moved, run its upgrade command (stopping
+    /// and starting again a running app); a stopped app stays stopped.
+    Upgrade(oneshot::Sender<Result<UpgradeDone, String>>),
+    /// The proxy saw no activity for the app's idle timeout: if running, stop and go
+    /// `dormant` (a visit wakes it again). Replies whether it stopped.
+    Idle(oneshot::Sender<bool>),
+}
+
+/// Shared by every actor.
+pub struct Ctx {
+    pub home: Home,
+    pub config: Arc<Config>,
+    pub registry: Registry,
+    pub events: broadcast::Sender<Event>,
+    /// The changes of app states so far (see [`AppState::version`]).
+    pub changes: std::sync::atomic::AtomicU64,
+}
+
+impl Ctx {
+    /// The number of the next change of any app (see [`AppState::version`]).
+    fn next_version(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+}
+
+#[derive(Clone)]
+pub struct AppHandle {
+    tx: mpsc::Sender<Cmd>,
+    pub state: watch::Receiver<AppState>,
+    /// The actor's own sender, for a change of the app's record (see [`Supervisor::changed`]).
+    state_tx: Arc<watch::Sender<AppState>>,
+    pub log: Arc<AppLog>,
+}
+
+pub struct Supervisor {
+    ctx: Arc<Ctx>,
+    apps: RwLock<HashMap<String, AppHandle>>,
+}
+
+impl Supervisor {
+    pub fn new(ctx: Arc<Ctx>) -> Supervisor {
+        Supervisor {
+            ctx,
+            apps: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Begin supervising `name` (idle until told otherwise).
+    pub fn add(&self, name: &str) -> AppHandle {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = apps.get(name) {
+            return h.clone();
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let (state_tx, state) = watch::channel(AppState::new());
+        let state_tx = Arc::new(state_tx);
+        let log = AppLog::open(self.ctx.home.app_log(name), Rotation::default());
+        let actor = Actor {
+            name: name.to_string(),
+            ctx: self.ctx.clone(),
+            rx,
+            state: state_tx.clone(),
+            log: log.clone(),
+            wake_waiters: Vec::new(),
+            start_waiters: Vec::new(),
+            upgrade_waiters: Vec::new(),
+            crashes: 0,
+            pid_write: None,
+        };
+        tokio::spawn(actor.run());
+        let handle = AppHandle {
+            tx,
+            state,
+            state_tx,
+            log,
+        };
+        apps.insert(name.to_string(), handle.clone());
+        handle
+    }
+
+    pub fn get(&self, name: &str) -> Option<AppHandle> {
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn state(&self, name: &str) -> Option<AppState> {
+        self.get(name).map(|h| h.state.borrow().clone())
+    }
+
+    /// `name`'s record changed (created, edited): its views take the next version, as for a
+    /// change of its state, and every subscriber hears of it.
+    pub fn changed(&self, name: &str) {
+        if let Some(h) = self.get(name) {
+            h.state_tx
+                .send_modify(|s| s.version = self.ctx.next_version());
+        }
+        let _ = self.ctx.events.send(Event::App {
+            name: name.to_string(),
+        });
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    async fn ask<T>(&self, name: &str, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Option<T> {
+        let h = self.get(name)?;
+        let (tx, rx) = oneshot::channel();
+        h.tx.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), String> {
+        self.ask(name, Cmd::Start)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+    }
+    pub async fn stop(&self, name: &str) {
+        self.ask(name, Cmd::Stop).await;
+    }
+    pub async fn restart(&self, name: &str) -> Result<(), String> {
+        self.ask(name, Cmd::Restart)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+    }
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeDone, String> {
+        self.ask(name, Cmd::Upgrade)
+            .await
+            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+    }
+    /// Idle stop: a running app stops and goes `dormant`; anything else is left alone.
+    pub async fn idle(&self, name: &str) -> bool {
+        self.ask(name, Cmd::Idle).await.unwrap_or(false)
+    }
+    pub async fn wake(&self, name: &str) -> Result<u16, WakeError> {
+        self.ask(name, Cmd::Wake)
+            .await
+            .unwrap_or(Err(WakeError::Gone))
+    }
+
+    /// End the app's process (keeping `desired`) and forget it.
+    pub async fn remove(&self, name: &str) {
+        self.ask(name, Cmd::Shutdown).await;
+        self.apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// End every app's process, all at once, keeping what the operator wanted.
+    pub async fn shutdown_all(&self) {
+        let names = self.names();
+        let stops = names.iter().map(|n| self.ask(n, Cmd::Shutdown));
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+enum Next {
+    Idle,
+    Start,
+    Backoff(Duration),
+    Exit,
+}
+
+/// How a start or a run ended.
+enum Ended {
+    /// Told to stop (desired already written).
+    Stopped,
+    /// Stopped for idleness (desired already `dormant`).
+    Idled,
+    Restart,
+    Shutdown,
+    /// The process exited on its own.
+    Crashed {
+        reason: String,
+        uptime: Duration,
+    },
+    Failed(String),
+}
+
+struct Actor {
+    name: String,
+    ctx: Arc<Ctx>,
+    rx: mpsc::Receiver<Cmd>,
+    state: Arc<watch::Sender<AppState>>,
+    log: Arc<AppLog>,
+    wake_waiters: Vec<oneshot::Sender<Result<u16, WakeError>>>,
+    start_waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    upgrade_waiters: Vec<oneshot::Sender<Result<UpgradeDone, String>>>,
+    crashes: u32,
+    /// The running process's pid being recorded in the registry.
+    pid_write: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor {
+    async fn run(mut self) {
+        let mut next = Next::Idle;
+        loop {
+            next = match next {
+                Next::Idle => self.idle().await,
+                Next::Start => self.cycle().await,
+                Next::Backoff(d) => self.backoff(d).await,
+                Next::Exit => break,
+            };
+        }
+        self.fail_waiters("the app was removed or the engine is shutting down");
+    }
+
+    fn set(&self, f: impl FnOnce(&mut AppState)) {
+        self.state.send_modify(|s| {
+            f(s);
+            s.version = self.ctx.next_version();
+        });
+        let _ = self.ctx.events.send(Event::App {
+            name: self.name.clone(),
+        });
+    }
+
+    async fn set_desired(&self, d: Desired) {
+        if let Err(e) = self.ctx.registry.set_desired(&self.name, d).await {
+            tracing::warn!(app = %self.name, "cannot record desired state: {e}");
+        }
+    }
+
+    async fn desired(&self) -> Option<Desired> {
+        self.ctx
+            .registry
+            .get(&self.name)
+            .await
+            .ok()
+            .map(|a| a.desired)
+    }
+
+    /// Ask the runtime its version beside the start (see [`Actor::prepare`]).
+    fn ask_version(&self, p: &Prepared) -> tokio::task::JoinHandle<Result<Option<String>, String>> {
+        let (runtime, env, cwd) = (p.runtime.clone(), p.env.clone(), p.cwd.clone());
+        tokio::spawn(async move { launch::runtime_version(&runtime, &env, &cwd).await })
+    }
+
+    fn notify_ready(&mut self, port: u16) {
+        for w in self.wake_waiters.drain(..) {
+            let _ = w.send(Ok(port));
+        }
+        for w in self.start_waiters.drain(..) {
+            let _ = w.send(Ok(()));
+        }
+    }
+
+    fn fail_waiters(&mut self, why: &str) {
+        for w in self.wake_waiters.drain(..) {
+            let _ = w.send(Err(WakeError::Failed(why.to_string())));
+        }
+        for w in self.start_waiters.drain(..) {
+            let _ = w.send(Err(why.to_string()));
+        }
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Err(why.to_string()));
+        }
+    }
+
+    fn stopped_waiters(&mut self) {
+        let name = self.name.clone();
+        for w in self.wake_waiters.drain(..) {
+            let _ = w.send(Err(WakeError::Stopped(name.clone())));
+        }
+        for w in self.start_waiters.drain(..) {
+            let _ = w.send(Err(format!("{name} was stopped before it was ready")));
+        }
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Err(format!("{name} was stopped before its upgrade ran")));
+        }
+    }
+
+    /// Not running: wait for a reason to start.
+    async fn idle(&mut self) -> Next {
+        loop {
+            let Some(cmd) = self.rx.recv().await else {
+                return Next::Exit;
+            };
+            match cmd {
+                Cmd::Start(reply) | Cmd::Restart(reply) => {
+                    self.set_desired(Desired::Running).await;
+                    self.start_waiters.push(reply);
+                    self.crashes = 0;
+                    return Next::Start;
+                }
+                Cmd::Wake(reply) => {
+                    let state = self.state.borrow().clone();
+                    match self.desired().await {
+                        Some(Desired::Stopped) => {
+                            let _ = reply.send(Err(WakeError::Stopped(self.name.clone())));
+                        }
+                        _ if state.status == Status::Error => {
+                            let why = state.error.unwrap_or_else(|| "the app is in error".into());
+                            let _ = reply.send(Err(WakeError::Failed(why)));
+                        }
+                        _ => {
+                            self.wake_waiters.push(reply);
+                            self.crashes = 0;
+                            return Next::Start;
+                        }
+                    }
+                }
+                Cmd::Stop(reply) => {
+                    self.set_desired(Desired::Stopped).await;
+                    self.set(|s| {
+                        s.status = Status::Stopped;
+                        s.error = None;
+                    });
+                    let _ = reply.send(());
+                }
+                Cmd::Shutdown(reply) => {
+                    let _ = reply.send(());
+                    return Next::Exit;
+                }
+                Cmd::Upgrade(reply) => {
+                    let _ = reply.send(self.upgrade_idle().await);
+                }
+                Cmd::Idle(reply) => {
+                    let _ = reply.send(false);
+                }
+            }
+        }
+    }
+
+    /// An explicit upgrade of an app that is not running: upgrade if needed, stay stopped.
+    async fn upgrade_idle(&mut self) -> Result<UpgradeDone, String> {
+        let prep = self.prepare(true).await?;
+        let (from, to) = (prep.app.last_version.clone(), prep.version.clone());
+        match self.upgrade_if_needed(&prep).await {
+            Ok(upgraded) => {
+                if upgraded {
+                    self.set(|s| {
+                        s.status = Status::Stopped;
+                        s.error = None;
+                    });
+                }
+                Ok(UpgradeDone { from, to, upgraded })
+            }
+            Err(why) => {
+                self.fail(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// Wait out a restart delay, still answering commands.
+    async fn backoff(&mut self, delay: Duration) -> Next {
+        self.set(|s| s.status = Status::Backoff);
+        self.log
+            .sys(format!("restarting in {} ms", delay.as_millis()));
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Next::Start,
+                cmd = self.rx.recv() => match cmd {
+                    None => return Next::Exit,
+                    Some(Cmd::Start(r)) | Some(Cmd::Restart(r)) => {
+                        self.set_desired(Desired::Running).await;
+                        self.start_waiters.push(r);
+                        self.crashes = 0;
+                        return Next::Start;
+                    }
+                    Some(Cmd::Wake(r)) => self.wake_waiters.push(r),
+                    Some(Cmd::Stop(r)) => {
+                        self.set_desired(Desired::Stopped).await;
+                        self.stopped_waiters();
+                        self.set(|s| { s.status = Status::Stopped; s.error = None; });
+                        let _ = r.send(());
+                        return Next::Idle;
+                    }
+                    Some(Cmd::Shutdown(r)) => {
+                        self.set(|s| s.status = Status::Stopped);
+                        let _ = r.send(());
+                        return Next::Exit;
+                    }
+                    Some(Cmd::Upgrade(r)) => {
+                        // Start now: the start upgrades first when the version moved.
+                        self.upgrade_waiters.push(r);
+                        return Next::Start;
+                    }
+                    Some(Cmd::Idle(r)) => {
+                        let _ = r.send(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Put the app in `error` with `why`, tell whoever waits, go idle.
+    fn fail(&mut self, why: String) -> Next {
+        tracing::warn!(app = %self.name, "{why}");
+        self.log.sys(format!("error: {why}"));
+        self.fail_waiters(&why);
+        self.set(|s| {
+            s.status = Status::Error;
+            s.pid = None;
+            s.running_since = None;
+            s.starting_since = None;
+            s.progress = None;
+            s.error = Some(why);
+        });
+        Next::Idle
+    }
+
+    /// One start and run of the process, until it ends.
+    async fn cycle(&mut self) -> Next {
+        self.set(|s| {
+            s.status = Status::Starting;
+            s.error = None;
+            s.progress = None;
+            s.starting_since = Some(SystemTime::now());
+        });
+        let began = std::time::Instant::now();
+        let prep = match self.prepare(!self.upgrade_waiters.is_empty()).await {
+            Ok(p) => p,
+            Err(why) => return self.fail(why),
+        };
+        tracing::debug!(app = %self.name, "start prepared in {:?}", began.elapsed());
+        let upgraded = match self.upgrade_if_needed(&prep).await {
+            Ok(u) => u,
+            Err(why) => return self.fail(why),
+        };
+        for w in self.upgrade_waiters.drain(..) {
+            let _ = w.send(Ok(UpgradeDone {
+                from: prep.app.last_version.clone(),
+                to: prep.version.clone(),
+                upgraded,
+            }));
+        }
+        if launch::port_taken(prep.app.port) {
+            return self.fail(format!(
+                "port {} is taken by another program; free it or give the app another port (`hangar` edit or --port)",
+                prep.app.port
+            ));
+        }
+        tracing::debug!(app = %self.name, "spawning after {:?}", began.elapsed());
+        let ended = self.run_process(&prep).await;
+        if let Some(w) = self.pid_write.take() {
+            let _ = w.await;
+        }
+        let _ = self.ctx.registry.set_pid(&self.name, None).await;
+        self.set(|s| {
+            s.pid = None;
+            s.running_since = None;
+        });
+        match ended {
+            Ended::Stopped => {
+                self.stopped_waiters();
+                self.set(|s| s.status = Status::Stopped);
+                Next::Idle
+            }
+            Ended::Idled => {
+                self.set(|s| s.status = Status::Stopped);
+                Next::Idle
+            }
+            Ended::Restart => {
+                self.set(|s| s.restarts += 1);
+                Next::Start
+            }
+            Ended::Shutdown => {
+                self.set(|s| s.status = Status::Stopped);
+                Next::Exit
+            }
+            Ended::Failed(why) => self.fail(why),
+            Ended::Crashed { reason, uptime } => {
+                if uptime >= prep.runtime.stable_after {
+                    self.crashes = 0;
+                }
+                self.crashes += 1;
+                let limit = prep.runtime.restart_limit;
+                if self.crashes >= limit {
+                    let tail: Vec<String> = self
+                        .log
+                        .recent(10, Some(Stream::Err))
+                        .into_iter()
+                        .map(|l| l.text)
+                        .collect();
+                    let mut why = format!("crashed {} times in a row, last {reason}; not restarting until started again", self.crashes);
+                    if !tail.is_empty() {
+                        why.push_str("; last stderr: ");
+                        why.push_str(&tail.join(" | "));
+                    }
+                    return self.fail(why);
+                }
+                self.set(|s| s.restarts += 1);
+                let delay = backoff_delay(self.crashes, prep.runtime.restart_backoff_max);
+                Next::Backoff(delay)
+            }
+        }
+    }
+
+    /// What a start needs. The runtime's version is asked first only when it decides something
+    /// (`always`, or an upgrade command and a version the app last ran with); otherwise the
+    /// start does not wait for it and it is recorded once the app is ready.
+    async fn prepare(&self, always: bool) -> Result<Prepared, String> {
+        let app = self
+            .ctx
+            .registry
+            .get(&self.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rt_name = app
+            .runtime
+            .clone()
+            .unwrap_or_else(|| self.ctx.config.main.runtime.clone());
+        let runtime = self
+            .ctx
+            .config
+            .runtime(&rt_name)
+            .cloned()
+            .ok_or_else(|| format!("runtime {rt_name:?} is not in hangar.toml"))?;
+        let env = launch::app_env(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
+        let argv = launch::expand_all(
+            &runtime.command,
+            &env,
+            &format!("runtimes.{rt_name}.command"),
+        )?;
+        let cwd = launch::working_dir(&self.ctx.home, &app, &runtime, &env)?;
+        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name))
+            .map_err(|e| format!("cannot create the app's data folder: {e}"))?;
+        let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
+        let version = if gates {
+            launch::runtime_version(&runtime, &env, &cwd).await?
+        } else {
+            None
+        };
+        Ok(Prepared {
+            app,
+            runtime,
+            env,
+            argv,
+            cwd,
+            version,
+            version_later: !gates,
+        })
+    }
+
+    /// Run the runtime's upgrade command when the version moved since the app last ran;
+    /// `Ok(true)` when it ran and succeeded.
+    async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<bool, String> {
+        let (Some(upgrade), Some(version)) = (&p.runtime.upgrade, &p.version) else {
+            return Ok(false);
+        };
+        if !needs_upgrade(p) {
+            return Ok(false);
+        }
+        self.set(|s| s.status = Status::Upgrading);
+        // Keep what the app has before its runtime changes it: an upgrade without a backup
+        // does not run.
+        let job = crate::base::jobs::Job::detached("backup", &self.name);
+        match crate::store::archive::write(&self.ctx.home, &self.ctx.config, &p.app, crate::store::archive::Reason::BeforeUpgrade, None, &job).await {
+            Ok(info) => self.log.sys(format!("backed up to {} before the upgrade", info.file.display())),
+            Err(e) => {
+                return Err(format!(
+                    "the automatic backup before the upgrade to {version} failed: {e}; not upgraded, not started"
+                ))
+            }
+        }
+        let argv = launch::expand_all(
+            upgrade,
+            &p.env,
+            &format!("runtimes.{}.upgrade", p.runtime.name),
+        )?;
+        self.log.sys(format!(
+            "upgrading from {} to {version}: {}",
+            p.app.last_version.as_deref().unwrap_or("?"),
+            argv.join(" ")
+        ));
+        let mut child = launch::command(&argv, &p.env, &p.cwd)
+            .spawn()
+            .map_err(|e| format!("cannot run the upgrade {:?}: {e}", argv[0]))?;
+        let pumps = self.pump_output(&mut child);
+        let status = tokio::time::timeout(Duration::from_secs(1800), child.wait()).await;
+        futures_util::future::join_all(pumps).await;
+        match status {
+            Ok(Ok(st)) if st.success() => {
+                self.log.sys(format!("upgraded to {version}"));
+                let _ = self
+                    .ctx
+                    .registry
+                    .set_last_version(&self.name, version)
+                    .await;
+                self.set(|s| s.status = Status::Starting);
+                Ok(true)
+            }
+            Ok(Ok(st)) => {
+                let tail: Vec<String> = self
+                    .log
+                    .recent(8, None)
+                    .into_iter()
+                    .map(|l| l.text)
+                    .collect();
+                Err(format!(
+                    "upgrade to {version} failed ({st}); not started; log: {}",
+                    tail.join(" | ")
+                ))
+            }
+            Ok(Err(e)) => Err(format!("upgrade to {version}: {e}")),
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    crate::base::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                Err(format!(
+                    "upgrade to {version} did not finish within 30 minutes; not started"
+                ))
+            }
+        }
+    }
+
+    fn pump_output(&self, child: &mut tokio::process::Child) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            tasks.push(tokio::spawn(crate::run::logs::pump(
+                out,
+                Stream::Out,
+                self.log.clone(),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            tasks.push(tokio::spawn(crate::run::logs::pump(
+                err,
+                Stream::Err,
+                self.log.clone(),
+            )));
+        }
+        tasks
+    }
+
+    async fn run_process(&mut self, p: &Prepared) -> Ended {
+        let version_later = p.version_later.then(|| self.ask_version(p));
+        self.log.sys(format!("starting: {}", p.argv.join(" ")));
+        let started = std::time::Instant::now();
+        let mut child = match launch::command(&p.argv, &p.env, &p.cwd).spawn() {
+            Ok(c) => c,
+            Err(e) => return Ended::Failed(format!("cannot start {:?}: {e}", p.argv[0])),
+        };
+        let Some(pid) = child.id() else {
+            return Ended::Failed("the process vanished at once".into());
+        };
+        let mut pumps = self.pump_output(&mut child);
+        let ticks = crate::base::process::start_time(pid).unwrap_or(0);
+        // Written while the app boots (it is awaited before the pid is cleared again).
+        let registry = self.ctx.registry.clone();
+        let name = self.name.clone();
+        self.pid_write = Some(tokio::spawn(async move {
+            let _ = registry.set_pid(&name, Some((pid, ticks))).await;
+        }));
+        self.set(|s| s.pid = Some(pid));
+
+        // Starting: probe the health path until it answers 2xx (every 1 ms at first, so a
+        // visitor waits no longer than the app's own boot; every 5 ms after PROBE_FAST_FOR).
+        let health = launch::health_path(&self.name, &p.runtime);
+        let deadline = tokio::time::sleep(p.runtime.start_timeout);
+        tokio::pin!(deadline);
+        let mut last_progress = String::new();
+        let ready = loop {
+            tokio::select! {
+                exit = child.wait() => {
+                    let reason = describe_exit(exit);
+                    drain(&mut pumps).await;
+                    self.log.sys(format!("{reason} before it was ready"));
+                    self.end_leftovers(pid, p).await;
+                    break Err(Ended::Crashed { reason: format!("{reason} before it was ready"), uptime: Duration::ZERO });
+                }
+                _ = &mut deadline => {
+                    self.stop_process(&mut child, pid, p).await;
+                    break Err(Ended::Failed(format!(
+                        "not ready after {} s: {health} on port {} never answered 2xx",
+                        p.runtime.start_timeout.as_secs(), p.app.port
+                    )));
+                }
+                cmd = self.rx.recv() => {
+                    if let Some(end) = self.command_while_up(cmd, &mut child, pid, p, None).await {
+                        break Err(end);
+                    }
+                }
+                probe = probe_until_change(p.app.port, &health, started) => match probe {
+                    Probe::Ready => break Ok(()),
+                    Probe::NotYet(body) => {
+                        if body != last_progress {
+                            last_progress = body.clone();
+                            self.set(|s| s.progress = Some(body));
+                        }
+                        tokio::time::sleep(probe_interval(started)).await;
+                    }
+                    Probe::Refused => {}
+                }
+            }
+        };
+        if let Err(end) = ready {
+            return end;
+        }
+        let boot = started.elapsed();
+        tracing::debug!(app = %self.name, "ready {:?} after the spawn", boot);
+        self.log.sys(format!(
+            "ready in {} ms (pid {pid}, port {})",
+            boot.as_millis(),
+            p.app.port
+        ));
+        // The version asked beside the boot (normally long done): the one that started.
+        let version = match version_later {
+            Some(asked) => match asked.await {
+                Ok(Ok(v)) => v,
+                Ok(Err(why)) => {
+                    self.log.sys(why);
+                    None
+                }
+                Err(_) => None,
+            },
+            None => p.version.clone(),
+        };
+        let since = SystemTime::now();
+        self.set(|s| {
+            s.status = Status::Running;
+            s.running_since = Some(since);
+            s.progress = None;
+        });
+        self.notify_ready(p.app.port);
+        // After the waiters are on their way: recording the version is not part of a visit.
+        if let Some(v) = &version {
+            if p.app.last_version.as_deref() != Some(v) {
+                let _ = self.ctx.registry.set_last_version(&self.name, v).await;
+            }
+        }
+
+        // Running: until it exits or we are told otherwise.
+        let up = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                exit = child.wait() => {
+                    let reason = describe_exit(exit);
+                    drain(&mut pumps).await;
+                    self.log.sys(format!("{reason} unexpectedly after {} s", up.elapsed().as_secs()));
+                    self.end_leftovers(pid, p).await;
+                    return Ended::Crashed { reason, uptime: up.elapsed() };
+                }
+                cmd = self.rx.recv() => {
+                    if let Some(end) = self.command_while_up(cmd, &mut child, pid, p, Some(p.app.port)).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command that arrives while the process is up (starting or running). Returns how the
+    /// run ends, or `None` to keep going.
+    async fn command_while_up(
+        &mut self,
+        cmd: Option<Cmd>,
+        child: &mut tokio::process::Child,
+        pid: u32,
+        p: &Prepared,
+        ready_port: Option<u16>,
+    ) -> Option<Ended> {
+        match cmd {
+            None => {
+                self.stop_process(child, pid, p).await;
+                Some(Ended::Shutdown)
+            }
+            Some(Cmd::Start(r)) => {
+                match ready_port {
+                    Some(_) => {
+                        let _ = r.send(Ok(()));
+                    }
+                    None => self.start_waiters.push(r),
+                }
+                self.set_desired(Desired::Running).await;
+                None
+            }
+            Some(Cmd::Wake(r)) => {
+                match ready_port {
+                    Some(port) => {
+                        let _ = r.send(Ok(port));
+                    }
+                    None => self.wake_waiters.push(r),
+                }
+                None
+            }
+            Some(Cmd::Stop(r)) => {
+                self.set_desired(Desired::Stopped).await;
+                self.stop_process(child, pid, p).await;
+                self.mark_stopped();
+                let _ = r.send(());
+                Some(Ended::Stopped)
+            }
+            Some(Cmd::Restart(r)) => {
+                self.set_desired(Desired::Running).await;
+                self.start_waiters.push(r);
+                self.stop_process(child, pid, p).await;
+                Some(Ended::Restart)
+            }
+            Some(Cmd::Shutdown(r)) => {
+                self.stop_process(child, pid, p).await;
+                self.mark_stopped();
+                let _ = r.send(());
+                Some(Ended::Shutdown)
+            }
+            Some(Cmd::Upgrade(r)) => {
+                // Ask the runtime its version afresh: it may have changed since this start.
+                match self.prepare(true).await {
+                    Err(why) => {
+                        let _ = r.send(Err(why));
+                        None
+                    }
+                    Ok(fresh) if !needs_upgrade(&fresh) => {
+                        let _ = r.send(Ok(UpgradeDone {
+                            from: fresh.app.last_version.clone(),
+                            to: fresh.version.clone(),
+                            upgraded: false,
+                        }));
+                        None
+                    }
+                    Ok(_) => {
+                        // Stop, and start again: the start runs the upgrade and answers.
+                        self.upgrade_waiters.push(r);
+                        self.stop_process(child, pid, p).await;
+                        Some(Ended::Restart)
+                    }
+                }
+            }
+            Some(Cmd::Idle(r)) => {
+                if ready_port.is_none() {
+                    let _ = r.send(false);
+                    return None;
+                }
+                self.log.sys("idle: no request or open connection for the idle timeout; going dormant until the next visit");
+                self.set_desired(Desired::Dormant).await;
+                self.stop_process(child, pid, p).await;
+                let _ = r.send(true);
+                Some(Ended::Idled)
+            }
+        }
+    }
+
+    /// The process is gone: say so before anyone who asked for the stop hears back.
+    fn mark_stopped(&self) {
+        self.set(|s| {
+            s.status = Status::Stopped;
+            s.pid = None;
+            s.running_since = None;
+        });
+    }
+
+    /// SIGTERM the group, SIGKILL after the stop timeout, reap the leader.
+    async fn stop_process(&self, child: &mut tokio::process::Child, pid: u32, p: &Prepared) {
+        self.set(|s| s.status = Status::Stopping);
+        self.log.sys(format!("stopping (SIGTERM to group {pid})"));
+        let killed = crate::base::process::end_group(pid, p.runtime.stop_timeout).await;
+        if killed {
+            self.log.sys(format!(
+                "still running after {} s: sent SIGKILL",
+                p.runtime.stop_timeout.as_secs()
+            ));
+        }
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        if let Ok(st) = status {
+            self.log.sys(format!("stopped ({})", describe_exit(st)));
+        }
+    }
+
+    /// After the leader exited by itself: end whatever it left in its group.
+    async fn end_leftovers(&self, pid: u32, p: &Prepared) {
+        if crate::base::process::group_alive(pid) {
+            crate::base::process::end_group(pid, p.runtime.stop_timeout).await;
+        }
+    }
+}
+
+struct Prepared {
+    app: AppRecord,
+    runtime: Runtime,
+    env: std::collections::BTreeMap<String, String>,
+    argv: Vec<String>,
+    cwd: std::path::PathBuf,
+    version: Option<String>,
+    /// The version was not asked before the start: ask and record it once ready.
+    version_later: bool,
+}
+
+/// Has the runtime's version moved since the app last ran, and is there an upgrade command?
+/// (An app that never ran has nothing to upgrade from.)
+fn needs_upgrade(p: &Prepared) -> bool {
+    match (&p.runtime.upgrade, &p.version, &p.app.last_version) {
+        (Some(_), Some(version), Some(last)) => last != version,
+        _ => false,
+    }
+}
+
+/// Let the output pumps read what the process wrote before it exited (bounded: a grandchild
+/// may hold the pipes open).
+async fn drain(pumps: &mut Vec<tokio::task::JoinHandle<()>>) {
+    for p in pumps.drain(..) {
+        let _ = tokio::time::timeout(Duration::from_millis(500), p).await;
+    }
+}
+
+/// Readiness is probed every millisecond for this long after a start, then every 5 ms.
+const PROBE_FAST_FOR: Duration = Duration::from_secs(2);
+
+fn probe_interval(started: std::time::Instant) -> Duration {
+    if started.elapsed() < PROBE_FAST_FOR {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(5)
+    }
+}
+
+/// Probe until the answer is not "refused" (polling while nothing listens).
+async fn probe_until_change(port: u16, path: &str, started: std::time::Instant) -> Probe {
+    loop {
+        match launch::probe(port, path).await {
+            Probe::Refused => tokio::time::sleep(probe_interval(started)).await,
+            other => return other,
+        }
+    }
+}
+
+fn describe_exit(exit: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match exit {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+        Err(e) => format!("could not be waited for ({e})"),
+    }
+}
+
+/// 1 s, 2 s, 4 s, … capped.
+pub fn backoff_delay(crashes: u32, cap: Duration) -> Duration {
+    let exp = crashes.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exp).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cap = Duration::from_secs(10);
+        let d: Vec<u64> = (1..=6).map(|c| backoff_delay(c, cap).as_secs()).collect();
+        assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff_delay(1000, cap), cap);
+    }
+}
