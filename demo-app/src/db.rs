@@ -18,6 +18,10 @@ use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::output::out;
 
+/// The longest note body and author name a note may have (the form and the API check both).
+pub const MAX_BODY_CHARS: usize = 10_000;
+pub const MAX_AUTHOR_CHARS: usize = 200;
+
 /// The oldest and newest schema versions this binary knows how to build.
 pub const MIN_SCHEMA: i64 = 1;
 pub const MAX_SCHEMA: i64 = 2;

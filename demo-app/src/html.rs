@@ -119,8 +119,8 @@ pub fn admin_page(info: &PageInfo<'_>, notes: &[Note], error: Option<&str>) -> S
         version = escape(info.version),
         dialect = escape(info.db_dialect),
         schema = info.schema_version,
-        max_body = crate::routes::MAX_BODY_CHARS,
-        max_author = crate::routes::MAX_AUTHOR_CHARS,
+        max_body = crate::db::MAX_BODY_CHARS,
+        max_author = crate::db::MAX_AUTHOR_CHARS,
     )
 }
 

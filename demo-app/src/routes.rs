@@ -25,12 +25,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::db::{Db, Note};
+use crate::db::{Db, Note, MAX_AUTHOR_CHARS, MAX_BODY_CHARS};
 use crate::html::{self, PageInfo};
 use crate::output::{err, out};
 
-pub const MAX_BODY_CHARS: usize = 10_000;
-pub const MAX_AUTHOR_CHARS: usize = 200;
 const ADMIN_NOTES: i64 = 200;
 const MIB: u64 = 1024 * 1024;
 const MAX_BURN_MS: u64 = 60_000;

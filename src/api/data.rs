@@ -1,4 +1,4 @@
-//! The API routes of backups, restores and the legacy import (see api.rs for the guard every
+//! The API routes of backups, restores and the legacy import (see api/mod.rs for the guard every
 //! route is behind). A backup or a restore answers `202` at once with a job; `GET /jobs/{id}`
 //! reports its step and bytes until it is `done` (with its result) or `failed` (with why).
 

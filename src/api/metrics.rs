@@ -1,4 +1,4 @@
-//! The API's routes for figures and logs over time (merged into api.rs's router, behind the
+//! The API's routes for figures and logs over time (merged into api/mod.rs's router, behind the
 //! same Host, Origin and token guard):
 //!
 //! - `GET /apps/{name}/metrics?range=5m|1h|24h|7d` — history and timeline of one app

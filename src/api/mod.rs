@@ -61,7 +61,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
-        // The control panel's files and `/login`: no token (see ui_server.rs).
+        // The control panel's files and `/login`: no token (see panel.rs).
         .merge(crate::api::panel::router(engine.clone()))
         .with_state(engine)
 }
