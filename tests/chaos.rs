@@ -8,10 +8,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use std::time::Duration;
 
+use common::notes::{add_note, note_bodies};
 use common::sql::*;
 use common::*;
 
@@ -29,24 +30,13 @@ impl Rng {
     }
 }
 
-fn pg_has(url: &str, catalog: &str, column: &str, name: &str) -> bool {
-    count(
-        url,
-        &format!("SELECT COUNT(*) FROM pg_catalog.{catalog} WHERE {column} = '{name}'"),
-    ) > 0
-}
-
 fn db_exists(url: &str, name: &str) -> bool {
-    pg_has(url, "pg_database", "datname", name)
+    exists(url, Object::PgDatabase, name)
 }
 
 fn cli(e: &TestEngine, args: &[&str]) -> Child {
-    Command::new(hangar_bin())
-        .arg("--home")
-        .arg(e.home_path())
+    hangar_cmd(e.home_path())
         .args(args)
-        .env("HANGAR_DEMO_BIN", demo_bin())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -76,11 +66,7 @@ fn crash_during(e: &mut TestEngine, args: &[&str], ms: u64) {
 
 /// The registry and the server agree about every app this run made.
 fn assert_consistent(e: &TestEngine, pg: &str, names: &[String], step: &str, seed: u64) {
-    let listed: Vec<String> = e
-        .list()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_string())
-        .collect();
+    let listed = e.names();
     let log = std::fs::read_to_string(e.home_path().join("serve.log")).unwrap_or_default();
     let tail: String = log
         .lines()
@@ -95,7 +81,7 @@ fn assert_consistent(e: &TestEngine, pg: &str, names: &[String], step: &str, see
     for n in names {
         let registered = listed.contains(n);
         let on_server = db_exists(pg, &format!("hangar_{n}"));
-        let role = pg_has(pg, "pg_roles", "rolname", &format!("hangar_{n}"));
+        let role = exists(pg, Object::PgRole, &format!("hangar_{n}"));
         assert_eq!(
             registered, on_server,
             "{step} (seed {seed}): {n} registered = {registered} but its database on the server = {on_server}"
@@ -146,7 +132,7 @@ fn sigkill_at_random_moments_of_create_and_delete_leaves_everything_consistent()
             sql(&pg, &[&format!("CREATE DATABASE {db}")]);
         }
     }
-    let mut e = TestEngine::start_with(&format!("[data_service]\nurl = \"{pg}\"\n"));
+    let mut e = TestEngine::start_with(&data_service(&pg));
     // Names of this run only (a replayed seed must not meet a failed run's leftovers).
     let run = format!(
         "{:x}",
@@ -181,7 +167,7 @@ fn sigkill_at_random_moments_of_create_and_delete_leaves_everything_consistent()
             seed,
         );
         // A delete with --drop-db of an app that exists, cut short.
-        if e.list().iter().any(|a| a["name"] == name.as_str()) {
+        if e.listed(&name) {
             let at = rng.below(400);
             crash_during(&mut e, &["delete", &name, "--drop-db", "--yes"], at);
             assert_consistent(
@@ -195,7 +181,7 @@ fn sigkill_at_random_moments_of_create_and_delete_leaves_everything_consistent()
     }
     // Whatever is left is still usable, and deletes cleanly.
     for n in &names {
-        if e.list().iter().any(|a| a["name"] == n.as_str()) {
+        if e.listed(n) {
             e.ok(&["delete", n, "--drop-db", "--yes"]);
         }
     }
@@ -207,13 +193,7 @@ fn sigkill_during_an_upgrade_never_loses_the_apps_data() {
     let mut e = TestEngine::start_with_env("", &[("HANGAR_DEMO_SCHEMA", "1")]);
     e.ok(&["create", "u1", "--start-mode", "with-main"]);
     e.wait_status("u1", "running", Duration::from_secs(30));
-    let resp = e
-        .http
-        .post(e.proxy_url("/_app/u1/api/notes"))
-        .json(&serde_json::json!({"body": "kept through chaos"}))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    add_note(&e, "u1", "kept through chaos");
     let mut rng = Rng(std::process::id() as u64 | 1);
     e.set_env("HANGAR_DEMO_SCHEMA", "2");
     for _ in 0..5 {
@@ -225,9 +205,7 @@ fn sigkill_during_an_upgrade_never_loses_the_apps_data() {
         e.crash_engine();
         e.spawn();
         e.wait_status("u1", "running", Duration::from_secs(30));
-        let (status, body) = e.get("/_app/u1/api/notes");
-        assert_eq!(status, 200, "{body}");
-        assert!(body.contains("kept through chaos"), "{body}");
+        assert_eq!(note_bodies(&e, "u1"), vec!["kept through chaos"]);
     }
     let (_, info) = e.get("/_app/u1/api/info");
     assert!(info.contains("\"schema_version\":2"), "{info}");

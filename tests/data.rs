@@ -15,39 +15,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::sql::{count_try as count, data_service, my, on_db, pg, sql, uniq};
+use common::notes::{add_note, note_bodies};
+use common::sql::{
+    count_try as count, data_service, exists, ident, my, on_db, pg, sql, uniq, Object,
+};
 use common::*;
 use serde_json::{json, Value};
 
-// ---- servers and SQL -------------------------------------------------------------------------
-
 // ---- apps ------------------------------------------------------------------------------------
 
-fn add_note(e: &TestEngine, app: &str, body: &str) {
-    let resp = e
-        .http
-        .post(e.proxy_url(&format!("/_app/{app}/api/notes")))
-        .json(&json!({ "body": body, "author": "tests" }))
-        .send()
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        201,
-        "{}",
-        resp.text().unwrap_or_default()
-    );
-}
-
+/// The bodies of the app's notes, sorted.
 fn notes(e: &TestEngine, app: &str) -> Vec<String> {
-    let (status, body) = e.get(&format!("/_app/{app}/api/notes"));
-    assert_eq!(status, 200, "{body}");
-    let mut v: Vec<String> = serde_json::from_str::<Value>(&body)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["body"].as_str().unwrap_or("").to_string())
-        .collect();
+    let mut v = note_bodies(e, app);
     v.sort();
     v
 }
@@ -182,17 +161,9 @@ fn postgres_database_backup_delete_restore_and_a_copy_beside() {
     let pg = pg();
     let e = TestEngine::start_with(&data_service(&pg));
     let app = uniq("pd");
-    let id = hangar::store::provision::identifier(&app);
+    let id = ident(&app);
     let probe = on_db(&pg, "postgres");
-    let exists = || {
-        count(
-            &probe,
-            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'"),
-        )
-        .unwrap()
-            == 1
-    };
-    let archive = round_trip(&e, &app, &[], || !exists());
+    let archive = round_trip(&e, &app, &[], || !exists(&probe, Object::PgDatabase, &id));
     beside(&e, &app, &archive);
 }
 
@@ -201,19 +172,13 @@ fn postgres_schema_backup_delete_restore_and_a_copy_beside() {
     let pg = pg();
     let e = TestEngine::start_with(&data_service(&pg));
     let app = uniq("ps");
-    let id = hangar::store::provision::identifier(&app);
-    let exists = || {
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'"),
-        )
-        .unwrap()
-            == 1
-    };
-    let archive = round_trip(&e, &app, &["--db", "schema"], || !exists());
+    let id = ident(&app);
+    let archive = round_trip(&e, &app, &["--db", "schema"], || {
+        !exists(&pg, Object::PgSchema, &id)
+    });
     let copy = beside(&e, &app, &archive);
     // The copy's rows are in its own schema, the original's in its.
-    let copy_id = hangar::store::provision::identifier(&copy);
+    let copy_id = ident(&copy);
     assert_eq!(
         count(&pg, &format!("SELECT COUNT(*) FROM {copy_id}.notes")).unwrap(),
         3
@@ -229,16 +194,8 @@ fn mariadb_backup_delete_restore_and_a_copy_beside() {
     let my = my();
     let e = TestEngine::start_with(&data_service(&my));
     let app = uniq("md");
-    let id = hangar::store::provision::identifier(&app);
-    let exists = || {
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{id}'"),
-        )
-        .unwrap()
-            == 1
-    };
-    let archive = round_trip(&e, &app, &[], || !exists());
+    let id = ident(&app);
+    let archive = round_trip(&e, &app, &[], || !exists(&my, Object::MyDatabase, &id));
     beside(&e, &app, &archive);
 }
 
@@ -261,11 +218,7 @@ fn restore_refuses_what_it_cannot_do_and_leaves_nothing() {
     // A SQLite dump goes into a SQLite file, nowhere else.
     let err = e.fails(&["restore", &archive, "--as", "x2", "--db", "schema"]);
     assert!(err.contains("SQLite"), "{err}");
-    let names: Vec<String> = e
-        .list()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = e.names();
     assert_eq!(names.len(), 2, "nothing half-restored: {names:?}");
     assert!(!e.home_path().join("apps/x1").exists() && !e.home_path().join("apps/x2").exists());
 }

@@ -10,24 +10,13 @@ mod common;
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use common::notes::*;
 use common::sql::*;
 use common::*;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
 // ---- servers ---------------------------------------------------------------------------------
-
-/// `url` with other credentials.
-fn as_user(url: &str, user: &str, password: &str) -> String {
-    let mut u = url::Url::parse(url).unwrap();
-    u.set_username(user).unwrap();
-    u.set_password(Some(password)).unwrap();
-    u.to_string()
-}
-
-fn ident(app: &str) -> String {
-    hangar::store::provision::identifier(app)
-}
 
 /// PostgreSQL copies template1 for every new database and refuses while anyone is connected
 /// to it; one test does that on purpose, so every database creation here takes this lock.
@@ -56,50 +45,6 @@ fn stored_url(e: &TestEngine, name: &str) -> String {
         let v: Value = serde_json::from_str(&json).unwrap();
         v["url"].as_str().unwrap().to_string()
     })
-}
-
-fn password_of(url: &str) -> String {
-    url::Url::parse(url)
-        .unwrap()
-        .password()
-        .expect("a password")
-        .to_string()
-}
-
-fn add_note(e: &TestEngine, app: &str, body: &str) {
-    let resp = e
-        .http
-        .post(e.proxy_url(&format!("/_app/{app}/api/notes")))
-        .json(&json!({ "body": body, "author": "tests" }))
-        .send()
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        201,
-        "{}",
-        resp.text().unwrap_or_default()
-    );
-}
-
-fn notes(e: &TestEngine, app: &str) -> Vec<Value> {
-    let (status, body) = e.get(&format!("/_app/{app}/api/notes"));
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn note_bodies(e: &TestEngine, app: &str) -> Vec<String> {
-    notes(e, app)
-        .iter()
-        .map(|n| n["body"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
-fn listed(e: &TestEngine, name: &str) -> bool {
-    e.list().iter().any(|a| a["name"] == name)
 }
 
 /// No `secret` in `list --json`, `status --json`, the API's answers, or any log file.
@@ -192,7 +137,7 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
         err.contains("attached") && err.contains("never drops"),
         "{err}"
     );
-    assert!(listed(&e, "sq2"), "a refused delete deletes nothing");
+    assert!(e.listed("sq2"), "a refused delete deletes nothing");
     let out = e.ok(&["delete", "sq2"]);
     assert!(out.contains("kept: attached database"), "{out}");
     assert!(file.exists(), "an attached file is never removed");
@@ -210,7 +155,7 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
         err.contains("cannot use") && err.contains("nothing was saved"),
         "{err}"
     );
-    assert!(!listed(&e, "sq3"));
+    assert!(!e.listed("sq3"));
     assert!(!e.home_path().join("apps/sq3").exists());
     let err = e.fails(&["create", "sq3", "--db", "sqlite:notes.db"]);
     assert!(err.contains("absolute"), "{err}");
@@ -218,7 +163,7 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
     assert!(err.contains("needs a PostgreSQL data service"), "{err}");
     let err = e.fails(&["create", "sq3", "--db", "oracle://x"]);
     assert!(err.contains("accepted: new-database, schema"), "{err}");
-    assert!(!listed(&e, "sq3"));
+    assert!(!e.listed("sq3"));
 
     // One mapping from names to database identifiers; two names that meet are refused.
     e.ok(&["create", "c1-b"]);
@@ -227,7 +172,7 @@ fn sqlite_new_database_attached_file_and_clear_refusals() {
         err.contains("c1-b") && err.contains("hangar_c1_b") && err.contains("choose another name"),
         "{err}"
     );
-    assert!(!listed(&e, "c1_b"));
+    assert!(!e.listed("c1_b"));
 
     // --drop-db removes the SQLite file Hangar made.
     let out = e.ok(&["delete", "sq1", "--drop-db", "--yes"]);
@@ -265,29 +210,13 @@ fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
         count(&on_db(&pg, &id_d), "SELECT COUNT(*) FROM public.notes"),
         1
     );
-    assert_eq!(
-        text(
-            &pg,
-            &format!(
-                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id_d}'"
-            )
-        ),
-        id_d
-    );
+    assert_eq!(pg_database_owner(&pg, &id_d), id_d);
     // Schema mode: a schema in the data service's database, owned by the app's role.
     assert_eq!(
         count(&pg, &format!("SELECT COUNT(*) FROM \"{id_s}\".notes")),
         1
     );
-    assert_eq!(
-        text(
-            &pg,
-            &format!(
-                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id_s}'"
-            )
-        ),
-        id_s
-    );
+    assert_eq!(pg_schema_owner(&pg, &id_s), id_s);
     // The search path travels in DATABASE_URL itself: sqlx honours it without DB_SCHEMA.
     let s_url = stored_url(&e, &s);
     assert!(s_url.contains("options=-c%20search_path%3D"), "{s_url}");
@@ -312,13 +241,7 @@ fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
         "{err}"
     );
     e.ok(&["delete", &x]);
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{attach_db}'")
-        ),
-        1
-    );
+    assert_eq!(how_many(&pg, Object::PgDatabase, &attach_db), 1);
     assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
 
     // --drop-db drops exactly what was made: database and role; schema and role.
@@ -337,35 +260,9 @@ fn postgres_new_database_schema_and_url_each_keep_notes_where_promised() {
         "{out}"
     );
     for id in [&id_d, &id_s] {
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
-            ),
-            0
-        );
+        assert_left_nothing(&pg, id);
     }
-    assert_eq!(
-        count(
-            &pg,
-            "SELECT COUNT(*) FROM pg_database WHERE datname = 'postgres'"
-        ),
-        1
-    );
+    assert_eq!(how_many(&pg, Object::PgDatabase, "postgres"), 1);
     drop(e);
     sql(&pg, &[&format!("DROP DATABASE \"{attach_db}\"")]);
 }
@@ -391,7 +288,7 @@ fn a_deleted_app_keeps_its_postgres_database_unless_dropped_and_a_new_one_is_ref
         err.contains(&format!("already has a database named {id}")),
         "{err}"
     );
-    assert!(!listed(&e, &k));
+    assert!(!e.listed(&k));
     drop(e);
     sql(
         &pg,
@@ -421,18 +318,12 @@ fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
         add_note(&e, a, &format!("note of {a}"));
     }
     assert_eq!(count(&my, &format!("SELECT COUNT(*) FROM `{id}`.notes")), 1);
-    assert_eq!(
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
-        ),
-        1
-    );
+    assert_eq!(how_many(&my, Object::MyUser, &id), 1);
     assert_eq!(count(&attach_url, "SELECT COUNT(*) FROM notes"), 1);
 
     let err = e.fails(&["create", "ms1", "--db", "schema"]);
     assert!(err.contains("schema mode is PostgreSQL only"), "{err}");
-    assert!(!listed(&e, "ms1"));
+    assert!(!e.listed("ms1"));
 
     let pw = password_of(&stored_url(&e, &d));
     assert_secret_nowhere(&e, &pw, &[&d, &x]);
@@ -449,20 +340,7 @@ fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
         "{out}"
     );
     assert!(out.contains("dropped: MySQL user"), "{out}");
-    assert_eq!(
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{id}'")
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{id}'")
-        ),
-        0
-    );
+    assert_left_nothing(&my, &id);
     drop(e);
     sql(&my, &[&format!("DROP DATABASE `{attach_db}`")]);
 }
@@ -470,29 +348,16 @@ fn mariadb_new_database_and_url_work_and_schema_mode_is_refused() {
 // ---- rights ------------------------------------------------------------------------------------
 
 #[test]
-fn a_missing_right_is_named_and_nothing_is_created() {
+fn postgres_without_createdb_is_refused_naming_the_right_and_nothing_is_created() {
     let pg = pg();
-    let my = my();
-    let nocreate = uniq("htest_nocreate_");
-    let dbonly = uniq("htest_dbonly_");
-    sql(
-        &pg,
-        &[
-            &format!(
-                "CREATE ROLE \"{nocreate}\" LOGIN PASSWORD 'limited-pw' NOCREATEDB NOCREATEROLE"
-            ),
-            &format!("CREATE ROLE \"{dbonly}\" LOGIN PASSWORD 'limited-pw' CREATEDB NOCREATEROLE"),
-        ],
-    );
-
-    // PostgreSQL, no CREATEDB: refused before anything is made, naming the right.
-    let e = TestEngine::start_with(&data_service(&as_user(&pg, &nocreate, "limited-pw")));
+    let nocreate = Account::pg(&pg, "htest_nocreate_", "NOCREATEDB NOCREATEROLE", &[]);
+    let e = TestEngine::start_with(&data_service(&nocreate.url));
     let n1 = uniq("pn");
     let err = e.fails(&["create", &n1]);
     assert!(
         err.contains("may not create databases")
             && err.contains("lacks CREATEDB")
-            && err.contains(&nocreate),
+            && err.contains(&nocreate.name),
         "{err}"
     );
     assert!(err.contains("nothing was created"), "{err}");
@@ -502,33 +367,17 @@ fn a_missing_right_is_named_and_nothing_is_created() {
             && err.contains("lacks the CREATE privilege on that database"),
         "{err}"
     );
-    assert!(!listed(&e, &n1));
-    let id = ident(&n1);
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
-        ),
-        0
-    );
+    assert!(!e.listed(&n1));
+    assert_left_nothing(&pg, &ident(&n1));
     drop(e);
+    nocreate.remove();
+}
 
-    // PostgreSQL, CREATEDB but no CREATEROLE: made with the service account, and said so.
-    let e = TestEngine::start_with(&data_service(&as_user(&pg, &dbonly, "limited-pw")));
+#[test]
+fn postgres_without_createrole_creates_with_the_service_account_and_says_so() {
+    let pg = pg();
+    let dbonly = Account::pg(&pg, "htest_dbonly_", "CREATEDB NOCREATEROLE", &[]);
+    let e = TestEngine::start_with(&data_service(&dbonly.url));
     let n2 = uniq("pn");
     let out = {
         let _g = pg_create_lock();
@@ -539,19 +388,11 @@ fn a_missing_right_is_named_and_nothing_is_created() {
         "{out}"
     );
     let id2 = ident(&n2);
-    assert_eq!(
-        text(
-            &pg,
-            &format!(
-                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id2}'"
-            )
-        ),
-        dbonly
-    );
+    assert_eq!(pg_database_owner(&pg, &id2), dbonly.name);
     assert!(e.app(&n2)["db"]
         .as_str()
         .unwrap()
-        .contains(&format!("{dbonly}@")));
+        .contains(&format!("{}@", dbonly.name)));
     e.ok(&["start", &n2]);
     add_note(&e, &n2, "through the service account");
     let out = e.ok(&["delete", &n2, "--drop-db", "--yes"]);
@@ -563,40 +404,24 @@ fn a_missing_right_is_named_and_nothing_is_created() {
         !out.contains("role"),
         "no role was made, none is dropped: {out}"
     );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id2}'")
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{dbonly}'")
-        ),
-        1
-    );
+    assert_left_nothing(&pg, &id2);
+    assert_eq!(how_many(&pg, Object::PgRole, &dbonly.name), 1);
     drop(e);
-    sql(
-        &pg,
-        &[
-            &format!("DROP ROLE \"{nocreate}\""),
-            &format!("DROP ROLE \"{dbonly}\""),
-        ],
-    );
+    dbonly.remove();
+}
 
-    // PostgreSQL, a non-superuser with CREATEDB and CREATEROLE (and CREATE on its database):
-    // roles of the apps' own, which it may make the owners, and drop again.
-    let creator = uniq("htest_creator_");
-    sql(
+/// A non-superuser with CREATEDB and CREATEROLE (and CREATE on its database): roles of the
+/// apps' own, which it may make the owners, and drop again.
+#[test]
+fn postgres_with_createdb_and_createrole_gives_each_app_a_role_of_its_own() {
+    let pg = pg();
+    let creator = Account::pg(
         &pg,
-        &[
-            &format!("CREATE ROLE \"{creator}\" LOGIN PASSWORD 'limited-pw' CREATEDB CREATEROLE"),
-            &format!("GRANT CREATE ON DATABASE postgres TO \"{creator}\""),
-        ],
+        "htest_creator_",
+        "CREATEDB CREATEROLE",
+        &["GRANT CREATE ON DATABASE postgres TO {role}"],
     );
-    let e = TestEngine::start_with(&data_service(&as_user(&pg, &creator, "limited-pw")));
+    let e = TestEngine::start_with(&data_service(&creator.url));
     let (n4, n5) = (uniq("pn"), uniq("pn"));
     {
         let _g = pg_create_lock();
@@ -606,106 +431,48 @@ fn a_missing_right_is_named_and_nothing_is_created() {
     let out = e.ok(&["create", &n5, "--db", "schema"]);
     assert!(!out.contains("note:"), "{out}");
     let (id4, id5) = (ident(&n4), ident(&n5));
-    assert_eq!(
-        text(
-            &pg,
-            &format!(
-                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{id4}'"
-            )
-        ),
-        id4
-    );
-    assert_eq!(
-        text(
-            &pg,
-            &format!(
-                "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = '{id5}'"
-            )
-        ),
-        id5
-    );
+    assert_eq!(pg_database_owner(&pg, &id4), id4);
+    assert_eq!(pg_schema_owner(&pg, &id5), id5);
     for a in [&n4, &n5] {
         e.ok(&["start", a]);
         add_note(&e, a, "own role");
         e.ok(&["delete", a, "--drop-db", "--yes"]);
     }
     for id in [&id4, &id5] {
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{id}'")
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{id}'")
-            ),
-            0
-        );
-        assert_eq!(
-            count(
-                &pg,
-                &format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{id}'")
-            ),
-            0
-        );
+        assert_left_nothing(&pg, id);
     }
     drop(e);
-    sql(
-        &pg,
-        &[
-            &format!("DROP OWNED BY \"{creator}\""),
-            &format!("DROP ROLE \"{creator}\""),
-        ],
-    );
+    creator.remove();
+}
 
-    // MariaDB, no CREATE: refused, naming the right; nothing made.
-    let my_none = uniq("htest_none_");
-    let my_nouser = uniq("htest_nouser_");
-    sql(
-        &my,
-        &[
-            &format!("CREATE USER '{my_none}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
-            &format!("GRANT SELECT ON *.* TO '{my_none}'@'127.0.0.1'"),
-            &format!("CREATE USER '{my_nouser}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
-            &format!(
-                "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES ON *.* TO '{my_nouser}'@'127.0.0.1'"
-            ),
-        ],
-    );
-    let e = TestEngine::start_with(&data_service(&as_user(&my, &my_none, "limited-pw")));
+#[test]
+fn mariadb_without_create_is_refused_naming_the_right_and_nothing_is_created() {
+    let my = my();
+    let none = Account::my(&my, "htest_none_", &["GRANT SELECT ON *.* TO {user}"]);
+    let e = TestEngine::start_with(&data_service(&none.url));
     let m1 = uniq("mn");
     let err = e.fails(&["create", &m1]);
     assert!(
         err.contains("may not create databases")
             && err.contains("lacks the CREATE privilege")
-            && err.contains(&my_none),
+            && err.contains(&none.name),
         "{err}"
     );
-    assert!(!listed(&e, &m1));
-    let mid = ident(&m1);
-    assert_eq!(
-        count(
-            &my,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid}'"
-            )
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{mid}'")
-        ),
-        0
-    );
+    assert!(!e.listed(&m1));
+    assert_left_nothing(&my, &ident(&m1));
     drop(e);
+    none.remove();
+}
 
-    // MariaDB, no CREATE USER: made with the service account, and said so.
-    let e = TestEngine::start_with(&data_service(&as_user(&my, &my_nouser, "limited-pw")));
+#[test]
+fn mariadb_without_create_user_creates_with_the_service_account_and_says_so() {
+    let my = my();
+    let nouser = Account::my(
+        &my,
+        "htest_nouser_",
+        &["GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES ON *.* TO {user}"],
+    );
+    let e = TestEngine::start_with(&data_service(&nouser.url));
     let m2 = uniq("mn");
     let out = e.ok(&["create", &m2]);
     assert!(
@@ -726,34 +493,17 @@ fn a_missing_right_is_named_and_nothing_is_created() {
         out.contains(&format!("dropped: MySQL database {mid2}")) && !out.contains("MySQL user"),
         "{out}"
     );
-    assert_eq!(
-        count(
-            &my,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{mid2}'"
-            )
-        ),
-        0
-    );
+    assert_left_nothing(&my, &mid2);
     drop(e);
-    sql(
-        &my,
-        &[
-            &format!("DROP USER '{my_none}'@'127.0.0.1'"),
-            &format!("DROP USER '{my_nouser}'@'127.0.0.1'"),
-        ],
-    );
+    nouser.remove();
 }
 
 // ---- failures midway ---------------------------------------------------------------------------
 
 #[test]
-fn a_failure_midway_leaves_nothing_behind() {
+fn a_database_already_there_is_refused_before_the_role_is_made() {
     let pg = pg();
-    let my = my();
     let e = TestEngine::start_with(&data_service(&pg));
-
-    // A database of that name already there: refused before the role is made.
     let c = uniq("pc");
     let cid = ident(&c);
     {
@@ -765,17 +515,16 @@ fn a_failure_midway_leaves_nothing_behind() {
         err.contains(&format!("already has a database named {cid}")),
         "{err}"
     );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{cid}'")
-        ),
-        0
-    );
-    assert!(!listed(&e, &c));
+    assert_eq!(how_many(&pg, Object::PgRole, &cid), 0);
+    assert!(!e.listed(&c));
     sql(&pg, &[&format!("DROP DATABASE \"{cid}\"")]);
+}
 
-    // The role is made, then CREATE DATABASE fails (its template is in use): the role goes.
+/// The role is made, then CREATE DATABASE fails (its template is in use): the role goes.
+#[test]
+fn a_failed_create_database_drops_the_role_made_before_it() {
+    let pg = pg();
+    let e = TestEngine::start_with(&data_service(&pg));
     let m = uniq("pm");
     let mid = ident(&m);
     let err = {
@@ -793,34 +542,21 @@ fn a_failure_midway_leaves_nothing_behind() {
         err.contains(&format!("PostgreSQL role {mid}")) && err.contains("dropped again"),
         "{err}"
     );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_roles WHERE rolname = '{mid}'")
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &pg,
-            &format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{mid}'")
-        ),
-        0
-    );
-    assert!(!listed(&e, &m));
+    assert_left_nothing(&pg, &mid);
+    assert!(!e.listed(&m));
     assert!(!e.home_path().join("apps").join(&m).exists());
-    drop(e);
+}
 
-    // MariaDB: user and database made, then the grant is refused: both go.
-    let nogrant = uniq("htest_nogrant_");
-    sql(
+/// MariaDB: user and database made, then the grant is refused: both go.
+#[test]
+fn a_refused_mariadb_grant_drops_the_user_and_database_made_before_it() {
+    let my = my();
+    let nogrant = Account::my(
         &my,
-        &[
-            &format!("CREATE USER '{nogrant}'@'127.0.0.1' IDENTIFIED BY 'limited-pw'"),
-            &format!("GRANT CREATE, DROP, CREATE USER ON *.* TO '{nogrant}'@'127.0.0.1' WITH GRANT OPTION"),
-        ],
+        "htest_nogrant_",
+        &["GRANT CREATE, DROP, CREATE USER ON *.* TO {user} WITH GRANT OPTION"],
     );
-    let e = TestEngine::start_with(&data_service(&as_user(&my, &nogrant, "limited-pw")));
+    let e = TestEngine::start_with(&data_service(&nogrant.url));
     let g = uniq("mg");
     let gid = ident(&g);
     let err = e.fails(&["create", &g]);
@@ -829,33 +565,17 @@ fn a_failure_midway_leaves_nothing_behind() {
         "{err}"
     );
     assert!(err.contains("dropped again"), "{err}");
-    assert_eq!(
-        count(
-            &my,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{gid}'"
-            )
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &my,
-            &format!("SELECT COUNT(*) FROM mysql.user WHERE User = '{gid}'")
-        ),
-        0
-    );
-    assert!(!listed(&e, &g));
+    assert_left_nothing(&my, &gid);
+    assert!(!e.listed(&g));
     drop(e);
-    sql(&my, &[&format!("DROP USER '{nogrant}'@'127.0.0.1'")]);
+    nogrant.remove();
 }
 
 // ---- isolation ---------------------------------------------------------------------------------
 
 #[test]
-fn apps_on_one_data_service_cannot_see_each_others_notes() {
+fn postgres_apps_cannot_see_each_others_notes() {
     let pg = pg();
-    let my = my();
     let e = TestEngine::start_with(&data_service(&pg));
     let (a, b, s1, s2) = (uniq("ia"), uniq("ib"), uniq("is"), uniq("it"));
     {
@@ -889,8 +609,11 @@ fn apps_on_one_data_service_cannot_see_each_others_notes() {
     for app in [&a, &b, &s1, &s2] {
         e.ok(&["delete", app, "--drop-db", "--yes"]);
     }
-    drop(e);
+}
 
+#[test]
+fn mariadb_apps_cannot_see_each_others_notes() {
+    let my = my();
     let e = TestEngine::start_with(&data_service(&my));
     let (a, b) = (uniq("ma"), uniq("mb"));
     for app in [&a, &b] {

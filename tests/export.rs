@@ -21,7 +21,8 @@ fn nginx_bin() -> String {
     panic!("nginx is missing: scripts/install-deps.sh test installs it");
 }
 
-/// A minimal nginx.conf around the exported http-context file, all paths in `dir`.
+/// A minimal nginx.conf around the exported http-context file, all paths in `dir`, which
+/// `nginx -t` accepts.
 fn nginx_conf(dir: &std::path::Path, include: &std::path::Path) -> std::path::PathBuf {
     let conf = dir.join("nginx.conf");
     std::fs::write(
@@ -33,6 +34,19 @@ fn nginx_conf(dir: &std::path::Path, include: &std::path::Path) -> std::path::Pa
         ),
     )
     .unwrap();
+    let test = Command::new(nginx_bin())
+        .arg("-t")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "nginx -t refused the export: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
     conf
 }
 
@@ -59,19 +73,6 @@ fn check_through_nginx(e: &TestEngine, direct: bool) {
     args.extend(["-o", &file_s]);
     e.ok(&args);
     let conf = nginx_conf(dir.path(), &file);
-    let test = Command::new(nginx_bin())
-        .arg("-t")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(
-        test.status.success(),
-        "nginx -t refused the export: {}",
-        String::from_utf8_lossy(&test.stderr)
-    );
     let _nginx = Nginx(
         Command::new(nginx_bin())
             .arg("-p")
@@ -149,20 +150,7 @@ fn nginx_direct_mode_config_is_valid() {
         "{text}"
     );
     assert!(text.contains("server_name shop.example.test;"), "{text}");
-    let conf = nginx_conf(dir.path(), &file);
-    let test = Command::new(nginx_bin())
-        .arg("-t")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(
-        test.status.success(),
-        "{}",
-        String::from_utf8_lossy(&test.stderr)
-    );
+    nginx_conf(dir.path(), &file);
 }
 
 #[test]

@@ -24,12 +24,8 @@ fn an_engine_killed_with_sigkill_leaves_nothing_behind_after_its_next_start() {
     let mut e = TestEngine::start();
     e.ok(&["create", "o1", "--start-mode", "with-main"]);
     e.wait_status("o1", "running", Duration::from_secs(30));
-    let leader = e.app("o1")["pid"].as_u64().unwrap() as u32;
-    let (_, body) = e.get("/_app/o1/api/spawn?secs=600");
-    let grandchild = serde_json::from_str::<Value>(&body).unwrap()["pid"]
-        .as_u64()
-        .unwrap() as u32;
-    assert!(pid_alive(grandchild));
+    let leader = e.pid("o1");
+    let grandchild = e.grandchild("o1", 600);
 
     e.crash_engine();
     // The parent-death signal ends the app itself…
@@ -46,7 +42,7 @@ fn an_engine_killed_with_sigkill_leaves_nothing_behind_after_its_next_start() {
         || !pid_alive(grandchild),
     );
     e.wait_status("o1", "running", Duration::from_secs(30));
-    let new_leader = e.app("o1")["pid"].as_u64().unwrap() as u32;
+    let new_leader = e.pid("o1");
     assert_ne!(new_leader, leader);
     assert!(
         e.log_text("o1").contains("listening"),
@@ -71,19 +67,7 @@ fn a_damaged_registry_is_a_clear_error_and_is_left_as_it_was() {
     let home = tempfile::tempdir().unwrap();
     let garbage = b"this is not an SQLite database, and Hangar must not overwrite it".repeat(100);
     std::fs::write(home.path().join("registry.db"), &garbage).unwrap();
-    let out = std::process::Command::new(hangar_bin())
-        .arg("--home")
-        .arg(home.path())
-        .args([
-            "serve",
-            "--proxy-port",
-            &free_port().to_string(),
-            "--api-port",
-            &free_port().to_string(),
-        ])
-        .env("HANGAR_DEMO_BIN", demo_bin())
-        .output()
-        .unwrap();
+    let out = serve_to_its_end(home.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -105,12 +89,7 @@ fn a_bad_hangar_toml_is_an_error_naming_the_key() {
         "proxy_port = 13000\n[runtimes.x]\ncommand = [\"x\"]\nprefix = \"sideways\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(hangar_bin())
-        .arg("--home")
-        .arg(home.path())
-        .arg("serve")
-        .output()
-        .unwrap();
+    let out = hangar_cmd(home.path()).arg("serve").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -132,8 +111,7 @@ fn every_app_gets_its_own_secret_and_never_the_token() {
     e.ok(&["start", "k2"]);
     let token = e.token();
     let key = |name: &str| {
-        let pid = e.app(name)["pid"].as_u64().unwrap() as u32;
-        let env = environ(pid);
+        let env = environ(e.pid(name));
         assert!(
             !env.iter().any(|(_, v)| v.contains(&token)),
             "the API token leaked into {name}'s environment"
@@ -230,9 +208,9 @@ fn the_api_refuses_bad_json_with_the_reason() {
 #[test]
 fn a_data_service_that_is_down_is_a_clear_error_and_changes_nothing() {
     let dead = free_port();
-    let e = TestEngine::start_with(&format!(
-        "[data_service]\nurl = \"postgres://hangar:secret@127.0.0.1:{dead}/postgres\"\n"
-    ));
+    let e = TestEngine::start_with(&common::sql::data_service(&format!(
+        "postgres://hangar:secret@127.0.0.1:{dead}/postgres"
+    )));
     let err = e.fails(&["create", "d1"]);
     assert!(
         err.contains("data service") && err.contains("nothing was created"),

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::notes::{add_note, note_bodies};
 use common::*;
 use serde_json::Value;
 
@@ -67,7 +68,7 @@ fn create_start_list_stop_delete() {
         resp.status()
     );
     e.ok(&["restart", "a1"]);
-    let new_pid = e.app("a1")["pid"].as_u64().unwrap() as u32;
+    let new_pid = e.pid("a1");
     assert_ne!(new_pid, pid, "restart gives a new process");
     let (_, body) = e.get("/_app/a1/admin/");
     assert!(
@@ -97,7 +98,7 @@ fn create_start_list_stop_delete() {
     let out = e.ok(&["delete", "a1", "--drop-db", "--yes"]);
     assert!(out.contains("dropped"), "{out}");
     assert!(!db_file.exists());
-    assert!(!e.list().iter().any(|a| a["name"] == "a1"));
+    assert!(!e.listed("a1"));
     let err = e.fails(&["status", "a1"]);
     assert!(err.contains("no app named"), "{err}");
 }
@@ -107,13 +108,7 @@ fn delete_without_drop_keeps_the_data_aside_and_a_new_app_starts_empty() {
     let e = TestEngine::start();
     e.ok(&["create", "k1"]);
     e.ok(&["start", "k1"]);
-    let resp = e
-        .http
-        .post(e.proxy_url("/_app/k1/api/notes"))
-        .json(&serde_json::json!({"body": "old data"}))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    add_note(&e, "k1", "old data");
     let out = e.ok(&["delete", "k1"]);
     assert!(out.contains("kept"), "{out}");
     let aside = std::fs::read_dir(e.home_path().join("apps/.deleted"))
@@ -122,10 +117,10 @@ fn delete_without_drop_keeps_the_data_aside_and_a_new_app_starts_empty() {
     assert_eq!(aside, 1);
     e.ok(&["create", "k1"]);
     e.ok(&["start", "k1"]);
-    let (_, body) = e.get("/_app/k1/api/notes");
+    let notes = note_bodies(&e, "k1");
     assert!(
-        !body.contains("old data"),
-        "a new app of the same name must not find the old data: {body}"
+        notes.is_empty(),
+        "a new app of the same name must not find the old data: {notes:?}"
     );
 }
 
@@ -135,10 +130,7 @@ fn drop_db_needs_confirmation_when_not_interactive() {
     e.ok(&["create", "c1"]);
     let err = e.fails(&["delete", "c1", "--drop-db"]);
     assert!(err.contains("--yes"), "{err}");
-    assert!(
-        e.list().iter().any(|a| a["name"] == "c1"),
-        "nothing deleted"
-    );
+    assert!(e.listed("c1"), "nothing deleted");
 }
 
 #[test]
@@ -246,12 +238,7 @@ fn bad_input_is_refused_with_one_clear_line() {
         .fails(&["create", "u2", "--port", &e.proxy_port.to_string()])
         .contains("Hangar itself"));
     // Nothing half-made: only main and u1 exist, and no folder for refused names.
-    let names: Vec<String> = e
-        .list()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names, vec!["main", "u1"]);
+    assert_eq!(e.names(), vec!["main", "u1"]);
     assert!(!e.home_path().join("apps/u2").exists());
     // The API says which field is wrong.
     let (status, body) = e.api(
@@ -279,18 +266,7 @@ fn bad_input_is_refused_with_one_clear_line() {
 #[test]
 fn a_second_engine_on_the_same_home_is_refused() {
     let e = TestEngine::start();
-    let out = std::process::Command::new(hangar_bin())
-        .arg("--home")
-        .arg(e.home_path())
-        .args([
-            "serve",
-            "--proxy-port",
-            &free_port().to_string(),
-            "--api-port",
-            &free_port().to_string(),
-        ])
-        .output()
-        .unwrap();
+    let out = serve_to_its_end(e.home_path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another engine already runs"), "{err}");
@@ -380,13 +356,8 @@ fn stop_leaves_nothing_of_the_group_alive_not_even_a_grandchild() {
     let e = TestEngine::start();
     e.ok(&["create", "g1"]);
     e.ok(&["start", "g1"]);
-    let leader = e.app("g1")["pid"].as_u64().unwrap() as u32;
-    let (status, body) = e.get("/_app/g1/api/spawn?secs=300");
-    assert_eq!(status, 200, "{body}");
-    let grandchild = serde_json::from_str::<Value>(&body).unwrap()["pid"]
-        .as_u64()
-        .unwrap() as u32;
-    assert!(pid_alive(grandchild));
+    let leader = e.pid("g1");
+    let grandchild = e.grandchild("g1", 300);
     e.ok(&["stop", "g1"]);
     assert!(
         !group_alive(leader),
@@ -397,18 +368,14 @@ fn stop_leaves_nothing_of_the_group_alive_not_even_a_grandchild() {
 
 #[test]
 fn an_app_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
-    let demo = demo_bin();
-    let e = TestEngine::start_with(&format!(
-        r#"
-[runtimes.stubborn]
-command = ["{}", "serve", "--port", "${{PORT}}", "--ignore-sigterm"]
-stop_timeout = 1
-"#,
-        demo.display()
+    let e = TestEngine::start_with(&demo_runtime(
+        "stubborn",
+        &["--ignore-sigterm"],
+        "stop_timeout = 1",
     ));
     e.ok(&["create", "s1", "--runtime", "stubborn"]);
     e.ok(&["start", "s1"]);
-    let pid = e.app("s1")["pid"].as_u64().unwrap() as u32;
+    let pid = e.pid("s1");
     let t = std::time::Instant::now();
     e.ok(&["stop", "s1"]);
     assert!(!pid_alive(pid));

@@ -65,17 +65,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 /// An SSE reader on a thread: every `data:` payload with the time it arrived.
 struct Sse {
     got: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
@@ -141,7 +130,7 @@ fn cpu_and_memory_of_a_grandchild(sampler: &str) {
     assert_eq!(host["sampler"], sampler);
     e.ok(&["create", "w1", "--runtime", "wrapped"]);
     e.ok(&["start", "w1"]);
-    let leader = e.app("w1")["pid"].as_u64().unwrap() as u32;
+    let leader = e.pid("w1");
     let demo = demo_pid(leader);
     assert_ne!(demo, leader);
 
@@ -181,7 +170,7 @@ fn cpu_and_memory_of_a_grandchild(sampler: &str) {
     // Memory held by the grandchild is counted in the app's figure.
     let (st, _) = e.get("/_app/w1/api/hold?mb=200");
     assert_eq!(st, 200);
-    let held = rss_bytes(demo);
+    let held = proc_kib(demo, "VmRSS") * 1024;
     assert!(held >= 200 << 20);
     wait_until(
         "the list to show the held memory",

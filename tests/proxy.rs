@@ -14,22 +14,6 @@ use serde_json::Value;
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-/// A runtime of `hangar-demo` written in hangar.toml, with extra arguments and keys.
-fn demo_runtime(name: &str, args: &[&str], extra: &str) -> String {
-    let mut cmd = vec![
-        demo_bin().display().to_string(),
-        "serve".into(),
-        "--port".into(),
-        "${PORT}".into(),
-    ];
-    cmd.extend(args.iter().map(|s| s.to_string()));
-    let cmd: Vec<String> = cmd.iter().map(|s| format!("{s:?}")).collect();
-    format!(
-        "[runtimes.{name}]\ncommand = [{}]\n{extra}\n",
-        cmd.join(", ")
-    )
-}
-
 /// A client that follows no redirects, so the proxy's own answers can be seen.
 fn client() -> Client {
     Client::builder()
@@ -62,16 +46,6 @@ fn raw(port: u16, request: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A `Status:` line of /proc/<pid>/status in KiB (VmRSS, VmHWM).
-fn proc_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
 fn count(haystack: &str, needle: &str) -> usize {

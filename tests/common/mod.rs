@@ -2,6 +2,7 @@
 //! free ports, the real `hangar` CLI against it, and plain HTTP clients. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod notes;
 pub mod sql;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,31 @@ pub fn hangar_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hangar"))
 }
 
+/// `hangar --home HOME`, finding `hangar-demo` beside it; the caller adds the verb.
+pub fn hangar_cmd(home: &Path) -> Command {
+    let mut c = Command::new(hangar_bin());
+    c.arg("--home")
+        .arg(home)
+        .env("HANGAR_DEMO_BIN", demo_bin())
+        .stdin(Stdio::null());
+    c
+}
+
+/// `hangar serve` on `home` with two free ports, run to its end: for an engine that must refuse
+/// to start.
+pub fn serve_to_its_end(home: &Path) -> Output {
+    hangar_cmd(home)
+        .args([
+            "serve",
+            "--proxy-port",
+            &free_port().to_string(),
+            "--api-port",
+            &free_port().to_string(),
+        ])
+        .output()
+        .expect("run hangar serve")
+}
+
 /// `hangar-demo`, built beside `hangar` (`cargo build --workspace`).
 pub fn demo_bin() -> PathBuf {
     let p = hangar_bin().with_file_name("hangar-demo");
@@ -23,6 +49,22 @@ pub fn demo_bin() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A runtime of `hangar-demo` written in hangar.toml, with extra arguments and keys.
+pub fn demo_runtime(name: &str, args: &[&str], extra: &str) -> String {
+    let mut cmd = vec![
+        demo_bin().display().to_string(),
+        "serve".into(),
+        "--port".into(),
+        "${PORT}".into(),
+    ];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    let cmd: Vec<String> = cmd.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[runtimes.{name}]\ncommand = [{}]\n{extra}\n",
+        cmd.join(", ")
+    )
 }
 
 pub fn free_port() -> u16 {
@@ -130,14 +172,10 @@ impl TestEngine {
             .append(true)
             .open(self.home.path().join("serve.log"))
             .unwrap();
-        let child = Command::new(hangar_bin())
-            .arg("--home")
-            .arg(self.home.path())
+        let child = hangar_cmd(self.home.path())
             .arg("serve")
-            .env("HANGAR_DEMO_BIN", demo_bin())
             .env("HANGAR_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -194,12 +232,8 @@ impl TestEngine {
     }
 
     pub fn hangar(&self, args: &[&str]) -> Output {
-        Command::new(hangar_bin())
-            .arg("--home")
-            .arg(self.home.path())
+        hangar_cmd(self.home.path())
             .args(args)
-            .env("HANGAR_DEMO_BIN", demo_bin())
-            .stdin(Stdio::null())
             .output()
             .expect("run hangar")
     }
@@ -243,9 +277,43 @@ impl TestEngine {
             .expect("an array")
     }
 
+    /// The names `list --json` shows, in its order.
+    pub fn names(&self) -> Vec<String> {
+        self.list()
+            .iter()
+            .map(|a| a["name"].as_str().expect("a name").to_string())
+            .collect()
+    }
+
+    pub fn listed(&self, name: &str) -> bool {
+        self.list().iter().any(|a| a["name"] == name)
+    }
+
     pub fn app(&self, name: &str) -> Value {
         let out = self.ok(&["status", name, "--json"]);
         serde_json::from_str(&out).expect("status --json is JSON")
+    }
+
+    /// The pid of a running app's process (its group's leader).
+    pub fn pid(&self, name: &str) -> u32 {
+        let app = self.app(name);
+        let pid = app["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a pid: {app}"));
+        u32::try_from(pid).expect("a pid fits u32")
+    }
+
+    /// Have a running `hangar-demo` app start a grandchild that sleeps `secs`; the grandchild's
+    /// pid, alive.
+    pub fn grandchild(&self, name: &str, secs: u32) -> u32 {
+        let (status, body) = self.get(&format!("/_app/{name}/api/spawn?secs={secs}"));
+        assert_eq!(status, 200, "{body}");
+        let pid = serde_json::from_str::<Value>(&body).unwrap()["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or_else(|| panic!("a pid: {body}"));
+        assert!(pid_alive(pid));
+        pid
     }
 
     pub fn status(&self, name: &str) -> String {
@@ -323,4 +391,14 @@ pub fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.contains(") Z "))
         .unwrap_or(false)
+}
+
+/// A line of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+pub fn proc_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
