@@ -32,7 +32,7 @@ pub const LOG_WINDOW_PREFIX: &str = "logs-";
 /// to change it).
 pub const LOG_ROUTE: &str = "/#/logs/{name}?bare";
 /// Injected into the shell's windows: log links of the engine's UI open native log windows.
-const ENGINE_UI_SCRIPT: &str = include_str!("engine_ui.js");
+const ENGINE_UI_SCRIPT: &str = include_str!("../engine_ui.js");
 /// Events the shell sends to its windows.
 pub const EVENT_APPS: &str = "hangar://apps";
 pub const EVENT_QUIT: &str = "hangar://quit-progress";
