@@ -3,8 +3,9 @@
 //! windows, and hands the webview what it needs to reach the engine. No engine logic lives here.
 //!
 //! Map: `backend` (the engine, hosted or attached), `menu_model` (the tray menu as a pure
-//! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (windows,
-//! close-to-tray, webview release, quit), `commands` (what the windows may call), `window_proc`
+//! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (the state
+//! the shell's parts share, and one child module a job: windows, webview, release, tray icon,
+//! following the tray and the engine, quit), `commands` (what the windows may call), `window_proc`
 //! (the windows in a child process, so the tray process never loads WebKit), `lean` (less memory
 //! in the tray: no GL, library pages given back, no idle WebKit network process).
 
@@ -27,7 +28,8 @@ use hangar::home::Home;
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 
 use crate::backend::Backend;
-use crate::shell::{Options, Role, Shell, MAIN_WINDOW};
+use crate::shell::windows::MAIN_WINDOW;
+use crate::shell::{Options, Role, Shell};
 use crate::window_proc::{HostEvent, HostFacts, HostLink, Spawn, ToHost, ToWindow, WindowProcess};
 
 #[derive(Debug, Parser)]
@@ -168,33 +170,35 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                 }
                 Windows::ForHost(facts) => {
                     shell.set_role(Role::Window(Arc::new(HostLink::new(facts))));
-                    shell::start(app.handle());
+                    // No tray here: its host has it.
+                    shell::engine_follow::start(app.handle());
                     let handle = app.handle().clone();
                     tauri::async_runtime::spawn(window_loop(handle));
                     return Ok(());
                 }
             }
-            shell::start(app.handle());
-            shell::follow_tray(app.handle());
+            shell::tray_follow::start(app.handle());
+            shell::engine_follow::start(app.handle());
+            shell::tray_follow::follow_tray(app.handle());
             // No tray yet, but one may come (the panel may start after Hangar at login).
             let tray_may_come = hidden && !shell.tray_available() && tray::follows_the_desktop();
             if let Some(wp) = shell.window_process() {
                 // This process never shows a webview: what starting touched goes back now.
-                shell::shed_when_no_webview(app.handle());
+                shell::release::shed_when_no_webview(app.handle());
                 if tray_may_come {
-                    shell::show_main_unless_a_tray_comes(app.handle());
+                    shell::tray_follow::show_main_unless_a_tray_comes(app.handle());
                 } else if !hidden || !shell.tray_available() {
                     wp.show()?;
                 }
             } else if hidden && shell.tray_available() {
                 // In the tray from the start: what starting touched goes back to the system.
-                shell::shed_when_no_webview(app.handle());
+                shell::release::shed_when_no_webview(app.handle());
             } else if tray_may_come {
-                shell::show_main_unless_a_tray_comes(app.handle());
+                shell::tray_follow::show_main_unless_a_tray_comes(app.handle());
             } else {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
-                    if let Err(e) = shell::show_main(&handle).await {
+                    if let Err(e) = shell::windows::show_main(&handle).await {
                         tracing::error!("cannot open the main window: {e}");
                     }
                 });
@@ -215,10 +219,10 @@ async fn host_loop<R: Runtime>(
     while let Some(event) = events.recv().await {
         let sh = app.state::<Arc<Shell>>().inner().clone();
         match event {
-            HostEvent::Quit => shell::begin_quit(&app),
+            HostEvent::Quit => shell::quit::begin_quit(&app),
             HostEvent::Autostart => {
                 sh.set_autostart_state(autostart_enabled(&app));
-                shell::refresh_tray(&app);
+                shell::tray_icon::refresh_tray(&app);
             }
             HostEvent::Idle { id, seq } => {
                 wp.idle(id, seq);
@@ -230,20 +234,20 @@ async fn host_loop<R: Runtime>(
                 // Library pages the window process had in use (WebKit's, this binary's) were
                 // mapped here too by fault-around, and could not be paged out while it shared
                 // them: now they can.
-                shell::shed_when_no_webview(&app);
+                shell::release::shed_when_no_webview(&app);
                 if !wp.ended(id) {
                     continue;
                 }
                 tracing::warn!("the window process ended unasked ({status})");
                 if sh.tray_available() {
-                    shell::notify(
+                    shell::engine_follow::notify(
                         &app,
                         "Hangar",
                         &format!("The window closed unexpectedly ({status}); Open Hangar in the tray brings it back."),
                     );
                 } else {
                     tracing::info!("no tray to come back through: quitting");
-                    shell::begin_quit(&app);
+                    shell::quit::begin_quit(&app);
                 }
             }
         }
@@ -261,18 +265,18 @@ async fn window_loop<R: Runtime>(app: AppHandle<R>) {
         match request {
             ToWindow::Show(seq) => {
                 link.saw(seq);
-                if let Err(e) = shell::show_main(&app).await {
+                if let Err(e) = shell::windows::show_main(&app).await {
                     tracing::error!("cannot open the main window: {e}");
                 }
             }
             ToWindow::Logs(seq, name) => {
                 link.saw(seq);
-                if let Err(e) = shell::open_logs(&app, &name).await {
+                if let Err(e) = shell::windows::open_logs(&app, &name).await {
                     tracing::warn!("log window for {name}: {e}");
                 }
             }
-            ToWindow::Progress(q) => shell::show_quit_progress(&app, q),
-            ToWindow::Tray(available) => shell::tray_changed(
+            ToWindow::Progress(q) => shell::quit::show_quit_progress(&app, q),
+            ToWindow::Tray(available) => shell::tray_follow::tray_changed(
                 &app,
                 tray::TrayProbe {
                     available,
@@ -308,7 +312,7 @@ async fn quit_on_signal<R: Runtime>(app: AppHandle<R>) {
         _ = hup.recv() => {}
     }
     tracing::info!("signal received: quitting");
-    shell::begin_quit(&app);
+    shell::quit::begin_quit(&app);
 }
 
 /// The app's run loop events: close-to-tray, window bookkeeping, and no exit before the apps
@@ -332,7 +336,7 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
                 // The last window went (its webview released): keep serving in the tray.
                 return;
             }
-            shell::begin_quit(app);
+            shell::quit::begin_quit(app);
         }
         RunEvent::WindowEvent {
             label,
@@ -341,7 +345,7 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
         } if label == MAIN_WINDOW => {
             // Not a match guard: asking hides the window or begins the quit.
             #[allow(clippy::collapsible_match)]
-            if shell::main_close_requested(app) {
+            if shell::windows::main_close_requested(app) {
                 api.prevent_close();
             }
         }
@@ -350,8 +354,8 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             event: WindowEvent::Destroyed,
             ..
         } => {
-            shell::window_gone(&sh, &label);
-            shell::shed_when_no_webview(app);
+            shell::windows::window_gone(&sh, &label);
+            shell::release::shed_when_no_webview(app);
         }
         _ => {}
     }
@@ -377,7 +381,7 @@ pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, S
             link.send(ToHost::Autostart);
         }
     }
-    shell::refresh_tray(app);
+    shell::tray_icon::refresh_tray(app);
     Ok(now)
 }
 
@@ -497,7 +501,7 @@ pub fn main_entry() -> i32 {
                         tracing::info!("launched again: showing the window");
                         let app = app.clone();
                         tauri::async_runtime::spawn(async move {
-                            let _ = shell::show_main(&app).await;
+                            let _ = shell::windows::show_main(&app).await;
                         });
                     })
                     .build(),
