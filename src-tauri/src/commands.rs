@@ -112,13 +112,13 @@ pub async fn follow_logs<R: Runtime>(
 
 #[tauri::command]
 pub fn get_autostart<R: Runtime>(app: AppHandle<R>) -> bool {
-    crate::autostart_enabled(&app)
+    shell::autostart::autostart_enabled(&app)
 }
 
 /// Start at login: on or off. Returns the new setting.
 #[tauri::command]
 pub fn set_autostart<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Res<bool> {
-    crate::set_autostart(&app, enabled)
+    shell::autostart::set_autostart(&app, enabled)
 }
 
 /// What the tray menu shows now.

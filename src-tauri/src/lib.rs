@@ -30,7 +30,7 @@ use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 use crate::backend::Backend;
 use crate::shell::windows::MAIN_WINDOW;
 use crate::shell::{Options, Role, Shell};
-use crate::window_proc::{HostEvent, HostFacts, HostLink, Spawn, ToHost, ToWindow, WindowProcess};
+use crate::window_proc::{HostFacts, HostLink, Spawn, WindowProcess};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,7 +154,7 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             };
             let shell = Shell::new(backend, options, tray);
             app.manage(shell.clone());
-            shell.set_autostart_state(autostart_enabled(app.handle()));
+            shell.set_autostart_state(shell::autostart::autostart_enabled(app.handle()));
             match windows {
                 Windows::Here => shell.set_role(Role::Whole),
                 Windows::InChild(spawn) => {
@@ -166,14 +166,14 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                     let wp = Arc::new(wp);
                     shell.set_role(Role::Host(wp.clone()));
                     let handle = app.handle().clone();
-                    tauri::async_runtime::spawn(host_loop(handle, wp, events));
+                    tauri::async_runtime::spawn(shell::window_link::host_loop(handle, wp, events));
                 }
                 Windows::ForHost(facts) => {
                     shell.set_role(Role::Window(Arc::new(HostLink::new(facts))));
                     // No tray here: its host has it.
                     shell::engine_follow::start(app.handle());
                     let handle = app.handle().clone();
-                    tauri::async_runtime::spawn(window_loop(handle));
+                    tauri::async_runtime::spawn(shell::window_link::window_loop(handle));
                     return Ok(());
                 }
             }
@@ -204,115 +204,9 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                 });
             }
             let handle = app.handle().clone();
-            tauri::async_runtime::spawn(async move { quit_on_signal(handle).await });
+            tauri::async_runtime::spawn(async move { shell::quit::quit_on_signal(handle).await });
             Ok(())
         })
-}
-
-/// The host's side of its window process: a quit asked from a window, start at login switched
-/// there, no window left (let the process go), the process gone.
-async fn host_loop<R: Runtime>(
-    app: AppHandle<R>,
-    wp: Arc<WindowProcess>,
-    mut events: tokio::sync::mpsc::Receiver<HostEvent>,
-) {
-    while let Some(event) = events.recv().await {
-        let sh = app.state::<Arc<Shell>>().inner().clone();
-        match event {
-            HostEvent::Quit => shell::quit::begin_quit(&app),
-            HostEvent::Autostart => {
-                sh.set_autostart_state(autostart_enabled(&app));
-                shell::tray_icon::refresh_tray(&app);
-            }
-            HostEvent::Idle { id, seq } => {
-                wp.idle(id, seq);
-            }
-            HostEvent::Ended { id, status } => {
-                if sh.is_quitting() {
-                    continue;
-                }
-                // Library pages the window process had in use (WebKit's, this binary's) were
-                // mapped here too by fault-around, and could not be paged out while it shared
-                // them: now they can.
-                shell::release::shed_when_no_webview(&app);
-                if !wp.ended(id) {
-                    continue;
-                }
-                tracing::warn!("the window process ended unasked ({status})");
-                if sh.tray_available() {
-                    shell::engine_follow::notify(
-                        &app,
-                        "Hangar",
-                        &format!("The window closed unexpectedly ({status}); Open Hangar in the tray brings it back."),
-                    );
-                } else {
-                    tracing::info!("no tray to come back through: quitting");
-                    shell::quit::begin_quit(&app);
-                }
-            }
-        }
-    }
-}
-
-/// The window process: its host's requests, until its input ends (then it exits).
-async fn window_loop<R: Runtime>(app: AppHandle<R>) {
-    let sh = app.state::<Arc<Shell>>().inner().clone();
-    let Some(link) = sh.host_link().cloned() else {
-        return;
-    };
-    let mut lines = window_proc::stdin_lines();
-    while let Some(request) = window_proc::next_request(&mut lines).await {
-        match request {
-            ToWindow::Show(seq) => {
-                link.saw(seq);
-                if let Err(e) = shell::windows::show_main(&app).await {
-                    tracing::error!("cannot open the main window: {e}");
-                }
-            }
-            ToWindow::Logs(seq, name) => {
-                link.saw(seq);
-                if let Err(e) = shell::windows::open_logs(&app, &name).await {
-                    tracing::warn!("log window for {name}: {e}");
-                }
-            }
-            ToWindow::Progress(q) => shell::quit::show_quit_progress(&app, q),
-            ToWindow::Tray(available) => shell::tray_follow::tray_changed(
-                &app,
-                tray::TrayProbe {
-                    available,
-                    why: format!(
-                        "the desktop app {} its tray",
-                        if available { "found" } else { "lost" }
-                    ),
-                },
-            ),
-        }
-        if app.webview_windows().is_empty() {
-            link.idle();
-        }
-    }
-    tracing::debug!("the host closed the window process's input: exiting");
-    sh.allow_exit();
-    app.exit(0);
-}
-
-/// SIGTERM, SIGINT or SIGHUP (logout, `kill`) quit as the tray's Quit does: every app stopped.
-async fn quit_on_signal<R: Runtime>(app: AppHandle<R>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = hup.recv() => {}
-    }
-    tracing::info!("signal received: quitting");
-    shell::quit::begin_quit(&app);
 }
 
 /// The app's run loop events: close-to-tray, window bookkeeping, and no exit before the apps
@@ -361,30 +255,6 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
     }
 }
 
-pub fn autostart_enabled<R: Runtime>(app: &AppHandle<R>) -> bool {
-    app.try_state::<tauri_plugin_autostart::AutoLaunchManager>()
-        .and_then(|m| m.is_enabled().ok())
-        .unwrap_or(false)
-}
-
-/// Turn start-at-login on or off; returns the setting as it now is.
-pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, String> {
-    let m = app
-        .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
-        .ok_or("start at login is not available here")?;
-    let r = if on { m.enable() } else { m.disable() };
-    r.map_err(|e| format!("cannot change start at login: {e}"))?;
-    let now = m.is_enabled().unwrap_or(on);
-    if let Some(sh) = app.try_state::<Arc<Shell>>() {
-        sh.set_autostart_state(now);
-        if let Some(link) = sh.host_link() {
-            link.send(ToHost::Autostart);
-        }
-    }
-    shell::tray_icon::refresh_tray(app);
-    Ok(now)
-}
-
 /// One running desktop app per home: the D-Bus name carries a hash of the home's path.
 pub fn instance_id(home: &Home) -> String {
     // FNV-1a: stable across builds and versions.
@@ -394,16 +264,6 @@ pub fn instance_id(home: &Home) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("dev.hangar.desktop.home_{h:016x}")
-}
-
-/// The autostart entry's arguments: start in the tray, on this home when one was given.
-fn autostart_args(args: &Args) -> Vec<String> {
-    let mut v = vec!["--hidden".to_string()];
-    if let Some(h) = &args.home {
-        v.push("--home".into());
-        v.push(h.display().to_string());
-    }
-    v
 }
 
 pub fn main_entry() -> i32 {
@@ -511,7 +371,7 @@ pub fn main_entry() -> i32 {
     let builder = builder.plugin(
         tauri_plugin_autostart::Builder::new()
             .app_name("Hangar")
-            .args(autostart_args(&args))
+            .args(shell::autostart::autostart_args(&args))
             .build(),
     );
     let app = match install(builder, launch).build(tauri::generate_context!("../tauri.conf.json")) {

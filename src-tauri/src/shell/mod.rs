@@ -3,7 +3,8 @@
 //! window, log windows, close-to-tray; the one door to windows), `webview` (what a window loads,
 //! where its links go), `release` (memory given back when no webview is needed), `tray_icon` (the
 //! icon and its menu; its clicks), `tray_follow` (a tray that comes and goes), `engine_follow`
-//! (the engine's events into the tray, the windows and notifications), `quit`.
+//! (the engine's events into the tray, the windows and notifications), `quit`, `autostart`
+//! (start at login), `window_link` (the loops on either side of the window process).
 //!
 //! Invariants: the process is never left without a way back: with no tray, closing the main
 //! window quits (after stopping every app); a second launch always shows the main window
@@ -11,12 +12,14 @@
 //! app is down. The role is set once. The state's fields are seen only by `shell` and its
 //! children.
 
+pub mod autostart;
 pub mod engine_follow;
 pub mod quit;
 pub mod release;
 pub mod tray_follow;
 pub mod tray_icon;
 pub mod webview;
+pub mod window_link;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! Quitting: every app stopped gracefully, the progress shown in the tray and the windows, then
-//! the exit.
+//! the exit; a signal (SIGTERM, SIGINT, SIGHUP) quits the same way.
 //!
 //! Invariants: a quit runs once, however often it is asked for; the exit is allowed
 //! (`may_exit`) only after the backend says every app is down and the window process is closed;
@@ -82,4 +82,23 @@ pub fn show_quit_progress<R: Runtime>(app: &AppHandle<R>, q: QuitProgress) {
             q.left, q.total
         ));
     }
+}
+
+/// SIGTERM, SIGINT or SIGHUP (logout, `kill`) quit as the tray's Quit does: every app stopped.
+pub async fn quit_on_signal<R: Runtime>(app: AppHandle<R>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = hup.recv() => {}
+    }
+    tracing::info!("signal received: quitting");
+    begin_quit(&app);
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use tauri::{AppHandle, Runtime};
 
+use super::autostart::{autostart_enabled, set_autostart};
 use super::engine_follow::notify;
 use super::quit::begin_quit;
 use super::shell;
@@ -105,8 +106,8 @@ pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), 
             Err(e) => Err(e.to_string()),
         },
         Action::ToggleAutostart => {
-            let on = crate::autostart_enabled(app);
-            crate::set_autostart(app, !on).map(|_| ())
+            let on = autostart_enabled(app);
+            set_autostart(app, !on).map(|_| ())
         }
         Action::Quit => {
             begin_quit(app);
