@@ -653,7 +653,7 @@ def late_tray():
         watcher = start_watcher()
         menu = tray_of(p.pid)
         tray_wait(menu, "main running (late tray)", lambda l: sni.find(l, "~Main app — running"))
-        # Past the time Hangar waits for a tray (shell::TRAY_WAIT, 10 s): still no window.
+        # Past the time Hangar waits for a tray (shell::tray_follow::TRAY_WAIT, 10 s): still no window.
         time.sleep(max(0, started + 14 - time.time()))
         if x_windows("^Hangar$"):
             fail("a tray host came within the wait, yet the window showed")

@@ -27,7 +27,7 @@ pub async fn shell_info<R: Runtime>(
     sh: State<'_, Arc<Shell>>,
 ) -> Res<ShellInfo> {
     let mut info = sh.info().await;
-    info.main_window = match app.get_webview_window(shell::MAIN_WINDOW) {
+    info.main_window = match app.get_webview_window(shell::windows::MAIN_WINDOW) {
         None => "released",
         Some(_) if sh.main_hidden() => "hidden",
         Some(_) => "visible",
@@ -53,7 +53,7 @@ pub async fn stop_app(sh: State<'_, Arc<Shell>>, name: String) -> Res<AppView> {
 /// Open the log viewer window of `name` (reused when open); returns its label.
 #[tauri::command]
 pub async fn open_logs<R: Runtime>(app: AppHandle<R>, name: String) -> Res<String> {
-    shell::open_logs(&app, &name).await
+    shell::windows::open_logs(&app, &name).await
 }
 
 #[tauri::command]
@@ -106,19 +106,19 @@ pub async fn follow_logs<R: Runtime>(
             }
         }
     });
-    shell::track_log_sub(&sh, window.label(), task);
+    shell::windows::track_log_sub(&sh, window.label(), task);
     Ok(())
 }
 
 #[tauri::command]
 pub fn get_autostart<R: Runtime>(app: AppHandle<R>) -> bool {
-    crate::autostart_enabled(&app)
+    shell::autostart::autostart_enabled(&app)
 }
 
 /// Start at login: on or off. Returns the new setting.
 #[tauri::command]
 pub fn set_autostart<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Res<bool> {
-    crate::set_autostart(&app, enabled)
+    shell::autostart::set_autostart(&app, enabled)
 }
 
 /// What the tray menu shows now.
@@ -129,11 +129,13 @@ pub fn tray_model(sh: State<'_, Arc<Shell>>) -> TrayModel {
 
 #[tauri::command]
 pub async fn show_main<R: Runtime>(app: AppHandle<R>) -> Res<()> {
-    shell::show_main(&app).await.map_err(|e| e.to_string())
+    shell::windows::show_main(&app)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Quit: stop every app gracefully, then exit. Progress arrives as `hangar://quit-progress`.
 #[tauri::command]
 pub fn quit<R: Runtime>(app: AppHandle<R>) {
-    shell::begin_quit(&app);
+    shell::quit::begin_quit(&app);
 }

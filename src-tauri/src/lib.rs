@@ -3,8 +3,9 @@
 //! windows, and hands the webview what it needs to reach the engine. No engine logic lives here.
 //!
 //! Map: `backend` (the engine, hosted or attached), `menu_model` (the tray menu as a pure
-//! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (windows,
-//! close-to-tray, webview release, quit), `commands` (what the windows may call), `window_proc`
+//! function), `notice` (when to notify), `tray` (native menu, tray detection), `shell` (the state
+//! the shell's parts share, and one child module a job: windows, webview, release, tray icon,
+//! following the tray and the engine, quit), `commands` (what the windows may call), `window_proc`
 //! (the windows in a child process, so the tray process never loads WebKit), `lean` (less memory
 //! in the tray: no GL, library pages given back, no idle WebKit network process).
 
@@ -27,8 +28,9 @@ use hangar::engine::Overrides;
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 
 use crate::backend::Backend;
-use crate::shell::{Options, Role, Shell, MAIN_WINDOW};
-use crate::window_proc::{HostEvent, HostFacts, HostLink, Spawn, ToHost, ToWindow, WindowProcess};
+use crate::shell::windows::MAIN_WINDOW;
+use crate::shell::{Options, Role, Shell};
+use crate::window_proc::{HostFacts, HostLink, Spawn, WindowProcess};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -152,7 +154,7 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             };
             let shell = Shell::new(backend, options, tray);
             app.manage(shell.clone());
-            shell.set_autostart_state(autostart_enabled(app.handle()));
+            shell.set_autostart_state(shell::autostart::autostart_enabled(app.handle()));
             match windows {
                 Windows::Here => shell.set_role(Role::Whole),
                 Windows::InChild(spawn) => {
@@ -164,151 +166,47 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
                     let wp = Arc::new(wp);
                     shell.set_role(Role::Host(wp.clone()));
                     let handle = app.handle().clone();
-                    tauri::async_runtime::spawn(host_loop(handle, wp, events));
+                    tauri::async_runtime::spawn(shell::window_link::host_loop(handle, wp, events));
                 }
                 Windows::ForHost(facts) => {
                     shell.set_role(Role::Window(Arc::new(HostLink::new(facts))));
-                    shell::start(app.handle());
+                    // No tray here: its host has it.
+                    shell::engine_follow::start(app.handle());
                     let handle = app.handle().clone();
-                    tauri::async_runtime::spawn(window_loop(handle));
+                    tauri::async_runtime::spawn(shell::window_link::window_loop(handle));
                     return Ok(());
                 }
             }
-            shell::start(app.handle());
-            shell::follow_tray(app.handle());
+            shell::tray_follow::start(app.handle());
+            shell::engine_follow::start(app.handle());
+            shell::tray_follow::follow_tray(app.handle());
             // No tray yet, but one may come (the panel may start after Hangar at login).
             let tray_may_come = hidden && !shell.tray_available() && tray::follows_the_desktop();
             if let Some(wp) = shell.window_process() {
                 // This process never shows a webview: what starting touched goes back now.
-                shell::shed_when_no_webview(app.handle());
+                shell::release::shed_when_no_webview(app.handle());
                 if tray_may_come {
-                    shell::show_main_unless_a_tray_comes(app.handle());
+                    shell::tray_follow::show_main_unless_a_tray_comes(app.handle());
                 } else if !hidden || !shell.tray_available() {
                     wp.show()?;
                 }
             } else if hidden && shell.tray_available() {
                 // In the tray from the start: what starting touched goes back to the system.
-                shell::shed_when_no_webview(app.handle());
+                shell::release::shed_when_no_webview(app.handle());
             } else if tray_may_come {
-                shell::show_main_unless_a_tray_comes(app.handle());
+                shell::tray_follow::show_main_unless_a_tray_comes(app.handle());
             } else {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
-                    if let Err(e) = shell::show_main(&handle).await {
+                    if let Err(e) = shell::windows::show_main(&handle).await {
                         tracing::error!("cannot open the main window: {e}");
                     }
                 });
             }
             let handle = app.handle().clone();
-            tauri::async_runtime::spawn(async move { quit_on_signal(handle).await });
+            tauri::async_runtime::spawn(async move { shell::quit::quit_on_signal(handle).await });
             Ok(())
         })
-}
-
-/// The host's side of its window process: a quit asked from a window, start at login switched
-/// there, no window left (let the process go), the process gone.
-async fn host_loop<R: Runtime>(
-    app: AppHandle<R>,
-    wp: Arc<WindowProcess>,
-    mut events: tokio::sync::mpsc::Receiver<HostEvent>,
-) {
-    while let Some(event) = events.recv().await {
-        let sh = app.state::<Arc<Shell>>().inner().clone();
-        match event {
-            HostEvent::Quit => shell::begin_quit(&app),
-            HostEvent::Autostart => {
-                sh.set_autostart_state(autostart_enabled(&app));
-                shell::refresh_tray(&app);
-            }
-            HostEvent::Idle { id, seq } => {
-                wp.idle(id, seq);
-            }
-            HostEvent::Ended { id, status } => {
-                if sh.is_quitting() {
-                    continue;
-                }
-                // Library pages the window process had in use (WebKit's, this binary's) were
-                // mapped here too by fault-around, and could not be paged out while it shared
-                // them: now they can.
-                shell::shed_when_no_webview(&app);
-                if !wp.ended(id) {
-                    continue;
-                }
-                tracing::warn!("the window process ended unasked ({status})");
-                if sh.tray_available() {
-                    shell::notify(
-                        &app,
-                        "Hangar",
-                        &format!("The window closed unexpectedly ({status}); Open Hangar in the tray brings it back."),
-                    );
-                } else {
-                    tracing::info!("no tray to come back through: quitting");
-                    shell::begin_quit(&app);
-                }
-            }
-        }
-    }
-}
-
-/// The window process: its host's requests, until its input ends (then it exits).
-async fn window_loop<R: Runtime>(app: AppHandle<R>) {
-    let sh = app.state::<Arc<Shell>>().inner().clone();
-    let Some(link) = sh.host_link().cloned() else {
-        return;
-    };
-    let mut lines = window_proc::stdin_lines();
-    while let Some(request) = window_proc::next_request(&mut lines).await {
-        match request {
-            ToWindow::Show(seq) => {
-                link.saw(seq);
-                if let Err(e) = shell::show_main(&app).await {
-                    tracing::error!("cannot open the main window: {e}");
-                }
-            }
-            ToWindow::Logs(seq, name) => {
-                link.saw(seq);
-                if let Err(e) = shell::open_logs(&app, &name).await {
-                    tracing::warn!("log window for {name}: {e}");
-                }
-            }
-            ToWindow::Progress(q) => shell::show_quit_progress(&app, q),
-            ToWindow::Tray(available) => shell::tray_changed(
-                &app,
-                tray::TrayProbe {
-                    available,
-                    why: format!(
-                        "the desktop app {} its tray",
-                        if available { "found" } else { "lost" }
-                    ),
-                },
-            ),
-        }
-        if app.webview_windows().is_empty() {
-            link.idle();
-        }
-    }
-    tracing::debug!("the host closed the window process's input: exiting");
-    sh.allow_exit();
-    app.exit(0);
-}
-
-/// SIGTERM, SIGINT or SIGHUP (logout, `kill`) quit as the tray's Quit does: every app stopped.
-async fn quit_on_signal<R: Runtime>(app: AppHandle<R>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = hup.recv() => {}
-    }
-    tracing::info!("signal received: quitting");
-    shell::begin_quit(&app);
 }
 
 /// The app's run loop events: close-to-tray, window bookkeeping, and no exit before the apps
@@ -332,7 +230,7 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
                 // The last window went (its webview released): keep serving in the tray.
                 return;
             }
-            shell::begin_quit(app);
+            shell::quit::begin_quit(app);
         }
         RunEvent::WindowEvent {
             label,
@@ -341,7 +239,7 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
         } if label == MAIN_WINDOW => {
             // Not a match guard: asking hides the window or begins the quit.
             #[allow(clippy::collapsible_match)]
-            if shell::main_close_requested(app) {
+            if shell::windows::main_close_requested(app) {
                 api.prevent_close();
             }
         }
@@ -350,35 +248,11 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
             event: WindowEvent::Destroyed,
             ..
         } => {
-            shell::window_gone(&sh, &label);
-            shell::shed_when_no_webview(app);
+            shell::windows::window_gone(&sh, &label);
+            shell::release::shed_when_no_webview(app);
         }
         _ => {}
     }
-}
-
-pub fn autostart_enabled<R: Runtime>(app: &AppHandle<R>) -> bool {
-    app.try_state::<tauri_plugin_autostart::AutoLaunchManager>()
-        .and_then(|m| m.is_enabled().ok())
-        .unwrap_or(false)
-}
-
-/// Turn start-at-login on or off; returns the setting as it now is.
-pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, String> {
-    let m = app
-        .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
-        .ok_or("start at login is not available here")?;
-    let r = if on { m.enable() } else { m.disable() };
-    r.map_err(|e| format!("cannot change start at login: {e}"))?;
-    let now = m.is_enabled().unwrap_or(on);
-    if let Some(sh) = app.try_state::<Arc<Shell>>() {
-        sh.set_autostart_state(now);
-        if let Some(link) = sh.host_link() {
-            link.send(ToHost::Autostart);
-        }
-    }
-    shell::refresh_tray(app);
-    Ok(now)
 }
 
 /// One running desktop app per home: the D-Bus name carries a hash of the home's path.
@@ -390,16 +264,6 @@ pub fn instance_id(home: &Home) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("dev.hangar.desktop.home_{h:016x}")
-}
-
-/// The autostart entry's arguments: start in the tray, on this home when one was given.
-fn autostart_args(args: &Args) -> Vec<String> {
-    let mut v = vec!["--hidden".to_string()];
-    if let Some(h) = &args.home {
-        v.push("--home".into());
-        v.push(h.display().to_string());
-    }
-    v
 }
 
 pub fn main_entry() -> i32 {
@@ -497,7 +361,7 @@ pub fn main_entry() -> i32 {
                         tracing::info!("launched again: showing the window");
                         let app = app.clone();
                         tauri::async_runtime::spawn(async move {
-                            let _ = shell::show_main(&app).await;
+                            let _ = shell::windows::show_main(&app).await;
                         });
                     })
                     .build(),
@@ -507,7 +371,7 @@ pub fn main_entry() -> i32 {
     let builder = builder.plugin(
         tauri_plugin_autostart::Builder::new()
             .app_name("Hangar")
-            .args(autostart_args(&args))
+            .args(shell::autostart::autostart_args(&args))
             .build(),
     );
     let app = match install(builder, launch).build(tauri::generate_context!("../tauri.conf.json")) {

@@ -106,7 +106,7 @@ impl Fixture {
         let app = rx.recv().unwrap();
         // setup opens the main window from a task; wait for it.
         let main = wait_for(
-            || app.get_webview_window(shell::MAIN_WINDOW),
+            || app.get_webview_window(shell::windows::MAIN_WINDOW),
             "the main window",
         );
         Fixture {
@@ -134,7 +134,7 @@ impl Fixture {
 
     /// What a click on the tray entry `id` does (the native menu's event handler calls this).
     fn tray_click(&self, id: &str) -> Result<(), String> {
-        tauri::async_runtime::block_on(shell::run_action(&self.app, id))
+        tauri::async_runtime::block_on(shell::tray_icon::run_action(&self.app, id))
     }
 
     fn create(&self, name: &str) {
@@ -158,7 +158,7 @@ impl Drop for Fixture {
     /// exit: its `request_exit` panics in the quitting task after every app is down.)
     fn drop(&mut self) {
         let sh = self.shell();
-        shell::begin_quit(&self.app);
+        shell::quit::begin_quit(&self.app);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !sh.may_exit() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -312,7 +312,7 @@ fn log_windows_are_one_per_app_and_reused() {
         json!({ "name": "shop", "onLines": "__CHANNEL__:7" }),
     )
     .unwrap();
-    assert_eq!(shell::log_sub_count(&sh), 1);
+    assert_eq!(shell::windows::log_sub_count(&sh), 1);
     // A reload subscribes again: still one.
     invoke_on(
         &w,
@@ -320,10 +320,10 @@ fn log_windows_are_one_per_app_and_reused() {
         json!({ "name": "shop", "onLines": "__CHANNEL__:8" }),
     )
     .unwrap();
-    assert_eq!(shell::log_sub_count(&sh), 1);
-    shell::window_gone(&sh, "logs-shop");
+    assert_eq!(shell::windows::log_sub_count(&sh), 1);
+    shell::windows::window_gone(&sh, "logs-shop");
     wait_for(
-        || (shell::log_sub_count(&sh) == 0).then_some(()),
+        || (shell::windows::log_sub_count(&sh) == 0).then_some(()),
         "the subscription to end",
     );
 }
@@ -426,7 +426,7 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
         || (f.invoke("shell_info", json!({})).unwrap()["main_window"] == "hidden").then_some(()),
         "the main window to be hidden again",
     );
-    shell::tray_changed(
+    shell::tray_follow::tray_changed(
         &f.app,
         TrayProbe {
             available: false,
@@ -448,7 +448,7 @@ fn closing_hides_with_a_tray_and_quits_without_one_stopping_every_app() {
     let m = f.invoke("tray_model", json!({})).unwrap().to_string();
     assert!(m.contains("Quitting"), "{m}");
     // A second quit is a no-op, and actions are refused while quitting.
-    shell::begin_quit(&f.app);
+    shell::quit::begin_quit(&f.app);
     let e = f.tray_click("start:cms").unwrap_err();
     assert!(e.contains("quitting"), "{e}");
 }

@@ -1,0 +1,192 @@
+//! What a window loads and where its links go: the engine's own control panel when it serves one
+//! on its API origin (else the pages built into the shell), the webview logged in natively, a
+//! language WebKit's `Intl` accepts, log links turned into native log windows and other links
+//! handed to the system's browser.
+//!
+//! Invariants: the API token reaches a webview only as an HttpOnly cookie, never a page; no page
+//! shows before the right one (a blank page until the webview is logged in); nothing but the
+//! engine's UI or the built-in pages is opened inside the shell.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tauri::{AppHandle, Runtime, WebviewUrl, WebviewWindowBuilder};
+
+use super::shell;
+use super::windows::open_logs;
+use super::Shell;
+
+/// The control panel's log viewer route on the engine's UI origin; `{name}` is the app, and
+/// `?bare` drops the top bar for a window of its own. Keep it in step with ui/ (the one place
+/// to change it).
+pub const LOG_ROUTE: &str = "/#/logs/{name}?bare";
+/// Injected into the shell's windows: log links of the engine's UI open native log windows.
+const ENGINE_UI_SCRIPT: &str = include_str!("../engine_ui.js");
+
+/// What the windows load: the engine's own control panel when it serves one, else the pages
+/// built into the shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum UiTarget {
+    Engine { origin: String },
+    Builtin,
+}
+
+impl UiTarget {
+    pub fn main_url(&self) -> WebviewUrl {
+        match self {
+            UiTarget::Engine { origin } => match format!("{origin}/").parse() {
+                Ok(u) => WebviewUrl::External(u),
+                Err(_) => WebviewUrl::App("index.html".into()),
+            },
+            UiTarget::Builtin => WebviewUrl::App("index.html".into()),
+        }
+    }
+
+    pub fn logs_url(&self, app: &str) -> WebviewUrl {
+        match self {
+            UiTarget::Engine { origin } => {
+                match format!("{origin}{}", LOG_ROUTE.replace("{name}", app)).parse() {
+                    Ok(u) => WebviewUrl::External(u),
+                    Err(_) => WebviewUrl::App(format!("logs.html?app={app}").into()),
+                }
+            }
+            UiTarget::Builtin => WebviewUrl::App(format!("logs.html?app={app}").into()),
+        }
+    }
+}
+
+impl Shell {
+    /// Does the engine serve the control panel on its API origin? Asked each time a window is
+    /// made, so a UI that appears later is used from then on.
+    pub async fn ui_target(&self) -> UiTarget {
+        if self.options.builtin_ui {
+            return UiTarget::Builtin;
+        }
+        let origin = format!("http://127.0.0.1:{}", self.backend.api_port());
+        let http = match reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+        {
+            Ok(c) => c,
+            Err(_) => return UiTarget::Builtin,
+        };
+        let html = http
+            .get(format!("{origin}/"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.headers().get("content-type").cloned())
+            .and_then(|v| v.to_str().ok().map(|s| s.starts_with("text/html")))
+            .unwrap_or(false);
+        if html {
+            UiTarget::Engine { origin }
+        } else {
+            UiTarget::Builtin
+        }
+    }
+}
+
+/// What a new window loads first: the built-in page itself, or, for the engine's UI, a blank
+/// page until the webview is logged in (so no page of either kind shows before the right one).
+pub(super) fn first_url(target: &UiTarget, url: WebviewUrl) -> WebviewUrl {
+    match (target, "about:blank".parse()) {
+        (UiTarget::Engine { .. }, Ok(blank)) => WebviewUrl::External(blank),
+        _ => url,
+    }
+}
+
+/// A window of the shell: log links and pop-ups of the engine's UI become native log windows,
+/// other links (an app's URL) open in the system's browser, never inside the shell.
+pub(super) fn window_builder<'a, R: Runtime>(
+    app: &'a AppHandle<R>,
+    label: &str,
+    url: WebviewUrl,
+) -> WebviewWindowBuilder<'a, R, AppHandle<R>> {
+    let handle = app.clone();
+    WebviewWindowBuilder::new(app, label, url)
+        .initialization_script(ENGINE_UI_SCRIPT)
+        .on_new_window(move |url, _features| {
+            let logs = url
+                .fragment()
+                .and_then(|f| f.strip_prefix("/logs/"))
+                .map(|rest| rest.split(['?', '/']).next().unwrap_or("").to_string());
+            match logs {
+                Some(name) if !name.is_empty() => {
+                    let app = handle.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Err(e) = open_logs(&app, &name).await {
+                            tracing::warn!("log window for {name}: {e}");
+                        }
+                    });
+                }
+                _ if matches!(url.scheme(), "http" | "https") => open_in_browser(url.as_str()),
+                _ => tracing::warn!("not opening {url}"),
+            }
+            tauri::webview::NewWindowResponse::Deny
+        })
+}
+
+/// Hand a URL to the desktop's browser (`xdg-open`), detached.
+fn open_in_browser(url: &str) {
+    match std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            // Reap it when it ends; xdg-open returns as soon as the browser has the URL.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::warn!("cannot run xdg-open for {url}: {e}"),
+    }
+}
+
+/// Log the webview in (the API's HttpOnly cookie, set natively as `/login` would: the token
+/// never reaches a page, and needs no one-time code, so any window can log itself in) and load
+/// the engine's UI.
+pub(super) fn open_engine_ui<R: Runtime>(
+    app: &AppHandle<R>,
+    w: &tauri::WebviewWindow<R>,
+    url: &WebviewUrl,
+) -> tauri::Result<()> {
+    let sh = shell(app);
+    let WebviewUrl::External(url) = url else {
+        return Ok(());
+    };
+    let cookie = tauri::webview::Cookie::build((
+        hangar::base::web::TOKEN_COOKIE,
+        sh.backend.token().to_string(),
+    ))
+    .domain("127.0.0.1")
+    .path("/api/v1")
+    .http_only(true)
+    .same_site(tauri::webview::cookie::SameSite::Strict)
+    .build();
+    w.set_cookie(cookie)?;
+    if let Some(lang) = webview_language() {
+        w.with_webview(move |pw| {
+            use webkit2gtk::{WebContextExt, WebViewExt};
+            if let Some(ctx) = pw.inner().context() {
+                ctx.set_preferred_languages(&[lang]);
+            }
+        })?;
+    }
+    w.navigate(url.clone())
+}
+
+/// Under the C/POSIX locale (CI, containers, `LANG=C.UTF-8`) WebKitGTK gives pages the language
+/// `c`, which `Intl` rejects ("invalid language tag"), breaking pages that format numbers: name a
+/// real language then. Any real locale is left to WebKit.
+pub fn webview_language() -> Option<&'static str> {
+    let ctype = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default();
+    let base = ctype.split(['.', '@']).next().unwrap_or("");
+    matches!(base, "" | "C" | "POSIX").then_some("en-US")
+}
