@@ -1,0 +1,56 @@
+// Hangar's launcher of one NocoBase instance as one process (the `nocobase` preset).
+// Run in the NocoBase app folder: `node --preserve-symlinks -e <this file> start --quickstart`
+// or `node --preserve-symlinks <this file> start --quickstart`.
+// 1. NocoBase's own CLI set-up (cli-v1 initEnv: the app folder's .env, defaults, and the API,
+//    WebSocket and plugin-statics paths prefixed by APP_PUBLIC_PATH), but the shared
+//    node_modules/@nocobase/app/dist/client/index.html is left alone;
+// 2. a package root of this instance under STORAGE_PATH: dist/client hard-linked (the static
+//    server does not follow symlinks) with its own index.html rendered for its prefix, so two
+//    instances with different prefixes on one code tree never overwrite each other's page;
+// 3. a gateway socket left by a killed run removed (two live runs never share a STORAGE_PATH);
+// 4. the server entry point run in this process (no yarn, sh or pm2 wrappers).
+const path = require('path');
+const fs = require('fs');
+const req = require('module').createRequire(path.join(process.cwd(), 'package.json'));
+const util = req('@nocobase/cli-v1/src/util');
+process.env.NOCOBASE_EXTRACT_CLIENT_ASSETS = 'true'; // leave the shared index.html alone
+util.initEnv();
+delete process.env.NOCOBASE_EXTRACT_CLIENT_ASSETS;
+const shared = path.dirname(req.resolve('@nocobase/app/package.json'));
+const version = req('@nocobase/app/package.json').version;
+const own = path.join(process.env.STORAGE_PATH, 'app-package');
+const mark = path.join(own, '.version');
+if (!fs.existsSync(mark) || fs.readFileSync(mark, 'utf8') !== version) {
+  fs.rmSync(own, { recursive: true, force: true });
+  const copy = (from, to) => {
+    fs.mkdirSync(to, { recursive: true });
+    for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+      const a = path.join(from, e.name), b = path.join(to, e.name);
+      if (e.isDirectory()) copy(a, b);
+      else if (!e.name.startsWith('index.html')) {
+        try {
+          fs.linkSync(a, b);
+        } catch (err) {
+          if (err.code !== 'EXDEV') throw err;
+          fs.copyFileSync(a, b); // another file system: a copy
+        }
+      }
+    }
+  };
+  copy(path.join(shared, 'dist', 'client'), path.join(own, 'dist', 'client'));
+  const tpl = path.join(shared, 'dist', 'client', 'index.html.tpl');
+  const src = fs.existsSync(tpl) ? tpl : path.join(shared, 'dist', 'client', 'index.html');
+  fs.copyFileSync(src, path.join(own, 'dist', 'client', 'index.html.tpl'));
+  fs.copyFileSync(src, path.join(own, 'dist', 'client', 'index.html'));
+  fs.writeFileSync(mark, version);
+}
+process.env.APP_PACKAGE_ROOT = own;
+const socket = process.env.SOCKET_PATH
+  ? path.resolve(process.cwd(), process.env.SOCKET_PATH)
+  : path.join(process.env.STORAGE_PATH, 'gateway.sock');
+fs.rmSync(socket, { force: true });
+util.buildIndexHtml();
+const entry = req.resolve('@nocobase/app/lib/index.js');
+// Under -e there is no script in argv (and no require.main).
+process.argv = [process.argv[0], entry, ...process.argv.slice(require.main ? 2 : 1)];
+req(entry);
