@@ -72,10 +72,13 @@ struct FileMain {
     env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
 struct FileRuntime {
-    command: Vec<String>,
+    /// A recipe shipped with Hangar that fills the other keys (see [`preset`]).
+    preset: Option<String>,
+    /// Required, unless a preset gives it.
+    command: Option<Vec<String>>,
     health: Option<String>,
     prefix: Option<Prefix>,
     upgrade: Option<Vec<String>>,
@@ -86,8 +89,7 @@ struct FileRuntime {
     env: BTreeMap<String, String>,
     start_timeout: Option<u64>,
     stop_timeout: Option<u64>,
-    #[serde(default)]
-    logs: Vec<String>,
+    logs: Option<Vec<String>>,
     restart_limit: Option<u32>,
     restart_backoff_max: Option<u64>,
     stable_after: Option<u64>,
@@ -194,12 +196,13 @@ pub fn demo_binary() -> String {
 fn demo_runtime() -> FileRuntime {
     let bin = demo_binary();
     FileRuntime {
-        command: vec![
+        preset: None,
+        command: Some(vec![
             bin.clone(),
             "serve".into(),
             "--port".into(),
             "${PORT}".into(),
-        ],
+        ]),
         health: Some("/_health".into()),
         prefix: Some(Prefix::Keep),
         upgrade: Some(vec![bin.clone(), "upgrade".into()]),
@@ -209,12 +212,97 @@ fn demo_runtime() -> FileRuntime {
         env: BTreeMap::new(),
         start_timeout: None,
         stop_timeout: None,
-        logs: Vec::new(),
+        logs: None,
         restart_limit: None,
         restart_backoff_max: None,
         stable_after: None,
         log_max_bytes: None,
         log_keep: None,
+    }
+}
+
+/// The presets shipped with Hangar, in the order a refusal lists them.
+pub const PRESETS: &[&str] = &["nocobase"];
+
+/// Hangar's launcher of one NocoBase instance as one process, run with `node -e`.
+const NOCOBASE_LAUNCHER: &str = include_str!("../../presets/nocobase-launch.js");
+
+/// A preset's keys: a named recipe for one kind of real app (docs/contracts.md, "Presets").
+fn preset(name: &str) -> Option<FileRuntime> {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match name {
+        // NocoBase (from create-nocobase-app) in the folder `cwd`: one node process per instance,
+        // installed on its first start into its empty database or schema (`--quickstart`, which
+        // upgrades an installed one), with its own storage, public path, index.html and
+        // browser-storage prefix; probed on its prefixed health path.
+        "nocobase" => Some(FileRuntime {
+            command: Some(strings(&[
+                "node",
+                "--preserve-symlinks",
+                "-e",
+                NOCOBASE_LAUNCHER,
+                "start",
+                "--quickstart",
+            ])),
+            health: Some("/api/__health_check".into()),
+            prefix: Some(Prefix::Keep),
+            version_command: Some(strings(&[
+                "node",
+                "-p",
+                "require('@nocobase/app/package.json').version",
+            ])),
+            env: [
+                ("STORAGE_PATH", "${HANGAR_DATA_DIR}/storage"),
+                ("APP_PUBLIC_PATH", "${HANGAR_BASE_PATH}/"),
+                ("API_CLIENT_STORAGE_PREFIX", "NOCOBASE_${HANGAR_APP}_"),
+                ("APP_HOST", "127.0.0.1"),
+                ("APP_ENV", "production"),
+                ("LOGGER_TRANSPORT", "console"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            // Installing into an empty database takes 10-70 s on a busy machine.
+            start_timeout: Some(300),
+            // SIGTERM ends it in about 2 s, but not while a WebSocket client is connected.
+            stop_timeout: Some(5),
+            ..FileRuntime::default()
+        }),
+        _ => None,
+    }
+}
+
+/// The runtime the operator wrote, on top of its preset: every key written wins, `env` key by key.
+fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
+    let mut env = base.env;
+    env.extend(rt.env);
+    FileRuntime {
+        preset: rt.preset,
+        command: rt.command.or(base.command),
+        health: rt.health.or(base.health),
+        prefix: rt.prefix.or(base.prefix),
+        upgrade: rt.upgrade.or(base.upgrade),
+        // `version` and `version_command` are one choice: the operator's, if either is written.
+        version: rt.version.clone().or(if rt.version_command.is_some() {
+            None
+        } else {
+            base.version
+        }),
+        version_command: rt.version_command.or(if rt.version.is_some() {
+            None
+        } else {
+            base.version_command
+        }),
+        cwd: rt.cwd.or(base.cwd),
+        env,
+        start_timeout: rt.start_timeout.or(base.start_timeout),
+        stop_timeout: rt.stop_timeout.or(base.stop_timeout),
+        logs: rt.logs.or(base.logs),
+        restart_limit: rt.restart_limit.or(base.restart_limit),
+        restart_backoff_max: rt.restart_backoff_max.or(base.restart_backoff_max),
+        stable_after: rt.stable_after.or(base.stable_after),
+        log_max_bytes: rt.log_max_bytes.or(base.log_max_bytes),
+        log_keep: rt.log_keep.or(base.log_keep),
     }
 }
 
@@ -326,12 +414,36 @@ impl Config {
         let mut runtimes = BTreeMap::new();
         for (name, rt) in files {
             let key = |k: &str| format!("runtimes.{name}.{k}");
-            if rt.command.is_empty() || rt.command[0].is_empty() {
+            let rt = match rt.preset.as_deref() {
+                None => rt,
+                Some(p) => match preset(p) {
+                    Some(base) => with_preset(rt, base),
+                    None => {
+                        return Err(value_err(
+                            key("preset"),
+                            format!("no preset {p:?}; accepted: {}", PRESETS.join(", ")),
+                        ))
+                    }
+                },
+            };
+            if rt.preset.as_deref() == Some("nocobase") && rt.cwd.is_none() {
                 return Err(value_err(
-                    key("command"),
-                    "must name a program: command = [\"program\", \"arg\", …]".into(),
+                    key("cwd"),
+                    "the nocobase preset needs cwd = the NocoBase app folder (the one scripts/install-nocobase.sh prints)".into(),
                 ));
             }
+            let command = match rt.command {
+                Some(c) if c.first().is_some_and(|p| !p.is_empty()) => c,
+                _ => {
+                    return Err(value_err(
+                        key("command"),
+                        format!(
+                            "must name a program: command = [\"program\", \"arg\", …], or preset = one of {}",
+                            PRESETS.join(", ")
+                        ),
+                    ))
+                }
+            };
             let health = rt.health.unwrap_or_else(|| "/_health".into());
             if !health.starts_with('/') {
                 return Err(value_err(
@@ -402,7 +514,7 @@ impl Config {
                 name.clone(),
                 Runtime {
                     name: name.clone(),
-                    command: rt.command,
+                    command,
                     health,
                     prefix: rt.prefix.unwrap_or(Prefix::Keep),
                     upgrade: rt.upgrade,
@@ -411,7 +523,7 @@ impl Config {
                     env: rt.env,
                     start_timeout: secs(rt.start_timeout, 60, "start_timeout")?,
                     stop_timeout: secs(rt.stop_timeout, 10, "stop_timeout")?,
-                    logs: rt.logs,
+                    logs: rt.logs.unwrap_or_default(),
                     restart_limit,
                     restart_backoff_max: secs(rt.restart_backoff_max, 30, "restart_backoff_max")?,
                     stable_after: secs(rt.stable_after, 30, "stable_after")?,
@@ -670,6 +782,75 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_port"), "{e}");
+    }
+
+    #[test]
+    fn a_preset_fills_the_runtime_and_every_written_key_wins() {
+        let c = parse(
+            r#"
+[runtimes.nb]
+preset = "nocobase"
+cwd = "/srv/nocobase"
+stop_timeout = 7
+env = { APP_ENV = "development", TZ = "UTC" }
+"#,
+        )
+        .unwrap();
+        let nb = c.runtime("nb").unwrap();
+        assert_eq!(nb.command[0], "node");
+        assert_eq!(nb.command[2], "-e");
+        assert_eq!(nb.command[4..], ["start", "--quickstart"]);
+        assert_eq!(nb.health, "/api/__health_check");
+        assert_eq!(nb.prefix, Prefix::Keep);
+        assert_eq!(nb.cwd.as_deref(), Some("/srv/nocobase"));
+        assert_eq!(nb.stop_timeout, Duration::from_secs(7), "written");
+        assert_eq!(nb.start_timeout, Duration::from_secs(300), "preset");
+        assert_eq!(nb.env["APP_ENV"], "development", "written");
+        assert_eq!(nb.env["TZ"], "UTC", "added");
+        assert_eq!(
+            nb.env["STORAGE_PATH"], "${HANGAR_DATA_DIR}/storage",
+            "preset"
+        );
+        assert!(matches!(nb.version, Version::Command(_)));
+        // A written `version` replaces the preset's `version_command`, not a clash with it.
+        let c =
+            parse("[runtimes.nb]\npreset = \"nocobase\"\ncwd = \"/x\"\nversion = \"2\"").unwrap();
+        assert_eq!(
+            c.runtime("nb").unwrap().version,
+            Version::Static("2".into())
+        );
+    }
+
+    #[test]
+    fn presets_are_refused_by_name_or_without_what_they_need() {
+        let e = parse("[runtimes.x]\npreset = \"wordpress\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.preset") && e.contains("nocobase"),
+            "{e}"
+        );
+        let e = parse("[runtimes.x]\npreset = \"nocobase\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.cwd") && e.contains("app folder"),
+            "{e}"
+        );
+        let e = parse("[runtimes.x]\ncwd = \"/x\"").unwrap_err().to_string();
+        assert!(
+            e.contains("runtimes.x.command") && e.contains("preset"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_nocobase_launcher_passes_expansion_unchanged() {
+        // The launcher is a `command` word, so `${…}` in it would be read as a variable.
+        let nb = preset("nocobase").unwrap();
+        for word in nb.command.unwrap() {
+            assert_eq!(expand(&word, &|_| None).as_deref(), Ok(word.as_str()));
+        }
     }
 
     #[test]
