@@ -14,7 +14,8 @@ set -euo pipefail
 version="2.2.15"
 node_major="22"
 xlsx="0.18.5" # four plugins ask for xlsx by a tarball URL off the registries; the newest on npm
-registry="https://registry.npmjs.org/"
+# The registry npm is set up with on this machine (yarn 1 would otherwise use a host of its own).
+registry="$(npm config get registry)"
 root="${HANGAR_NOCOBASE_CACHE:-$HOME/.cache/hangar/nocobase/$version}"
 app="$root/app"
 marker="$app/.hangar-installed"

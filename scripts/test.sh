@@ -14,6 +14,10 @@ cargo build --workspace --all-targets
 step "a real third-party app for the proxy test (Datasette, from PyPI)"
 scripts/install-datasette.sh >/dev/null
 
+step "a real NocoBase for the preset test (from npm, cached in ~/.cache/hangar/nocobase; minutes cold, instant warm)"
+HANGAR_TEST_NOCOBASE="$(scripts/install-nocobase.sh)"
+export HANGAR_TEST_NOCOBASE
+
 step "database servers for the tests"
 eval "$(scripts/test-db.sh start)"
 trap 'scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
