@@ -383,4 +383,5 @@ pub(crate) mod data;
 pub(crate) mod error;
 pub(crate) mod metrics;
 pub mod panel;
+pub mod routes;
 pub mod types;
