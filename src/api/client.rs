@@ -215,18 +215,13 @@ impl Client {
     pub async fn events(
         &self,
     ) -> Result<impl Stream<Item = Result<AppEvent, ClientError>> + 'static, ClientError> {
-        let s = self.sse(self.get(routes::EVENTS)).await?;
-        Ok(s.filter_map(|m| {
-            std::future::ready(match m {
-                Err(e) => Some(Err(e)),
-                Ok(m) => match m.event.as_str() {
-                    "app" => Some(m.decode().map(AppEvent::App)),
-                    "removed" => Some(m.decode().map(AppEvent::Removed)),
-                    "resync" => Some(Ok(AppEvent::Resync)),
-                    _ => None,
-                },
-            })
-        }))
+        self.sse(self.get(routes::EVENTS), |m| match m.event.as_str() {
+            "app" => Some(m.decode().map(AppEvent::App)),
+            "removed" => Some(m.decode().map(AppEvent::Removed)),
+            "resync" => Some(Ok(AppEvent::Resync)),
+            _ => None,
+        })
+        .await
     }
 
     // ---- logs -------------------------------------------------------------------------------
@@ -245,16 +240,9 @@ impl Client {
         n: usize,
     ) -> Result<impl Stream<Item = Result<LogLine, ClientError>> + 'static, ClientError> {
         let q = LogQuery { n: Some(n) };
-        let s = self
-            .sse(self.get(&routes::follow_logs(name)).query(&q))
-            .await?;
-        Ok(s.filter_map(|m| {
-            std::future::ready(match m {
-                Err(e) => Some(Err(e)),
-                Ok(m) if m.event == "line" => Some(m.decode()),
-                Ok(_) => None,
-            })
-        }))
+        let req = self.get(&routes::follow_logs(name)).query(&q);
+        self.sse(req, |m| (m.event == "line").then(|| m.decode()))
+            .await
     }
 
     /// Search over the current and rotated log files.
@@ -282,17 +270,14 @@ impl Client {
     pub async fn metrics_stream(
         &self,
     ) -> Result<impl Stream<Item = Result<Live, ClientError>> + 'static, ClientError> {
-        let s = self.sse(self.get(routes::METRICS_STREAM)).await?;
-        Ok(s.filter_map(|m| {
-            std::future::ready(match m {
-                Err(e) => Some(Err(e)),
-                Ok(m) => match m.event.as_str() {
-                    "tick" => Some(m.decode::<Snapshot>().map(Live::Tick)),
-                    "event" => Some(m.decode::<Live>()),
-                    _ => None,
-                },
-            })
-        }))
+        self.sse(self.get(routes::METRICS_STREAM), |m| {
+            match m.event.as_str() {
+                "tick" => Some(m.decode::<Snapshot>().map(Live::Tick)),
+                "event" => Some(m.decode::<Live>()),
+                _ => None,
+            }
+        })
+        .await
     }
 
     pub async fn host(&self) -> Result<HostInfo, ClientError> {
@@ -374,11 +359,13 @@ impl Client {
         decode(&self.text(req).await?)
     }
 
-    /// A server-sent event stream: each event's name and data, in order.
-    async fn sse(
+    /// A server-sent event stream, each event read by `read`: an item, or None to skip it (an
+    /// event the caller does not take). A broken connection is an item too, and ends it.
+    async fn sse<T: 'static>(
         &self,
         req: RequestBuilder,
-    ) -> Result<impl Stream<Item = Result<SseMessage, ClientError>> + 'static, ClientError> {
+        read: fn(SseMessage) -> Option<Result<T, ClientError>>,
+    ) -> Result<impl Stream<Item = Result<T, ClientError>> + 'static, ClientError> {
         let resp = self.send(req).await?;
         let base = self.base.clone();
         let mut buf = String::new();
@@ -389,7 +376,7 @@ impl Client {
                     buf.push_str(&String::from_utf8_lossy(&bytes));
                     while let Some(i) = buf.find("\n\n") {
                         let block: String = buf.drain(..i + 2).collect();
-                        out.extend(SseMessage::parse(&block).map(Ok));
+                        out.extend(SseMessage::parse(&block).and_then(read));
                     }
                 }
                 Err(source) => out.push(Err(ClientError::Unreachable {
