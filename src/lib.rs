@@ -28,8 +28,7 @@ pub fn init_tracing() {
 /// bodies. Not a stable interface.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::api::data::BackupBody;
-    pub use crate::api::DbTest;
+    pub use crate::api::types::{BackupBody, DbTest};
     pub use crate::engine::backup::RestoreRequest;
     pub use crate::engine::import::ImportRequest;
     pub use crate::engine::CreateApp;

@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hangar::api::client::Client;
+use hangar::api::client::{Client, ClientError};
 use hangar::base::home::{Home, HomeError};
 use hangar::engine::{AppView, Engine, EngineError, Overrides};
 use hangar::run::logs::{LogLine, Stream as LogStream};
-use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use crate::menu_model::{can_start, can_stop, QuitProgress};
@@ -25,7 +24,7 @@ pub enum BackendError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Client(#[from] hangar::api::client::ClientError),
+    Client(#[from] ClientError),
     #[error(transparent)]
     Home(#[from] HomeError),
     #[error("the engine stopped while starting: {0}")]
@@ -166,32 +165,21 @@ impl Backend {
     pub async fn list(&self) -> Result<Vec<AppView>, BackendError> {
         match self {
             Backend::Local(l) => Ok(l.engine.list().await?),
-            Backend::Remote(r) => {
-                let v: Value = r.client.get("/apps").await?;
-                serde_json::from_value(v["apps"].clone()).map_err(|e| {
-                    BackendError::Client(hangar::api::client::ClientError::Decode(e.to_string()))
-                })
-            }
+            Backend::Remote(r) => Ok(r.client.list().await?),
         }
     }
 
     pub async fn start(&self, name: &str) -> Result<AppView, BackendError> {
         match self {
             Backend::Local(l) => Ok(l.engine.start(name).await?),
-            Backend::Remote(r) => Ok(r
-                .client
-                .post(&format!("/apps/{name}/start"), &json!({}))
-                .await?),
+            Backend::Remote(r) => Ok(r.client.start(name).await?),
         }
     }
 
     pub async fn stop(&self, name: &str) -> Result<AppView, BackendError> {
         match self {
             Backend::Local(l) => Ok(l.engine.stop(name).await?),
-            Backend::Remote(r) => Ok(r
-                .client
-                .post(&format!("/apps/{name}/stop"), &json!({}))
-                .await?),
+            Backend::Remote(r) => Ok(r.client.stop(name).await?),
         }
     }
 
@@ -244,10 +232,7 @@ impl Backend {
                         .unwrap_or_default(),
                 )
             }
-            Backend::Remote(r) => {
-                let v: Value = r.client.get(&format!("/apps/{name}/logs?n={n}")).await?;
-                Ok(serde_json::from_value(v["lines"].clone()).unwrap_or_default())
-            }
+            Backend::Remote(r) => Ok(r.client.logs(name, n).await?),
         }
     }
 
@@ -275,15 +260,9 @@ impl Backend {
                 Ok(s.boxed())
             }
             Backend::Remote(r) => {
-                let s = r
-                    .client
-                    .stream(&format!("/apps/{name}/logs/follow"))
-                    .await?;
-                Ok(s.filter_map(|item| async move {
-                    item.ok()
-                        .and_then(|d| serde_json::from_str::<LogLine>(&d).ok())
-                })
-                .boxed())
+                // Live lines only (the tail is `log_tail`'s); what cannot be read is skipped.
+                let s = r.client.follow_logs(name, 0).await?;
+                Ok(s.filter_map(|item| async move { item.ok() }).boxed())
             }
         }
     }
@@ -298,10 +277,13 @@ impl Backend {
             .map(|_| ())
             .boxed()),
             Backend::Remote(r) => {
-                let s = r.client.stream("/events").await?;
-                Ok(s.take_while(|i| futures_util::future::ready(i.is_ok()))
-                    .map(|_| ())
-                    .boxed())
+                // An event this shell cannot read is still news; a broken stream ends it.
+                let s = r.client.events().await?;
+                Ok(s.take_while(|i| {
+                    futures_util::future::ready(!matches!(i, Err(ClientError::Unreachable { .. })))
+                })
+                .map(|_| ())
+                .boxed())
             }
         }
     }
@@ -341,7 +323,7 @@ impl Backend {
             }
             Backend::Remote(r) => {
                 let mut changes = self.changes().await.ok();
-                let _: Value = r.client.post("/kill", &json!({})).await?;
+                r.client.kill().await?;
                 let deadline = tokio::time::Instant::now() + QUIT_WAIT;
                 if let Some(changes) = changes.as_mut() {
                     // The event stream ends when the engine exits.

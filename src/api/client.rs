@@ -1,24 +1,39 @@
-//! The API's client, for the CLI: finds the engine of a home (starting one in the background
-//! when none runs, as pm2 does) and turns API errors into one clear sentence.
+//! The API's typed client, for the CLI and the desktop shell's attached mode: finds the engine
+//! of a home (starting one in the background when none runs, as pm2 does) and offers one method
+//! per route, taking and returning the types the server uses (`api::types` and the engine's).
+//!
+//! Invariants: every path comes from `api::routes`; every refusal is a [`ClientError::Api`]
+//! carrying the API's error shape, and its message is the one sentence shown to the operator.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use futures_util::{Stream, StreamExt};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::Serialize;
 
+use crate::api::routes;
+use crate::api::types::{
+    AppList, AppMetrics, BackupBody, BackupList, BackupsQuery, DbTest, DeleteQuery, EngineInfo,
+    ErrorBody, ErrorDetail, ExportQuery, HostInfo, JobStarted, LogLines, LogQuery, LoginLink,
+    NameQuery, RangeQuery, Removed, SearchParams, Stopping, UpgradeList, Verdict,
+};
 use crate::base::home::Home;
+use crate::base::jobs::JobState;
+use crate::engine::backup::RestoreRequest;
+use crate::engine::import::{ImportReport, ImportRequest};
+use crate::engine::{AppView, CreateApp, DeleteReport, UpgradeReport};
+use crate::run::logs::{LogLine, SearchResult};
+use crate::run::monitor::Live;
+use crate::run::sampler::Snapshot;
+use crate::store::registry::AppEdit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        field: Option<String>,
-        message: String,
-    },
+    /// The API refused: its status and its `{error: {code, field, message}}`.
+    #[error("{}", .error.message)]
+    Api { status: u16, error: ErrorDetail },
     #[error("no engine runs on {0}; start one with `hangar serve`")]
     NoEngine(String),
     #[error("cannot reach the engine at {addr}: {source}")]
@@ -36,10 +51,25 @@ pub enum ClientError {
     Decode(String),
 }
 
+/// What the event stream (`GET /events`) tells.
+#[derive(Debug, Clone)]
+pub enum AppEvent {
+    /// An app changed: its view now.
+    App(AppView),
+    Removed(Removed),
+    /// The reader fell behind: read the whole list again.
+    Resync,
+}
+
 pub struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
+}
+
+/// The body of a POST that carries nothing: `{}`.
+fn nothing() -> serde_json::Map<String, serde_json::Value> {
+    serde_json::Map::new()
 }
 
 impl Client {
@@ -67,7 +97,7 @@ impl Client {
                         .build()
                         .map_err(|e| ClientError::Decode(e.to_string()))?,
                 };
-                match client.get::<Value>("/engine").await {
+                match client.engine().await {
                     Ok(_) => return Ok(client),
                     Err(e) if std::time::Instant::now() > deadline => return Err(e),
                     Err(_) => {}
@@ -93,98 +123,260 @@ impl Client {
         &self.token
     }
 
-    /// One request: the answer's text on success, the API's error otherwise.
-    async fn send(
+    // ---- the engine and its apps ------------------------------------------------------------
+
+    pub async fn engine(&self) -> Result<EngineInfo, ClientError> {
+        self.json(self.get(routes::ENGINE)).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<AppView>, ClientError> {
+        let l: AppList = self.json(self.get(routes::APPS)).await?;
+        Ok(l.apps)
+    }
+
+    pub async fn status(&self, name: &str) -> Result<AppView, ClientError> {
+        self.json(self.get(&routes::app(name))).await
+    }
+
+    pub async fn create(&self, app: &CreateApp) -> Result<AppView, ClientError> {
+        self.json(self.post(routes::APPS, app)).await
+    }
+
+    pub async fn edit(&self, name: &str, edit: &AppEdit) -> Result<AppView, ClientError> {
+        let req = self.request(Method::PATCH, &routes::app(name)).json(edit);
+        self.json(req).await
+    }
+
+    pub async fn delete(&self, name: &str, drop_db: bool) -> Result<DeleteReport, ClientError> {
+        let req = self
+            .request(Method::DELETE, &routes::app(name))
+            .query(&DeleteQuery { drop_db });
+        self.json(req).await
+    }
+
+    pub async fn start(&self, name: &str) -> Result<AppView, ClientError> {
+        self.json(self.post(&routes::start(name), &nothing())).await
+    }
+
+    pub async fn stop(&self, name: &str) -> Result<AppView, ClientError> {
+        self.json(self.post(&routes::stop(name), &nothing())).await
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<AppView, ClientError> {
+        self.json(self.post(&routes::restart(name), &nothing()))
+            .await
+    }
+
+    /// A failed upgrade is an answer too: `result` is `failed` and `error` says why.
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeReport, ClientError> {
+        self.json(self.post(&routes::upgrade(name), &nothing()))
+            .await
+    }
+
+    pub async fn upgrade_all(&self) -> Result<Vec<UpgradeReport>, ClientError> {
+        let l: UpgradeList = self
+            .json(self.post(routes::UPGRADE_ALL, &nothing()))
+            .await?;
+        Ok(l.apps)
+    }
+
+    /// Ask the engine to stop every app and end; it answers first.
+    pub async fn kill(&self) -> Result<Stopping, ClientError> {
+        self.json(self.post(routes::KILL, &nothing())).await
+    }
+
+    /// Whether `name` is free and well formed (the create form's live check).
+    pub async fn validate_name(&self, name: &str) -> Result<Verdict, ClientError> {
+        let q = NameQuery {
+            name: name.to_string(),
+        };
+        self.json(self.get(routes::VALIDATE_NAME).query(&q)).await
+    }
+
+    /// Try a connection URL; the verdict's message carries the server's reason.
+    pub async fn db_test(&self, url: &str) -> Result<Verdict, ClientError> {
+        let body = DbTest {
+            url: url.to_string(),
+        };
+        self.json(self.post(routes::DB_TEST, &body)).await
+    }
+
+    /// nginx server blocks or Kubernetes manifests, as text.
+    pub async fn export(&self, kind: &str, q: &ExportQuery) -> Result<String, ClientError> {
+        self.text(self.get(&routes::export(kind)).query(q)).await
+    }
+
+    /// A one-time link that logs a browser in to the control panel.
+    pub async fn login_code(&self) -> Result<LoginLink, ClientError> {
+        self.json(self.post(routes::LOGIN_CODE, &nothing())).await
+    }
+
+    /// Every change of every app, live. The stream ends (or errs) when the engine goes away.
+    pub async fn events(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<String, ClientError> {
-        let unreachable = |source| ClientError::Unreachable {
+    ) -> Result<impl Stream<Item = Result<AppEvent, ClientError>> + 'static, ClientError> {
+        self.sse(self.get(routes::EVENTS), |m| match m.event.as_str() {
+            "app" => Some(m.decode().map(AppEvent::App)),
+            "removed" => Some(m.decode().map(AppEvent::Removed)),
+            "resync" => Some(Ok(AppEvent::Resync)),
+            _ => None,
+        })
+        .await
+    }
+
+    // ---- logs -------------------------------------------------------------------------------
+
+    /// The last `n` lines of an app's log.
+    pub async fn logs(&self, name: &str, n: usize) -> Result<Vec<LogLine>, ClientError> {
+        let q = LogQuery { n: Some(n) };
+        let l: LogLines = self.json(self.get(&routes::logs(name)).query(&q)).await?;
+        Ok(l.lines)
+    }
+
+    /// The last `n` lines, then each new one.
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        n: usize,
+    ) -> Result<impl Stream<Item = Result<LogLine, ClientError>> + 'static, ClientError> {
+        let q = LogQuery { n: Some(n) };
+        let req = self.get(&routes::follow_logs(name)).query(&q);
+        self.sse(req, |m| (m.event == "line").then(|| m.decode()))
+            .await
+    }
+
+    /// Search over the current and rotated log files.
+    pub async fn search_logs(
+        &self,
+        name: &str,
+        q: &SearchParams,
+    ) -> Result<SearchResult, ClientError> {
+        self.json(self.get(&routes::search_logs(name)).query(q))
+            .await
+    }
+
+    // ---- figures ----------------------------------------------------------------------------
+
+    /// One app's (or `@host`'s) history over `range` (`5m`, `1h`, `24h`, `7d`…).
+    pub async fn metrics(&self, name: &str, range: &str) -> Result<AppMetrics, ClientError> {
+        let q = RangeQuery {
+            range: Some(range.to_string()),
+        };
+        self.json(self.get(&routes::metrics(name)).query(&q)).await
+    }
+
+    /// Every app's and the machine's figures each tick, and the timeline's events; the sampler
+    /// runs every second while the stream is open.
+    pub async fn metrics_stream(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Live, ClientError>> + 'static, ClientError> {
+        self.sse(self.get(routes::METRICS_STREAM), |m| {
+            match m.event.as_str() {
+                "tick" => Some(m.decode::<Snapshot>().map(Live::Tick)),
+                "event" => Some(m.decode::<Live>()),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    pub async fn host(&self) -> Result<HostInfo, ClientError> {
+        self.json(self.get(routes::HOST)).await
+    }
+
+    // ---- backups, restores, import ----------------------------------------------------------
+
+    /// Start a backup of `name`; follow the job with [`Client::job`].
+    pub async fn backup(&self, name: &str, body: &BackupBody) -> Result<JobState, ClientError> {
+        let s: JobStarted = self.json(self.post(&routes::backup(name), body)).await?;
+        Ok(s.job)
+    }
+
+    /// The archives (all, or one app's), newest first.
+    pub async fn backups(&self, app: Option<&str>) -> Result<BackupList, ClientError> {
+        let q = BackupsQuery {
+            app: app.map(String::from),
+        };
+        self.json(self.get(routes::BACKUPS).query(&q)).await
+    }
+
+    /// Start a restore; follow the job with [`Client::job`] (its result is the app's view).
+    pub async fn restore(&self, req: &RestoreRequest) -> Result<JobState, ClientError> {
+        let s: JobStarted = self.json(self.post(routes::RESTORE, req)).await?;
+        Ok(s.job)
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobState, ClientError> {
+        self.json(self.get(&routes::job(id))).await
+    }
+
+    pub async fn import_nocobase(&self, req: &ImportRequest) -> Result<ImportReport, ClientError> {
+        self.json(self.post(routes::IMPORT_NOCOBASE, req)).await
+    }
+
+    // ---- one request ------------------------------------------------------------------------
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    fn post(&self, path: &str, body: &impl Serialize) -> RequestBuilder {
+        self.request(Method::POST, path).json(body)
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
             addr: self.base.clone(),
             source,
-        };
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
         }
-        let resp = req.send().await.map_err(unreachable)?;
+    }
+
+    /// Send: the answer on success, the API's error otherwise.
+    async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(unreachable)?;
         if status.is_success() {
-            Ok(text)
-        } else {
-            Err(api_error(status, &text))
+            return Ok(resp);
         }
+        let text = resp.text().await.map_err(|e| self.unreachable(e))?;
+        Err(api_error(status, &text))
     }
 
-    pub async fn call<T: DeserializeOwned>(
+    /// The answer's text.
+    async fn text(&self, req: RequestBuilder) -> Result<String, ClientError> {
+        let resp = self.send(req).await?;
+        resp.text().await.map_err(|e| self.unreachable(e))
+    }
+
+    /// The answer, read as `T`.
+    async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, ClientError> {
+        decode(&self.text(req).await?)
+    }
+
+    /// A server-sent event stream, each event read by `read`: an item, or None to skip it (an
+    /// event the caller does not take). A broken connection is an item too, and ends it.
+    async fn sse<T: 'static>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<T, ClientError> {
-        let text = self.send(method, path, body).await?;
-        serde_json::from_str(&text).map_err(|e| ClientError::Decode(format!("{e}: {text}")))
-    }
-
-    /// A GET whose answer is plain text.
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        self.send(Method::GET, path, None).await
-    }
-
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::GET, path, None).await
-    }
-
-    pub async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<T, ClientError> {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    /// A server-sent event stream: each `data:` payload, in order.
-    pub async fn stream(
-        &self,
-        path: &str,
-    ) -> Result<impl futures_util::Stream<Item = Result<String, ClientError>>, ClientError> {
-        use futures_util::StreamExt;
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                addr: self.base.clone(),
-                source,
-            })?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(api_error(status, &text));
-        }
+        req: RequestBuilder,
+        read: fn(SseMessage) -> Option<Result<T, ClientError>>,
+    ) -> Result<impl Stream<Item = Result<T, ClientError>> + 'static, ClientError> {
+        let resp = self.send(req).await?;
         let base = self.base.clone();
         let mut buf = String::new();
-        let s = resp.bytes_stream().flat_map(move |chunk| {
+        Ok(resp.bytes_stream().flat_map(move |chunk| {
             let mut out = Vec::new();
             match chunk {
                 Ok(bytes) => {
                     buf.push_str(&String::from_utf8_lossy(&bytes));
                     while let Some(i) = buf.find("\n\n") {
-                        let event: String = buf.drain(..i + 2).collect();
-                        let data: Vec<&str> = event
-                            .lines()
-                            .filter_map(|l| l.strip_prefix("data:"))
-                            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                            .collect();
-                        if !data.is_empty() {
-                            out.push(Ok(data.join("\n")));
-                        }
+                        let block: String = buf.drain(..i + 2).collect();
+                        out.extend(SseMessage::parse(&block).and_then(read));
                     }
                 }
                 Err(source) => out.push(Err(ClientError::Unreachable {
@@ -193,22 +385,63 @@ impl Client {
                 })),
             }
             futures_util::stream::iter(out)
-        });
-        Ok(s)
+        }))
     }
 }
 
+/// One server-sent event: its name (`message` when none is given) and its data lines joined.
+struct SseMessage {
+    event: String,
+    data: String,
+}
+
+impl SseMessage {
+    /// One block of the stream (the lines before a blank line); None for a keep-alive comment.
+    fn parse(block: &str) -> Option<SseMessage> {
+        let field = |l: &str, name: &str| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(|v| v.strip_prefix(' ').unwrap_or(v).to_string())
+        };
+        let mut event = None;
+        let mut data = Vec::new();
+        for l in block.lines() {
+            if let Some(v) = field(l, "data") {
+                data.push(v);
+            } else if let Some(v) = field(l, "event") {
+                event = Some(v);
+            }
+        }
+        if data.is_empty() {
+            return None;
+        }
+        Some(SseMessage {
+            event: event.unwrap_or_else(|| "message".into()),
+            data: data.join("\n"),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        decode(&self.data)
+    }
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ClientError> {
+    serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {text}")))
+}
+
+/// A refusal: the API's error shape, or (from something else on the port) the status and text.
 fn api_error(status: StatusCode, text: &str) -> ClientError {
-    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let e = &v["error"];
+    let error = serde_json::from_str::<ErrorBody>(text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| ErrorDetail {
+            code: String::new(),
+            field: None,
+            message: format!("{status}: {text}"),
+        });
     ClientError::Api {
         status: status.as_u16(),
-        code: e["code"].as_str().unwrap_or("").to_string(),
-        field: e["field"].as_str().map(String::from),
-        message: e["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| format!("{status}: {text}")),
+        error,
     }
 }
 
@@ -239,4 +472,35 @@ fn start_background(home: &Home) -> Result<(), ClientError> {
     }
     cmd.spawn().map_err(ClientError::Spawn)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sse_block_gives_its_event_and_data() {
+        let m = SseMessage::parse("event: line\ndata: {\"a\":1}\n\n").expect("a message");
+        assert_eq!((m.event.as_str(), m.data.as_str()), ("line", "{\"a\":1}"));
+        let m = SseMessage::parse("data:x\ndata: y\n\n").expect("a message");
+        assert_eq!((m.event.as_str(), m.data.as_str()), ("message", "x\ny"));
+        assert!(SseMessage::parse(":keep-alive\n\n").is_none());
+        // `datax:` is no data field.
+        assert!(SseMessage::parse("event: e\ndatax: 1\n\n").is_none());
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_api_error_shape() {
+        let body = r#"{"error":{"code":"invalid","field":"name","message":"name: no"}}"#;
+        let e = api_error(StatusCode::BAD_REQUEST, body);
+        assert_eq!(e.to_string(), "name: no");
+        let ClientError::Api { status, error } = e else {
+            panic!("not an API error: {e:?}");
+        };
+        assert_eq!(status, 400);
+        assert_eq!(error.field.as_deref(), Some("name"));
+        // Something else on the port: the status and text are the message.
+        let e = api_error(StatusCode::BAD_GATEWAY, "upstream down");
+        assert_eq!(e.to_string(), "502 Bad Gateway: upstream down");
+    }
 }

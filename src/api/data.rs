@@ -1,8 +1,7 @@
-//! The API routes of backups, restores and the legacy import (see api/mod.rs for the guard every
-//! route is behind). A backup or a restore answers `202` at once with a job; `GET /jobs/{id}`
+//! The API routes of backups, restores and the legacy import (see api/mod.rs for the guard
+//! every route is behind). A backup or a restore answers `202` at once with a job; `GET /jobs/{id}`
 //! reports its step and bytes until it is `done` (with its result) or `failed` (with why).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -10,10 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{error, ApiError, ApiResult};
+use crate::api::types::{BackupBody, BackupList, BackupsQuery, JobStarted, Sorted};
+use crate::base::jobs::JobState;
 use crate::base::validate::Invalid;
 use crate::engine::backup::RestoreRequest;
 use crate::engine::import::ImportRequest;
@@ -24,27 +24,6 @@ type Shared = Arc<Engine>;
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v)
         .map_err(|r| ApiError(EngineError::Invalid(Invalid::new("body", r.body_text()))))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BackupBody {
-    /// An absolute folder to write the archive to (default: the home's backups/).
-    #[serde(default)]
-    pub dir: Option<PathBuf>,
-}
-
-impl BackupBody {
-    /// `dir`, when given, is absolute (checked before a job starts).
-    pub fn check(&self) -> Result<(), Invalid> {
-        match &self.dir {
-            Some(d) if !d.is_absolute() => Err(Invalid::new(
-                "dir",
-                format!("{} is relative; give an absolute folder", d.display()),
-            )),
-            _ => Ok(()),
-        }
-    }
 }
 
 pub async fn backup(
@@ -64,24 +43,19 @@ pub async fn backup(
             Err(err) => job.failed(err.to_string()),
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": state }))).into_response())
+    Ok((StatusCode::ACCEPTED, Sorted(JobStarted { job: state })).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct BackupsQuery {
-    app: Option<String>,
-}
-
-pub async fn backups(
-    State(e): State<Shared>,
-    Query(q): Query<BackupsQuery>,
-) -> Json<serde_json::Value> {
+pub async fn backups(State(e): State<Shared>, Query(q): Query<BackupsQuery>) -> Sorted<BackupList> {
     let home = e.home.clone();
     let list =
         tokio::task::spawn_blocking(move || crate::store::archive::list(&home, q.app.as_deref()))
             .await
             .unwrap_or_default();
-    Json(json!({ "backups": list, "keep_days": e.config.backup_keep_days }))
+    Sorted(BackupList {
+        backups: list,
+        keep_days: e.config.backup_keep_days,
+    })
 }
 
 pub async fn restore(
@@ -106,18 +80,24 @@ pub async fn restore(
             Err(err) => job.failed(err.to_string()),
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": state }))).into_response())
+    Ok((StatusCode::ACCEPTED, Sorted(JobStarted { job: state })).into_response())
 }
 
-pub async fn job(State(e): State<Shared>, Path(id): Path<String>) -> Response {
-    match e.jobs.get(&id) {
-        Some(state) => Json(state).into_response(),
-        None => (
+pub async fn job(
+    State(e): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<JobState>, Response> {
+    e.jobs.get(&id).map(Json).ok_or_else(|| {
+        error(
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": { "code": "not_found", "field": null, "message": format!("no job {id:?}; the engine keeps its last {} jobs until it restarts", crate::base::jobs::KEEP) } })),
+            "not_found",
+            None,
+            &format!(
+                "no job {id:?}; the engine keeps its last {} jobs until it restarts",
+                crate::base::jobs::KEEP
+            ),
         )
-            .into_response(),
-    }
+    })
 }
 
 pub async fn import_nocobase(

@@ -1,5 +1,5 @@
-//! The API's routes for figures and logs over time (merged into api/mod.rs's router, behind the
-//! same Host, Origin and token guard):
+//! The API's routes for figures and logs over time (in `api::router`, behind the same Host,
+//! Origin and token guard):
 //!
 //! - `GET /apps/{name}/metrics?range=5m|1h|24h|7d` — history and timeline of one app
 //!   (`name` may be `@host` for the machine);
@@ -17,100 +17,96 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::engine::Engine;
+use crate::api::error::{error, ApiError};
+use crate::api::types::{AppMetrics, Current, HostInfo, RangeQuery, SearchParams, Sorted};
+use crate::base::validate::Invalid;
+use crate::engine::{Engine, EngineError};
+use crate::run::logs::SearchResult;
 use crate::run::monitor::{Live, HOST};
 
 type Shared = Arc<Engine>;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/apps/{name}/metrics", get(history))
-        .route("/apps/{name}/logs/search", get(search))
-        .route("/metrics/stream", get(stream))
-        .route("/host", get(host))
+/// A refusal of these routes: the engine's, as every route's, or a query value's. A value's
+/// sentence already names its field ("range \"2w\" is not accepted…"), so it is served as it
+/// is, without the `field: ` an engine refusal puts first.
+pub(crate) enum Refusal {
+    Engine(ApiError),
+    Query(Invalid),
 }
 
-use crate::api::error::error;
-
-fn invalid(field: &str, message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "invalid", Some(field), message)
-}
-
-async fn known(e: &Engine, name: &str) -> Result<(), Response> {
-    if name == HOST {
-        return Ok(());
-    }
-    match e.registry.get(name).await {
-        Ok(_) => Ok(()),
-        Err(crate::store::registry::RegistryError::NotFound(_)) => Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            None,
-            &format!("no app named {name:?}; `hangar list` shows the apps there are"),
-        )),
-        Err(other) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &other.to_string(),
-        )),
+impl From<EngineError> for Refusal {
+    fn from(e: EngineError) -> Self {
+        Refusal::Engine(ApiError(e))
     }
 }
 
-#[derive(Deserialize)]
-struct RangeQuery {
-    range: Option<String>,
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Engine(e) => e.into_response(),
+            Refusal::Query(i) => error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                Some(i.field),
+                &i.message,
+            ),
+        }
+    }
 }
 
-async fn history(
+pub(crate) type MetricsResult<T> = Result<T, Refusal>;
+
+fn refuse<T>(field: &'static str, message: impl Into<String>) -> MetricsResult<T> {
+    Err(Refusal::Query(Invalid::new(field, message)))
+}
+
+/// An app of the registry, or `@host`.
+async fn known(e: &Engine, name: &str) -> Result<(), EngineError> {
+    if name != HOST {
+        e.registry.get(name).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn history(
     State(e): State<Shared>,
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    if let Err(r) = known(&e, &name).await {
-        return r;
-    }
+) -> MetricsResult<Sorted<AppMetrics>> {
+    known(&e, &name).await?;
     let secs = match crate::run::monitor::parse_range(q.range.as_deref().unwrap_or("1h")) {
         Ok(s) => s,
-        Err(m) => return invalid("range", &m),
+        Err(m) => return refuse("range", m),
     };
-    match e.monitor.history(&name, secs).await {
-        Ok(h) => {
-            let current = if name == HOST {
-                serde_json::to_value(e.sampler.host()).unwrap_or_default()
-            } else {
-                serde_json::to_value(e.sampler.usage(&name)).unwrap_or_default()
-            };
-            let mut v = serde_json::to_value(h).unwrap_or_default();
-            v["current"] = current;
-            Json(v).into_response()
-        }
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &err.to_string(),
-        ),
-    }
+    let history = e
+        .monitor
+        .history(&name, secs)
+        .await
+        .map_err(|err| EngineError::Io(err.to_string()))?;
+    let current = if name == HOST {
+        e.sampler.host().map(Current::Host)
+    } else {
+        e.sampler.usage(&name).map(Current::App)
+    };
+    Ok(Sorted(AppMetrics { history, current }))
 }
 
-async fn host(State(e): State<Shared>) -> Json<serde_json::Value> {
-    Json(json!({
-        "host": e.sampler.host(),
-        "sampler": e.sampler.kind().as_str(),
-        "processes_seen": e.sampler.processes(),
-        "watchers": e.monitor.watchers(),
-    }))
+pub(crate) async fn host(State(e): State<Shared>) -> Sorted<HostInfo> {
+    Sorted(HostInfo {
+        host: e.sampler.host(),
+        sampler: e.sampler.kind().as_str().to_string(),
+        processes_seen: e.sampler.processes(),
+        watchers: e.monitor.watchers(),
+    })
 }
 
-async fn stream(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub(crate) async fn stream(
+    State(e): State<Shared>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let guard = e.monitor.watch();
     let rx = e.monitor.subscribe();
     let first = crate::run::sampler::Snapshot {
@@ -143,36 +139,25 @@ fn tick_event(s: &crate::run::sampler::Snapshot) -> SseEvent {
         .data(serde_json::to_string(s).unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct SearchParams {
-    q: Option<String>,
-    regex: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
-}
-
-async fn search(
+pub(crate) async fn search(
     State(e): State<Shared>,
     Path(name): Path<String>,
     Query(p): Query<SearchParams>,
-) -> Response {
-    if let Err(r) = known(&e, &name).await {
-        return r;
-    }
+) -> MetricsResult<Json<SearchResult>> {
+    known(&e, &name).await?;
     let regex = match p.regex.as_deref() {
         None | Some("") | Some("0") | Some("false") => false,
         Some("1") | Some("true") => true,
         Some(other) => {
-            return invalid(
+            return refuse(
                 "regex",
-                &format!("{other:?} is not accepted; accepted: true or false"),
+                format!("{other:?} is not accepted; accepted: true or false"),
             )
         }
     };
     let pattern = p.q.unwrap_or_default();
     if pattern.len() > 4096 {
-        return invalid("q", "the pattern is longer than 4096 bytes");
+        return refuse("q", "the pattern is longer than 4096 bytes");
     }
     let mut q = crate::run::logs::SearchQuery {
         pattern,
@@ -182,7 +167,7 @@ async fn search(
         limit: p.limit.unwrap_or(1000),
     };
     if q.limit == 0 || q.limit > 100_000 {
-        return invalid("limit", "must be from 1 to 100000");
+        return refuse("limit", "must be from 1 to 100000");
     }
     for (key, raw, slot) in [
         ("since", p.since, &mut q.since),
@@ -191,19 +176,14 @@ async fn search(
         if let Some(raw) = raw.filter(|s| !s.is_empty()) {
             match crate::run::logs::parse_time(&raw, key) {
                 Ok(t) => *slot = Some(t),
-                Err(m) => return invalid(key, &m.to_string()),
+                Err(m) => return refuse(key, m.to_string()),
             }
         }
     }
     let path = e.home.app_log(&name);
     match tokio::task::spawn_blocking(move || crate::run::logs::search(&path, &q)).await {
-        Ok(Ok(r)) => Json(r).into_response(),
-        Ok(Err(crate::run::logs::SearchError::Invalid(m))) => invalid("q", &m),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &err.to_string(),
-        ),
+        Ok(Ok(r)) => Ok(Json(r)),
+        Ok(Err(crate::run::logs::SearchError::Invalid(m))) => refuse("q", m),
+        Err(err) => Err(EngineError::Io(err.to_string()).into()),
     }
 }

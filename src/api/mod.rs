@@ -16,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::error::{error, ApiResult};
+use crate::api::types::{
+    AppList, DbTest, DeleteQuery, EngineInfo, ExportQuery, LogLines, LogQuery, NameQuery, Removed,
+    Sorted, Stopping, UpgradeList, Verdict,
+};
 use crate::engine::{CreateApp, Engine, EngineError};
 use crate::run::supervisor::Event;
 use crate::store::registry::AppEdit;
@@ -34,6 +36,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
     }
 }
 
+/// Every route, written once as a template (a client's paths come from `api::routes`).
 pub fn router(engine: Arc<Engine>) -> Router {
     let api = Router::new()
         .route("/engine", get(engine_info))
@@ -46,18 +49,21 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/upgrade", post(upgrade_all))
         .route("/apps/{name}/logs", get(logs))
         .route("/apps/{name}/logs/follow", get(follow_logs))
+        .route("/apps/{name}/logs/search", get(metrics::search))
+        .route("/apps/{name}/metrics", get(metrics::history))
+        .route("/metrics/stream", get(metrics::stream))
+        .route("/host", get(metrics::host))
         .route("/events", get(events))
         .route("/kill", post(kill))
         .route("/validate/name", get(validate_name))
         .route("/export/{kind}", get(export))
         .route("/db/test", post(db_test))
-        .route("/apps/{name}/backup", post(crate::api::data::backup))
-        .route("/backups", get(crate::api::data::backups))
-        .route("/restore", post(crate::api::data::restore))
-        .route("/jobs/{id}", get(crate::api::data::job))
-        .route("/import/nocobase", post(crate::api::data::import_nocobase))
-        .route("/login-code", post(crate::api::panel::login_code))
-        .merge(crate::api::metrics::routes());
+        .route("/apps/{name}/backup", post(data::backup))
+        .route("/backups", get(data::backups))
+        .route("/restore", post(data::restore))
+        .route("/jobs/{id}", get(data::job))
+        .route("/import/nocobase", post(data::import_nocobase))
+        .route("/login-code", post(crate::api::panel::login_code));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
@@ -124,21 +130,28 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-async fn engine_info(State(e): State<Shared>) -> Json<serde_json::Value> {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "pid": std::process::id(),
-        "home": e.home.root(),
-        "proxy_port": e.config.proxy_port,
-        "api_port": e.config.api_port,
-        "main_runtime": e.config.main.runtime,
-        "runtimes": e.config.runtimes.keys().collect::<Vec<_>>(),
-        "data_service": e.config.data_service.as_deref().and_then(crate::base::dialect::dialect_of),
-    }))
+async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
+    Sorted(EngineInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        home: e.home.root().to_path_buf(),
+        proxy_port: e.config.proxy_port,
+        api_port: e.config.api_port,
+        main_runtime: e.config.main.runtime.clone(),
+        runtimes: e.config.runtimes.keys().cloned().collect(),
+        data_service: e
+            .config
+            .data_service
+            .as_deref()
+            .and_then(crate::base::dialect::dialect_of)
+            .map(String::from),
+    })
 }
 
-async fn list(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!({ "apps": e.list().await? })))
+async fn list(State(e): State<Shared>) -> ApiResult<Sorted<AppList>> {
+    Ok(Sorted(AppList {
+        apps: e.list().await?,
+    }))
 }
 
 async fn status(State(e): State<Shared>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -165,12 +178,6 @@ async fn edit(
         EngineError::Invalid(crate::base::validate::Invalid::new("body", r.body_text()))
     })?;
     Ok(Json(e.edit(&name, req).await?))
-}
-
-#[derive(Deserialize)]
-struct DeleteQuery {
-    #[serde(default)]
-    drop_db: bool,
 }
 
 async fn delete(
@@ -203,29 +210,23 @@ async fn upgrade(
     Ok(Json(e.upgrade(&name).await?))
 }
 
-async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!({ "apps": e.upgrade_all().await? })))
+async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Sorted<UpgradeList>> {
+    Ok(Sorted(UpgradeList {
+        apps: e.upgrade_all().await?,
+    }))
 }
 
-async fn kill(State(e): State<Shared>) -> Json<serde_json::Value> {
+async fn kill(State(e): State<Shared>) -> Sorted<Stopping> {
     let engine = e.clone();
     // Answer first; the engine ends right after.
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         engine.kill().await;
     });
-    Json(json!({ "stopping": true }))
+    Sorted(Stopping { stopping: true })
 }
 
-#[derive(Deserialize)]
-struct NameQuery {
-    name: String,
-}
-
-async fn validate_name(
-    State(e): State<Shared>,
-    Query(q): Query<NameQuery>,
-) -> Json<serde_json::Value> {
+async fn validate_name(State(e): State<Shared>, Query(q): Query<NameQuery>) -> Sorted<Verdict> {
     let verdict = match crate::base::validate::name(&q.name) {
         Err(i) => Some(i.message),
         Ok(()) if e.registry.get(&q.name).await.is_ok() => Some(format!(
@@ -234,39 +235,34 @@ async fn validate_name(
         )),
         Ok(()) => None,
     };
-    Json(json!({ "ok": verdict.is_none(), "message": verdict }))
-}
-
-/// The body of `POST /db/test`.
-#[doc(hidden)]
-#[derive(Deserialize)]
-pub struct DbTest {
-    pub url: String,
+    Sorted(Verdict {
+        ok: verdict.is_none(),
+        message: verdict,
+    })
 }
 
 /// Try a connection URL for the create form's "Test connection": `{ok, message}`; the message
 /// carries the server's reason, never the password.
 async fn db_test(
     body: Result<Json<DbTest>, axum::extract::rejection::JsonRejection>,
-) -> Json<serde_json::Value> {
+) -> Sorted<Verdict> {
     let Ok(Json(req)) = body else {
-        return Json(json!({ "ok": false, "message": "send {\"url\": \"postgres://…\"}" }));
+        return Sorted(Verdict {
+            ok: false,
+            message: Some("send {\"url\": \"postgres://…\"}".into()),
+        });
     };
-    match crate::store::provision::test_url(&req.url).await {
-        Ok(()) => Json(
-            json!({ "ok": true, "message": format!("connected to {}", crate::store::provision::redact(&req.url)) }),
+    let (ok, message) = match crate::store::provision::test_url(&req.url).await {
+        Ok(()) => (
+            true,
+            format!("connected to {}", crate::store::provision::redact(&req.url)),
         ),
-        Err(e) => Json(json!({ "ok": false, "message": e.to_string() })),
-    }
-}
-
-#[derive(Deserialize)]
-struct ExportQuery {
-    app: Option<String>,
-    #[serde(default)]
-    direct: bool,
-    listen: Option<u16>,
-    image: Option<String>,
+        Err(e) => (false, e.to_string()),
+    };
+    Sorted(Verdict {
+        ok,
+        message: Some(message),
+    })
 }
 
 async fn export(
@@ -297,23 +293,18 @@ async fn export(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-#[derive(Deserialize)]
-struct LogQuery {
-    n: Option<usize>,
-}
-
 async fn logs(
     State(e): State<Shared>,
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Sorted<LogLines>> {
     e.registry.get(&name).await.map_err(EngineError::from)?;
     let n = q.n.unwrap_or(100).min(100_000);
     let path = e.home.app_log(&name);
     let lines = tokio::task::spawn_blocking(move || crate::run::logs::tail(&path, n))
         .await
         .unwrap_or_default();
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Sorted(LogLines { lines }))
 }
 
 async fn follow_logs(
@@ -371,13 +362,9 @@ async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEve
                     Ok(v) => SseEvent::default()
                         .event("app")
                         .data(serde_json::to_string(&v).unwrap_or_default()),
-                    Err(_) => SseEvent::default()
-                        .event("removed")
-                        .data(json!({ "name": name }).to_string()),
+                    Err(_) => removed_event(name),
                 },
-                Ok(Event::Removed { name }) => SseEvent::default()
-                    .event("removed")
-                    .data(json!({ "name": name }).to_string()),
+                Ok(Event::Removed { name }) => removed_event(name),
                 Err(_) => SseEvent::default().event("resync").data("{}"),
             })
         }
@@ -385,8 +372,16 @@ async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEve
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+fn removed_event(name: String) -> SseEvent {
+    SseEvent::default()
+        .event("removed")
+        .data(serde_json::to_string(&Removed { name }).unwrap_or_default())
+}
+
 pub mod client;
 pub(crate) mod data;
 pub(crate) mod error;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod panel;
+pub mod routes;
+pub mod types;

@@ -25,6 +25,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::types::{LoginLink, Sorted};
 use crate::engine::Engine;
 
 /// How long a login code may wait to be used.
@@ -93,14 +94,14 @@ pub fn login_url(api_port: u16) -> String {
 
 /// `POST /api/v1/login-code` (behind the token guard): a fresh login URL, for `hangar open` and
 /// the desktop shell.
-pub async fn login_code(State(e): State<Arc<Engine>>) -> Json<serde_json::Value> {
+pub(crate) async fn login_code(State(e): State<Arc<Engine>>) -> Sorted<LoginLink> {
     let port = e.config.api_port;
     let code = mint_code(port);
-    Json(json!({
-        "code": code,
-        "url": format!("http://127.0.0.1:{port}/login?code={code}"),
-        "expires_in_seconds": LOGIN_CODE_TTL.as_secs(),
-    }))
+    Sorted(LoginLink {
+        url: format!("http://127.0.0.1:{port}/login?code={code}"),
+        code,
+        expires_in_seconds: LOGIN_CODE_TTL.as_secs(),
+    })
 }
 
 /// Where the built UI is: `HANGAR_UI_DIR`, else `<exe dir>/../share/hangar/ui`, else the source

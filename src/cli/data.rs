@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::cli::{name_or_all, seg};
+use crate::cli::{name_or_all, print_notices};
 use hangar::api::client::Client;
+use hangar::api::types::BackupBody;
 use hangar::base::jobs::JobState;
-use hangar::engine::import::{ImportReport, ImportRow};
+use hangar::engine::backup::RestoreRequest;
+use hangar::engine::import::{ImportRequest, ImportRow};
 use hangar::engine::AppView;
 use hangar::store::archive::BackupInfo;
 
@@ -30,7 +32,7 @@ async fn follow(c: &Client, job: &JobState, label: &str) -> Result<Value> {
     let progress = std::io::stderr().is_terminal();
     let mut last = String::new();
     loop {
-        let s: JobState = c.get(&format!("/jobs/{}", job.id)).await?;
+        let s = c.job(&job.id).await?;
         if progress {
             let amount = match s.total_bytes {
                 Some(t) if t > 0 => format!(
@@ -91,10 +93,7 @@ pub async fn backup(
     let mut made = Vec::new();
     let mut failed = Vec::new();
     for n in &names {
-        let v: Value = c
-            .post(&format!("/apps/{}/backup", seg(n)), &json!({ "dir": dir }))
-            .await?;
-        let job: JobState = serde_json::from_value(v["job"].clone()).context("the engine's job")?;
+        let job = c.backup(n, &BackupBody { dir: dir.clone() }).await?;
         match follow(c, &job, &format!("backing up {n}")).await {
             Ok(result) => {
                 let info: BackupInfo =
@@ -131,12 +130,8 @@ pub async fn backup(
 }
 
 pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()> {
-    let q = name
-        .map(|n| format!("?app={}", seg(&n)))
-        .unwrap_or_default();
-    let v: Value = c.get(&format!("/backups{q}")).await?;
-    let list: Vec<BackupInfo> =
-        serde_json::from_value(v["backups"].clone()).context("the engine's backup list")?;
+    let answer = c.backups(name.as_deref()).await?;
+    let list = answer.backups;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -162,7 +157,7 @@ pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()>
     }
     println!(
         "automatic backups (before-upgrade, before-delete) are kept {} days; restore one with `hangar restore FILE [--as NEW_NAME]`",
-        v["keep_days"]
+        answer.keep_days
     );
     Ok(())
 }
@@ -184,13 +179,7 @@ pub async fn restore(
     } else {
         file
     };
-    let v: Value = c
-        .post(
-            "/restore",
-            &json!({ "file": file, "as": as_name, "db": db }),
-        )
-        .await?;
-    let job: JobState = serde_json::from_value(v["job"].clone()).context("the engine's job")?;
+    let job = c.restore(&RestoreRequest { file, as_name, db }).await?;
     let result = follow(c, &job, "restoring").await?;
     let view: AppView = serde_json::from_value(result).context("the restored app")?;
     if json {
@@ -201,25 +190,12 @@ pub async fn restore(
         "restored {} (port {}, {}); open {}",
         view.name, view.port, view.db, view.url
     );
-    for n in &view.notices {
-        println!("note: {n}");
-    }
-    if view.start_mode == "on-visit" {
-        println!(
-            "it starts on its first visit, or now with `hangar start {}`",
-            view.name
-        );
-    }
+    print_notices(&view);
     Ok(())
 }
 
 pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Result<()> {
-    let r: ImportReport = c
-        .post(
-            "/import/nocobase",
-            &json!({ "from": from, "dry_run": dry_run }),
-        )
-        .await?;
+    let r = c.import_nocobase(&ImportRequest { from, dry_run }).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

@@ -5,14 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use futures_util::StreamExt;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use hangar::api::client::Client;
+use hangar::api::types::ExportQuery;
 use hangar::base::home::Home;
-use hangar::engine::{AppView, DeleteReport, Engine, Overrides};
-use hangar::run::logs::LogLine;
+use hangar::engine::{AppView, CreateApp, Engine, Overrides};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,36 +37,7 @@ pub enum Command {
         api_port: Option<u16>,
     },
     /// Register a new sub-app.
-    Create {
-        name: String,
-        #[arg(long, value_name = "S")]
-        display_name: Option<String>,
-        /// with-main: starts with the engine; on-visit (default): starts on its first request.
-        #[arg(long, value_name = "MODE")]
-        start_mode: Option<String>,
-        /// Its own port (default: a free one).
-        #[arg(long, value_name = "N")]
-        port: Option<u32>,
-        /// A custom domain that leads to it.
-        #[arg(long, value_name = "HOST")]
-        domain: Option<String>,
-        /// Pin it to the menu.
-        #[arg(long)]
-        pin: bool,
-        /// new-database (default), schema, or a connection URL.
-        #[arg(long, value_name = "new-database|schema|URL")]
-        db: Option<String>,
-        /// Runtime from hangar.toml (default: the main app's).
-        #[arg(long, value_name = "R")]
-        runtime: Option<String>,
-        /// Its own environment values.
-        #[arg(long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// On-visit apps: go dormant after SECS with no request and no open connection (a
-        /// visit starts it again). Default: never.
-        #[arg(long, value_name = "SECS")]
-        idle_timeout: Option<i64>,
-    },
+    Create(CreateArgs),
     /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
     #[command(alias = "ls")]
     List {
@@ -100,27 +70,7 @@ pub enum Command {
     /// Stop every app, the main app included, and the engine.
     Kill,
     /// Write the apps' routes for nginx, or manifests for Kubernetes.
-    Export {
-        /// nginx or kubernetes.
-        #[arg(value_parser = ["nginx", "kubernetes"])]
-        kind: String,
-        /// One app (default: every app, as with --all).
-        name: Option<String>,
-        #[arg(long, conflicts_with = "name")]
-        all: bool,
-        /// nginx: send each path straight to the app's port instead of the Hangar proxy.
-        #[arg(long)]
-        direct: bool,
-        /// nginx: the port the server blocks listen on.
-        #[arg(long, default_value_t = 80)]
-        listen: u16,
-        /// kubernetes: the container image; {runtime} and {name} are replaced.
-        #[arg(long, default_value = "{runtime}:latest")]
-        image: String,
-        /// Write to FILE instead of standard output.
-        #[arg(short = 'o', long, value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    Export(ExportArgs),
     /// Run the runtime's upgrade command for apps whose runtime version moved.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
     Upgrade {
@@ -180,28 +130,7 @@ pub enum Command {
         json: bool,
     },
     /// Show an app's log.
-    Logs {
-        name: String,
-        /// Keep following new lines.
-        #[arg(short = 'f', long)]
-        follow: bool,
-        /// How many of the last lines to show.
-        #[arg(short = 'n', long, value_name = "N")]
-        lines: Option<usize>,
-        /// Only lines containing PATTERN, searched by the engine over the current and rotated
-        /// files.
-        #[arg(long, value_name = "PATTERN")]
-        grep: Option<String>,
-        /// Read PATTERN as a regular expression.
-        #[arg(long, requires = "grep")]
-        regex: bool,
-        /// Only lines from this time on: RFC 3339, or a time ago such as 10m, 2h, 7d.
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only lines up to this time: RFC 3339, or a time ago.
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-    },
+    Logs(crate::cli::logs::LogsArgs),
     /// CPU and memory of every app and of the machine, refreshed live.
     Monit {
         /// Stop after this many refreshes (default: until interrupted).
@@ -215,6 +144,62 @@ pub enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+}
+
+// The arguments of the verbs with many; no doc comment here, so each verb's own is its help.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub name: String,
+    #[arg(long, value_name = "S")]
+    pub display_name: Option<String>,
+    /// with-main: starts with the engine; on-visit (default): starts on its first request.
+    #[arg(long, value_name = "MODE")]
+    pub start_mode: Option<String>,
+    /// Its own port (default: a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u32>,
+    /// A custom domain that leads to it.
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+    /// Pin it to the menu.
+    #[arg(long)]
+    pub pin: bool,
+    /// new-database (default), schema, or a connection URL.
+    #[arg(long, value_name = "new-database|schema|URL")]
+    pub db: Option<String>,
+    /// Runtime from hangar.toml (default: the main app's).
+    #[arg(long, value_name = "R")]
+    pub runtime: Option<String>,
+    /// Its own environment values.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// On-visit apps: go dormant after SECS with no request and no open connection (a
+    /// visit starts it again). Default: never.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// nginx or kubernetes.
+    #[arg(value_parser = ["nginx", "kubernetes"])]
+    pub kind: String,
+    /// One app (default: every app, as with --all).
+    pub name: Option<String>,
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+    /// nginx: send each path straight to the app's port instead of the Hangar proxy.
+    #[arg(long)]
+    pub direct: bool,
+    /// nginx: the port the server blocks listen on.
+    #[arg(long, default_value_t = 80)]
+    pub listen: u16,
+    /// kubernetes: the container image; {runtime} and {name} are replaced.
+    #[arg(long, default_value = "{runtime}:latest")]
+    pub image: String,
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -239,7 +224,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let c = Client::connect(&home, false).await?;
-            let _: Value = c.post("/kill", &json!({})).await?;
+            c.kill().await?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
             while home.engine_running() && std::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -289,265 +274,186 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
     Ok(())
 }
 
+/// Every verb but `serve` and `kill`: one function per verb (or group of verbs).
 async fn client_command(c: &Client, command: Command) -> Result<()> {
     match command {
-        Command::Create {
+        Command::Create(args) => create(c, args).await,
+        Command::List { json } => list(c, json).await,
+        Command::Status { name, json } => status(c, &name, json).await,
+        Command::Start { name } => start(c, &name).await,
+        Command::Stop { name } => stop(c, &name).await,
+        Command::Restart { name } => restart(c, &name).await,
+        Command::Delete { name, drop_db, yes } => delete(c, &name, drop_db, yes).await,
+        Command::Logs(args) => crate::cli::logs::run(c, args).await,
+        Command::Export(args) => export(c, args).await,
+        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await,
+        Command::Backup {
             name,
-            display_name,
-            start_mode,
-            port,
-            domain,
-            pin,
-            db,
-            runtime,
-            env,
-            idle_timeout,
-        } => {
-            let mut env_map = serde_json::Map::new();
-            for e in &env {
-                let (k, v) = hangar::base::validate::parse_env_arg(e)?;
-                env_map.insert(k, Value::String(v));
-            }
-            if let Some(m) = &start_mode {
-                m.parse::<hangar::store::registry::StartMode>()?;
-            }
-            let body = json!({
-                "name": name, "display_name": display_name, "start_mode": start_mode, "port": port,
-                "domain": domain, "pinned": pin, "db": db, "runtime": runtime, "env": env_map,
-                "idle_timeout": idle_timeout,
-            });
-            let v: AppView = c.post("/apps", &body).await?;
-            println!(
-                "created {} ({}, port {}, {}); open {}",
-                v.name, v.start_mode, v.port, v.db, v.url
-            );
-            for n in &v.notices {
-                println!("note: {n}");
-            }
-            if v.start_mode == "on-visit" {
-                println!(
-                    "it starts on its first visit, or now with `hangar start {}`",
-                    v.name
-                );
-            }
-        }
-        Command::List { json } => {
-            let v: Value = c.get("/apps").await?;
-            let apps: Vec<AppView> =
-                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
-            } else {
-                print_table(&apps);
-            }
-        }
-        Command::Status { name, json } => {
-            let v: AppView = c.get(&format!("/apps/{}", seg(&name))).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
-            } else {
-                print_status(&v);
-            }
-        }
-        Command::Start { name } => {
-            let v: AppView = c
-                .post(&format!("/apps/{}/start", seg(&name)), &json!({}))
-                .await?;
-            println!(
-                "{} is {} (pid {}, {})",
-                v.name,
-                v.status,
-                v.pid.map(|p| p.to_string()).unwrap_or("-".into()),
-                v.url
-            );
-        }
-        Command::Stop { name } => {
-            let v: AppView = c
-                .post(&format!("/apps/{}/stop", seg(&name)), &json!({}))
-                .await?;
-            println!("{} is {}", v.name, v.status);
-        }
-        Command::Restart { name } => {
-            let v: AppView = c
-                .post(&format!("/apps/{}/restart", seg(&name)), &json!({}))
-                .await?;
-            println!(
-                "{} is {} (pid {})",
-                v.name,
-                v.status,
-                v.pid.map(|p| p.to_string()).unwrap_or("-".into())
-            );
-        }
-        Command::Delete { name, drop_db, yes } => {
-            if drop_db && !yes {
-                if !std::io::stdin().is_terminal() {
-                    bail!("--drop-db deletes {name}'s data for good; add --yes to confirm");
-                }
-                print!("This deletes {name} and drops its database. Type its name to confirm: ");
-                std::io::stdout().flush()?;
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if answer.trim() != name {
-                    bail!("not confirmed; nothing was deleted");
-                }
-            }
-            let r: DeleteReport = c
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/apps/{}?drop_db={drop_db}", seg(&name)),
-                    None,
-                )
-                .await?;
-            println!("deleted {}", r.name);
-            for d in r.dropped {
-                println!("  dropped: {d}");
-            }
-            for k in r.kept {
-                println!("  kept: {k}");
-            }
-        }
-        Command::Logs {
-            name,
-            follow,
-            lines,
-            grep,
-            regex,
-            since,
-            until,
-        } => {
-            let searching = grep.is_some() || since.is_some() || until.is_some();
-            let n = lines.unwrap_or(if searching { 1000 } else { 20 });
-            let re = match (&grep, regex) {
-                (Some(g), true) => Some(regex::Regex::new(g).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--grep {g:?} is not a valid regular expression: {}",
-                        hangar::run::logs::regex_error(&e)
-                    )
-                })?),
-                _ => None,
-            };
-            let keep = |l: &LogLine| match (&re, &grep) {
-                (Some(re), _) => re.is_match(&l.text),
-                (None, Some(g)) => l.text.contains(g.as_str()),
-                (None, None) => true,
-            };
-            let mut out = std::io::stdout().lock();
-            if searching && n > 0 {
-                // The engine searches every file, rotations included.
-                let mut query = format!("limit={}", n.clamp(1, 100_000));
-                for (k, v) in [
-                    ("q", grep.as_deref()),
-                    ("since", since.as_deref()),
-                    ("until", until.as_deref()),
-                ] {
-                    if let Some(v) = v {
-                        query.push_str(&format!("&{k}={}", query_escape(v)));
-                    }
-                }
-                if regex {
-                    query.push_str("&regex=true");
-                }
-                let v: Value = c
-                    .get(&format!("/apps/{}/logs/search?{query}", seg(&name)))
-                    .await?;
-                let lines: Vec<LogLine> =
-                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
-                for l in &lines {
-                    writeln!(out, "{}", format_line(l))?;
-                }
-                out.flush()?;
-            }
-            if follow {
-                let initial = if searching { 0 } else { n };
-                let s = c
-                    .stream(&format!("/apps/{}/logs/follow?n={initial}", seg(&name)))
-                    .await?;
-                drop(out);
-                futures_util::pin_mut!(s);
-                while let Some(item) = s.next().await {
-                    let data = item?;
-                    if let Ok(l) = serde_json::from_str::<LogLine>(&data) {
-                        if keep(&l) {
-                            let mut o = std::io::stdout().lock();
-                            writeln!(o, "{}", format_line(&l))?;
-                            o.flush()?;
-                        }
-                    }
-                }
-            } else if !searching {
-                let v: Value = c.get(&format!("/apps/{}/logs?n={n}", seg(&name))).await?;
-                let lines: Vec<LogLine> =
-                    serde_json::from_value(v["lines"].clone()).context("the engine's log lines")?;
-                for l in lines.iter().filter(|l| keep(l)) {
-                    writeln!(out, "{}", format_line(l))?;
-                }
-            }
-        }
-        Command::Export {
-            kind,
-            name,
-            all: _,
-            direct,
-            listen,
-            image,
-            output,
-        } => {
-            let mut q = format!(
-                "?direct={direct}&listen={listen}&image={}",
-                query_escape(&image)
-            );
-            if let Some(n) = &name {
-                q.push_str(&format!("&app={}", seg(n)));
-            }
-            let text = c.get_text(&format!("/export/{kind}{q}")).await?;
-            match output {
-                Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    eprintln!("wrote {}", path.display());
-                }
-                None => print!("{text}"),
-            }
-        }
-        Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await?,
+            list: true,
+            json,
+            ..
+        } => crate::cli::data::backups(c, name, json).await,
         Command::Backup {
             name,
             all,
             output,
-            list,
             json,
-        } => {
-            if list {
-                crate::cli::data::backups(c, name, json).await?
-            } else {
-                crate::cli::data::backup(c, name, all, output, json).await?
-            }
-        }
-        Command::Backups { name, json } => crate::cli::data::backups(c, name, json).await?,
+            ..
+        } => crate::cli::data::backup(c, name, all, output, json).await,
+        Command::Backups { name, json } => crate::cli::data::backups(c, name, json).await,
         Command::Restore {
             file,
             as_name,
             db,
             json,
-        } => crate::cli::data::restore(c, file, as_name, db, json).await?,
+        } => crate::cli::data::restore(c, file, as_name, db, json).await,
         Command::Import {
             kind: _,
             from,
             dry_run,
             json,
-        } => crate::cli::data::import(c, from, dry_run, json).await?,
-        Command::Open { no_browser } => {
-            let v: Value = c.post("/login-code", &json!({})).await?;
-            let url = v["url"]
-                .as_str()
-                .context("the engine's answer has no login URL")?;
-            println!("{url}");
-            if !no_browser {
-                open_in_browser(url);
-            }
-        }
-        Command::Monit { count } => crate::cli::monit::run(c, count).await?,
+        } => crate::cli::data::import(c, from, dry_run, json).await,
+        Command::Open { no_browser } => open(c, no_browser).await,
+        Command::Monit { count } => crate::cli::monit::run(c, count).await,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
+    }
+}
+
+async fn create(c: &Client, a: CreateArgs) -> Result<()> {
+    let mut env = std::collections::BTreeMap::new();
+    for e in &a.env {
+        let (k, v) = hangar::base::validate::parse_env_arg(e)?;
+        env.insert(k, v);
+    }
+    let start_mode = a
+        .start_mode
+        .as_deref()
+        .map(str::parse::<hangar::store::registry::StartMode>)
+        .transpose()?;
+    let req = CreateApp {
+        name: a.name,
+        display_name: a.display_name,
+        start_mode,
+        port: a.port,
+        domain: a.domain,
+        pinned: a.pin,
+        db: a.db,
+        runtime: a.runtime,
+        env,
+        idle_timeout: a.idle_timeout,
+    };
+    let v = c.create(&req).await?;
+    println!(
+        "created {} ({}, port {}, {}); open {}",
+        v.name, v.start_mode, v.port, v.db, v.url
+    );
+    print_notices(&v);
+    Ok(())
+}
+
+/// What a new app (created or restored) asks of the operator.
+pub(crate) fn print_notices(v: &AppView) {
+    for n in &v.notices {
+        println!("note: {n}");
+    }
+    if v.start_mode == "on-visit" {
+        println!(
+            "it starts on its first visit, or now with `hangar start {}`",
+            v.name
+        );
+    }
+}
+
+async fn list(c: &Client, json: bool) -> Result<()> {
+    let apps = c.list().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
+    } else {
+        print_table(&apps);
+    }
+    Ok(())
+}
+
+async fn status(c: &Client, name: &str, json: bool) -> Result<()> {
+    let v = c.status(name).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
+    } else {
+        print_status(&v);
+    }
+    Ok(())
+}
+
+fn pid(v: &AppView) -> String {
+    v.pid.map(|p| p.to_string()).unwrap_or("-".into())
+}
+
+async fn start(c: &Client, name: &str) -> Result<()> {
+    let v = c.start(name).await?;
+    println!("{} is {} (pid {}, {})", v.name, v.status, pid(&v), v.url);
+    Ok(())
+}
+
+async fn stop(c: &Client, name: &str) -> Result<()> {
+    let v = c.stop(name).await?;
+    println!("{} is {}", v.name, v.status);
+    Ok(())
+}
+
+async fn restart(c: &Client, name: &str) -> Result<()> {
+    let v = c.restart(name).await?;
+    println!("{} is {} (pid {})", v.name, v.status, pid(&v));
+    Ok(())
+}
+
+async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool) -> Result<()> {
+    if drop_db && !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("--drop-db deletes {name}'s data for good; add --yes to confirm");
+        }
+        print!("This deletes {name} and drops its database. Type its name to confirm: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != name {
+            bail!("not confirmed; nothing was deleted");
+        }
+    }
+    let r = c.delete(name, drop_db).await?;
+    println!("deleted {}", r.name);
+    for d in r.dropped {
+        println!("  dropped: {d}");
+    }
+    for k in r.kept {
+        println!("  kept: {k}");
+    }
+    Ok(())
+}
+
+async fn export(c: &Client, a: ExportArgs) -> Result<()> {
+    let q = ExportQuery {
+        app: a.name,
+        direct: a.direct,
+        listen: Some(a.listen),
+        image: Some(a.image),
+    };
+    let text = c.export(&a.kind, &q).await?;
+    match a.output {
+        Some(path) => {
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn open(c: &Client, no_browser: bool) -> Result<()> {
+    let link = c.login_code().await?;
+    println!("{}", link.url);
+    if !no_browser {
+        open_in_browser(&link.url);
     }
     Ok(())
 }
@@ -569,35 +475,6 @@ fn open_in_browser(url: &str) {
         Ok(_) => eprintln!("opening it with {opener}; the link works once and for 5 minutes"),
         Err(e) => eprintln!("could not run {opener} ({e}); open the link above in a browser"),
     }
-}
-
-/// A path segment: names are validated by the engine, but never let one change the path.
-pub(crate) fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn format_line(l: &LogLine) -> String {
-    format!("{} {} {}", l.ts, l.stream.as_str(), l.text)
 }
 
 /// The contract's `--json` fields, and nothing else.
@@ -722,12 +599,7 @@ pub(crate) async fn name_or_all(
 ) -> Result<Vec<String>> {
     match (name, all) {
         (Some(n), false) => Ok(vec![n]),
-        (None, true) => {
-            let v: Value = c.get("/apps").await?;
-            let apps: Vec<AppView> =
-                serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
-            Ok(apps.into_iter().map(|a| a.name).collect())
-        }
+        (None, true) => Ok(c.list().await?.into_iter().map(|a| a.name).collect()),
         _ => bail!("give either an app's name or --all"),
     }
 }
@@ -748,9 +620,7 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
             eprint!("upgrading {n}…");
             let _ = std::io::stderr().flush();
         }
-        let r: UpgradeReport = c
-            .post(&format!("/apps/{}/upgrade", seg(n)), &json!({}))
-            .await?;
+        let r = c.upgrade(n).await?;
         if progress {
             eprint!("\r\x1b[K");
         }
@@ -793,4 +663,5 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
 }
 
 mod data;
+mod logs;
 mod monit;

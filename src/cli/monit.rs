@@ -4,28 +4,28 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::StreamExt;
-use serde_json::Value;
 
 use crate::cli::human_bytes;
-use hangar::api::client::Client;
+use hangar::api::client::{Client, ClientError};
 use hangar::engine::AppView;
+use hangar::run::monitor::Live;
 use hangar::run::sampler::Snapshot;
 
 pub async fn run(c: &Client, count: Option<u64>) -> Result<()> {
     let tty = std::io::stdout().is_terminal();
-    let s = c.stream("/metrics/stream").await?;
+    let s = c.metrics_stream().await?;
     futures_util::pin_mut!(s);
     let mut shown = 0u64;
     while let Some(item) = s.next().await {
-        let data = item?;
-        let Ok(snap) = serde_json::from_str::<Snapshot>(&data) else {
-            continue; // a timeline event; the next tick shows its effect
+        let snap = match item {
+            Ok(Live::Tick(snap)) => snap,
+            // A timeline event (the next tick shows its effect), or one this client cannot read.
+            Ok(Live::Event { .. }) | Err(ClientError::Decode(_)) => continue,
+            Err(e) => return Err(e.into()),
         };
-        let v: Value = c.get("/apps").await?;
-        let apps: Vec<AppView> =
-            serde_json::from_value(v["apps"].clone()).context("the engine's app list")?;
+        let apps = c.list().await?;
         let frame = render(&snap, &apps, tty);
         let mut out = std::io::stdout().lock();
         if tty {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::base::db::{AppDb, DbMethod};
 use crate::base::dialect::dialect_of;
@@ -29,7 +29,7 @@ impl From<BackupError> for EngineError {
 }
 
 /// What `restore` is asked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// A path, or the name of an archive in `backups/`.

@@ -36,7 +36,7 @@ use crate::store::registry::StartMode;
 /// At most this many rows are read (a multi-app table is small; this bounds a wrong URL).
 const MAX_ROWS: usize = 10_000;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     /// The NocoBase main database: postgres://…, mysql://… (MariaDB too) or sqlite:///path.

@@ -71,7 +71,7 @@ impl From<Invalid> for EngineError {
 }
 
 /// What `create` takes (CLI flags, API JSON, UI form).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
     pub name: String,

@@ -93,7 +93,7 @@ pub struct History {
 }
 
 /// What the live stream carries: a tick, or an event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Live {
     Tick(Snapshot),

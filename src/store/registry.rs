@@ -120,14 +120,19 @@ pub struct AppRecord {
 
 /// The fields an edit may change; `None` leaves a field as it is. An unknown field is refused
 /// (a misspelt field must not read as "nothing to change").
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppEdit {
     pub display_name: Option<String>,
     pub start_mode: Option<StartMode>,
     pub port: Option<u16>,
-    /// `Some(None)` clears the domain: JSON `null` (or `""`); an absent field leaves it.
-    #[serde(default, deserialize_with = "present")]
+    /// `Some(None)` clears the domain: JSON `null` (or `""`); an absent field leaves it (and
+    /// `None` is written as an absent field).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain: Option<Option<String>>,
     pub pinned: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,

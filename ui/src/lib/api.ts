@@ -1,13 +1,11 @@
-// Every call the UI makes to the engine, in one place. Routes marked PLANNED are being added by
-// other work; each answers `null` (or sets a "missing" flag) when the engine says 404, so the UI
-// hides what needs it instead of breaking.
+// Every call the UI makes to the engine, in one place, with the shapes the engine serves (the
+// Rust side's types: src/api/types.rs and the engine's views and reports).
 //
 // Auth: in the browser the engine's HttpOnly cookie rides along (same origin); the desktop shell
 // may instead set `window.__HANGAR__ = { api: 'http://127.0.0.1:PORT', token }`.
 
 import { followStream, type SseMessage, type StreamHandle } from './sse';
 import type { LogLine } from './logbuffer';
-import { toSeconds } from './format';
 
 export interface EngineInfo {
   version: string;
@@ -18,7 +16,6 @@ export interface EngineInfo {
   main_runtime: string;
   runtimes: string[];
   data_service: null | 'postgres' | 'mysql' | string;
-  host?: HostUsage; // PLANNED (optional)
 }
 
 export type Status = 'stopped' | 'starting' | 'running' | 'stopping' | 'upgrading' | 'backoff' | 'error';
@@ -44,10 +41,15 @@ export interface AppView {
   desired: string;
   env: Record<string, string>;
   progress: string | null;
+  /** Output lines that never reached the log file (the writer fell behind, or writes failed). */
+  log_lines_lost: number;
   created_at: string;
-  idle_timeout?: number | null; // PLANNED (idle timeout): shown in the form when present
+  /** What the operator should know about a create; absent when there is nothing. */
+  notices?: string[];
+  /** Idle stop in seconds (on-visit apps); null: never. */
+  idle_timeout: number | null;
   /** Orders views of one app from one engine: the higher is the newer. */
-  version?: number;
+  version: number;
 }
 
 export interface CreateBody {
@@ -79,10 +81,52 @@ export interface DeleteReport {
   kept: string[];
 }
 
+/** The whole machine. */
 export interface HostUsage {
-  cpu_percent: number | null;
-  memory_used_bytes: number | null;
-  memory_total_bytes: number | null;
+  /** Busy share of all cores together (100 = the whole machine busy). */
+  cpu_percent: number;
+  cpus: number;
+  memory_used_bytes: number;
+  memory_total_bytes: number;
+}
+
+/** One app's figures. */
+export interface Usage {
+  cpu_percent: number;
+  memory_bytes: number;
+}
+
+/** What GET /apps/{name}/metrics answers: times in unix milliseconds. */
+export interface AppMetrics {
+  name: string;
+  range_seconds: number;
+  /** `1s` (raw samples, older parts as minutes) or `1m`. */
+  resolution: string;
+  points: Array<{ t: number; cpu: number; cpu_min: number; cpu_max: number; mem: number; mem_min: number; mem_max: number }>;
+  events: Array<{ t: number; kind: string; detail: string | null }>;
+  /** The figures of now (the machine's for `@host`); null until sampled. */
+  current: Usage | HostUsage | null;
+}
+
+/** One tick of GET /metrics/stream (event `tick`). */
+export interface Snapshot {
+  t: number; // unix milliseconds
+  host: HostUsage;
+  apps: Record<string, Usage>;
+}
+
+/** What GET /apps/{name}/logs/search answers. */
+export interface SearchResult {
+  lines: LogLine[];
+  /** More lines matched than the limit; the oldest were left out. */
+  truncated: boolean;
+  files_searched: number;
+}
+
+/** A check's verdict (GET /validate/name, POST /db/test). */
+export interface Verdict {
+  ok: boolean;
+  message: string | null;
 }
 
 export interface MetricPoint {
@@ -92,8 +136,8 @@ export interface MetricPoint {
 }
 
 export interface MetricMark {
-  t: number;
-  kind: string; // start | stop | crash | restart | …
+  t: number; // unix seconds
+  kind: string; // start | stop | crash | restart
   detail?: string;
 }
 
@@ -159,27 +203,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return json as T;
 }
 
-/** Like `call`, but a 404 (the route does not exist on this engine) answers null. */
-async function optional<T>(method: string, path: string, body?: unknown): Promise<T | null> {
-  try {
-    return await call<T>(method, path, body);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404 && (e.code === 'not_found' || e.code === 'http_404') && /no API route|^$|Not Found/i.test(e.message)) return null;
-    throw e;
-  }
-}
-
-/** Whether a route exists: GET on a POST-only route answers 405, on no route 404. */
-export async function routeExists(path: string): Promise<boolean> {
-  try {
-    const r = await fetch(BASE + path, { headers: authHeaders(), credentials: 'same-origin', cache: 'no-store' });
-    return r.status !== 404;
-  } catch {
-    return false;
-  }
-}
-
-// ---- today's routes -----------------------------------------------------------------------
+// ---- the apps ----------------------------------------------------------------------------
 
 export const engine = () => call<EngineInfo>('GET', '/engine');
 export const listApps = async () => (await call<{ apps: AppView[] }>('GET', '/apps')).apps;
@@ -190,7 +214,7 @@ export const deleteApp = (name: string, dropDb: boolean) => call<DeleteReport>('
 export const startApp = (name: string) => call<AppView>('POST', `/apps/${seg(name)}/start`, {});
 export const stopApp = (name: string) => call<AppView>('POST', `/apps/${seg(name)}/stop`, {});
 export const restartApp = (name: string) => call<AppView>('POST', `/apps/${seg(name)}/restart`, {});
-export const validateName = (name: string) => call<{ ok: boolean; message: string | null }>('GET', `/validate/name?name=${encodeURIComponent(name)}`);
+export const validateName = (name: string) => call<Verdict>('GET', `/validate/name?name=${encodeURIComponent(name)}`);
 export const logs = async (name: string, n: number) => (await call<{ lines: LogLine[] }>('GET', `/apps/${seg(name)}/logs?n=${n}`)).lines;
 
 export interface EventHandlers {
@@ -248,103 +272,37 @@ export function followLogs(
   });
 }
 
-// ---- routes an older engine may lack; each degrades on 404 ---------------------------------
+// ---- figures, log search, connection test -------------------------------------------------
 
-/** GET /apps/{name}/metrics?range=5m|1h|24h|7d. null when the engine has no history. */
-export async function metricsHistory(name: string, range: Range): Promise<MetricsHistory | null> {
-  const raw = await optional<unknown>('GET', `/apps/${seg(name)}/metrics?range=${range}`);
-  return raw === null ? null : normalizeHistory(raw);
+/** GET /apps/{name}/metrics?range=5m|1h|24h|7d: the history and its marks, in seconds. */
+export async function metricsHistory(name: string, range: Range): Promise<MetricsHistory> {
+  return toHistory(await call<AppMetrics>('GET', `/apps/${seg(name)}/metrics?range=${range}`));
 }
 
-/** Accepts the shapes the history route may take: `{points|samples: [{ts|t, cpu_percent|cpu|cpu_avg,
- *  memory_bytes|memory|mem_avg|memory_avg}]}` or columns `{ts: [], cpu: [], memory: []}`, with marks
- *  in `events|marks: [{ts|t, kind|type|event, message|detail}]`. */
-export function normalizeHistory(raw: unknown): MetricsHistory {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const points: MetricPoint[] = [];
-  const list = (o.points ?? o.samples ?? o.history) as unknown;
-  if (Array.isArray(list)) {
-    for (const p of list as Array<Record<string, unknown>>) {
-      const t = toSeconds(p.ts ?? p.t ?? p.time);
-      if (t === null) continue;
-      points.push({
-        t,
-        cpu: num(p.cpu_percent ?? p.cpu ?? p.cpu_avg),
-        mem: num(p.memory_bytes ?? p.memory ?? p.mem_avg ?? p.memory_avg ?? p.mem),
-      });
-    }
-  } else if (Array.isArray(o.ts)) {
-    const ts = o.ts as unknown[];
-    const cpu = (o.cpu ?? o.cpu_percent ?? []) as unknown[];
-    const mem = (o.memory ?? o.memory_bytes ?? o.mem ?? []) as unknown[];
-    ts.forEach((t, i) => {
-      const s = toSeconds(t);
-      if (s !== null) points.push({ t: s, cpu: num(cpu[i]), mem: num(mem[i]) });
-    });
-  }
-  points.sort((a, b) => a.t - b.t);
-  const marks: MetricMark[] = [];
-  const ev = (o.events ?? o.marks ?? []) as unknown;
-  if (Array.isArray(ev)) {
-    for (const e of ev as Array<Record<string, unknown>>) {
-      const t = toSeconds(e.ts ?? e.t ?? e.time);
-      if (t === null) continue;
-      marks.push({ t, kind: String(e.kind ?? e.type ?? e.event ?? 'event'), detail: e.message != null || e.detail != null ? String(e.message ?? e.detail) : undefined });
-    }
-  }
+/** The engine's history as the charts take it: unix seconds, oldest first. */
+export function toHistory(m: AppMetrics): MetricsHistory {
+  const points = m.points.map((p) => ({ t: p.t / 1000, cpu: p.cpu, mem: p.mem })).sort((a, b) => a.t - b.t);
+  const marks = m.events.map((e) => ({ t: e.t / 1000, kind: e.kind, detail: e.detail ?? undefined }));
   return { points, marks };
 }
 
-/** GET /host → {cpu_percent, memory_used_bytes, memory_total_bytes}. null when absent. */
-export async function hostUsage(): Promise<HostUsage | null> {
-  const raw = await optional<Record<string, unknown>>('GET', '/host');
-  if (raw === null) return null;
-  // The engine answers {host: {…}, sampler, …}; a bare figure object is read as well.
-  const figures = (raw.host ?? raw) as Record<string, unknown> | null;
-  return figures === null ? null : normalizeHost(figures);
-}
-
-export function normalizeHost(raw: Record<string, unknown>): HostUsage {
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const mem = (raw.memory ?? {}) as Record<string, unknown>;
-  return {
-    cpu_percent: num(raw.cpu_percent ?? raw.cpu),
-    memory_used_bytes: num(raw.memory_used_bytes ?? raw.used_memory_bytes ?? mem.used_bytes ?? mem.used),
-    memory_total_bytes: num(raw.memory_total_bytes ?? raw.total_memory_bytes ?? mem.total_bytes ?? mem.total),
-  };
-}
-
 export interface MetricsSample {
-  host: HostUsage | null;
-  apps: Array<{ name: string; cpu_percent: number | null; memory_bytes: number | null }>;
+  host: HostUsage;
+  apps: Array<{ name: string; cpu_percent: number; memory_bytes: number }>;
 }
 
-/** GET /metrics/stream → SSE, event `sample`, data `{ts, host?: {...}, apps: [{name,
- *  cpu_percent, memory_bytes}] | {name: {cpu_percent, memory_bytes}}}`. `onMissing` on 404. */
-export function metricsStream(onSample: (s: MetricsSample) => void, onMissing: () => void): StreamHandle {
+/** GET /metrics/stream: each `tick` (every app's and the machine's figures); the timeline's
+ *  `event`s are not read here (the store marks what the event stream shows). */
+export function metricsStream(onSample: (s: MetricsSample) => void): StreamHandle {
   return followStream(`${BASE}/metrics/stream`, {
     headers: authHeaders(),
-    onMissing,
     onMessage(msgs) {
       for (const m of msgs) {
-        // The engine sends `tick` ({t, host, apps: {name: usage}}) and `event` (timeline marks).
-        if (m.event !== 'tick' && m.event !== 'sample' && m.event !== 'metrics' && m.event !== 'message') continue;
+        if (m.event !== 'tick') continue;
         try {
-          const d = JSON.parse(m.data) as Record<string, unknown>;
-          const appsRaw = d.apps ?? {};
-          const apps = Array.isArray(appsRaw)
-            ? (appsRaw as Array<Record<string, unknown>>).map((a) => ({
-                name: String(a.name),
-                cpu_percent: (a.cpu_percent as number) ?? null,
-                memory_bytes: (a.memory_bytes as number) ?? null,
-              }))
-            : Object.entries(appsRaw as Record<string, Record<string, unknown>>).map(([name, a]) => ({
-                name,
-                cpu_percent: (a.cpu_percent as number) ?? null,
-                memory_bytes: (a.memory_bytes as number) ?? null,
-              }));
-          onSample({ host: d.host ? normalizeHost(d.host as Record<string, unknown>) : null, apps });
+          const d = JSON.parse(m.data) as Snapshot;
+          const apps = Object.entries(d.apps).map(([name, a]) => ({ name, cpu_percent: a.cpu_percent, memory_bytes: a.memory_bytes }));
+          onSample({ host: d.host, apps });
         } catch {
           /* skip */
         }
@@ -353,21 +311,17 @@ export function metricsStream(onSample: (s: MetricsSample) => void, onMissing: (
   });
 }
 
-/** GET /apps/{name}/logs/search?q=&regex=&limit= → {lines: [LogLine]}. null when absent. */
-export async function searchLogs(name: string, q: string, regex: boolean, limit = 1000): Promise<LogLine[] | null> {
-  const r = await optional<{ lines?: LogLine[]; matches?: LogLine[] }>(
-    'GET',
-    `/apps/${seg(name)}/logs/search?q=${encodeURIComponent(q)}&regex=${regex}&limit=${limit}`,
-  );
-  return r === null ? null : (r.lines ?? r.matches ?? []);
+/** GET /apps/{name}/logs/search?q=&regex=&limit=: over the current and rotated files. */
+export async function searchLogs(name: string, q: string, regex: boolean, limit = 1000): Promise<LogLine[]> {
+  const r = await call<SearchResult>('GET', `/apps/${seg(name)}/logs/search?q=${encodeURIComponent(q)}&regex=${regex}&limit=${limit}`);
+  return r.lines;
 }
 
-/** POST /db/test {url} → {ok, message}; an error answer counts as a failed test. null when absent. */
-export async function testConnection(url: string): Promise<{ ok: boolean; message: string } | null> {
+/** POST /db/test {url} → {ok, message}; an error answer counts as a failed test. */
+export async function testConnection(url: string): Promise<{ ok: boolean; message: string }> {
   try {
-    const r = await optional<{ ok?: boolean; message?: string | null }>('POST', '/db/test', { url });
-    if (r === null) return null;
-    return { ok: r.ok !== false, message: r.message ?? (r.ok !== false ? 'connected' : 'failed') };
+    const r = await call<Verdict>('POST', '/db/test', { url });
+    return { ok: r.ok, message: r.message ?? (r.ok ? 'connected' : 'failed') };
   } catch (e) {
     if (e instanceof ApiError) return { ok: false, message: e.message };
     throw e;
@@ -388,8 +342,6 @@ export async function upgradeApp(name: string): Promise<UpgradeReport> {
   if (r.result === 'failed') throw new Error(r.error ?? `${name}: the upgrade failed`);
   return r;
 }
-export const canUpgrade = () => routeExists('/apps/main/upgrade');
-export const canTestConnection = () => routeExists('/db/test');
 
 // ---- backups, restores, legacy import -------------------------------------------------------
 

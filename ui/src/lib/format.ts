@@ -35,18 +35,6 @@ export function clock(ts: string): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
-/** A timestamp in seconds, from seconds, milliseconds or an RFC 3339 string. */
-export function toSeconds(ts: unknown): number | null {
-  if (typeof ts === 'number' && Number.isFinite(ts)) return ts > 1e11 ? ts / 1000 : ts;
-  if (typeof ts === 'string') {
-    const n = Number(ts);
-    if (ts.trim() !== '' && Number.isFinite(n)) return toSeconds(n);
-    const d = Date.parse(ts);
-    return Number.isNaN(d) ? null : d / 1000;
-  }
-  return null;
-}
-
 export const STATUS_LABEL: Record<string, string> = {
   stopped: 'Stopped',
   starting: 'Starting',

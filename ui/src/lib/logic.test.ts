@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { checkName, generateName, NAME_RULE } from './name';
 import { parseAnsi, stripAnsi, styleCss, paletteColour } from './ansi';
 import { LogBuffer, markSegments, type LogLine } from './logbuffer';
-import { bytes, percent, duration, clock, toSeconds, statusLabel } from './format';
+import { bytes, percent, duration, clock, statusLabel } from './format';
 import { MAX_SCROLL_PX, rowAt, scrollHeight, scrollTopFor, atEnd, revealRow, rowsToRender, maxScrollTop } from './virtual';
 import { SseParser } from './sse';
 import { SampleRing, sparkPath } from './samples';
-import { normalizeHistory, normalizeHost } from './api';
+import { toHistory } from './api';
 import { parseRoute, href } from './router.svelte';
 import { ViewOrder } from './order';
 
@@ -184,14 +184,9 @@ describe('formatting', () => {
     expect(duration(90000)).toBe('1d 1h');
     expect(duration(null)).toBe('–');
   });
-  it('clock and timestamps', () => {
+  it('clock and status labels', () => {
     expect(clock('nonsense')).toBe('nonsense');
     expect(clock('2026-01-01T10:02:03.004Z')).toMatch(/^\d\d:02:03\.004$/);
-    expect(toSeconds(1700000000)).toBe(1700000000);
-    expect(toSeconds(1700000000123)).toBeCloseTo(1700000000.123);
-    expect(toSeconds('2026-01-01T00:00:00Z')).toBe(Date.UTC(2026, 0, 1) / 1000);
-    expect(toSeconds('1700000000')).toBe(1700000000);
-    expect(toSeconds('x')).toBeNull();
     expect(statusLabel('backoff')).toBe('Crashed, retrying');
   });
 });
@@ -255,20 +250,22 @@ describe('samples', () => {
   });
 });
 
-describe('planned API shapes', () => {
-  it('normalises metrics history', () => {
-    const h = normalizeHistory({
-      samples: [{ ts: '2026-01-01T00:00:01Z', cpu_percent: 5, memory_bytes: 100 }, { ts: 1767225600, cpu: 1, memory: 50 }],
-      events: [{ ts: 1767225600, kind: 'crash', message: 'exit 1' }],
+describe('API shapes', () => {
+  it('reads the engine\'s metrics history in seconds, oldest first', () => {
+    const point = (t: number, cpu: number, mem: number) => ({ t, cpu, cpu_min: cpu, cpu_max: cpu, mem, mem_min: mem, mem_max: mem });
+    const h = toHistory({
+      name: 'a',
+      range_seconds: 300,
+      resolution: '1s',
+      points: [point(1767225601000, 5, 100), point(1767225600500, 1, 50)],
+      events: [
+        { t: 1767225600000, kind: 'crash', detail: 'exit 1' },
+        { t: 1767225601000, kind: 'start', detail: null },
+      ],
+      current: null,
     });
-    expect(h.points.map((p) => p.cpu)).toEqual([1, 5]);
-    expect(h.marks).toEqual([{ t: 1767225600, kind: 'crash', detail: 'exit 1' }]);
-    const c = normalizeHistory({ ts: [1, 2], cpu: [3, 4], memory: [5, 6] });
-    expect(c.points).toEqual([{ t: 1, cpu: 3, mem: 5 }, { t: 2, cpu: 4, mem: 6 }]);
-    expect(normalizeHistory(null)).toEqual({ points: [], marks: [] });
-  });
-  it('normalises host usage', () => {
-    expect(normalizeHost({ cpu_percent: 12, memory: { used_bytes: 1, total_bytes: 2 } })).toEqual({ cpu_percent: 12, memory_used_bytes: 1, memory_total_bytes: 2 });
+    expect(h.points).toEqual([{ t: 1767225600.5, cpu: 1, mem: 50 }, { t: 1767225601, cpu: 5, mem: 100 }]);
+    expect(h.marks).toEqual([{ t: 1767225600, kind: 'crash', detail: 'exit 1' }, { t: 1767225601, kind: 'start', detail: undefined }]);
   });
 });
 

@@ -7,7 +7,6 @@ import { SampleRing } from './samples';
 import { ViewOrder } from './order';
 
 const SPARK_SAMPLES = 300; // 5 minutes at 1 Hz
-const POLL_MS = 2000;
 
 class Store {
   engine = $state<EngineInfo | null>(null);
@@ -21,8 +20,6 @@ class Store {
   lastError = $state<string | null>(null);
   /** Bumped whenever samples change, so charts redraw. */
   tick = $state(0);
-  /** How live usage arrives: the PLANNED metrics stream, or polling the app list. */
-  usageSource = $state<'stream' | 'poll' | 'none'>('none');
 
   readonly samples = new Map<string, SampleRing>();
   readonly hostSamples = new SampleRing(SPARK_SAMPLES);
@@ -31,8 +28,6 @@ class Store {
   private refreshing = false;
   private newsDuringRefresh = false;
   private started = false;
-  private pollTimer: ReturnType<typeof setInterval> | null = null;
-  private hostMissing = false;
 
   start(): void {
     if (this.started) return;
@@ -52,7 +47,6 @@ class Store {
       }
       this.lastError = (e as Error).message;
     }
-    if (this.engine?.host) this.host = this.engine.host;
     api.events({
       open: () => {
         this.connected = true;
@@ -69,53 +63,20 @@ class Store {
       removed: (name) => this.remove(name),
       resync: () => void this.refresh(),
     });
-    api.metricsStream(
-      (s) => {
-        this.usageSource = 'stream';
-        const now = Date.now() / 1000;
-        if (s.host) {
-          this.host = s.host;
-          this.hostSamples.push(now, s.host.cpu_percent, s.host.memory_used_bytes);
+    api.metricsStream((s) => {
+      const now = Date.now() / 1000;
+      this.host = s.host;
+      this.hostSamples.push(now, s.host.cpu_percent, s.host.memory_used_bytes);
+      for (const a of s.apps) {
+        const i = this.apps.findIndex((x) => x.name === a.name);
+        if (i >= 0) {
+          this.apps[i].cpu_percent = a.cpu_percent;
+          this.apps[i].memory_bytes = a.memory_bytes;
         }
-        for (const a of s.apps) {
-          const i = this.apps.findIndex((x) => x.name === a.name);
-          if (i >= 0) {
-            this.apps[i].cpu_percent = a.cpu_percent;
-            this.apps[i].memory_bytes = a.memory_bytes;
-          }
-          this.sample(a.name, now, a.cpu_percent, a.memory_bytes);
-        }
-        this.tick++;
-      },
-      () => this.startPolling(),
-    );
-  }
-
-  /** Without a metrics stream, CPU and memory are refreshed by reading the list every 2 s. */
-  private startPolling() {
-    this.usageSource = 'poll';
-    if (this.pollTimer) return;
-    this.pollTimer = setInterval(() => {
-      if (document.visibilityState === 'hidden') return;
-      void this.refresh();
-      void this.refreshHost();
-    }, POLL_MS);
-    void this.refreshHost();
-  }
-
-  private async refreshHost() {
-    if (this.hostMissing) return;
-    try {
-      const h = await api.hostUsage();
-      if (h === null) {
-        this.hostMissing = true;
-        return;
+        this.sample(a.name, now, a.cpu_percent, a.memory_bytes);
       }
-      this.host = h;
-      this.hostSamples.push(Date.now() / 1000, h.cpu_percent, h.memory_used_bytes);
-    } catch {
-      /* keep the last figure */
-    }
+      this.tick++;
+    });
   }
 
   /**
