@@ -22,19 +22,26 @@
 //! [`Owned`] records is ever dropped; an attached database never is. Statement logging is off on
 //! every connection made here and errors never carry a password, so passwords stay in the
 //! registry alone.
+//!
+//! Layout: this file holds the request, the outcome, the undo and the steps every server shares;
+//! each server is a [`Server`] in a file of its own (`postgres.rs`, `mysql.rs`), and SQLite,
+//! which is only ever attached, has its checks in `sqlite.rs`.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::ConnectOptions;
 
-use crate::base::db::{sqlite_path, AppDb, DbMethod, Owned};
+use crate::base::db::{AppDb, DbMethod, Owned};
 use crate::base::dialect::dialect_of;
 use crate::base::validate::Invalid;
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use mysql::Mysql;
+use postgres::Postgres;
 
 /// Every identifier Hangar makes on a data service starts with this.
 pub const PREFIX: &str = "hangar_";
@@ -81,6 +88,34 @@ pub struct Provisioned {
     pub notices: Vec<String>,
 }
 
+/// A data service Hangar provisions on (PostgreSQL, MySQL/MariaDB): one connection to it, and
+/// what the common steps (look, wait, make, undo, drop) ask of it. Schema mode is PostgreSQL's
+/// alone ([`postgres::new_schema`]).
+trait Server: Sized {
+    /// Connect with statement logging off, giving up after [`CONNECT_TIMEOUT`]; the error is
+    /// the server's reason, without the password.
+    async fn connect(url: &str) -> Result<Self, String>;
+    async fn close(self);
+    /// One statement.
+    async fn run(&mut self, sql: &str) -> Result<(), sqlx::Error>;
+    /// The objects of identifier `id` there now, as [`existing`] reports them.
+    async fn existing(&mut self, id: &str) -> Result<Vec<String>, String>;
+    /// How many other sessions run a statement naming `id`.
+    async fn busy(&mut self, id: &str) -> Result<i64, String>;
+    /// What a create cut short made: the objects of `id` in `now` (from [`Server::existing`])
+    /// that were not in `existed`.
+    fn unfinished(id: &str, now: &[String], existed: &[String]) -> Owned;
+    /// What `owned` records, in creation order (so [`undo`] drops it in reverse).
+    fn made(owned: &Owned) -> Vec<Made>;
+    /// `--db new-database`: the rights checked, the database (and the app's own role or user)
+    /// made, undone on failure.
+    async fn new_database(
+        &mut self,
+        service: &str,
+        id: &str,
+    ) -> Result<Provisioned, ProvisionError>;
+}
+
 /// Make the app's database as asked; on failure nothing is left behind.
 pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError> {
     let id = identifier(req.name);
@@ -105,12 +140,10 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
             notices: Vec::new(),
         },
         ("new-database", Some("postgres")) => {
-            pg_provision(service.unwrap_or(""), &id, PgKind::Database).await?
+            new_database::<Postgres>(service.unwrap_or(""), &id).await?
         }
-        ("new-database", Some(_)) => my_new_database(service.unwrap_or(""), &id).await?,
-        ("schema", Some("postgres")) => {
-            pg_provision(service.unwrap_or(""), &id, PgKind::Schema).await?
-        }
+        ("new-database", Some(_)) => new_database::<Mysql>(service.unwrap_or(""), &id).await?,
+        ("schema", Some("postgres")) => postgres::new_schema(service.unwrap_or(""), &id).await?,
         ("schema", Some(_)) => {
             return Err(ProvisionError::Invalid(Invalid::new(
                 "db",
@@ -140,71 +173,38 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
     Ok(done)
 }
 
+async fn new_database<S: Server>(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
+    let mut conn = S::connect(service).await.map_err(cannot_reach(service))?;
+    let r = conn.new_database(service, id).await;
+    conn.close().await;
+    r
+}
+
 /// The objects of identifier `id` on the data service now: `database`, `role`, `schema` on
 /// PostgreSQL; `database` and `user@host` on MySQL. Written into the journal before a create
 /// begins, so a create cut short by a crash is undone without touching what was there before.
 pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
-    let mut found = Vec::new();
     match dialect_of(service) {
-        Some("postgres") => {
-            let mut conn = pg_connect(service).await?;
-            for (kind, sql) in [
-                ("database", PG_DB_EXISTS),
-                ("role", PG_ROLE_EXISTS),
-                ("schema", PG_SCHEMA_EXISTS),
-            ] {
-                if pg_exists(&mut conn, sql, id).await? {
-                    found.push(kind.to_string());
-                }
-            }
-            let _ = conn.close().await;
-        }
-        Some("mysql") => {
-            let mut conn = my_connect(service).await?;
-            if my_database_exists(&mut conn, id).await? {
-                found.push("database".into());
-            }
-            for host in my_user_hosts(&mut conn, id).await {
-                found.push(format!("user@{host}"));
-            }
-            let _ = conn.close().await;
-        }
-        _ => {}
+        Some("postgres") => existing_on::<Postgres>(service, id).await,
+        Some("mysql") => existing_on::<Mysql>(service, id).await,
+        _ => Ok(Vec::new()),
     }
+}
+
+async fn existing_on<S: Server>(service: &str, id: &str) -> Result<Vec<String>, String> {
+    let mut conn = S::connect(service).await?;
+    let found = conn.existing(id).await?;
+    conn.close().await;
     Ok(found)
 }
 
 /// Wait (up to 60 s) until no other session on the data service runs a statement naming `id`.
-async fn wait_until_quiet(service: &str, id: &str) -> Result<(), String> {
+async fn wait_until_quiet<S: Server>(service: &str, id: &str) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let busy: i64 = match dialect_of(service) {
-            Some("postgres") => {
-                let mut conn = pg_connect(service).await?;
-                let n = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_catalog.pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, $1) > 0",
-                )
-                .bind(id)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| server_reason(&e, None))?;
-                let _ = conn.close().await;
-                n
-            }
-            Some("mysql") => {
-                let mut conn = my_connect(service).await?;
-                let n = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' AND INSTR(INFO, ?) > 0",
-                )
-                .bind(id)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| server_reason(&e, None))?;
-                let _ = conn.close().await;
-                n
-            }
-            _ => 0,
-        };
+        let mut conn = S::connect(service).await?;
+        let busy = conn.busy(id).await?;
+        conn.close().await;
         if busy == 0 {
             return Ok(());
         }
@@ -217,15 +217,6 @@ async fn wait_until_quiet(service: &str, id: &str) -> Result<(), String> {
     }
 }
 
-async fn my_user_hosts(conn: &mut MySqlConnection, id: &str) -> Vec<String> {
-    // Reading mysql.user needs a right the account may lack; then no user was made either.
-    sqlx::query_scalar::<_, String>("SELECT Host FROM mysql.user WHERE User = ?")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap_or_default()
-}
-
 /// Undo a create cut short: drop the objects of identifier `id` that exist now but did not
 /// before it began (`existed`). Returns what was dropped.
 pub async fn drop_unfinished(
@@ -233,38 +224,37 @@ pub async fn drop_unfinished(
     id: &str,
     existed: &[String],
 ) -> Result<Vec<String>, String> {
+    match dialect_of(service) {
+        Some("postgres") => drop_unfinished_on::<Postgres>(service, id, existed).await,
+        Some("mysql") => drop_unfinished_on::<Mysql>(service, id, existed).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn drop_unfinished_on<S: Server>(
+    service: &str,
+    id: &str,
+    existed: &[String],
+) -> Result<Vec<String>, String> {
     // A statement the dead engine sent (CREATE DATABASE copying its template, say) goes on in
     // the server after its client is gone: let it finish before looking, or its object would
     // appear after the undo.
-    wait_until_quiet(service, id).await?;
-    let now = existing(service, id).await?;
-    let new = |kind: &str| now.iter().any(|k| k == kind) && !existed.iter().any(|k| k == kind);
-    let mut owned = Owned::default();
-    match dialect_of(service) {
-        Some("postgres") => {
-            owned.database = new("database").then(|| id.to_string());
-            owned.schema = new("schema").then(|| id.to_string());
-            owned.role = new("role").then(|| id.to_string());
-        }
-        Some("mysql") => {
-            owned.database = new("database").then(|| id.to_string());
-            owned.role = now
-                .iter()
-                .filter(|k| k.starts_with("user@") && !existed.contains(k))
-                .map(|k| format!("{id}@{}", &k["user@".len()..]))
-                .next();
-        }
-        _ => return Ok(Vec::new()),
-    }
+    wait_until_quiet::<S>(service, id).await?;
+    let now = existing_on::<S>(service, id).await?;
     let db = AppDb {
         method: DbMethod::NewDatabase,
         url: service.to_string(),
         schema: None,
-        owned,
+        owned: S::unfinished(id, &now, existed),
     };
     drop_owned(&db, Some(service))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Is `kind` in `now` and not in `existed`?
+fn appeared(kind: &str, now: &[String], existed: &[String]) -> bool {
+    now.iter().any(|k| k == kind) && !existed.iter().any(|k| k == kind)
 }
 
 /// Does this database have objects on a server that `--drop-db` must drop?
@@ -323,51 +313,28 @@ pub async fn drop_owned(
         return Ok(Vec::new());
     }
     let service = data_service.unwrap_or("");
-    let o = &db.owned;
-    let mut made = Vec::new();
     match dialect_of(service) {
-        Some("postgres") => {
-            if let Some(d) = &o.database {
-                made.push(Made::PgDatabase(d.clone()));
-            }
-            if let Some(s) = &o.schema {
-                made.push(Made::PgSchema(s.clone()));
-            }
-            if let Some(r) = &o.role {
-                // The role goes last: it owns the database or schema.
-                made.insert(0, Made::PgRole(r.clone()));
-            }
-            let mut conn = pg_connect(service)
-                .await
-                .map_err(|why| ProvisionError::Refused(format!("cannot reach the data service to drop the database: {why}; nothing was dropped")))?;
-            let r = undo(&mut conn, &made).await;
-            let _ = conn.close().await;
-            r.map_err(ProvisionError::Refused)?;
-        }
-        Some("mysql") => {
-            if let Some(r) = &o.role {
-                let (user, host) = r.rsplit_once('@').unwrap_or((r.as_str(), "%"));
-                made.push(Made::MyUser {
-                    user: user.to_string(),
-                    host: host.to_string(),
-                });
-            }
-            if let Some(d) = &o.database {
-                made.push(Made::MyDatabase(d.clone()));
-            }
-            let mut conn = my_connect(service)
-                .await
-                .map_err(|why| ProvisionError::Refused(format!("cannot reach the data service to drop the database: {why}; nothing was dropped")))?;
-            let r = undo(&mut conn, &made).await;
-            let _ = conn.close().await;
-            r.map_err(ProvisionError::Refused)?;
-        }
-        _ => {
-            return Err(ProvisionError::Refused(
-                "no PostgreSQL or MySQL data service in hangar.toml to drop the database on".into(),
-            ))
-        }
+        Some("postgres") => drop_owned_on::<Postgres>(service, &db.owned).await,
+        Some("mysql") => drop_owned_on::<Mysql>(service, &db.owned).await,
+        _ => Err(ProvisionError::Refused(
+            "no PostgreSQL or MySQL data service in hangar.toml to drop the database on".into(),
+        )),
     }
+}
+
+async fn drop_owned_on<S: Server>(
+    service: &str,
+    owned: &Owned,
+) -> Result<Vec<String>, ProvisionError> {
+    let made = S::made(owned);
+    let mut conn = S::connect(service).await.map_err(|why| {
+        ProvisionError::Refused(format!(
+            "cannot reach the data service to drop the database: {why}; nothing was dropped"
+        ))
+    })?;
+    let r = undo(&mut conn, &made).await;
+    conn.close().await;
+    r.map_err(ProvisionError::Refused)?;
     // `made` is in creation order; report in drop order.
     Ok(made.iter().rev().map(Made::describe).collect())
 }
@@ -396,19 +363,19 @@ impl Made {
 
     fn drop_sql(&self) -> String {
         match self {
-            Made::PgRole(r) => format!("DROP ROLE IF EXISTS {}", pg_ident(r)),
-            Made::PgDatabase(d) => format!("DROP DATABASE IF EXISTS {}", pg_ident(d)),
-            Made::PgSchema(s) => format!("DROP SCHEMA IF EXISTS {} CASCADE", pg_ident(s)),
+            Made::PgRole(r) => format!("DROP ROLE IF EXISTS {}", postgres::ident(r)),
+            Made::PgDatabase(d) => format!("DROP DATABASE IF EXISTS {}", postgres::ident(d)),
+            Made::PgSchema(s) => format!("DROP SCHEMA IF EXISTS {} CASCADE", postgres::ident(s)),
             Made::MyUser { user, host } => {
-                format!("DROP USER IF EXISTS {}", my_account(user, host))
+                format!("DROP USER IF EXISTS {}", mysql::account(user, host))
             }
-            Made::MyDatabase(d) => format!("DROP DATABASE IF EXISTS {}", my_ident(d)),
+            Made::MyDatabase(d) => format!("DROP DATABASE IF EXISTS {}", mysql::ident(d)),
         }
     }
 }
 
 /// Drop `made` in reverse order; every step is tried, and the failures are reported together.
-async fn undo(conn: &mut impl RunSql, made: &[Made]) -> Result<(), String> {
+async fn undo<S: Server>(conn: &mut S, made: &[Made]) -> Result<(), String> {
     let mut failed = Vec::new();
     for m in made.iter().rev() {
         if let Err(e) = conn.run(&m.drop_sql()).await {
@@ -421,26 +388,6 @@ async fn undo(conn: &mut impl RunSql, made: &[Made]) -> Result<(), String> {
         Err(format!("could not drop {}", failed.join("; ")))
     }
 }
-
-type SqlFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
-
-/// One statement on either kind of server connection (a generic `Executor` bound would make
-/// the futures that call it lose `Send`).
-trait RunSql {
-    fn run<'a>(&'a mut self, sql: &'a str) -> SqlFuture<'a>;
-}
-
-macro_rules! run_sql_on {
-    ($($conn:ty),*) => {$(
-        impl RunSql for $conn {
-            fn run<'a>(&'a mut self, sql: &'a str) -> SqlFuture<'a> {
-                Box::pin(async move { self.execute(sql).await.map(drop) })
-            }
-        }
-    )*};
-}
-run_sql_on!(PgConnection, MySqlConnection, SqliteConnection);
 
 /// The message for a step that failed after `made` was created: undo, and say how that went.
 fn failed_step(
@@ -465,21 +412,29 @@ fn failed_step(
     ProvisionError::Refused(format!("{step} failed: {why}; {after}"))
 }
 
-// ---- PostgreSQL ------------------------------------------------------------------------------
-
-fn pg_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+fn left_over(kind: &str, id: &str) -> ProvisionError {
+    ProvisionError::Conflict(Invalid::new(
+        "name",
+        format!(
+            "the data service already has a {kind} named {id} (left by an app deleted without --drop-db, or made by hand); drop it there or choose another name; nothing was created"
+        ),
+    ))
 }
 
-fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// The message for a data service that cannot be reached before anything was made.
+fn cannot_reach(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
+    move |why| {
+        ProvisionError::Refused(format!(
+            "cannot reach the data service {}: {why}; nothing was created",
+            redact(service)
+        ))
+    }
 }
 
-async fn pg_connect(url: &str) -> Result<PgConnection, String> {
-    let opts = PgConnectOptions::from_str(url)
-        .map_err(|e| server_reason(&e, Some(url)))?
-        .disable_statement_logging();
-    connect_within(opts, url).await
+fn set_credentials(url: &mut url::Url, user: &str, password: &str) {
+    // Both are plain [a-z0-9_]; these cannot fail on a URL with a host.
+    let _ = url.set_username(user);
+    let _ = url.set_password(Some(password));
 }
 
 /// Connect, giving up after [`CONNECT_TIMEOUT`]; the error is the server's reason.
@@ -494,504 +449,6 @@ where
     }
 }
 
-/// The service account and what it may do.
-struct PgRights {
-    user: String,
-    database: String,
-    superuser: bool,
-    create_db: bool,
-    create_role: bool,
-    create_in_db: bool,
-}
-
-async fn pg_rights(conn: &mut PgConnection) -> Result<PgRights, String> {
-    let row: (bool, bool, bool, String, String, bool) = sqlx::query_as(
-        "SELECT r.rolsuper, r.rolcreatedb, r.rolcreaterole, current_user::text, current_database()::text, \
-         has_database_privilege(current_database(), 'CREATE') \
-         FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| server_reason(&e, None))?;
-    Ok(PgRights {
-        superuser: row.0,
-        create_db: row.0 || row.1,
-        create_role: row.0 || row.2,
-        user: row.3,
-        database: row.4,
-        create_in_db: row.0 || row.5,
-    })
-}
-
-async fn pg_exists(conn: &mut PgConnection, sql: &str, name: &str) -> Result<bool, String> {
-    sqlx::query_scalar::<_, i32>(sql)
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await
-        .map(|r| r.is_some())
-        .map_err(|e| server_reason(&e, None))
-}
-
-const PG_ROLE_EXISTS: &str = "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1";
-const PG_DB_EXISTS: &str = "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1";
-const PG_SCHEMA_EXISTS: &str = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1";
-
-fn left_over(kind: &str, id: &str) -> ProvisionError {
-    ProvisionError::Conflict(Invalid::new(
-        "name",
-        format!(
-            "the data service already has a {kind} named {id} (left by an app deleted without --drop-db, or made by hand); drop it there or choose another name; nothing was created"
-        ),
-    ))
-}
-
-fn pg_role_notice(r: &PgRights, id: &str, what: &str) -> String {
-    format!(
-        "the data service's account {:?} may not create roles (PostgreSQL: it lacks CREATEROLE), so the {what} {id} belongs to that account and the app connects as it; grant CREATEROLE for a role of the app's own",
-        r.user
-    )
-}
-
-/// Create the app's role (and let the service account act as it, which PostgreSQL requires of
-/// a non-superuser that makes it the owner of something). Pushes what it made onto `made`.
-async fn pg_create_role(
-    conn: &mut PgConnection,
-    rights: &PgRights,
-    id: &str,
-    password: &str,
-    made: &mut Vec<Made>,
-) -> Result<(), String> {
-    let sql = format!(
-        "CREATE ROLE {} LOGIN PASSWORD {}",
-        pg_ident(id),
-        sql_string(password)
-    );
-    conn.execute(sql.as_str())
-        .await
-        .map_err(|e| server_reason(&e, None))?;
-    made.push(Made::PgRole(id.to_string()));
-    if !rights.superuser {
-        let sql = format!("GRANT {} TO CURRENT_USER", pg_ident(id));
-        conn.execute(sql.as_str())
-            .await
-            .map_err(|e| server_reason(&e, None))?;
-    }
-    Ok(())
-}
-
-/// What PostgreSQL gives an app: a database of its own, or a schema in the service's database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PgKind {
-    Database,
-    Schema,
-}
-
-impl PgKind {
-    fn noun(self) -> &'static str {
-        match self {
-            PgKind::Database => "database",
-            PgKind::Schema => "schema",
-        }
-    }
-}
-
-/// The message for a data service that cannot be reached before anything was made.
-fn cannot_reach(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
-    move |why| {
-        ProvisionError::Refused(format!(
-            "cannot reach the data service {}: {why}; nothing was created",
-            redact(service)
-        ))
-    }
-}
-
-async fn pg_provision(
-    service: &str,
-    id: &str,
-    kind: PgKind,
-) -> Result<Provisioned, ProvisionError> {
-    let mut conn = pg_connect(service).await.map_err(cannot_reach(service))?;
-    let r = pg_provision_on(&mut conn, service, id, kind).await;
-    let _ = conn.close().await;
-    r
-}
-
-async fn pg_provision_on(
-    conn: &mut PgConnection,
-    service: &str,
-    id: &str,
-    kind: PgKind,
-) -> Result<Provisioned, ProvisionError> {
-    let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
-    let rights = pg_rights(conn).await.map_err(refused)?;
-    match kind {
-        PgKind::Database if !rights.create_db => {
-            return Err(ProvisionError::Refused(format!(
-                "the data service's account {u:?} may not create databases: the PostgreSQL role {u:?} lacks CREATEDB (grant it with ALTER ROLE {} CREATEDB, or use --db schema or a connection URL); nothing was created",
-                pg_ident(&rights.user),
-                u = rights.user
-            )))
-        }
-        PgKind::Schema if !rights.create_in_db => {
-            return Err(ProvisionError::Refused(format!(
-                "the data service's account {u:?} may not create schemas in the database {d:?}: it lacks the CREATE privilege on that database (grant it with GRANT CREATE ON DATABASE {} TO {}); nothing was created",
-                pg_ident(&rights.database),
-                pg_ident(&rights.user),
-                u = rights.user,
-                d = rights.database
-            )))
-        }
-        _ => {}
-    }
-    let exists = match kind {
-        PgKind::Database => PG_DB_EXISTS,
-        PgKind::Schema => PG_SCHEMA_EXISTS,
-    };
-    if pg_exists(conn, exists, id).await.map_err(refused)? {
-        return Err(left_over(kind.noun(), id));
-    }
-    let own_role = rights.create_role;
-    if own_role && pg_exists(conn, PG_ROLE_EXISTS, id).await.map_err(refused)? {
-        return Err(left_over("role", id));
-    }
-    let password = crate::base::secret::random_hex(24);
-    let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
-        if own_role {
-            pg_create_role(conn, &rights, id, &password, &mut made)
-                .await
-                .map_err(|e| ("creating the role", e))?;
-        }
-        let (mut sql, owner, step, object) = match kind {
-            PgKind::Database => (
-                format!("CREATE DATABASE {}", pg_ident(id)),
-                "OWNER",
-                "creating the database",
-                Made::PgDatabase(id.to_string()),
-            ),
-            PgKind::Schema => (
-                format!("CREATE SCHEMA {}", pg_ident(id)),
-                "AUTHORIZATION",
-                "creating the schema",
-                Made::PgSchema(id.to_string()),
-            ),
-        };
-        if own_role {
-            sql.push_str(&format!(" {owner} {}", pg_ident(id)));
-        }
-        conn.execute(sql.as_str())
-            .await
-            .map_err(|e| (step, server_reason(&e, None)))?;
-        made.push(object);
-        if kind == PgKind::Database {
-            // Only its owner (and superusers) may connect: other apps' roles cannot even look.
-            let sql = format!(
-                "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-                pg_ident(id)
-            );
-            conn.execute(sql.as_str()).await.map_err(|e| {
-                (
-                    "closing the database to other roles",
-                    server_reason(&e, None),
-                )
-            })?;
-        }
-        Ok(())
-    }
-    .await;
-    if let Err((step, why)) = result {
-        let undone = undo(conn, &made).await;
-        return Err(failed_step(step, why, undone, &made));
-    }
-    let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
-    let mut notices = Vec::new();
-    if own_role {
-        set_credentials(&mut url, id, &password);
-    } else {
-        notices.push(pg_role_notice(&rights, id, kind.noun()));
-    }
-    let role = own_role.then(|| id.to_string());
-    let db = match kind {
-        PgKind::Database => {
-            url.set_path(&format!("/{id}"));
-            AppDb {
-                method: DbMethod::NewDatabase,
-                url: url.to_string(),
-                schema: None,
-                owned: Owned {
-                    database: Some(id.to_string()),
-                    role,
-                    ..Owned::default()
-                },
-            }
-        }
-        PgKind::Schema => {
-            // The search path travels in the URL (libpq and sqlx read `options`), and in
-            // DB_SCHEMA.
-            let search_path = format!("options=-c%20search_path%3D{id}");
-            let query = match url.query().filter(|q| !q.is_empty()) {
-                Some(q) => format!("{q}&{search_path}"),
-                None => search_path,
-            };
-            url.set_query(Some(&query));
-            AppDb {
-                method: DbMethod::Schema,
-                url: url.to_string(),
-                schema: Some(id.to_string()),
-                owned: Owned {
-                    schema: Some(id.to_string()),
-                    role,
-                    ..Owned::default()
-                },
-            }
-        }
-    };
-    Ok(Provisioned { db, notices })
-}
-
-fn set_credentials(url: &mut url::Url, user: &str, password: &str) {
-    // Both are plain [a-z0-9_]; these cannot fail on a URL with a host.
-    let _ = url.set_username(user);
-    let _ = url.set_password(Some(password));
-}
-
-// ---- MySQL / MariaDB -------------------------------------------------------------------------
-
-fn my_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
-fn my_string(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-fn my_account(user: &str, host: &str) -> String {
-    format!("{}@{}", my_string(user), my_string(host))
-}
-
-/// The longest user name the server accepts, from its `VERSION()`: MariaDB 80, MySQL 32 (16
-/// before 5.7.8).
-fn my_user_name_limit(version: &str) -> usize {
-    if version.contains("MariaDB") {
-        return 80;
-    }
-    let mut parts = version
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor, patch) = (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    );
-    if (major, minor, patch) >= (5, 7, 8) {
-        32
-    } else {
-        16
-    }
-}
-
-async fn my_connect(url: &str) -> Result<MySqlConnection, String> {
-    // sqlx reads mysql:// only; MariaDB URLs are the same otherwise.
-    let url = match url.strip_prefix("mariadb://") {
-        Some(rest) => format!("mysql://{rest}"),
-        None => url.to_string(),
-    };
-    let opts = MySqlConnectOptions::from_str(&url)
-        .map_err(|e| server_reason(&e, Some(&url)))?
-        .disable_statement_logging();
-    connect_within(opts, &url).await
-}
-
-async fn my_database_exists(conn: &mut MySqlConnection, id: &str) -> Result<bool, String> {
-    sqlx::query_scalar::<_, i64>("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map(|r| r.is_some())
-        .map_err(|e| server_reason(&e, None))
-}
-
-struct MyRights {
-    user: String,
-    host: String,
-    create_db: bool,
-    drop_db: bool,
-    create_user: bool,
-    grant: bool,
-}
-
-async fn my_rights(conn: &mut MySqlConnection, id: &str) -> Result<MyRights, String> {
-    let current: String = sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| server_reason(&e, None))?;
-    let (user, host) = current
-        .rsplit_once('@')
-        .map(|(u, h)| (u.to_string(), h.to_string()))
-        .unwrap_or((current.clone(), "%".to_string()));
-    let grantee = format!("'{user}'@'{host}'");
-    let global: Vec<(String, String)> = sqlx::query_as(
-        "SELECT CAST(PRIVILEGE_TYPE AS CHAR), CAST(IS_GRANTABLE AS CHAR) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?",
-    )
-    .bind(&grantee)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| server_reason(&e, None))?;
-    // Database-level grants on a pattern that covers the new name (`hangar\_%`.*) count too.
-    let on_db: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(PRIVILEGE_TYPE AS CHAR) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND ? LIKE TABLE_SCHEMA",
-    )
-    .bind(&grantee)
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| server_reason(&e, None))?;
-    let has = |p: &str| global.iter().any(|(g, _)| g == p) || on_db.iter().any(|g| g == p);
-    Ok(MyRights {
-        create_db: has("CREATE"),
-        drop_db: has("DROP"),
-        create_user: global.iter().any(|(g, _)| g == "CREATE USER"),
-        grant: global.iter().any(|(_, y)| y == "YES"),
-        user,
-        host,
-    })
-}
-
-async fn my_new_database(service: &str, id: &str) -> Result<Provisioned, ProvisionError> {
-    let mut conn = my_connect(service).await.map_err(cannot_reach(service))?;
-    let r = my_new_database_on(&mut conn, service, id).await;
-    let _ = conn.close().await;
-    r
-}
-
-async fn my_new_database_on(
-    conn: &mut MySqlConnection,
-    service: &str,
-    id: &str,
-) -> Result<Provisioned, ProvisionError> {
-    let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
-    let rights = my_rights(conn, id).await.map_err(refused)?;
-    let account = my_account(&rights.user, &rights.host);
-    if !rights.create_db {
-        return Err(ProvisionError::Refused(format!(
-            "the data service's account {account} may not create databases: it lacks the CREATE privilege (grant it with GRANT CREATE, DROP ON *.* TO {account}, or use a connection URL); nothing was created"
-        )));
-    }
-    if !rights.drop_db {
-        return Err(ProvisionError::Refused(format!(
-            "the data service's account {account} may not drop databases, which undoing a failed create and --drop-db need: it lacks the DROP privilege (grant it with GRANT DROP ON *.* TO {account}); nothing was created"
-        )));
-    }
-    if my_database_exists(conn, id).await.map_err(refused)? {
-        return Err(left_over("database", id));
-    }
-    let own_user = rights.create_user && rights.grant;
-    if own_user {
-        let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| refused(server_reason(&e, None)))?;
-        let limit = my_user_name_limit(&version);
-        if id.chars().count() > limit {
-            return Err(ProvisionError::Refused(format!(
-                "the app's database user would be {id:?}, {} characters, and this data service (version {version}) accepts user names of at most {limit}: choose an app name of at most {} characters, or use a connection URL; nothing was created",
-                id.chars().count(),
-                limit.saturating_sub(PREFIX.len())
-            )));
-        }
-    }
-    // The app's user matches the host part the service account matched, so it can log in from
-    // where the engine does.
-    let host = rights.host.clone();
-    if own_user {
-        // Reading mysql.user needs a right the account may lack; CREATE USER then says it.
-        let taken: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?")
-                .bind(id)
-                .bind(&host)
-                .fetch_optional(&mut *conn)
-                .await;
-        if let Ok(Some(_)) = taken {
-            return Err(left_over("user", &format!("'{id}'@'{host}'")));
-        }
-    }
-    let password = crate::base::secret::random_hex(24);
-    let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
-        if own_user {
-            let sql = format!(
-                "CREATE USER {} IDENTIFIED BY {}",
-                my_account(id, &host),
-                my_string(&password)
-            );
-            conn.execute(sql.as_str())
-                .await
-                .map_err(|e| ("creating the user", server_reason(&e, None)))?;
-            made.push(Made::MyUser {
-                user: id.to_string(),
-                host: host.clone(),
-            });
-        }
-        let sql = format!(
-            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-            my_ident(id)
-        );
-        conn.execute(sql.as_str())
-            .await
-            .map_err(|e| ("creating the database", server_reason(&e, None)))?;
-        made.push(Made::MyDatabase(id.to_string()));
-        if own_user {
-            let sql = format!(
-                "GRANT ALL PRIVILEGES ON {}.* TO {}",
-                my_ident(id),
-                my_account(id, &host)
-            );
-            conn.execute(sql.as_str())
-                .await
-                .map_err(|e| ("granting the user its database", server_reason(&e, None)))?;
-        }
-        Ok(())
-    }
-    .await;
-    if let Err((step, why)) = result {
-        let undone = undo(conn, &made).await;
-        return Err(failed_step(step, why, undone, &made));
-    }
-    let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
-    if url.scheme() != "mysql" {
-        let _ = url.set_scheme("mysql");
-    }
-    url.set_path(&format!("/{id}"));
-    let mut notices = Vec::new();
-    if own_user {
-        set_credentials(&mut url, id, &password);
-    } else {
-        let lacks = if rights.create_user {
-            "GRANT OPTION"
-        } else {
-            "the CREATE USER privilege"
-        };
-        notices.push(format!(
-            "the data service's account {account} may not create users of their own (it lacks {lacks}), so the database {id} belongs to that account and the app connects as it; grant CREATE USER and GRANT OPTION for a user of the app's own"
-        ));
-    }
-    Ok(Provisioned {
-        db: AppDb {
-            method: DbMethod::NewDatabase,
-            url: url.to_string(),
-            schema: None,
-            owned: Owned {
-                database: Some(id.to_string()),
-                role: own_user.then(|| format!("{id}@{host}")),
-                ..Owned::default()
-            },
-        },
-        notices,
-    })
-}
-
 // ---- new connection --------------------------------------------------------------------------
 
 /// The "Test connection" button: connect and `SELECT 1`, nothing is made or saved.
@@ -999,17 +456,14 @@ pub async fn test_url(url: &str) -> Result<(), ProvisionError> {
     attach(url).await.map(|_| ())
 }
 
-/// `SELECT 1` on a connection just made, then close it.
-async fn select_one<C: RunSql + Connection>(
-    conn: Result<C, String>,
-    url: &str,
-) -> Result<(), String> {
-    let mut conn = conn?;
+/// Connect, `SELECT 1`, then close.
+async fn select_one<S: Server>(url: &str) -> Result<(), String> {
+    let mut conn = S::connect(url).await?;
     let r = conn
         .run("SELECT 1")
         .await
         .map_err(|e| server_reason(&e, Some(url)));
-    let _ = conn.close().await;
+    conn.close().await;
     r
 }
 
@@ -1019,38 +473,16 @@ async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
     let dialect = dialect_of(url).unwrap_or("unknown");
     let shown = redact(url);
     let test: Result<(), String> = match dialect {
-        "sqlite" => {
-            let path = sqlite_path(url);
-            if path.as_os_str().is_empty() || url.contains(":memory:") {
-                return Err(invalid(
-                    "an in-memory SQLite database would be empty at every start; give a file: sqlite:///absolute/path.db".into(),
-                ));
-            }
-            if !path.is_absolute() {
-                return Err(invalid(format!(
-                    "the SQLite path {} is relative, and the app runs in its own folder; give an absolute one: sqlite:///absolute/path.db",
-                    path.display()
-                )));
-            }
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|e| {
-                    invalid(format!(
-                        "the --db URL cannot be read: {}",
-                        server_reason(&e, Some(url))
-                    ))
-                })?
-                .disable_statement_logging();
-            select_one(connect_within(opts, url).await, url).await
-        }
+        "sqlite" => sqlite::select_one(sqlite::options(url)?, url).await,
         "postgres" => {
             url::Url::parse(url)
                 .map_err(|e| invalid(format!("the --db URL cannot be read: {e}")))?;
-            select_one(pg_connect(url).await, url).await
+            select_one::<Postgres>(url).await
         }
         _ => {
             url::Url::parse(url)
                 .map_err(|e| invalid(format!("the --db URL cannot be read: {e}")))?;
-            select_one(my_connect(url).await, url).await
+            select_one::<Mysql>(url).await
         }
     };
     test.map_err(|why| {
@@ -1107,19 +539,8 @@ mod tests {
     #[test]
     fn the_mapping_is_prefix_and_underscores() {
         assert_eq!(identifier("shop-eu"), "hangar_shop_eu");
-        // User names: MySQL 8 takes 32 characters, MariaDB 80, old MySQL 16.
-        assert_eq!(my_user_name_limit("8.0.36"), 32);
-        assert_eq!(my_user_name_limit("8.4.0-log"), 32);
-        assert_eq!(my_user_name_limit("5.7.8"), 32);
-        assert_eq!(my_user_name_limit("5.6.51"), 16);
-        assert_eq!(my_user_name_limit("10.11.6-MariaDB-0+deb12u1"), 80);
-        assert_eq!(my_user_name_limit("5.5.5-10.11.6-MariaDB"), 80);
         assert_eq!(identifier("a1_b"), identifier("a1-b"));
-        assert_eq!(pg_ident("x\"y"), "\"x\"\"y\"");
-        assert_eq!(my_ident("x`y"), "`x``y`");
-        assert_eq!(my_string("it's\\"), "'it''s\\\\'");
     }
-
     #[test]
     fn redaction_hides_the_password() {
         let r = redact("postgres://u:s3cret@h:5/d");
