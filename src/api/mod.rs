@@ -133,7 +133,7 @@ async fn engine_info(State(e): State<Shared>) -> Json<serde_json::Value> {
         "api_port": e.config.api_port,
         "main_runtime": e.config.main.runtime,
         "runtimes": e.config.runtimes.keys().collect::<Vec<_>>(),
-        "data_service": e.config.data_service.as_deref().and_then(crate::base::dialect::dialect_of),
+        "data_service": e.config.data_service.as_deref().and_then(crate::base::dialect::Dialect::of),
     }))
 }
 

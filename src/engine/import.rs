@@ -29,7 +29,7 @@ use serde_json::Value;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::base::db::{sqlite_path, AppDb, DbMethod, Owned};
-use crate::base::dialect::dialect_of;
+use crate::base::dialect::Dialect;
 use crate::engine::{CreateApp, Engine, EngineError};
 use crate::store::registry::StartMode;
 
@@ -48,7 +48,7 @@ pub struct ImportRequest {
 impl ImportRequest {
     /// The check that needs only the request: `from` is a URL of a known dialect.
     pub fn check(&self) -> Result<(), crate::base::validate::Invalid> {
-        if dialect_of(&self.from).is_none() {
+        if Dialect::of(&self.from).is_none() {
             return Err(crate::base::validate::Invalid::new(
                 "from",
                 "accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL of the NocoBase main database",
@@ -141,17 +141,12 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
         None => ConnType::Database,
     };
     let main_dialect =
-        dialect_of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
-    let dialect = match field("dialect").as_deref() {
+        Dialect::of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
+    let dialect = match field("dialect") {
         None => main_dialect,
-        Some("postgres") | Some("postgresql") => "postgres",
-        Some("mysql") | Some("mariadb") => "mysql",
-        Some("sqlite") => "sqlite",
-        Some(other) => {
-            return Err(format!(
-                "options.database.dialect {other:?} is not PostgreSQL, MySQL/MariaDB or SQLite"
-            ))
-        }
+        Some(name) => Dialect::named(&name).ok_or_else(|| {
+            format!("options.database.dialect {name:?} is not PostgreSQL, MySQL/MariaDB or SQLite")
+        })?,
     };
     if kind == ConnType::Connection && db.is_none() {
         return Err(
@@ -159,10 +154,10 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
                 .into(),
         );
     }
-    if dialect == "sqlite" {
+    if dialect == Dialect::Sqlite {
         let path = match field("storage") {
             Some(s) => std::path::PathBuf::from(s),
-            None if main_dialect == "sqlite" => {
+            None if main_dialect == Dialect::Sqlite => {
                 let main_file = sqlite_path(main);
                 main_file
                     .parent()
@@ -188,15 +183,11 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     let mut url = if dialect == main_dialect {
         url::Url::parse(main).map_err(|e| format!("the --from URL cannot be read: {e}"))?
     } else {
-        let scheme = if dialect == "postgres" {
-            "postgres"
-        } else {
-            "mysql"
-        };
-        url::Url::parse(&format!("{scheme}://localhost/"))
+        // PostgreSQL or MySQL here: SQLite returned above.
+        url::Url::parse(&format!("{dialect}://localhost/"))
             .map_err(|e| format!("cannot build a URL: {e}"))?
     };
-    if dialect == "mysql" && url.scheme() != "mysql" {
+    if dialect == Dialect::Mysql && url.scheme() != "mysql" {
         let _ = url.set_scheme("mysql");
     }
     // The main URL's own query (sslmode, a search_path) is for the main app.
@@ -219,7 +210,7 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     }
     let main_db = url.path().trim_start_matches('/').to_string();
     let (database, schema) = match kind {
-        ConnType::Schema if dialect != "postgres" => {
+        ConnType::Schema if dialect != Dialect::Postgres => {
             return Err("schema mode is PostgreSQL only, and this database is MySQL/MariaDB".into())
         }
         ConnType::Schema => (
@@ -233,7 +224,7 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     };
     url.set_path(&format!("/{database}"));
     if let Some(s) = &schema {
-        if dialect != "postgres" {
+        if dialect != Dialect::Postgres {
             return Err("options.database.schema is PostgreSQL only".into());
         }
         let encoded: String =
@@ -251,29 +242,28 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
 
 // ---- reading the table -----------------------------------------------------------------------
 
-fn columns_query(dialect: &str) -> &'static str {
+fn columns_query(dialect: Dialect) -> &'static str {
     match dialect {
-        "postgres" => "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'applications' AND table_schema = current_schema()",
-        "mysql" => "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_NAME = 'applications' AND TABLE_SCHEMA = DATABASE()",
-        _ => "SELECT name FROM pragma_table_info('applications')",
+        Dialect::Postgres => "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'applications' AND table_schema = current_schema()",
+        Dialect::Mysql => "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_NAME = 'applications' AND TABLE_SCHEMA = DATABASE()",
+        Dialect::Sqlite => "SELECT name FROM pragma_table_info('applications')",
     }
 }
 
 /// The rows query for the columns there are (`displayName`, or `display_name` when NocoBase ran
 /// with DB_UNDERSCORED).
-fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
+fn rows_query(dialect: Dialect, cols: &[String]) -> Result<String, String> {
     let has = |c: &str| cols.iter().any(|x| x == c);
     if !has("name") {
         return Err("it has no `applications` table with a `name` column: is it a NocoBase main database with the multi-app manager?".into());
     }
     let q = |c: &str| match dialect {
-        "mysql" => format!("`{c}`"),
-        _ => format!("\"{c}\""),
+        Dialect::Mysql => format!("`{c}`"),
+        Dialect::Postgres | Dialect::Sqlite => format!("\"{c}\""),
     };
     let as_text = |c: &str| match dialect {
-        "postgres" => format!("CAST({} AS TEXT)", q(c)),
-        "mysql" => format!("CAST({} AS CHAR)", q(c)),
-        _ => format!("CAST({} AS TEXT)", q(c)),
+        Dialect::Mysql => format!("CAST({} AS CHAR)", q(c)),
+        Dialect::Postgres | Dialect::Sqlite => format!("CAST({} AS TEXT)", q(c)),
     };
     let opt = |c: &str| if has(c) { as_text(c) } else { "NULL".into() };
     let display = if has("displayName") {
@@ -290,7 +280,7 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
         "SELECT {}, {display}, {}, CAST({pinned} AS {}), {} FROM applications ORDER BY {}",
         as_text("name"),
         opt("cname"),
-        if dialect == "mysql" {
+        if dialect == Dialect::Mysql {
             "SIGNED"
         } else {
             "BIGINT"
@@ -301,7 +291,7 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
 }
 
 async fn read_table(url: &str) -> Result<Vec<Source>, String> {
-    let dialect = dialect_of(url)
+    let dialect = Dialect::of(url)
         .ok_or("accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL")?;
     // One body for the three drivers: their rows decode alike for these casts.
     macro_rules! read {
@@ -347,13 +337,13 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
         }};
     }
     match dialect {
-        "postgres" => {
+        Dialect::Postgres => {
             let o = sqlx::postgres::PgConnectOptions::from_str(url)
                 .map_err(|e| reason(&e, url))?
                 .disable_statement_logging();
             read!(o.connect().await)
         }
-        "mysql" => {
+        Dialect::Mysql => {
             let u = url
                 .strip_prefix("mariadb://")
                 .map(|r| format!("mysql://{r}"))
@@ -363,7 +353,7 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
                 .disable_statement_logging();
             read!(o.connect().await)
         }
-        _ => {
+        Dialect::Sqlite => {
             let path = sqlite_path(url);
             if !path.is_file() {
                 return Err(format!("there is no SQLite file {}", path.display()));

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::config::Config;
 use crate::base::db::{sqlite_path, AppDb, DbMethod};
+use crate::base::dialect::Dialect;
 use crate::base::home::Home;
 use crate::base::jobs::Job;
 use crate::base::validate::Invalid;
@@ -106,12 +107,12 @@ pub enum DumpKind {
 }
 
 impl DumpKind {
-    pub fn dialect(self) -> Option<&'static str> {
+    pub fn dialect(self) -> Option<Dialect> {
         match self {
             DumpKind::None => None,
-            DumpKind::Sqlite => Some("sqlite"),
-            DumpKind::Postgres | DumpKind::PostgresSchema => Some("postgres"),
-            DumpKind::Mysql => Some("mysql"),
+            DumpKind::Sqlite => Some(Dialect::Sqlite),
+            DumpKind::Postgres | DumpKind::PostgresSchema => Some(Dialect::Postgres),
+            DumpKind::Mysql => Some(Dialect::Mysql),
         }
     }
     fn file(self) -> Option<&'static str> {
@@ -361,7 +362,7 @@ async fn write_in(
         .map_err(|e| BackupError::Io(format!("cannot write the manifest: {e}")))?;
     // The SQLite file (and its journal) travel as db.sqlite, not as part of the folder.
     let mut skip = Vec::new();
-    if app.db.dialect() == "sqlite" {
+    if app.db.dialect() == Some(Dialect::Sqlite) {
         let f = sqlite_path(&app.db.url);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             skip.push(PathBuf::from(format!("{}{suffix}", f.display())));
@@ -517,7 +518,7 @@ fn append_tree<W: Write>(
 /// Dump the app's database into `staging` (db.sqlite or db.sql).
 async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
     match db.dialect() {
-        "sqlite" => {
+        Some(Dialect::Sqlite) => {
             let src = sqlite_path(&db.url);
             if !src.exists() {
                 return Ok(DumpKind::None);
@@ -526,7 +527,7 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
             sqlite_copy(&src, &out).await?;
             Ok(DumpKind::Sqlite)
         }
-        "postgres" => {
+        Some(Dialect::Postgres) => {
             let env = db.env();
             let out = staging.join("db.sql");
             let mut cmd = tokio::process::Command::new(tool(&["pg_dump"], "postgresql-client")?);
@@ -543,7 +544,7 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
                 DumpKind::Postgres
             })
         }
-        "mysql" => {
+        Some(Dialect::Mysql) => {
             let env = db.env();
             let out = staging.join("db.sql");
             let mut cmd = tokio::process::Command::new(tool(
@@ -563,9 +564,9 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
             run_tool(cmd, "mariadb-dump", None).await?;
             Ok(DumpKind::Mysql)
         }
-        other => Err(BackupError::Refused(format!(
-            "cannot back up a {other} database"
-        ))),
+        None => Err(BackupError::Refused(
+            "cannot back up a unknown database".into(),
+        )),
     }
 }
 

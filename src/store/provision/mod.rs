@@ -33,7 +33,7 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 
 use crate::base::db::{AppDb, DbMethod, Owned};
-use crate::base::dialect::dialect_of;
+use crate::base::dialect::Dialect;
 use crate::base::validate::Invalid;
 
 mod mysql;
@@ -134,16 +134,16 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
     }
     let method = req.method.unwrap_or("new-database");
     let service = req.data_service;
-    let done = match (method, service.and_then(dialect_of)) {
+    let done = match (method, service.and_then(Dialect::of)) {
         ("new-database", None) => Provisioned {
             db: AppDb::sqlite_file(req.data_dir),
             notices: Vec::new(),
         },
-        ("new-database", Some("postgres")) => {
+        ("new-database", Some(Dialect::Postgres)) => {
             new_database::<Postgres>(service.unwrap_or(""), &id).await?
         }
         ("new-database", Some(_)) => new_database::<Mysql>(service.unwrap_or(""), &id).await?,
-        ("schema", Some("postgres")) => postgres::new_schema(service.unwrap_or(""), &id).await?,
+        ("schema", Some(Dialect::Postgres)) => postgres::new_schema(service.unwrap_or(""), &id).await?,
         ("schema", Some(_)) => {
             return Err(ProvisionError::Invalid(Invalid::new(
                 "db",
@@ -156,7 +156,7 @@ pub async fn provision(req: &Request<'_>) -> Result<Provisioned, ProvisionError>
                 "schema mode needs a PostgreSQL data service ([data_service] url = \"postgres://…\" in hangar.toml); without one every app gets its own SQLite file (--db new-database)",
             )))
         }
-        (url, _) if dialect_of(url).is_some() => attach(url).await?,
+        (url, _) if Dialect::of(url).is_some() => attach(url).await?,
         (other, _) => {
             let shown = if other.contains("://") {
                 "this URL".to_string()
@@ -184,9 +184,9 @@ async fn new_database<S: Server>(service: &str, id: &str) -> Result<Provisioned,
 /// PostgreSQL; `database` and `user@host` on MySQL. Written into the journal before a create
 /// begins, so a create cut short by a crash is undone without touching what was there before.
 pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
-    match dialect_of(service) {
-        Some("postgres") => existing_on::<Postgres>(service, id).await,
-        Some("mysql") => existing_on::<Mysql>(service, id).await,
+    match Dialect::of(service) {
+        Some(Dialect::Postgres) => existing_on::<Postgres>(service, id).await,
+        Some(Dialect::Mysql) => existing_on::<Mysql>(service, id).await,
         _ => Ok(Vec::new()),
     }
 }
@@ -224,9 +224,9 @@ pub async fn drop_unfinished(
     id: &str,
     existed: &[String],
 ) -> Result<Vec<String>, String> {
-    match dialect_of(service) {
-        Some("postgres") => drop_unfinished_on::<Postgres>(service, id, existed).await,
-        Some("mysql") => drop_unfinished_on::<Mysql>(service, id, existed).await,
+    match Dialect::of(service) {
+        Some(Dialect::Postgres) => drop_unfinished_on::<Postgres>(service, id, existed).await,
+        Some(Dialect::Mysql) => drop_unfinished_on::<Mysql>(service, id, existed).await,
         _ => Ok(Vec::new()),
     }
 }
@@ -280,10 +280,11 @@ pub fn check_drop(app: &str, db: &AppDb, data_service: Option<&str>) -> Result<(
             "cannot read {app}'s database URL or the data service URL; nothing was dropped"
         )));
     };
-    let same_server = dialect_of(service) == dialect_of(&db.url)
+    let dialect = Dialect::of(service);
+    let default_port = dialect.and_then(Dialect::default_port);
+    let same_server = dialect == Dialect::of(&db.url)
         && s.host_str() == a.host_str()
-        && s.port_or_known_default().or(default_port(service))
-            == a.port_or_known_default().or(default_port(&db.url));
+        && s.port_or_known_default().or(default_port) == a.port_or_known_default().or(default_port);
     let same_db = db.owned.schema.is_none() || s.path() == a.path();
     if !same_server || !same_db {
         return Err(ProvisionError::Refused(format!(
@@ -292,14 +293,6 @@ pub fn check_drop(app: &str, db: &AppDb, data_service: Option<&str>) -> Result<(
         )));
     }
     Ok(())
-}
-
-fn default_port(url: &str) -> Option<u16> {
-    match dialect_of(url) {
-        Some("postgres") => Some(5432),
-        Some("mysql") => Some(3306),
-        _ => None,
-    }
 }
 
 /// Drop exactly what [`Owned`] records on the data service (schema or database, then role or
@@ -313,9 +306,9 @@ pub async fn drop_owned(
         return Ok(Vec::new());
     }
     let service = data_service.unwrap_or("");
-    match dialect_of(service) {
-        Some("postgres") => drop_owned_on::<Postgres>(service, &db.owned).await,
-        Some("mysql") => drop_owned_on::<Mysql>(service, &db.owned).await,
+    match Dialect::of(service) {
+        Some(Dialect::Postgres) => drop_owned_on::<Postgres>(service, &db.owned).await,
+        Some(Dialect::Mysql) => drop_owned_on::<Mysql>(service, &db.owned).await,
         _ => Err(ProvisionError::Refused(
             "no PostgreSQL or MySQL data service in hangar.toml to drop the database on".into(),
         )),
@@ -470,11 +463,10 @@ async fn select_one<S: Server>(url: &str) -> Result<(), String> {
 /// Test an operator's URL (connect, `SELECT 1`) and record it as attached.
 async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
     let invalid = |m: String| ProvisionError::Invalid(Invalid::new("db", m));
-    let dialect = dialect_of(url).unwrap_or("unknown");
     let shown = redact(url);
-    let test: Result<(), String> = match dialect {
-        "sqlite" => sqlite::select_one(sqlite::options(url)?, url).await,
-        "postgres" => {
+    let test: Result<(), String> = match Dialect::of(url) {
+        Some(Dialect::Sqlite) => sqlite::select_one(sqlite::options(url)?, url).await,
+        Some(Dialect::Postgres) => {
             url::Url::parse(url)
                 .map_err(|e| invalid(format!("the --db URL cannot be read: {e}")))?;
             select_one::<Postgres>(url).await
@@ -511,7 +503,10 @@ pub fn redact(url: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
-        Err(_) => format!("a {} URL", dialect_of(url).unwrap_or("database")),
+        Err(_) => format!(
+            "a {} URL",
+            Dialect::of(url).map_or("database", Dialect::as_str)
+        ),
     }
 }
 
