@@ -23,7 +23,7 @@ impl From<BackupError> for EngineError {
         match e {
             BackupError::Invalid(i) => EngineError::Invalid(i),
             BackupError::Refused(s) => EngineError::Refused(s),
-            BackupError::Io(s) => EngineError::Io(s),
+            BackupError::Io { message, .. } => EngineError::Io(message),
         }
     }
 }
@@ -277,7 +277,7 @@ impl Engine {
         let r = async {
             tokio::task::spawn_blocking(move || extract(&p, &d, &s, &j))
                 .await
-                .map_err(|e| BackupError::Io(e.to_string()))??;
+                .map_err(|e| BackupError::io(e.to_string(), e))??;
             job.step("loading the database");
             load(&app.db, manifest, &staging).await
         }

@@ -53,12 +53,30 @@ pub enum BackupError {
     Invalid(Invalid),
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Io(String),
+    /// A file could not be read or written, or a task failed; `source` is why.
+    #[error("{message}")]
+    Io {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl BackupError {
+    /// An `Io` error saying `message`, with `source` behind it.
+    pub fn io(
+        message: String,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BackupError {
+        BackupError::Io {
+            message,
+            source: source.into(),
+        }
+    }
 }
 
 pub fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackupError {
-    move |e| BackupError::Io(format!("cannot {what}: {e}"))
+    move |e| BackupError::io(format!("cannot {what}: {e}"), e)
 }
 
 /// Why a backup was taken. Automatic ones expire after `backup_keep_days`.
@@ -302,10 +320,10 @@ pub async fn write(
     }
     std::fs::rename(&partial, &target).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
-        BackupError::Io(format!(
-            "cannot move the archive to {}: {e}",
-            target.display()
-        ))
+        BackupError::io(
+            format!("cannot move the archive to {}: {e}", target.display()),
+            e,
+        )
     })?;
     let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
     tracing::info!(app = %app.name, file = %target.display(), reason = reason.as_str(), size, "backed up");
@@ -359,7 +377,7 @@ async fn write_in(
         },
     };
     let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BackupError::Io(format!("cannot write the manifest: {e}")))?;
+        .map_err(|e| BackupError::io(format!("cannot write the manifest: {e}"), e))?;
     // The SQLite file (and its journal) travel as db.sqlite, not as part of the folder.
     let mut skip = Vec::new();
     if app.db.dialect() == Some(Dialect::Sqlite) {
@@ -390,7 +408,7 @@ async fn write_in(
         )
     })
     .await
-    .map_err(|e| BackupError::Io(format!("the archiving task failed: {e}")))?
+    .map_err(|e| BackupError::io(format!("the archiving task failed: {e}"), e))?
     .map_err(io_err("write the archive"))
 }
 
@@ -915,6 +933,17 @@ pub async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_says_what_failed_and_keeps_why() {
+        let e = io_err("open x")(std::io::Error::other("boom"));
+        assert_eq!(e.to_string(), "cannot open x: boom");
+        let source = std::error::Error::source(&e).expect("the io error is kept");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
+    }
 
     #[test]
     fn file_names_round_trip() {

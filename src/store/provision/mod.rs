@@ -21,7 +21,9 @@
 //! step drops them again in reverse order, so a failed create leaves nothing behind. Only what
 //! [`Owned`] records is ever dropped; an attached database never is. Statement logging is off on
 //! every connection made here and errors never carry a password, so passwords stay in the
-//! registry alone.
+//! registry alone. A refusal's message is the server's reason in Hangar's words; the sqlx error
+//! behind it, when there is one, is kept as its `source` (the driver's or server's own error,
+//! which names no URL).
 //!
 //! Layout: this file holds the request, the outcome, the undo and the steps every server shares;
 //! each server is a [`Server`] in a file of its own (`postgres.rs`, `mysql.rs`), and SQLite,
@@ -64,9 +66,69 @@ pub enum ProvisionError {
     /// The name, or an object of the same identifier, is taken.
     #[error("{0}")]
     Conflict(Invalid),
-    /// A right is missing, a server refused, a step failed (and was undone).
-    #[error("{0}")]
-    Refused(String),
+    /// A right is missing, a server refused, a step failed (and was undone). `source` is the
+    /// sqlx error behind it, when a server or the driver gave one.
+    #[error("{message}")]
+    Refused {
+        message: String,
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+}
+
+impl ProvisionError {
+    /// A refusal with no error behind it (a right missing, a name taken).
+    fn refused(message: String) -> Self {
+        ProvisionError::Refused {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<ServerError> for ProvisionError {
+    /// The refusal that says the reason alone.
+    fn from(e: ServerError) -> Self {
+        e.refused(str::to_string)
+    }
+}
+
+/// Why a step on a database server failed: the reason shown, and the sqlx error behind it when
+/// there is one. The reason is the server's own message (not sqlx's wrapping), with the password
+/// of the URL connected to, if any, replaced by `***`.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct ServerError {
+    reason: String,
+    #[source]
+    source: Option<sqlx::Error>,
+}
+
+impl ServerError {
+    /// A reason of Hangar's own (a timeout, a URL that cannot be read): no error behind it.
+    fn new(reason: impl Into<String>) -> Self {
+        ServerError {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// sqlx's error from a server or the driver; `url` is the one connected to, whose password
+    /// is kept out of the reason.
+    fn sqlx(e: sqlx::Error, url: Option<&str>) -> Self {
+        ServerError {
+            reason: server_reason(&e, url),
+            source: Some(e),
+        }
+    }
+
+    /// The refusal whose message `message` makes of this reason; the sqlx error stays its source.
+    fn refused(self, message: impl FnOnce(&str) -> String) -> ProvisionError {
+        ProvisionError::Refused {
+            message: message(&self.reason),
+            source: self.source,
+        }
+    }
 }
 
 /// What a create asked for.
@@ -94,14 +156,14 @@ pub struct Provisioned {
 trait Server: Sized {
     /// Connect with statement logging off, giving up after [`CONNECT_TIMEOUT`]; the error is
     /// the server's reason, without the password.
-    async fn connect(url: &str) -> Result<Self, String>;
+    async fn connect(url: &str) -> Result<Self, ServerError>;
     async fn close(self);
     /// One statement.
     async fn run(&mut self, sql: &str) -> Result<(), sqlx::Error>;
     /// The objects of identifier `id` there now, as [`existing`] reports them.
-    async fn existing(&mut self, id: &str) -> Result<Vec<String>, String>;
+    async fn existing(&mut self, id: &str) -> Result<Vec<String>, ServerError>;
     /// How many other sessions run a statement naming `id`.
-    async fn busy(&mut self, id: &str) -> Result<i64, String>;
+    async fn busy(&mut self, id: &str) -> Result<i64, ServerError>;
     /// What a create cut short made: the objects of `id` in `now` (from [`Server::existing`])
     /// that were not in `existed`.
     fn unfinished(id: &str, now: &[String], existed: &[String]) -> Owned;
@@ -183,7 +245,7 @@ async fn new_database<S: Server>(service: &str, id: &str) -> Result<Provisioned,
 /// The objects of identifier `id` on the data service now: `database`, `role`, `schema` on
 /// PostgreSQL; `database` and `user@host` on MySQL. Written into the journal before a create
 /// begins, so a create cut short by a crash is undone without touching what was there before.
-pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
+pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, ServerError> {
     match Dialect::of(service) {
         Some(Dialect::Postgres) => existing_on::<Postgres>(service, id).await,
         Some(Dialect::Mysql) => existing_on::<Mysql>(service, id).await,
@@ -191,7 +253,7 @@ pub async fn existing(service: &str, id: &str) -> Result<Vec<String>, String> {
     }
 }
 
-async fn existing_on<S: Server>(service: &str, id: &str) -> Result<Vec<String>, String> {
+async fn existing_on<S: Server>(service: &str, id: &str) -> Result<Vec<String>, ServerError> {
     let mut conn = S::connect(service).await?;
     let found = conn.existing(id).await?;
     conn.close().await;
@@ -199,7 +261,7 @@ async fn existing_on<S: Server>(service: &str, id: &str) -> Result<Vec<String>, 
 }
 
 /// Wait (up to 60 s) until no other session on the data service runs a statement naming `id`.
-async fn wait_until_quiet<S: Server>(service: &str, id: &str) -> Result<(), String> {
+async fn wait_until_quiet<S: Server>(service: &str, id: &str) -> Result<(), ServerError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let mut conn = S::connect(service).await?;
@@ -209,9 +271,9 @@ async fn wait_until_quiet<S: Server>(service: &str, id: &str) -> Result<(), Stri
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
+            return Err(ServerError::new(format!(
                 "statements naming {id} are still running on the data service after 60 s"
-            ));
+            )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -223,7 +285,7 @@ pub async fn drop_unfinished(
     service: &str,
     id: &str,
     existed: &[String],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ProvisionError> {
     match Dialect::of(service) {
         Some(Dialect::Postgres) => drop_unfinished_on::<Postgres>(service, id, existed).await,
         Some(Dialect::Mysql) => drop_unfinished_on::<Mysql>(service, id, existed).await,
@@ -235,7 +297,7 @@ async fn drop_unfinished_on<S: Server>(
     service: &str,
     id: &str,
     existed: &[String],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ProvisionError> {
     // A statement the dead engine sent (CREATE DATABASE copying its template, say) goes on in
     // the server after its client is gone: let it finish before looking, or its object would
     // appear after the undo.
@@ -247,9 +309,7 @@ async fn drop_unfinished_on<S: Server>(
         schema: None,
         owned: S::unfinished(id, &now, existed),
     };
-    drop_owned(&db, Some(service))
-        .await
-        .map_err(|e| e.to_string())
+    drop_owned(&db, Some(service)).await
 }
 
 /// Is `kind` in `now` and not in `existed`?
@@ -270,13 +330,13 @@ pub fn check_drop(app: &str, db: &AppDb, data_service: Option<&str>) -> Result<(
         return Ok(());
     }
     let Some(service) = data_service else {
-        return Err(ProvisionError::Refused(format!(
+        return Err(ProvisionError::refused(format!(
             "{app}'s database {} was made on a data service, but hangar.toml has no [data_service] now; put it back to drop the database, or delete without --drop-db",
             db.describe()
         )));
     };
     let (Ok(s), Ok(a)) = (url::Url::parse(service), url::Url::parse(&db.url)) else {
-        return Err(ProvisionError::Refused(format!(
+        return Err(ProvisionError::refused(format!(
             "cannot read {app}'s database URL or the data service URL; nothing was dropped"
         )));
     };
@@ -287,7 +347,7 @@ pub fn check_drop(app: &str, db: &AppDb, data_service: Option<&str>) -> Result<(
         && s.port_or_known_default().or(default_port) == a.port_or_known_default().or(default_port);
     let same_db = db.owned.schema.is_none() || s.path() == a.path();
     if !same_server || !same_db {
-        return Err(ProvisionError::Refused(format!(
+        return Err(ProvisionError::refused(format!(
             "{app}'s database {} was made on another data service than the one hangar.toml names now; put that one back to drop it, or delete without --drop-db",
             db.describe()
         )));
@@ -309,7 +369,7 @@ pub async fn drop_owned(
     match Dialect::of(service) {
         Some(Dialect::Postgres) => drop_owned_on::<Postgres>(service, &db.owned).await,
         Some(Dialect::Mysql) => drop_owned_on::<Mysql>(service, &db.owned).await,
-        _ => Err(ProvisionError::Refused(
+        _ => Err(ProvisionError::refused(
             "no PostgreSQL or MySQL data service in hangar.toml to drop the database on".into(),
         )),
     }
@@ -321,13 +381,15 @@ async fn drop_owned_on<S: Server>(
 ) -> Result<Vec<String>, ProvisionError> {
     let made = S::made(owned);
     let mut conn = S::connect(service).await.map_err(|why| {
-        ProvisionError::Refused(format!(
-            "cannot reach the data service to drop the database: {why}; nothing was dropped"
-        ))
+        why.refused(|why| {
+            format!(
+                "cannot reach the data service to drop the database: {why}; nothing was dropped"
+            )
+        })
     })?;
     let r = undo(&mut conn, &made).await;
     conn.close().await;
-    r.map_err(ProvisionError::Refused)?;
+    r?;
     // `made` is in creation order; report in drop order.
     Ok(made.iter().rev().map(Made::describe).collect())
 }
@@ -367,26 +429,33 @@ impl Made {
     }
 }
 
-/// Drop `made` in reverse order; every step is tried, and the failures are reported together.
-async fn undo<S: Server>(conn: &mut S, made: &[Made]) -> Result<(), String> {
+/// Drop `made` in reverse order; every step is tried, and the failures are reported together
+/// (the first one's sqlx error is the source).
+async fn undo<S: Server>(conn: &mut S, made: &[Made]) -> Result<(), ServerError> {
     let mut failed = Vec::new();
+    let mut first = None;
     for m in made.iter().rev() {
         if let Err(e) = conn.run(&m.drop_sql()).await {
             failed.push(format!("{}: {}", m.describe(), server_reason(&e, None)));
+            first.get_or_insert(e);
         }
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("could not drop {}", failed.join("; ")))
+        Err(ServerError {
+            reason: format!("could not drop {}", failed.join("; ")),
+            source: first,
+        })
     }
 }
 
 /// The message for a step that failed after `made` was created: undo, and say how that went.
+/// The step's own sqlx error is the source.
 fn failed_step(
     step: &str,
-    why: String,
-    undone: Result<(), String>,
+    why: ServerError,
+    undone: Result<(), ServerError>,
     made: &[Made],
 ) -> ProvisionError {
     let after = match (made.is_empty(), undone) {
@@ -402,7 +471,7 @@ fn failed_step(
             format!("undoing what was made before also failed ({e}); drop it by hand")
         }
     };
-    ProvisionError::Refused(format!("{step} failed: {why}; {after}"))
+    why.refused(|why| format!("{step} failed: {why}; {after}"))
 }
 
 fn left_over(kind: &str, id: &str) -> ProvisionError {
@@ -415,12 +484,14 @@ fn left_over(kind: &str, id: &str) -> ProvisionError {
 }
 
 /// The message for a data service that cannot be reached before anything was made.
-fn cannot_reach(service: &str) -> impl Fn(String) -> ProvisionError + '_ {
+fn cannot_reach(service: &str) -> impl Fn(ServerError) -> ProvisionError + '_ {
     move |why| {
-        ProvisionError::Refused(format!(
-            "cannot reach the data service {}: {why}; nothing was created",
-            redact(service)
-        ))
+        why.refused(|why| {
+            format!(
+                "cannot reach the data service {}: {why}; nothing was created",
+                redact(service)
+            )
+        })
     }
 }
 
@@ -431,14 +502,17 @@ fn set_credentials(url: &mut url::Url, user: &str, password: &str) {
 }
 
 /// Connect, giving up after [`CONNECT_TIMEOUT`]; the error is the server's reason.
-async fn connect_within<O>(opts: O, url: &str) -> Result<O::Connection, String>
+async fn connect_within<O>(opts: O, url: &str) -> Result<O::Connection, ServerError>
 where
     O: ConnectOptions,
     O::Connection: Sized,
 {
     match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-        Ok(c) => c.map_err(|e| server_reason(&e, Some(url))),
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        Ok(c) => c.map_err(|e| ServerError::sqlx(e, Some(url))),
+        Err(_) => Err(ServerError::new(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -450,12 +524,12 @@ pub async fn test_url(url: &str) -> Result<(), ProvisionError> {
 }
 
 /// Connect, `SELECT 1`, then close.
-async fn select_one<S: Server>(url: &str) -> Result<(), String> {
+async fn select_one<S: Server>(url: &str) -> Result<(), ServerError> {
     let mut conn = S::connect(url).await?;
     let r = conn
         .run("SELECT 1")
         .await
-        .map_err(|e| server_reason(&e, Some(url)));
+        .map_err(|e| ServerError::sqlx(e, Some(url)));
     conn.close().await;
     r
 }
@@ -464,7 +538,7 @@ async fn select_one<S: Server>(url: &str) -> Result<(), String> {
 async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
     let invalid = |m: String| ProvisionError::Invalid(Invalid::new("db", m));
     let shown = redact(url);
-    let test: Result<(), String> = match Dialect::of(url) {
+    let test: Result<(), ServerError> = match Dialect::of(url) {
         Some(Dialect::Sqlite) => sqlite::select_one(sqlite::options(url)?, url).await,
         Some(Dialect::Postgres) => {
             url::Url::parse(url)
@@ -478,7 +552,7 @@ async fn attach(url: &str) -> Result<Provisioned, ProvisionError> {
         }
     };
     test.map_err(|why| {
-        ProvisionError::Refused(format!(
+        why.refused(|why| format!(
             "cannot use {shown}: {why}; nothing was saved (the URL is tested with a connection and SELECT 1 before it is saved)"
         ))
     })?;
@@ -570,5 +644,21 @@ mod tests {
         .await;
         let e = r.expect_err("refused").to_string();
         assert!(e.contains("PostgreSQL only"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_the_drivers_error_as_its_source_and_no_password() {
+        // Nothing listens on port 1: the connection is refused at once.
+        let e = test_url("postgres://u:s3cret@127.0.0.1:1/x")
+            .await
+            .expect_err("refused");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("cannot use postgres://u:***@127.0.0.1:1/x: "),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let source = std::error::Error::source(&e).expect("the sqlx error is kept");
+        assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
     }
 }

@@ -11,8 +11,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::{
-    appeared, connect_within, failed_step, left_over, server_reason, set_credentials, undo, Made,
-    ProvisionError, Provisioned, Server, PREFIX,
+    appeared, connect_within, failed_step, left_over, set_credentials, undo, Made, ProvisionError,
+    Provisioned, Server, ServerError, PREFIX,
 };
 use crate::base::db::{AppDb, DbMethod, Owned};
 
@@ -53,14 +53,14 @@ fn user_name_limit(version: &str) -> usize {
 }
 
 impl Server for Mysql {
-    async fn connect(url: &str) -> Result<Self, String> {
+    async fn connect(url: &str) -> Result<Self, ServerError> {
         // sqlx reads mysql:// only; MariaDB URLs are the same otherwise.
         let url = match url.strip_prefix("mariadb://") {
             Some(rest) => format!("mysql://{rest}"),
             None => url.to_string(),
         };
         let opts = MySqlConnectOptions::from_str(&url)
-            .map_err(|e| server_reason(&e, Some(&url)))?
+            .map_err(|e| ServerError::sqlx(e, Some(&url)))?
             .disable_statement_logging();
         connect_within(opts, &url).await.map(Mysql)
     }
@@ -73,7 +73,7 @@ impl Server for Mysql {
         self.0.execute(sql).await.map(drop)
     }
 
-    async fn existing(&mut self, id: &str) -> Result<Vec<String>, String> {
+    async fn existing(&mut self, id: &str) -> Result<Vec<String>, ServerError> {
         let mut found = Vec::new();
         if database_exists(&mut self.0, id).await? {
             found.push("database".into());
@@ -84,14 +84,14 @@ impl Server for Mysql {
         Ok(found)
     }
 
-    async fn busy(&mut self, id: &str) -> Result<i64, String> {
+    async fn busy(&mut self, id: &str) -> Result<i64, ServerError> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' AND INSTR(INFO, ?) > 0",
         )
         .bind(id)
         .fetch_one(&mut self.0)
         .await
-        .map_err(|e| server_reason(&e, None))
+        .map_err(|e| ServerError::sqlx(e, None))
     }
 
     fn unfinished(id: &str, now: &[String], existed: &[String]) -> Owned {
@@ -139,13 +139,13 @@ async fn user_hosts(conn: &mut MySqlConnection, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn database_exists(conn: &mut MySqlConnection, id: &str) -> Result<bool, String> {
+async fn database_exists(conn: &mut MySqlConnection, id: &str) -> Result<bool, ServerError> {
     sqlx::query_scalar::<_, i64>("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
         .map(|r| r.is_some())
-        .map_err(|e| server_reason(&e, None))
+        .map_err(|e| ServerError::sqlx(e, None))
 }
 
 struct Rights {
@@ -157,11 +157,11 @@ struct Rights {
     grant: bool,
 }
 
-async fn rights(conn: &mut MySqlConnection, id: &str) -> Result<Rights, String> {
+async fn rights(conn: &mut MySqlConnection, id: &str) -> Result<Rights, ServerError> {
     let current: String = sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)")
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| server_reason(&e, None))?;
+        .map_err(|e| ServerError::sqlx(e, None))?;
     let (user, host) = current
         .rsplit_once('@')
         .map(|(u, h)| (u.to_string(), h.to_string()))
@@ -173,7 +173,7 @@ async fn rights(conn: &mut MySqlConnection, id: &str) -> Result<Rights, String> 
     .bind(&grantee)
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| server_reason(&e, None))?;
+    .map_err(|e| ServerError::sqlx(e, None))?;
     // Database-level grants on a pattern that covers the new name (`hangar\_%`.*) count too.
     let on_db: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(PRIVILEGE_TYPE AS CHAR) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND ? LIKE TABLE_SCHEMA",
@@ -182,7 +182,7 @@ async fn rights(conn: &mut MySqlConnection, id: &str) -> Result<Rights, String> 
     .bind(id)
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| server_reason(&e, None))?;
+    .map_err(|e| ServerError::sqlx(e, None))?;
     let has = |p: &str| global.iter().any(|(g, _)| g == p) || on_db.iter().any(|g| g == p);
     Ok(Rights {
         create_db: has("CREATE"),
@@ -199,16 +199,16 @@ async fn new_database_on(
     service: &str,
     id: &str,
 ) -> Result<Provisioned, ProvisionError> {
-    let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
+    let refused = |why: ServerError| why.refused(|why| format!("{why}; nothing was created"));
     let rights = rights(&mut conn.0, id).await.map_err(refused)?;
     let account_shown = account(&rights.user, &rights.host);
     if !rights.create_db {
-        return Err(ProvisionError::Refused(format!(
+        return Err(ProvisionError::refused(format!(
             "the data service's account {account_shown} may not create databases: it lacks the CREATE privilege (grant it with GRANT CREATE, DROP ON *.* TO {account_shown}, or use a connection URL); nothing was created"
         )));
     }
     if !rights.drop_db {
-        return Err(ProvisionError::Refused(format!(
+        return Err(ProvisionError::refused(format!(
             "the data service's account {account_shown} may not drop databases, which undoing a failed create and --drop-db need: it lacks the DROP privilege (grant it with GRANT DROP ON *.* TO {account_shown}); nothing was created"
         )));
     }
@@ -220,10 +220,10 @@ async fn new_database_on(
         let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
             .fetch_one(&mut conn.0)
             .await
-            .map_err(|e| refused(server_reason(&e, None)))?;
+            .map_err(|e| refused(ServerError::sqlx(e, None)))?;
         let limit = user_name_limit(&version);
         if id.chars().count() > limit {
-            return Err(ProvisionError::Refused(format!(
+            return Err(ProvisionError::refused(format!(
                 "the app's database user would be {id:?}, {} characters, and this data service (version {version}) accepts user names of at most {limit}: choose an app name of at most {} characters, or use a connection URL; nothing was created",
                 id.chars().count(),
                 limit.saturating_sub(PREFIX.len())
@@ -247,7 +247,7 @@ async fn new_database_on(
     }
     let password = crate::base::secret::random_hex(24);
     let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
+    let result: Result<(), (&str, ServerError)> = async {
         if own_user {
             let sql = format!(
                 "CREATE USER {} IDENTIFIED BY {}",
@@ -257,7 +257,7 @@ async fn new_database_on(
             conn.0
                 .execute(sql.as_str())
                 .await
-                .map_err(|e| ("creating the user", server_reason(&e, None)))?;
+                .map_err(|e| ("creating the user", ServerError::sqlx(e, None)))?;
             made.push(Made::MyUser {
                 user: id.to_string(),
                 host: host.clone(),
@@ -270,7 +270,7 @@ async fn new_database_on(
         conn.0
             .execute(sql.as_str())
             .await
-            .map_err(|e| ("creating the database", server_reason(&e, None)))?;
+            .map_err(|e| ("creating the database", ServerError::sqlx(e, None)))?;
         made.push(Made::MyDatabase(id.to_string()));
         if own_user {
             let sql = format!(
@@ -281,7 +281,7 @@ async fn new_database_on(
             conn.0
                 .execute(sql.as_str())
                 .await
-                .map_err(|e| ("granting the user its database", server_reason(&e, None)))?;
+                .map_err(|e| ("granting the user its database", ServerError::sqlx(e, None)))?;
         }
         Ok(())
     }
@@ -291,7 +291,7 @@ async fn new_database_on(
         return Err(failed_step(step, why, undone, &made));
     }
     let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
+        .map_err(|_| refused(ServerError::new("the data service URL cannot be read")))?;
     if url.scheme() != "mysql" {
         let _ = url.set_scheme("mysql");
     }

@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::{
-    appeared, cannot_reach, connect_within, failed_step, left_over, server_reason, set_credentials,
-    undo, Made, ProvisionError, Provisioned, Server,
+    appeared, cannot_reach, connect_within, failed_step, left_over, set_credentials, undo, Made,
+    ProvisionError, Provisioned, Server, ServerError,
 };
 use crate::base::db::{AppDb, DbMethod, Owned};
 
@@ -32,9 +32,9 @@ const DB_EXISTS: &str = "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1
 const SCHEMA_EXISTS: &str = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1";
 
 impl Server for Postgres {
-    async fn connect(url: &str) -> Result<Self, String> {
+    async fn connect(url: &str) -> Result<Self, ServerError> {
         let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| server_reason(&e, Some(url)))?
+            .map_err(|e| ServerError::sqlx(e, Some(url)))?
             .disable_statement_logging();
         connect_within(opts, url).await.map(Postgres)
     }
@@ -47,7 +47,7 @@ impl Server for Postgres {
         self.0.execute(sql).await.map(drop)
     }
 
-    async fn existing(&mut self, id: &str) -> Result<Vec<String>, String> {
+    async fn existing(&mut self, id: &str) -> Result<Vec<String>, ServerError> {
         let mut found = Vec::new();
         for (kind, sql) in [
             ("database", DB_EXISTS),
@@ -61,14 +61,14 @@ impl Server for Postgres {
         Ok(found)
     }
 
-    async fn busy(&mut self, id: &str) -> Result<i64, String> {
+    async fn busy(&mut self, id: &str) -> Result<i64, ServerError> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_catalog.pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, $1) > 0",
         )
         .bind(id)
         .fetch_one(&mut self.0)
         .await
-        .map_err(|e| server_reason(&e, None))
+        .map_err(|e| ServerError::sqlx(e, None))
     }
 
     fn unfinished(id: &str, now: &[String], existed: &[String]) -> Owned {
@@ -125,7 +125,7 @@ struct Rights {
     create_in_db: bool,
 }
 
-async fn rights(conn: &mut PgConnection) -> Result<Rights, String> {
+async fn rights(conn: &mut PgConnection) -> Result<Rights, ServerError> {
     let row: (bool, bool, bool, String, String, bool) = sqlx::query_as(
         "SELECT r.rolsuper, r.rolcreatedb, r.rolcreaterole, current_user::text, current_database()::text, \
          has_database_privilege(current_database(), 'CREATE') \
@@ -133,7 +133,7 @@ async fn rights(conn: &mut PgConnection) -> Result<Rights, String> {
     )
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| server_reason(&e, None))?;
+    .map_err(|e| ServerError::sqlx(e, None))?;
     Ok(Rights {
         superuser: row.0,
         create_db: row.0 || row.1,
@@ -144,13 +144,13 @@ async fn rights(conn: &mut PgConnection) -> Result<Rights, String> {
     })
 }
 
-async fn exists(conn: &mut PgConnection, sql: &str, name: &str) -> Result<bool, String> {
+async fn exists(conn: &mut PgConnection, sql: &str, name: &str) -> Result<bool, ServerError> {
     sqlx::query_scalar::<_, i32>(sql)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
         .map(|r| r.is_some())
-        .map_err(|e| server_reason(&e, None))
+        .map_err(|e| ServerError::sqlx(e, None))
 }
 
 fn role_notice(r: &Rights, id: &str, what: &str) -> String {
@@ -168,7 +168,7 @@ async fn create_role(
     id: &str,
     password: &str,
     made: &mut Vec<Made>,
-) -> Result<(), String> {
+) -> Result<(), ServerError> {
     let sql = format!(
         "CREATE ROLE {} LOGIN PASSWORD {}",
         ident(id),
@@ -176,13 +176,13 @@ async fn create_role(
     );
     conn.execute(sql.as_str())
         .await
-        .map_err(|e| server_reason(&e, None))?;
+        .map_err(|e| ServerError::sqlx(e, None))?;
     made.push(Made::PgRole(id.to_string()));
     if !rights.superuser {
         let sql = format!("GRANT {} TO CURRENT_USER", ident(id));
         conn.execute(sql.as_str())
             .await
-            .map_err(|e| server_reason(&e, None))?;
+            .map_err(|e| ServerError::sqlx(e, None))?;
     }
     Ok(())
 }
@@ -209,18 +209,18 @@ async fn provision_on(
     id: &str,
     kind: PgKind,
 ) -> Result<Provisioned, ProvisionError> {
-    let refused = |why: String| ProvisionError::Refused(format!("{why}; nothing was created"));
+    let refused = |why: ServerError| why.refused(|why| format!("{why}; nothing was created"));
     let rights = rights(&mut conn.0).await.map_err(refused)?;
     match kind {
         PgKind::Database if !rights.create_db => {
-            return Err(ProvisionError::Refused(format!(
+            return Err(ProvisionError::refused(format!(
                 "the data service's account {u:?} may not create databases: the PostgreSQL role {u:?} lacks CREATEDB (grant it with ALTER ROLE {} CREATEDB, or use --db schema or a connection URL); nothing was created",
                 ident(&rights.user),
                 u = rights.user
             )))
         }
         PgKind::Schema if !rights.create_in_db => {
-            return Err(ProvisionError::Refused(format!(
+            return Err(ProvisionError::refused(format!(
                 "the data service's account {u:?} may not create schemas in the database {d:?}: it lacks the CREATE privilege on that database (grant it with GRANT CREATE ON DATABASE {} TO {}); nothing was created",
                 ident(&rights.database),
                 ident(&rights.user),
@@ -247,7 +247,7 @@ async fn provision_on(
     }
     let password = crate::base::secret::random_hex(24);
     let mut made = Vec::new();
-    let result: Result<(), (&str, String)> = async {
+    let result: Result<(), (&str, ServerError)> = async {
         if own_role {
             create_role(&mut conn.0, &rights, id, &password, &mut made)
                 .await
@@ -273,7 +273,7 @@ async fn provision_on(
         conn.0
             .execute(sql.as_str())
             .await
-            .map_err(|e| (step, server_reason(&e, None)))?;
+            .map_err(|e| (step, ServerError::sqlx(e, None)))?;
         made.push(object);
         if kind == PgKind::Database {
             // Only its owner (and superusers) may connect: other apps' roles cannot even look.
@@ -284,7 +284,7 @@ async fn provision_on(
             conn.0.execute(sql.as_str()).await.map_err(|e| {
                 (
                     "closing the database to other roles",
-                    server_reason(&e, None),
+                    ServerError::sqlx(e, None),
                 )
             })?;
         }
@@ -296,7 +296,7 @@ async fn provision_on(
         return Err(failed_step(step, why, undone, &made));
     }
     let mut url = url::Url::parse(service)
-        .map_err(|_| refused("the data service URL cannot be read".into()))?;
+        .map_err(|_| refused(ServerError::new("the data service URL cannot be read")))?;
     let mut notices = Vec::new();
     if own_role {
         set_credentials(&mut url, id, &password);

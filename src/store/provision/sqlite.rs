@@ -10,7 +10,7 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 
-use super::{connect_within, server_reason, ProvisionError};
+use super::{connect_within, server_reason, ProvisionError, ServerError};
 use crate::base::db::sqlite_path;
 use crate::base::validate::Invalid;
 
@@ -41,13 +41,13 @@ pub(super) fn options(url: &str) -> Result<SqliteConnectOptions, ProvisionError>
 }
 
 /// Open the file and `SELECT 1`, then close it.
-pub(super) async fn select_one(opts: SqliteConnectOptions, url: &str) -> Result<(), String> {
+pub(super) async fn select_one(opts: SqliteConnectOptions, url: &str) -> Result<(), ServerError> {
     let mut conn = connect_within(opts, url).await?;
     let r = conn
         .execute("SELECT 1")
         .await
         .map(drop)
-        .map_err(|e| server_reason(&e, Some(url)));
+        .map_err(|e| ServerError::sqlx(e, Some(url)));
     let _ = conn.close().await;
     r
 }
