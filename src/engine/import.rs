@@ -31,6 +31,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 use crate::base::db::{sqlite_path, AppDb, DbMethod, Owned};
 use crate::base::dialect::Dialect;
 use crate::engine::{CreateApp, Engine, EngineError};
+use crate::store::provision::server_reason;
 use crate::store::registry::StartMode;
 
 /// At most this many rows are read (a multi-app table is small; this bounds a wrong URL).
@@ -296,17 +297,17 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
     // One body for the three drivers: their rows decode alike for these casts.
     macro_rules! read {
         ($conn:expr) => {{
-            let mut conn = $conn.map_err(|e| reason(&e, url))?;
+            let mut conn = $conn.map_err(|e| server_reason(&e, Some(url)))?;
             let r = async {
                 let cols: Vec<String> = sqlx::query_scalar(columns_query(dialect))
                     .fetch_all(&mut conn)
                     .await
-                    .map_err(|e| reason(&e, url))?;
+                    .map_err(|e| server_reason(&e, Some(url)))?;
                 let sql = rows_query(dialect, &cols)?;
                 let rows = sqlx::query(&sql)
                     .fetch_all(&mut conn)
                     .await
-                    .map_err(|e| reason(&e, url))?;
+                    .map_err(|e| server_reason(&e, Some(url)))?;
                 if rows.len() > MAX_ROWS {
                     return Err(format!(
                         "it has {} applications; at most {MAX_ROWS} are imported at once",
@@ -339,7 +340,7 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
     match dialect {
         Dialect::Postgres => {
             let o = sqlx::postgres::PgConnectOptions::from_str(url)
-                .map_err(|e| reason(&e, url))?
+                .map_err(|e| server_reason(&e, Some(url)))?
                 .disable_statement_logging();
             read!(o.connect().await)
         }
@@ -349,7 +350,7 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
                 .map(|r| format!("mysql://{r}"))
                 .unwrap_or(url.to_string());
             let o = sqlx::mysql::MySqlConnectOptions::from_str(&u)
-                .map_err(|e| reason(&e, url))?
+                .map_err(|e| server_reason(&e, Some(url)))?
                 .disable_statement_logging();
             read!(o.connect().await)
         }
@@ -367,21 +368,6 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
     }
 }
 
-fn reason(e: &sqlx::Error, url: &str) -> String {
-    let text = match e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
-    };
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(String::from))
-        .filter(|p| !p.is_empty())
-    {
-        Some(p) => text.replace(&p, "***"),
-        None => text,
-    }
-}
-
 /// Does the attached database answer, and is its schema there?
 async fn reachable(db: &AppDb) -> Result<(), String> {
     crate::store::provision::test_url(&db.url)
@@ -391,13 +377,16 @@ async fn reachable(db: &AppDb) -> Result<(), String> {
         let o = sqlx::postgres::PgConnectOptions::from_str(&db.url)
             .map_err(|e| e.to_string())?
             .disable_statement_logging();
-        let mut c = o.connect().await.map_err(|e| reason(&e, &db.url))?;
+        let mut c = o
+            .connect()
+            .await
+            .map_err(|e| server_reason(&e, Some(&db.url)))?;
         let found: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1")
                 .bind(s)
                 .fetch_optional(&mut c)
                 .await
-                .map_err(|e| reason(&e, &db.url))?;
+                .map_err(|e| server_reason(&e, Some(&db.url)))?;
         let _ = c.close().await;
         if found.is_none() {
             return Err(format!(

@@ -586,7 +586,7 @@ pub fn redact(url: &str) -> String {
 
 /// The server's own reason for an error (its message, not sqlx's wrapping), with the password
 /// of `url`, if any, never in it.
-fn server_reason(e: &sqlx::Error, url: Option<&str>) -> String {
+pub fn server_reason(e: &sqlx::Error, url: Option<&str>) -> String {
     let text = match e {
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
