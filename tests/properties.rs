@@ -990,7 +990,7 @@ fn data_bodies_are_checked_before_a_job_starts() {
         )),
         "[a-z]{0,8}(://[a-z]{0,8})?"
             .prop_filter("not a known dialect", |f| {
-                hangar::base::dialect::dialect_of(f).is_none()
+                hangar::base::dialect::Dialect::of(f).is_none()
             })
             .prop_map(|f| (
                 Method::POST,

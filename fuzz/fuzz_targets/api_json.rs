@@ -87,7 +87,7 @@ fn edit(data: &[u8]) {
 
 fn others(data: &[u8]) {
     if let Ok(t) = serde_json::from_slice::<DbTest>(data) {
-        let _ = hangar::base::dialect::dialect_of(&t.url);
+        let _ = hangar::base::dialect::Dialect::of(&t.url);
         let _ = hangar::store::provision::redact(&t.url);
     }
     if let Ok(b) = serde_json::from_slice::<BackupBody>(data) {
@@ -107,7 +107,7 @@ fn others(data: &[u8]) {
     }
     if let Ok(i) = serde_json::from_slice::<ImportRequest>(data) {
         if i.check().is_ok() {
-            assert!(hangar::base::dialect::dialect_of(&i.from).is_some(), "{:?}", i.from);
+            assert!(hangar::base::dialect::Dialect::of(&i.from).is_some(), "{:?}", i.from);
         }
     }
 }

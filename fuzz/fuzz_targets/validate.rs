@@ -70,13 +70,13 @@ fn env_ok(k: &str, v: &str) {
 }
 
 fn url_ok(s: &str) {
-    let _ = hangar::base::dialect::dialect_of(s);
+    let _ = hangar::base::dialect::Dialect::of(s);
     let _ = hangar::base::db::sqlite_path(s);
     let _ = hangar::base::config::expand(s, &|k: &str| (k == "PORT").then(|| "14000".to_string()));
     // A refused --db never repeats a URL (it may carry a password).
     match validate::db_method(s) {
         Ok(()) => assert!(
-            matches!(s, "new-database" | "schema") || hangar::base::dialect::dialect_of(s).is_some(),
+            matches!(s, "new-database" | "schema") || hangar::base::dialect::Dialect::of(s).is_some(),
             "{s:?}"
         ),
         Err(e) => {
@@ -103,7 +103,7 @@ fn url_ok(s: &str) {
     };
     let described = db.describe();
     let env = db.env();
-    if hangar::base::dialect::dialect_of(s) != Some("sqlite") {
+    if hangar::base::dialect::Dialect::of(s) != Some(hangar::base::dialect::Dialect::Sqlite) {
         if let Ok(u) = url::Url::parse(&described) {
             assert_eq!(u.password(), None, "{s:?} -> {described:?}");
         }

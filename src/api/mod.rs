@@ -143,8 +143,8 @@ async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
             .config
             .data_service
             .as_deref()
-            .and_then(crate::base::dialect::dialect_of)
-            .map(String::from),
+            .and_then(crate::base::dialect::Dialect::of)
+            .map(|d| d.as_str().to_string()),
     })
 }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::dialect::Dialect;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -399,7 +401,10 @@ impl Config {
             None => None,
             Some(ds) => {
                 let scheme = ds.url.split_once("://").map(|(s, _)| s).unwrap_or("");
-                if !matches!(scheme, "postgres" | "postgresql" | "mysql" | "mariadb") {
+                if !matches!(
+                    Dialect::named(scheme),
+                    Some(Dialect::Postgres | Dialect::Mysql)
+                ) {
                     return Err(value_err(
                         "data_service.url".into(),
                         "accepted: a postgres://user:password@host:port/database or mysql://user:password@host:port/database URL".into(),

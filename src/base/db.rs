@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::dialect::dialect_of;
+use crate::base::dialect::Dialect;
 
 /// How the operator asked for the app's database (`--db`: new-database, schema or a URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,8 +82,13 @@ impl AppDb {
         }
     }
 
-    pub fn dialect(&self) -> &'static str {
-        dialect_of(&self.url).unwrap_or("unknown")
+    pub fn dialect(&self) -> Option<Dialect> {
+        Dialect::of(&self.url)
+    }
+
+    /// The dialect's name, `unknown` for a URL of none.
+    fn dialect_name(&self) -> &'static str {
+        self.dialect().map_or("unknown", Dialect::as_str)
     }
 
     /// A password-free description for lists and API answers.
@@ -100,7 +105,7 @@ impl AppDb {
                     None => u.to_string(),
                 }
             }
-            Err(_) => format!("{} database", self.dialect()),
+            Err(_) => format!("{} database", self.dialect_name()),
         }
     }
 
@@ -108,23 +113,20 @@ impl AppDb {
     pub fn env(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         env.insert("DATABASE_URL".into(), self.url.clone());
-        env.insert("DB_DIALECT".into(), self.dialect().into());
-        if self.dialect() == "sqlite" {
+        env.insert("DB_DIALECT".into(), self.dialect_name().into());
+        if self.dialect() == Some(Dialect::Sqlite) {
             env.insert(
                 "DB_STORAGE".into(),
                 sqlite_path(&self.url).display().to_string(),
             );
         } else if let Ok(u) = url::Url::parse(&self.url) {
             env.insert("DB_HOST".into(), u.host_str().unwrap_or("").into());
-            let default_port = if self.dialect() == "postgres" {
-                5432
-            } else {
-                3306
-            };
-            env.insert(
-                "DB_PORT".into(),
-                u.port().unwrap_or(default_port).to_string(),
-            );
+            // A URL of no known dialect is given 3306, as it always was.
+            let port = u
+                .port()
+                .or(self.dialect().and_then(Dialect::default_port))
+                .unwrap_or(3306);
+            env.insert("DB_PORT".into(), port.to_string());
             env.insert(
                 "DB_DATABASE".into(),
                 u.path().trim_start_matches('/').into(),

@@ -180,7 +180,7 @@ pub const DB_RULE: &str =
 /// Where an app's database is (`--db`, the API's `db`): `new-database`, `schema`, or a URL of a
 /// known dialect. Only the form is checked here; a URL is tested by connecting to it.
 pub fn db_method(m: &str) -> Result<(), Invalid> {
-    if matches!(m, "new-database" | "schema") || crate::base::dialect::dialect_of(m).is_some() {
+    if matches!(m, "new-database" | "schema") || crate::base::dialect::Dialect::of(m).is_some() {
         return Ok(());
     }
     // A URL may carry a password: never repeat it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::base::db::{AppDb, DbMethod};
-use crate::base::dialect::dialect_of;
+use crate::base::dialect::Dialect;
 use crate::base::jobs::Job;
 use crate::base::validate::Invalid;
 use crate::engine::{AppView, CreateApp, CreateOpts, Engine, EngineError};
@@ -23,7 +23,7 @@ impl From<BackupError> for EngineError {
         match e {
             BackupError::Invalid(i) => EngineError::Invalid(i),
             BackupError::Refused(s) => EngineError::Refused(s),
-            BackupError::Io(s) => EngineError::Io(s),
+            BackupError::Io { message, .. } => EngineError::Io(message),
         }
     }
 }
@@ -123,7 +123,7 @@ impl Engine {
         }
         // Where the data goes, checked before anything is made.
         let dump_dialect = manifest.dump.dialect();
-        let service = self.config.data_service.as_deref().and_then(dialect_of);
+        let service = self.config.data_service.as_deref().and_then(Dialect::of);
         let mut given_db = None;
         let method = match (manifest.dump, req.db.as_deref()) {
             (DumpKind::Sqlite, None | Some("new-database")) => {
@@ -142,7 +142,7 @@ impl Engine {
         if let (Some(want), Some(m)) = (dump_dialect, method.as_deref()) {
             let target = match m {
                 "new-database" | "schema" => service,
-                url => dialect_of(url),
+                url => Dialect::of(url),
             };
             if target != Some(want) {
                 let there = match (m, target) {
@@ -150,7 +150,7 @@ impl Engine {
                         "hangar.toml has no [data_service] (apps get SQLite files)".to_string()
                     }
                     ("new-database" | "schema", Some(t)) => format!("the data service is {t}"),
-                    (_, t) => format!("--db is a {} URL", t.unwrap_or("unknown")),
+                    (_, t) => format!("--db is a {} URL", t.map_or("unknown", Dialect::as_str)),
                 };
                 return Err(EngineError::Refused(format!(
                     "this backup holds a {want} dump and {there}; set [data_service] url to a {want} server, or give --db with a {want} URL of an empty database; nothing was restored"
@@ -277,7 +277,7 @@ impl Engine {
         let r = async {
             tokio::task::spawn_blocking(move || extract(&p, &d, &s, &j))
                 .await
-                .map_err(|e| BackupError::Io(e.to_string()))??;
+                .map_err(|e| BackupError::io(e.to_string(), e))??;
             job.step("loading the database");
             load(&app.db, manifest, &staging).await
         }

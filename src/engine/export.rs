@@ -25,6 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::base::config::{Config, Prefix};
+use crate::base::dialect::Dialect;
 use crate::base::validate::MAIN;
 use crate::run::launch::base_path;
 use crate::store::registry::AppRecord;
@@ -179,13 +180,16 @@ pub fn kubernetes_app(config: &Config, app: &AppRecord, image: &str) -> AppManif
     let name = k8s_name(&app.name);
     let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), app.name.clone())]);
     // Credentials and the app's secret travel in a Secret; SQLite moves onto the volume.
-    let mut secret_env: BTreeMap<String, String> = if app.db.dialect() == "sqlite" {
+    let mut secret_env: BTreeMap<String, String> = if app.db.dialect() == Some(Dialect::Sqlite) {
         BTreeMap::from([
             (
                 "DATABASE_URL".to_string(),
                 "sqlite:///data/db.sqlite?mode=rwc".to_string(),
             ),
-            ("DB_DIALECT".to_string(), "sqlite".to_string()),
+            (
+                "DB_DIALECT".to_string(),
+                Dialect::Sqlite.as_str().to_string(),
+            ),
             ("DB_STORAGE".to_string(), "/data/db.sqlite".to_string()),
         ])
     } else {

@@ -29,8 +29,9 @@ use serde_json::Value;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::base::db::{sqlite_path, AppDb, DbMethod, Owned};
-use crate::base::dialect::dialect_of;
+use crate::base::dialect::Dialect;
 use crate::engine::{CreateApp, Engine, EngineError};
+use crate::store::provision::server_reason;
 use crate::store::registry::StartMode;
 
 /// At most this many rows are read (a multi-app table is small; this bounds a wrong URL).
@@ -48,7 +49,7 @@ pub struct ImportRequest {
 impl ImportRequest {
     /// The check that needs only the request: `from` is a URL of a known dialect.
     pub fn check(&self) -> Result<(), crate::base::validate::Invalid> {
-        if dialect_of(&self.from).is_none() {
+        if Dialect::of(&self.from).is_none() {
             return Err(crate::base::validate::Invalid::new(
                 "from",
                 "accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL of the NocoBase main database",
@@ -141,17 +142,12 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
         None => ConnType::Database,
     };
     let main_dialect =
-        dialect_of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
-    let dialect = match field("dialect").as_deref() {
+        Dialect::of(main).ok_or("the --from URL is not postgres://, mysql:// or sqlite:")?;
+    let dialect = match field("dialect") {
         None => main_dialect,
-        Some("postgres") | Some("postgresql") => "postgres",
-        Some("mysql") | Some("mariadb") => "mysql",
-        Some("sqlite") => "sqlite",
-        Some(other) => {
-            return Err(format!(
-                "options.database.dialect {other:?} is not PostgreSQL, MySQL/MariaDB or SQLite"
-            ))
-        }
+        Some(name) => Dialect::named(&name).ok_or_else(|| {
+            format!("options.database.dialect {name:?} is not PostgreSQL, MySQL/MariaDB or SQLite")
+        })?,
     };
     if kind == ConnType::Connection && db.is_none() {
         return Err(
@@ -159,10 +155,10 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
                 .into(),
         );
     }
-    if dialect == "sqlite" {
+    if dialect == Dialect::Sqlite {
         let path = match field("storage") {
             Some(s) => std::path::PathBuf::from(s),
-            None if main_dialect == "sqlite" => {
+            None if main_dialect == Dialect::Sqlite => {
                 let main_file = sqlite_path(main);
                 main_file
                     .parent()
@@ -188,15 +184,11 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     let mut url = if dialect == main_dialect {
         url::Url::parse(main).map_err(|e| format!("the --from URL cannot be read: {e}"))?
     } else {
-        let scheme = if dialect == "postgres" {
-            "postgres"
-        } else {
-            "mysql"
-        };
-        url::Url::parse(&format!("{scheme}://localhost/"))
+        // PostgreSQL or MySQL here: SQLite returned above.
+        url::Url::parse(&format!("{dialect}://localhost/"))
             .map_err(|e| format!("cannot build a URL: {e}"))?
     };
-    if dialect == "mysql" && url.scheme() != "mysql" {
+    if dialect == Dialect::Mysql && url.scheme() != "mysql" {
         let _ = url.set_scheme("mysql");
     }
     // The main URL's own query (sslmode, a search_path) is for the main app.
@@ -219,7 +211,7 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     }
     let main_db = url.path().trim_start_matches('/').to_string();
     let (database, schema) = match kind {
-        ConnType::Schema if dialect != "postgres" => {
+        ConnType::Schema if dialect != Dialect::Postgres => {
             return Err("schema mode is PostgreSQL only, and this database is MySQL/MariaDB".into())
         }
         ConnType::Schema => (
@@ -233,7 +225,7 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
     };
     url.set_path(&format!("/{database}"));
     if let Some(s) = &schema {
-        if dialect != "postgres" {
+        if dialect != Dialect::Postgres {
             return Err("options.database.schema is PostgreSQL only".into());
         }
         let encoded: String =
@@ -251,29 +243,28 @@ fn legacy_db(main: &str, app: &str, options: &Value) -> Result<AppDb, String> {
 
 // ---- reading the table -----------------------------------------------------------------------
 
-fn columns_query(dialect: &str) -> &'static str {
+fn columns_query(dialect: Dialect) -> &'static str {
     match dialect {
-        "postgres" => "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'applications' AND table_schema = current_schema()",
-        "mysql" => "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_NAME = 'applications' AND TABLE_SCHEMA = DATABASE()",
-        _ => "SELECT name FROM pragma_table_info('applications')",
+        Dialect::Postgres => "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'applications' AND table_schema = current_schema()",
+        Dialect::Mysql => "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_NAME = 'applications' AND TABLE_SCHEMA = DATABASE()",
+        Dialect::Sqlite => "SELECT name FROM pragma_table_info('applications')",
     }
 }
 
 /// The rows query for the columns there are (`displayName`, or `display_name` when NocoBase ran
 /// with DB_UNDERSCORED).
-fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
+fn rows_query(dialect: Dialect, cols: &[String]) -> Result<String, String> {
     let has = |c: &str| cols.iter().any(|x| x == c);
     if !has("name") {
         return Err("it has no `applications` table with a `name` column: is it a NocoBase main database with the multi-app manager?".into());
     }
     let q = |c: &str| match dialect {
-        "mysql" => format!("`{c}`"),
-        _ => format!("\"{c}\""),
+        Dialect::Mysql => format!("`{c}`"),
+        Dialect::Postgres | Dialect::Sqlite => format!("\"{c}\""),
     };
     let as_text = |c: &str| match dialect {
-        "postgres" => format!("CAST({} AS TEXT)", q(c)),
-        "mysql" => format!("CAST({} AS CHAR)", q(c)),
-        _ => format!("CAST({} AS TEXT)", q(c)),
+        Dialect::Mysql => format!("CAST({} AS CHAR)", q(c)),
+        Dialect::Postgres | Dialect::Sqlite => format!("CAST({} AS TEXT)", q(c)),
     };
     let opt = |c: &str| if has(c) { as_text(c) } else { "NULL".into() };
     let display = if has("displayName") {
@@ -290,7 +281,7 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
         "SELECT {}, {display}, {}, CAST({pinned} AS {}), {} FROM applications ORDER BY {}",
         as_text("name"),
         opt("cname"),
-        if dialect == "mysql" {
+        if dialect == Dialect::Mysql {
             "SIGNED"
         } else {
             "BIGINT"
@@ -301,22 +292,22 @@ fn rows_query(dialect: &str, cols: &[String]) -> Result<String, String> {
 }
 
 async fn read_table(url: &str) -> Result<Vec<Source>, String> {
-    let dialect = dialect_of(url)
+    let dialect = Dialect::of(url)
         .ok_or("accepted: a postgres://, mysql:// (MariaDB too) or sqlite:///absolute/path URL")?;
     // One body for the three drivers: their rows decode alike for these casts.
     macro_rules! read {
         ($conn:expr) => {{
-            let mut conn = $conn.map_err(|e| reason(&e, url))?;
+            let mut conn = $conn.map_err(|e| server_reason(&e, Some(url)))?;
             let r = async {
                 let cols: Vec<String> = sqlx::query_scalar(columns_query(dialect))
                     .fetch_all(&mut conn)
                     .await
-                    .map_err(|e| reason(&e, url))?;
+                    .map_err(|e| server_reason(&e, Some(url)))?;
                 let sql = rows_query(dialect, &cols)?;
                 let rows = sqlx::query(&sql)
                     .fetch_all(&mut conn)
                     .await
-                    .map_err(|e| reason(&e, url))?;
+                    .map_err(|e| server_reason(&e, Some(url)))?;
                 if rows.len() > MAX_ROWS {
                     return Err(format!(
                         "it has {} applications; at most {MAX_ROWS} are imported at once",
@@ -347,23 +338,23 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
         }};
     }
     match dialect {
-        "postgres" => {
+        Dialect::Postgres => {
             let o = sqlx::postgres::PgConnectOptions::from_str(url)
-                .map_err(|e| reason(&e, url))?
+                .map_err(|e| server_reason(&e, Some(url)))?
                 .disable_statement_logging();
             read!(o.connect().await)
         }
-        "mysql" => {
+        Dialect::Mysql => {
             let u = url
                 .strip_prefix("mariadb://")
                 .map(|r| format!("mysql://{r}"))
                 .unwrap_or(url.to_string());
             let o = sqlx::mysql::MySqlConnectOptions::from_str(&u)
-                .map_err(|e| reason(&e, url))?
+                .map_err(|e| server_reason(&e, Some(url)))?
                 .disable_statement_logging();
             read!(o.connect().await)
         }
-        _ => {
+        Dialect::Sqlite => {
             let path = sqlite_path(url);
             if !path.is_file() {
                 return Err(format!("there is no SQLite file {}", path.display()));
@@ -377,21 +368,6 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
     }
 }
 
-fn reason(e: &sqlx::Error, url: &str) -> String {
-    let text = match e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
-    };
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(String::from))
-        .filter(|p| !p.is_empty())
-    {
-        Some(p) => text.replace(&p, "***"),
-        None => text,
-    }
-}
-
 /// Does the attached database answer, and is its schema there?
 async fn reachable(db: &AppDb) -> Result<(), String> {
     crate::store::provision::test_url(&db.url)
@@ -401,13 +377,16 @@ async fn reachable(db: &AppDb) -> Result<(), String> {
         let o = sqlx::postgres::PgConnectOptions::from_str(&db.url)
             .map_err(|e| e.to_string())?
             .disable_statement_logging();
-        let mut c = o.connect().await.map_err(|e| reason(&e, &db.url))?;
+        let mut c = o
+            .connect()
+            .await
+            .map_err(|e| server_reason(&e, Some(&db.url)))?;
         let found: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1")
                 .bind(s)
                 .fetch_optional(&mut c)
                 .await
-                .map_err(|e| reason(&e, &db.url))?;
+                .map_err(|e| server_reason(&e, Some(&db.url)))?;
         let _ = c.close().await;
         if found.is_none() {
             return Err(format!(

@@ -59,7 +59,7 @@ impl From<crate::store::provision::ProvisionError> for EngineError {
         match e {
             ProvisionError::Invalid(i) => EngineError::Invalid(i),
             ProvisionError::Conflict(i) => EngineError::Conflict(i),
-            ProvisionError::Refused(s) => EngineError::Refused(s),
+            ProvisionError::Refused { message, .. } => EngineError::Refused(message),
         }
     }
 }

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::config::Config;
 use crate::base::db::{sqlite_path, AppDb, DbMethod};
+use crate::base::dialect::Dialect;
 use crate::base::home::Home;
 use crate::base::jobs::Job;
 use crate::base::validate::Invalid;
@@ -52,12 +53,30 @@ pub enum BackupError {
     Invalid(Invalid),
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Io(String),
+    /// A file could not be read or written, or a task failed; `source` is why.
+    #[error("{message}")]
+    Io {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl BackupError {
+    /// An `Io` error saying `message`, with `source` behind it.
+    pub fn io(
+        message: String,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BackupError {
+        BackupError::Io {
+            message,
+            source: source.into(),
+        }
+    }
 }
 
 pub fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackupError {
-    move |e| BackupError::Io(format!("cannot {what}: {e}"))
+    move |e| BackupError::io(format!("cannot {what}: {e}"), e)
 }
 
 /// Why a backup was taken. Automatic ones expire after `backup_keep_days`.
@@ -106,12 +125,12 @@ pub enum DumpKind {
 }
 
 impl DumpKind {
-    pub fn dialect(self) -> Option<&'static str> {
+    pub fn dialect(self) -> Option<Dialect> {
         match self {
             DumpKind::None => None,
-            DumpKind::Sqlite => Some("sqlite"),
-            DumpKind::Postgres | DumpKind::PostgresSchema => Some("postgres"),
-            DumpKind::Mysql => Some("mysql"),
+            DumpKind::Sqlite => Some(Dialect::Sqlite),
+            DumpKind::Postgres | DumpKind::PostgresSchema => Some(Dialect::Postgres),
+            DumpKind::Mysql => Some(Dialect::Mysql),
         }
     }
     fn file(self) -> Option<&'static str> {
@@ -301,10 +320,10 @@ pub async fn write(
     }
     std::fs::rename(&partial, &target).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
-        BackupError::Io(format!(
-            "cannot move the archive to {}: {e}",
-            target.display()
-        ))
+        BackupError::io(
+            format!("cannot move the archive to {}: {e}", target.display()),
+            e,
+        )
     })?;
     let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
     tracing::info!(app = %app.name, file = %target.display(), reason = reason.as_str(), size, "backed up");
@@ -358,10 +377,10 @@ async fn write_in(
         },
     };
     let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BackupError::Io(format!("cannot write the manifest: {e}")))?;
+        .map_err(|e| BackupError::io(format!("cannot write the manifest: {e}"), e))?;
     // The SQLite file (and its journal) travel as db.sqlite, not as part of the folder.
     let mut skip = Vec::new();
-    if app.db.dialect() == "sqlite" {
+    if app.db.dialect() == Some(Dialect::Sqlite) {
         let f = sqlite_path(&app.db.url);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             skip.push(PathBuf::from(format!("{}{suffix}", f.display())));
@@ -389,7 +408,7 @@ async fn write_in(
         )
     })
     .await
-    .map_err(|e| BackupError::Io(format!("the archiving task failed: {e}")))?
+    .map_err(|e| BackupError::io(format!("the archiving task failed: {e}"), e))?
     .map_err(io_err("write the archive"))
 }
 
@@ -517,7 +536,7 @@ fn append_tree<W: Write>(
 /// Dump the app's database into `staging` (db.sqlite or db.sql).
 async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
     match db.dialect() {
-        "sqlite" => {
+        Some(Dialect::Sqlite) => {
             let src = sqlite_path(&db.url);
             if !src.exists() {
                 return Ok(DumpKind::None);
@@ -526,7 +545,7 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
             sqlite_copy(&src, &out).await?;
             Ok(DumpKind::Sqlite)
         }
-        "postgres" => {
+        Some(Dialect::Postgres) => {
             let env = db.env();
             let out = staging.join("db.sql");
             let mut cmd = tokio::process::Command::new(tool(&["pg_dump"], "postgresql-client")?);
@@ -543,7 +562,7 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
                 DumpKind::Postgres
             })
         }
-        "mysql" => {
+        Some(Dialect::Mysql) => {
             let env = db.env();
             let out = staging.join("db.sql");
             let mut cmd = tokio::process::Command::new(tool(
@@ -563,9 +582,9 @@ async fn dump(db: &AppDb, staging: &Path) -> Result<DumpKind, BackupError> {
             run_tool(cmd, "mariadb-dump", None).await?;
             Ok(DumpKind::Mysql)
         }
-        other => Err(BackupError::Refused(format!(
-            "cannot back up a {other} database"
-        ))),
+        None => Err(BackupError::Refused(
+            "cannot back up a unknown database".into(),
+        )),
     }
 }
 
@@ -914,6 +933,17 @@ pub async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_says_what_failed_and_keeps_why() {
+        let e = io_err("open x")(std::io::Error::other("boom"));
+        assert_eq!(e.to_string(), "cannot open x: boom");
+        let source = std::error::Error::source(&e).expect("the io error is kept");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
+    }
 
     #[test]
     fn file_names_round_trip() {
