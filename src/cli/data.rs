@@ -204,7 +204,7 @@ pub async fn restore(
     for n in &view.notices {
         println!("note: {n}");
     }
-    if view.start_mode == "on-visit" {
+    if view.start_mode == hangar::store::registry::StartMode::OnVisit {
         println!(
             "it starts on its first visit, or now with `hangar start {}`",
             view.name

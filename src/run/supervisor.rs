@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::base::config::Rotation;
@@ -23,7 +23,11 @@ use crate::run::launch::{self, Probe};
 use crate::run::logs::{AppLog, Stream};
 use crate::store::registry::{AppRecord, Desired, Registry};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where an app is. The rules every client applies to a status (may it be started, stopped;
+/// is it up; did it fail) are the methods below and nowhere else: the CLI and the desktop call
+/// them, and the API serves them as a table (`GET /api/v1/statuses`, see [`StatusRules`]) for
+/// the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Stopped,
@@ -31,11 +35,24 @@ pub enum Status {
     Running,
     Stopping,
     Upgrading,
+    /// It exited on its own; a restart waits out its delay.
     Backoff,
+    /// Hangar gave up (too many crashes, a failed start or upgrade) until it is started again.
     Error,
 }
 
 impl Status {
+    /// Every status, in the order of an app's life.
+    pub const ALL: [Status; 7] = [
+        Status::Stopped,
+        Status::Starting,
+        Status::Running,
+        Status::Stopping,
+        Status::Upgrading,
+        Status::Backoff,
+        Status::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Stopped => "stopped",
@@ -47,6 +64,60 @@ impl Status {
             Status::Error => "error",
         }
     }
+
+    /// A Start makes sense: nothing runs, or a crashed app waits for its restart.
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Stopped | Status::Error | Status::Backoff)
+    }
+
+    /// A Stop makes sense: a process is up or on its way, or a restart is pending.
+    pub fn can_stop(self) -> bool {
+        matches!(
+            self,
+            Status::Starting | Status::Running | Status::Backoff | Status::Upgrading
+        )
+    }
+
+    /// The app is not down yet: a process is up, on its way up or still stopping, or a restart
+    /// is pending. Only `stopped` and `error` are down (nothing runs and nothing will by
+    /// itself).
+    pub fn is_active(self) -> bool {
+        !matches!(self, Status::Stopped | Status::Error)
+    }
+
+    /// The app failed: its process exited on its own and a restart is pending (`backoff`), or
+    /// Hangar gave up on it (`error`).
+    pub fn is_failing(self) -> bool {
+        matches!(self, Status::Backoff | Status::Error)
+    }
+
+    /// This status with the outcome of each rule.
+    pub fn rules(self) -> StatusRules {
+        StatusRules {
+            status: self,
+            active: self.is_active(),
+            can_start: self.can_start(),
+            can_stop: self.can_stop(),
+            failing: self.is_failing(),
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One status and what the rules of [`Status`] say of it: the table the API serves, so a
+/// client that cannot call the methods (the UI) applies the same rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StatusRules {
+    pub status: Status,
+    pub active: bool,
+    pub can_start: bool,
+    pub can_stop: bool,
+    pub failing: bool,
 }
 
 /// What is, for one app.
@@ -1087,5 +1158,33 @@ mod tests {
         let d: Vec<u64> = (1..=6).map(|c| backoff_delay(c, cap).as_secs()).collect();
         assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
         assert_eq!(backoff_delay(1000, cap), cap);
+    }
+
+    /// The rules as the tray, the CLI and the UI have always applied them.
+    #[test]
+    fn the_status_rules() {
+        let with = |rule: fn(Status) -> bool| -> Vec<&str> {
+            Status::ALL
+                .into_iter()
+                .filter(|s| rule(*s))
+                .map(Status::as_str)
+                .collect()
+        };
+        assert_eq!(with(Status::can_start), ["stopped", "backoff", "error"]);
+        assert_eq!(
+            with(Status::can_stop),
+            ["starting", "running", "upgrading", "backoff"]
+        );
+        assert_eq!(
+            with(Status::is_active),
+            ["starting", "running", "stopping", "upgrading", "backoff"]
+        );
+        assert_eq!(with(Status::is_failing), ["backoff", "error"]);
+        let r = Status::Backoff.rules();
+        assert!(r.active && r.can_start && r.can_stop && r.failing);
+        assert_eq!(
+            serde_json::to_string(&Status::Stopped.rules()).unwrap(),
+            r#"{"status":"stopped","active":false,"can_start":true,"can_stop":false,"failing":false}"#
+        );
     }
 }
