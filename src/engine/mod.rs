@@ -17,7 +17,7 @@ use crate::base::home::{EngineLock, Home, HomeError};
 use crate::base::validate::{self, Invalid, MAIN};
 use crate::run::launch;
 use crate::run::sampler::Sampler;
-use crate::run::supervisor::{Ctx, Event, Status, Supervisor};
+use crate::run::supervisor::{Ctx, Event, Failure, Status, Supervisor};
 use crate::run::Core;
 use crate::store::registry::{AppEdit, AppRecord, Desired, Registry, RegistryError, StartMode};
 
@@ -31,16 +31,53 @@ pub enum EngineError {
     Conflict(Invalid),
     #[error("{0}")]
     Refused(String),
-    #[error("{name} did not start: {why}")]
-    Start { name: String, why: String },
+    #[error("{name} did not start: {source}")]
+    Start {
+        name: String,
+        #[source]
+        source: Failure,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Home(#[from] HomeError),
     #[error("{0}")]
     Registry(RegistryError),
-    #[error("{0}")]
-    Io(String),
+    #[error(transparent)]
+    Monitor(#[from] crate::run::monitor::MonitorError),
+    /// A backup or a restore that failed on the machine (not refused, not invalid).
+    #[error(transparent)]
+    Backup(crate::store::archive::BackupError),
+    /// A task the engine waited for panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// `what` says what failed: "cannot create /home/…/apps/shop".
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A port the engine must listen on is taken (or not allowed); `setting` is its
+    /// `hangar.toml` key, and its flag is the same with dashes.
+    #[error("cannot listen on {addr} for {service}: {source}; set {setting} in hangar.toml or --{}", .setting.replace('_', "-"))]
+    Listen {
+        addr: std::net::SocketAddr,
+        service: &'static str,
+        setting: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// How an I/O error of the step `what` ("cannot create /x") becomes an engine error.
+    pub(crate) fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> EngineError {
+        move |source| EngineError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
 }
 
 impl From<RegistryError> for EngineError {
@@ -309,9 +346,8 @@ impl Engine {
         let config = Arc::new(config);
         let registry = Registry::open(&home.registry_file()).await?;
         let token = home.token()?;
-        let monitor = crate::run::monitor::Monitor::open(&home.root().join("metrics.sqlite"))
-            .await
-            .map_err(|e| EngineError::Io(e.to_string()))?;
+        let monitor =
+            crate::run::monitor::Monitor::open(&home.root().join("metrics.sqlite")).await?;
         let sampler_kind = config.sampler;
         let (events, _) = broadcast::channel(1024);
         let ctx = Arc::new(Ctx {
@@ -404,8 +440,10 @@ impl Engine {
         if let Some(parent) = aside.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        std::fs::rename(&dir, &aside)
-            .map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
+        std::fs::rename(&dir, &aside).map_err(EngineError::io(format!(
+            "cannot move {} aside",
+            dir.display()
+        )))?;
         Ok(aside)
     }
 
@@ -490,7 +528,7 @@ impl Engine {
         };
         let dir = self.home.app_dir(MAIN);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(EngineError::io(format!("cannot create {}", dir.display())))?;
         let now = crate::base::clock::now();
         let record = AppRecord {
             name: MAIN.into(),
@@ -702,10 +740,10 @@ impl Engine {
             if !attached {
                 self.discard_db(&record.db).await;
             }
-            return Err(EngineError::Io(format!(
-                "cannot create {}: {e}",
+            return Err(EngineError::io(format!(
+                "cannot create {}",
                 data_dir.display()
-            )));
+            ))(e));
         }
         if let Err(e) = self.registry.insert(&record).await {
             if made_dir {
@@ -885,9 +923,8 @@ impl Engine {
                     .push(format!("SQLite database {}", f.display()));
             }
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| {
-                    EngineError::Io(format!("cannot remove {}: {e}", dir.display()))
-                })?;
+                std::fs::remove_dir_all(&dir)
+                    .map_err(EngineError::io(format!("cannot remove {}", dir.display())))?;
                 report
                     .dropped
                     .push(format!("data folder {}", dir.display()));
@@ -926,9 +963,9 @@ impl Engine {
         self.supervisor
             .start(name)
             .await
-            .map_err(|why| EngineError::Start {
+            .map_err(|source| EngineError::Start {
                 name: name.to_string(),
-                why,
+                source,
             })?;
         self.view(name).await
     }
@@ -996,9 +1033,9 @@ impl Engine {
         self.supervisor
             .restart(name)
             .await
-            .map_err(|why| EngineError::Start {
+            .map_err(|source| EngineError::Start {
                 name: name.to_string(),
-                why,
+                source,
             })?;
         self.view(name).await
     }
