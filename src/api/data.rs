@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{error, ApiError, ApiResult, ErrorKind};
 use crate::base::validate::Invalid;
 use crate::engine::backup::RestoreRequest;
 use crate::engine::import::ImportRequest;
@@ -112,11 +112,14 @@ pub async fn restore(
 pub async fn job(State(e): State<Shared>, Path(id): Path<String>) -> Response {
     match e.jobs.get(&id) {
         Some(state) => Json(state).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": { "code": "not_found", "field": null, "message": format!("no job {id:?}; the engine keeps its last {} jobs until it restarts", crate::base::jobs::KEEP) } })),
-        )
-            .into_response(),
+        None => error(
+            ErrorKind::NotFound,
+            None,
+            &format!(
+                "no job {id:?}; the engine keeps its last {} jobs until it restarts",
+                crate::base::jobs::KEEP
+            ),
+        ),
     }
 }
 

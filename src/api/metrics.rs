@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,10 +36,10 @@ pub fn routes() -> Router<Shared> {
         .route("/host", get(host))
 }
 
-use crate::api::error::error;
+use crate::api::error::{error, ErrorKind};
 
 fn invalid(field: &str, message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "invalid", Some(field), message)
+    error(ErrorKind::Invalid, Some(field), message)
 }
 
 async fn known(e: &Engine, name: &str) -> Result<(), Response> {
@@ -50,17 +49,11 @@ async fn known(e: &Engine, name: &str) -> Result<(), Response> {
     match e.registry.get(name).await {
         Ok(_) => Ok(()),
         Err(crate::store::registry::RegistryError::NotFound(_)) => Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorKind::NotFound,
             None,
             &format!("no app named {name:?}; `hangar list` shows the apps there are"),
         )),
-        Err(other) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &other.to_string(),
-        )),
+        Err(other) => Err(error(ErrorKind::Internal, None, &other.to_string())),
     }
 }
 
@@ -92,12 +85,7 @@ async fn history(
             v["current"] = current;
             Json(v).into_response()
         }
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &err.to_string(),
-        ),
+        Err(err) => error(ErrorKind::Internal, None, &err.to_string()),
     }
 }
 
@@ -199,11 +187,6 @@ async fn search(
     match tokio::task::spawn_blocking(move || crate::run::logs::search(&path, &q)).await {
         Ok(Ok(r)) => Json(r).into_response(),
         Ok(Err(crate::run::logs::SearchError::Invalid(m))) => invalid("q", &m),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &err.to_string(),
-        ),
+        Err(err) => error(ErrorKind::Internal, None, &err.to_string()),
     }
 }

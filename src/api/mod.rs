@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::error::{error, ApiResult};
+use crate::api::error::{error, ApiResult, ErrorKind};
 use crate::engine::{CreateApp, Engine, EngineError};
 use crate::run::supervisor::Event;
 use crate::store::registry::AppEdit;
@@ -81,8 +81,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     ];
     if !allowed_hosts.iter().any(|a| a == host) {
         return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             None,
             &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
         );
@@ -95,8 +94,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
             || origin == "http://tauri.localhost";
         if !ok {
             return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorKind::Forbidden,
                 None,
                 &format!("Origin {origin:?} may not use this API"),
             );
@@ -115,8 +113,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     let presented = bearer.or(cookie).unwrap_or("");
     if !crate::base::secret::equal(presented, &engine.token) {
         return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorKind::Unauthorized,
             None,
             "a valid token is required (the home folder's token file)",
         );

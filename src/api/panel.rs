@@ -25,6 +25,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::error::{error, ErrorKind};
 use crate::engine::Engine;
 
 /// How long a login code may wait to be used.
@@ -323,12 +324,7 @@ async fn static_file(State(ui): State<Ui>, req: Request) -> Response {
     }
     let path = req.uri().path().to_string();
     if path == "/api" || path.starts_with("/api/") {
-        let mut r = (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": { "code": "not_found", "field": null,
-                "message": format!("no API route {path}") } })),
-        )
-            .into_response();
+        let mut r = error(ErrorKind::NotFound, None, &format!("no API route {path}"));
         harden(&mut r);
         return r;
     }
