@@ -22,7 +22,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::error::{error, ApiResult, ErrorKind};
 use crate::engine::{CreateApp, Engine, EngineError};
-use crate::run::supervisor::Event;
+use crate::run::supervisor::{Event, Status};
 use crate::store::registry::AppEdit;
 
 type Shared = Arc<Engine>;
@@ -37,6 +37,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
 pub fn router(engine: Arc<Engine>) -> Router {
     let api = Router::new()
         .route("/engine", get(engine_info))
+        .route("/statuses", get(statuses))
         .route("/apps", get(list).post(create))
         .route("/apps/{name}", get(status).patch(edit).delete(delete))
         .route("/apps/{name}/start", post(start))
@@ -132,6 +133,13 @@ async fn engine_info(State(e): State<Shared>) -> Json<serde_json::Value> {
         "runtimes": e.config.runtimes.keys().collect::<Vec<_>>(),
         "data_service": e.config.data_service.as_deref().and_then(crate::base::dialect::dialect_of),
     }))
+}
+
+/// The rules of each app status (`supervisor::Status`'s methods), for clients that cannot call
+/// them: `{statuses: [{status, active, can_start, can_stop, failing}]}`, in the order of an
+/// app's life.
+async fn statuses() -> Json<serde_json::Value> {
+    Json(json!({ "statuses": Status::ALL.map(Status::rules) }))
 }
 
 async fn list(State(e): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
