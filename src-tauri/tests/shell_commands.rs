@@ -356,6 +356,12 @@ fn tray_model_and_actions_follow_the_engine() {
     assert_eq!(f.app_view("wiki").status, Status::Running);
     assert_eq!(f.app_view("main").status, Status::Running);
 
+    // The fallback page asks the engine's status rules; its capability lets it.
+    assert_eq!(
+        f.invoke("status_rules", json!({})).unwrap(),
+        serde_json::to_value(Status::ALL.map(Status::rules)).unwrap()
+    );
+
     let e = f.tray_click("launch:wiki").unwrap_err();
     assert!(e.contains("no tray action"), "{e}");
     f.tray_click("stop-all").unwrap();
