@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "get_autostart",
     "set_autostart",
     "tray_model",
+    "status_rules",
     "show_main",
     "quit",
 ];

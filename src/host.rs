@@ -18,10 +18,20 @@ pub async fn serve(engine: &Arc<Engine>) -> Result<(), EngineError> {
     let api_addr = SocketAddr::from(([127, 0, 0, 1], config.api_port));
     let proxy = tokio::net::TcpListener::bind(proxy_addr)
         .await
-        .map_err(|e| EngineError::Io(format!("cannot listen on {proxy_addr} for the proxy: {e}; set proxy_port in hangar.toml or --proxy-port")))?;
+        .map_err(|source| EngineError::Listen {
+            addr: proxy_addr,
+            service: "the proxy",
+            setting: "proxy_port",
+            source,
+        })?;
     let api = tokio::net::TcpListener::bind(api_addr)
         .await
-        .map_err(|e| EngineError::Io(format!("cannot listen on {api_addr} for the API: {e}; set api_port in hangar.toml or --api-port")))?;
+        .map_err(|source| EngineError::Listen {
+            addr: api_addr,
+            service: "the API",
+            setting: "api_port",
+            source,
+        })?;
     engine.home.write_engine_info(&EngineInfo {
         pid: std::process::id(),
         api: api_addr.to_string(),

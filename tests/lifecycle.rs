@@ -482,3 +482,23 @@ fn the_api_wants_the_token_and_its_own_host() {
     );
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// The rules of each status are served once, from the engine's own `Status` methods, for the
+/// UI: the table is the one the UI's unit test reads (`ui/src/lib/statuses.fixture.json`).
+#[test]
+fn the_status_rules_are_served_as_one_table() {
+    let e = TestEngine::start();
+    let (code, served) = e.api(reqwest::Method::GET, "/statuses", None);
+    assert_eq!(code, 200, "{served}");
+    let fixture: Value = serde_json::from_str(include_str!("../ui/src/lib/statuses.fixture.json"))
+        .expect("the fixture is JSON");
+    assert_eq!(
+        served, fixture,
+        "the rules changed: update ui/src/lib/statuses.fixture.json (the UI's test reads it)"
+    );
+    let rules = hangar::run::supervisor::Status::ALL.map(|s| s.rules());
+    assert_eq!(served["statuses"], serde_json::to_value(rules).unwrap());
+    // Behind the token like every route.
+    let url = format!("http://127.0.0.1:{}/api/v1/statuses", e.api_port);
+    assert_eq!(e.http.get(&url).send().unwrap().status(), 401);
+}

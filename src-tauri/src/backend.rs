@@ -17,7 +17,7 @@ use hangar::engine::{AppView, Engine, EngineError, Overrides};
 use hangar::run::logs::{LogLine, Stream as LogStream};
 use tokio::task::JoinHandle;
 
-use crate::menu_model::{can_start, can_stop, QuitProgress};
+use crate::menu_model::QuitProgress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -189,7 +189,7 @@ impl Backend {
             .list()
             .await?
             .into_iter()
-            .filter(|a| can_start(&a.status))
+            .filter(|a| a.status.can_start())
             .map(|a| a.name)
             .collect();
         let errors = futures_util::stream::iter(names)
@@ -207,7 +207,7 @@ impl Backend {
             .list()
             .await?
             .into_iter()
-            .filter(|a| can_stop(&a.status))
+            .filter(|a| a.status.can_stop())
             .map(|a| a.name)
             .collect();
         let errors = futures_util::stream::iter(names)
@@ -291,11 +291,7 @@ impl Backend {
     /// Stop every app gracefully (keeping what the operator wanted, so the next start brings
     /// back what ran), reporting how many are left, then end the engine.
     pub async fn quit(&self, progress: impl Fn(QuitProgress)) -> Result<(), BackendError> {
-        let busy = |apps: &[AppView]| {
-            apps.iter()
-                .filter(|a| !matches!(a.status.as_str(), "stopped" | "error"))
-                .count()
-        };
+        let busy = |apps: &[AppView]| apps.iter().filter(|a| a.status.is_active()).count();
         let total = busy(&self.list().await.unwrap_or_default());
         progress(QuitProgress { left: total, total });
         match self {

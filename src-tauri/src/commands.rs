@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use hangar::engine::AppView;
 use hangar::run::logs::LogLine;
+use hangar::run::supervisor::{Status, StatusRules};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State, WebviewWindow};
 
@@ -125,6 +126,13 @@ pub fn set_autostart<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Res<bool> 
 #[tauri::command]
 pub fn tray_model(sh: State<'_, Arc<Shell>>) -> TrayModel {
     sh.tray_model()
+}
+
+/// The rules of each app status (may it be started, stopped…), from the engine's own
+/// definitions, for the shell's fallback page: it never spells a rule itself.
+#[tauri::command]
+pub fn status_rules() -> Vec<StatusRules> {
+    Status::ALL.map(Status::rules).to_vec()
 }
 
 #[tauri::command]

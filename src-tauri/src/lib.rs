@@ -113,6 +113,7 @@ pub fn install<R: Runtime>(builder: tauri::Builder<R>, launch: Launch) -> tauri:
             commands::get_autostart,
             commands::set_autostart,
             commands::tray_model,
+            commands::status_rules,
             commands::show_main,
             commands::quit,
         ])

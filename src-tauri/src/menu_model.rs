@@ -5,6 +5,7 @@
 //! Invariants: the menu is bounded (at most [`MAX_APPS`] app entries, then one "more" line);
 //! every clickable entry's id parses back into exactly one [`Action`]; pinned apps come first.
 
+use hangar::run::supervisor::Status;
 use serde::Serialize;
 
 /// At most this many apps get an entry of their own; the rest are behind "Open Hangar".
@@ -15,7 +16,7 @@ pub const MAX_APPS: usize = 25;
 pub struct AppItem {
     pub name: String,
     pub display_name: String,
-    pub status: String,
+    pub status: Status,
     pub pinned: bool,
     pub restarts: u32,
 }
@@ -25,7 +26,7 @@ impl From<&hangar::engine::AppView> for AppItem {
         AppItem {
             name: v.name.clone(),
             display_name: v.display_name.clone(),
-            status: v.status.clone(),
+            status: v.status,
             pinned: v.pinned,
             restarts: v.restarts,
         }
@@ -137,22 +138,13 @@ impl Action {
     }
 }
 
-/// Statuses from which Start makes sense.
-pub fn can_start(status: &str) -> bool {
-    matches!(status, "stopped" | "error" | "backoff")
-}
-
-/// Statuses from which Stop makes sense.
-pub fn can_stop(status: &str) -> bool {
-    matches!(status, "starting" | "running" | "backoff" | "upgrading")
-}
-
-fn marker(status: &str) -> &'static str {
+/// The app's mark in the menu: running, failing, stopped, or on its way up or down.
+fn marker(status: Status) -> &'static str {
     match status {
-        "running" => "●",
-        "starting" | "stopping" | "upgrading" => "◐",
-        "backoff" | "error" => "⚠",
-        _ => "○",
+        Status::Running => "●",
+        s if s.is_failing() => "⚠",
+        Status::Stopped => "○",
+        _ => "◐",
     }
 }
 
@@ -184,27 +176,27 @@ fn disabled(id: &str, label: impl Into<String>) -> Entry {
 
 /// The app's entry: "● Display name — running", a submenu with Start, Stop and Logs.
 fn app_entry(app: &AppItem) -> Entry {
-    let mut status = app.status.clone();
-    if app.status == "backoff" && app.restarts > 0 {
+    let mut status = app.status.to_string();
+    if app.status == Status::Backoff && app.restarts > 0 {
         status = format!("crashed, restart {}", app.restarts);
     }
     let pin = if app.pinned { "📌 " } else { "" };
     Entry::Submenu {
         label: format!(
             "{} {pin}{} — {status}",
-            marker(&app.status),
+            marker(app.status),
             app.display_name
         ),
         entries: vec![
             item(
                 Action::Start(app.name.clone()),
                 "Start",
-                can_start(&app.status),
+                app.status.can_start(),
             ),
             item(
                 Action::Stop(app.name.clone()),
                 "Stop",
-                can_stop(&app.status),
+                app.status.can_stop(),
             ),
             item(Action::Logs(app.name.clone()), "Logs", true),
         ],
@@ -212,7 +204,7 @@ fn app_entry(app: &AppItem) -> Entry {
 }
 
 pub fn icon(state: &TrayState) -> Icon {
-    if state.apps.iter().any(|a| a.status == "error") {
+    if state.apps.iter().any(|a| a.status == Status::Error) {
         Icon::Error
     } else {
         Icon::Normal
@@ -226,8 +218,16 @@ pub fn tooltip(state: &TrayState) -> String {
     if let Some(e) = &state.engine_error {
         return format!("Hangar — engine unreachable: {e}");
     }
-    let running = state.apps.iter().filter(|a| a.status == "running").count();
-    let errors = state.apps.iter().filter(|a| a.status == "error").count();
+    let running = state
+        .apps
+        .iter()
+        .filter(|a| a.status == Status::Running)
+        .count();
+    let errors = state
+        .apps
+        .iter()
+        .filter(|a| a.status == Status::Error)
+        .count();
     let mut s = format!("Hangar — {running} of {} apps running", state.apps.len());
     if errors > 0 {
         s.push_str(&format!(", {errors} in error"));
@@ -273,12 +273,12 @@ pub fn build(state: &TrayState) -> TrayModel {
     entries.push(item(
         Action::StartAll,
         "Start all",
-        apps.iter().any(|a| can_start(&a.status)),
+        apps.iter().any(|a| a.status.can_start()),
     ));
     entries.push(item(
         Action::StopAll,
         "Stop all",
-        apps.iter().any(|a| can_stop(&a.status)),
+        apps.iter().any(|a| a.status.can_stop()),
     ));
     let logs: Vec<Entry> = apps
         .iter()
@@ -314,11 +314,11 @@ pub fn build(state: &TrayState) -> TrayModel {
 mod tests {
     use super::*;
 
-    fn app(name: &str, status: &str, pinned: bool) -> AppItem {
+    fn app(name: &str, status: Status, pinned: bool) -> AppItem {
         AppItem {
             name: name.into(),
             display_name: format!("App {name}"),
-            status: status.into(),
+            status,
             pinned,
             restarts: 0,
         }
@@ -354,10 +354,10 @@ mod tests {
     fn layout_with_apps() {
         let s = TrayState {
             apps: vec![
-                app("zeta", "stopped", false),
-                app("main", "running", false),
-                app("alpha", "running", false),
-                app("pinned", "stopped", true),
+                app("zeta", Status::Stopped, false),
+                app("main", Status::Running, false),
+                app("alpha", Status::Running, false),
+                app("pinned", Status::Stopped, true),
             ],
             ..TrayState::default()
         };
@@ -388,11 +388,11 @@ mod tests {
     fn start_and_stop_follow_status() {
         let s = TrayState {
             apps: vec![
-                app("a", "running", false),
-                app("b", "stopped", false),
-                app("c", "stopping", false),
-                app("d", "error", false),
-                app("e", "backoff", false),
+                app("a", Status::Running, false),
+                app("b", Status::Stopped, false),
+                app("c", Status::Stopping, false),
+                app("d", Status::Error, false),
+                app("e", Status::Backoff, false),
             ],
             ..TrayState::default()
         };
@@ -410,13 +410,16 @@ mod tests {
     #[test]
     fn start_all_and_stop_all_are_enabled_only_when_useful() {
         let all_running = TrayState {
-            apps: vec![app("a", "running", false), app("b", "starting", false)],
+            apps: vec![
+                app("a", Status::Running, false),
+                app("b", Status::Starting, false),
+            ],
             ..TrayState::default()
         };
         let m = build(&all_running);
         assert!(!enabled(&m, "start-all") && enabled(&m, "stop-all"));
         let all_stopped = TrayState {
-            apps: vec![app("a", "stopped", false)],
+            apps: vec![app("a", Status::Stopped, false)],
             ..TrayState::default()
         };
         let m = build(&all_stopped);
@@ -440,7 +443,7 @@ mod tests {
     #[test]
     fn quitting_shows_only_progress() {
         let s = TrayState {
-            apps: vec![app("a", "stopping", false)],
+            apps: vec![app("a", Status::Stopping, false)],
             quitting: Some(QuitProgress { left: 1, total: 3 }),
             ..TrayState::default()
         };
@@ -466,7 +469,7 @@ mod tests {
     #[test]
     fn menu_is_bounded() {
         let apps: Vec<AppItem> = (0..40)
-            .map(|i| app(&format!("app{i:02}"), "stopped", false))
+            .map(|i| app(&format!("app{i:02}"), Status::Stopped, false))
             .collect();
         let m = build(&TrayState {
             apps,
@@ -483,7 +486,7 @@ mod tests {
 
     #[test]
     fn crash_loop_is_visible_in_the_label() {
-        let mut a = app("a", "backoff", false);
+        let mut a = app("a", Status::Backoff, false);
         a.restarts = 4;
         let m = build(&TrayState {
             apps: vec![a],
@@ -496,8 +499,8 @@ mod tests {
     fn every_id_round_trips_and_junk_is_refused() {
         let m = build(&TrayState {
             apps: vec![
-                app("main", "running", false),
-                app("my-app_2", "stopped", true),
+                app("main", Status::Running, false),
+                app("my-app_2", Status::Stopped, true),
             ],
             autostart: true,
             ..TrayState::default()

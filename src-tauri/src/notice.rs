@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use hangar::run::supervisor::Status;
+
 use crate::menu_model::AppItem;
 
 /// Restarts after which an app "keeps crashing".
@@ -22,7 +24,7 @@ pub struct Notice {
 
 #[derive(Debug, Clone)]
 struct Seen {
-    status: String,
+    status: Status,
     crash_told: bool,
 }
 
@@ -45,10 +47,10 @@ impl Watcher {
         let mut next = HashMap::with_capacity(apps.len());
         for (app, error) in apps {
             let before = self.seen.get(&app.name);
-            let was_error = before.map(|s| s.status == "error").unwrap_or(false);
+            let was_error = before.map(|s| s.status == Status::Error).unwrap_or(false);
             let mut crash_told = before.map(|s| s.crash_told).unwrap_or(false);
             let baseline = !primed || before.is_none();
-            if app.status == "error" && !was_error && !baseline {
+            if app.status == Status::Error && !was_error && !baseline {
                 out.push(Notice {
                     app: app.name.clone(),
                     title: format!("{} stopped with an error", app.display_name),
@@ -57,7 +59,7 @@ impl Watcher {
                         .unwrap_or_else(|| "Hangar gave up restarting it.".into()),
                 });
             }
-            let crashing = app.status == "backoff" && app.restarts >= CRASH_LOOP;
+            let crashing = app.status == Status::Backoff && app.restarts >= CRASH_LOOP;
             if crashing && !crash_told {
                 if !baseline {
                     out.push(Notice {
@@ -73,15 +75,15 @@ impl Watcher {
                 crash_told = true;
             }
             // A new episode begins once the app runs again with its counter reset, or stops.
-            if matches!(app.status.as_str(), "stopped")
-                || (app.status == "running" && app.restarts < CRASH_LOOP)
+            if app.status == Status::Stopped
+                || (app.status == Status::Running && app.restarts < CRASH_LOOP)
             {
                 crash_told = false;
             }
             next.insert(
                 app.name.clone(),
                 Seen {
-                    status: app.status.clone(),
+                    status: app.status,
                     crash_told,
                 },
             );
@@ -95,70 +97,80 @@ impl Watcher {
 mod tests {
     use super::*;
 
-    fn a(name: &str, status: &str, restarts: u32) -> (AppItem, Option<String>) {
+    fn a(name: &str, status: Status, restarts: u32) -> (AppItem, Option<String>) {
         (
             AppItem {
                 name: name.into(),
                 display_name: name.to_uppercase(),
-                status: status.into(),
+                status,
                 pinned: false,
                 restarts,
             },
-            (status == "error").then(|| "exited with code 3".to_string()),
+            (status == Status::Error).then(|| "exited with code 3".to_string()),
         )
     }
 
     #[test]
     fn entering_error_is_told_once() {
         let mut w = Watcher::new();
-        assert!(w.observe(&[a("x", "running", 0)]).is_empty());
-        let n = w.observe(&[a("x", "error", 0)]);
+        assert!(w.observe(&[a("x", Status::Running, 0)]).is_empty());
+        let n = w.observe(&[a("x", Status::Error, 0)]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].title, "X stopped with an error");
         assert_eq!(n[0].body, "exited with code 3");
-        assert!(w.observe(&[a("x", "error", 0)]).is_empty(), "not twice");
-        assert!(w.observe(&[a("x", "starting", 0)]).is_empty());
-        assert_eq!(w.observe(&[a("x", "error", 0)]).len(), 1, "a new episode");
+        assert!(
+            w.observe(&[a("x", Status::Error, 0)]).is_empty(),
+            "not twice"
+        );
+        assert!(w.observe(&[a("x", Status::Starting, 0)]).is_empty());
+        assert_eq!(
+            w.observe(&[a("x", Status::Error, 0)]).len(),
+            1,
+            "a new episode"
+        );
     }
 
     #[test]
     fn old_errors_are_not_news() {
         let mut w = Watcher::new();
         assert!(w
-            .observe(&[a("x", "error", 0), a("y", "backoff", 5)])
+            .observe(&[a("x", Status::Error, 0), a("y", Status::Backoff, 5)])
             .is_empty());
         assert!(w
-            .observe(&[a("x", "error", 0), a("y", "backoff", 6)])
+            .observe(&[a("x", Status::Error, 0), a("y", Status::Backoff, 6)])
             .is_empty());
     }
 
     #[test]
     fn crash_loop_is_told_once_per_episode() {
         let mut w = Watcher::new();
-        w.observe(&[a("x", "running", 0)]);
-        assert!(w.observe(&[a("x", "backoff", 1)]).is_empty());
-        assert!(w.observe(&[a("x", "backoff", 2)]).is_empty());
-        let n = w.observe(&[a("x", "backoff", 3)]);
+        w.observe(&[a("x", Status::Running, 0)]);
+        assert!(w.observe(&[a("x", Status::Backoff, 1)]).is_empty());
+        assert!(w.observe(&[a("x", Status::Backoff, 2)]).is_empty());
+        let n = w.observe(&[a("x", Status::Backoff, 3)]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].title, "X keeps crashing");
-        assert!(w.observe(&[a("x", "backoff", 4)]).is_empty());
-        assert!(w.observe(&[a("x", "running", 4)]).is_empty());
+        assert!(w.observe(&[a("x", Status::Backoff, 4)]).is_empty());
+        assert!(w.observe(&[a("x", Status::Running, 4)]).is_empty());
         assert!(
-            w.observe(&[a("x", "backoff", 5)]).is_empty(),
+            w.observe(&[a("x", Status::Backoff, 5)]).is_empty(),
             "same episode"
         );
-        w.observe(&[a("x", "stopped", 0)]);
-        w.observe(&[a("x", "running", 0)]);
-        assert_eq!(w.observe(&[a("x", "backoff", 3)]).len(), 1);
+        w.observe(&[a("x", Status::Stopped, 0)]);
+        w.observe(&[a("x", Status::Running, 0)]);
+        assert_eq!(w.observe(&[a("x", Status::Backoff, 3)]).len(), 1);
     }
 
     #[test]
     fn a_new_app_starts_quiet_and_removed_apps_are_forgotten() {
         let mut w = Watcher::new();
         w.observe(&[]);
-        assert!(w.observe(&[a("n", "error", 0)]).is_empty(), "first sight");
+        assert!(
+            w.observe(&[a("n", Status::Error, 0)]).is_empty(),
+            "first sight"
+        );
         w.observe(&[]);
-        assert!(w.observe(&[a("n", "error", 0)]).is_empty());
+        assert!(w.observe(&[a("n", Status::Error, 0)]).is_empty());
         assert_eq!(w.seen.len(), 1);
     }
 }

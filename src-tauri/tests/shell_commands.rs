@@ -8,6 +8,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use hangar::engine::{AppView, CreateApp};
+use hangar::run::supervisor::Status;
 use hangar_desktop::backend::Backend;
 use hangar_desktop::shell::{self, Options, Shell};
 use hangar_desktop::tray::TrayProbe;
@@ -343,17 +344,23 @@ fn tray_model_and_actions_follow_the_engine() {
         || model(&f).contains("wiki — running").then_some(()),
         "wiki running in the tray",
     );
-    assert_eq!(f.app_view("wiki").status, "running");
+    assert_eq!(f.app_view("wiki").status, Status::Running);
     f.tray_click("stop-all").unwrap();
     wait_for(
         || (!model(&f).contains("— running")).then_some(()),
         "nothing running in the tray",
     );
-    assert_eq!(f.app_view("wiki").status, "stopped");
-    assert_eq!(f.app_view("main").status, "stopped");
+    assert_eq!(f.app_view("wiki").status, Status::Stopped);
+    assert_eq!(f.app_view("main").status, Status::Stopped);
     f.tray_click("start-all").unwrap();
-    assert_eq!(f.app_view("wiki").status, "running");
-    assert_eq!(f.app_view("main").status, "running");
+    assert_eq!(f.app_view("wiki").status, Status::Running);
+    assert_eq!(f.app_view("main").status, Status::Running);
+
+    // The fallback page asks the engine's status rules; its capability lets it.
+    assert_eq!(
+        f.invoke("status_rules", json!({})).unwrap(),
+        serde_json::to_value(Status::ALL.map(Status::rules)).unwrap()
+    );
 
     let e = f.tray_click("launch:wiki").unwrap_err();
     assert!(e.contains("no tray action"), "{e}");

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::api::error::{error, ApiError, ApiResult};
+use crate::api::error::{error, ApiError, ApiResult, ErrorKind};
 use crate::api::types::{BackupBody, BackupList, BackupsQuery, JobStarted, Sorted};
 use crate::base::jobs::JobState;
 use crate::base::validate::Invalid;
@@ -89,8 +89,7 @@ pub async fn job(
 ) -> Result<Json<JobState>, Response> {
     e.jobs.get(&id).map(Json).ok_or_else(|| {
         error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorKind::NotFound,
             None,
             &format!(
                 "no job {id:?}; the engine keeps its last {} jobs until it restarts",

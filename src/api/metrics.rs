@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::error::{error, ApiError};
+use crate::api::error::{error, ApiError, ErrorKind};
 use crate::api::types::{AppMetrics, Current, HostInfo, RangeQuery, SearchParams, Sorted};
 use crate::base::validate::Invalid;
 use crate::engine::{Engine, EngineError};
@@ -48,12 +47,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::Engine(e) => e.into_response(),
-            Refusal::Query(i) => error(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                Some(i.field),
-                &i.message,
-            ),
+            Refusal::Query(i) => error(ErrorKind::Invalid, Some(i.field), &i.message),
         }
     }
 }
@@ -86,7 +80,7 @@ pub(crate) async fn history(
         .monitor
         .history(&name, secs)
         .await
-        .map_err(|err| EngineError::Io(err.to_string()))?;
+        .map_err(EngineError::from)?;
     let current = if name == HOST {
         e.sampler.host().map(Current::Host)
     } else {
@@ -184,6 +178,6 @@ pub(crate) async fn search(
     match tokio::task::spawn_blocking(move || crate::run::logs::search(&path, &q)).await {
         Ok(Ok(r)) => Ok(Json(r)),
         Ok(Err(crate::run::logs::SearchError::Invalid(m))) => refuse("q", m),
-        Err(err) => Err(EngineError::Io(err.to_string()).into()),
+        Err(err) => Err(EngineError::from(err).into()),
     }
 }

@@ -18,13 +18,13 @@ use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::error::{error, ApiResult};
+use crate::api::error::{error, ApiResult, ErrorKind};
 use crate::api::types::{
     AppList, DbTest, DeleteQuery, EngineInfo, ExportQuery, LogLines, LogQuery, NameQuery, Removed,
     Sorted, Stopping, UpgradeList, Verdict,
 };
 use crate::engine::{CreateApp, Engine, EngineError};
-use crate::run::supervisor::Event;
+use crate::run::supervisor::{Event, Status};
 use crate::store::registry::AppEdit;
 
 type Shared = Arc<Engine>;
@@ -40,6 +40,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
 pub fn router(engine: Arc<Engine>) -> Router {
     let api = Router::new()
         .route("/engine", get(engine_info))
+        .route("/statuses", get(statuses))
         .route("/apps", get(list).post(create))
         .route("/apps/{name}", get(status).patch(edit).delete(delete))
         .route("/apps/{name}/start", post(start))
@@ -87,8 +88,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     ];
     if !allowed_hosts.iter().any(|a| a == host) {
         return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             None,
             &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
         );
@@ -101,8 +101,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
             || origin == "http://tauri.localhost";
         if !ok {
             return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorKind::Forbidden,
                 None,
                 &format!("Origin {origin:?} may not use this API"),
             );
@@ -121,8 +120,7 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
     let presented = bearer.or(cookie).unwrap_or("");
     if !crate::base::secret::equal(presented, &engine.token) {
         return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorKind::Unauthorized,
             None,
             "a valid token is required (the home folder's token file)",
         );
@@ -146,6 +144,13 @@ async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
             .and_then(crate::base::dialect::Dialect::of)
             .map(|d| d.as_str().to_string()),
     })
+}
+
+/// The rules of each app status (`supervisor::Status`'s methods), for clients that cannot call
+/// them: `{statuses: [{status, active, can_start, can_stop, failing}]}`, in the order of an
+/// app's life.
+async fn statuses() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "statuses": Status::ALL.map(Status::rules) }))
 }
 
 async fn list(State(e): State<Shared>) -> ApiResult<Sorted<AppList>> {

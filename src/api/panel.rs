@@ -21,10 +21,10 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::api::error::{error, ErrorKind};
 use crate::api::types::{LoginLink, Sorted};
 use crate::engine::Engine;
 
@@ -324,12 +324,7 @@ async fn static_file(State(ui): State<Ui>, req: Request) -> Response {
     }
     let path = req.uri().path().to_string();
     if path == "/api" || path.starts_with("/api/") {
-        let mut r = (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": { "code": "not_found", "field": null,
-                "message": format!("no API route {path}") } })),
-        )
-            .into_response();
+        let mut r = error(ErrorKind::NotFound, None, &format!("no API route {path}"));
         harden(&mut r);
         return r;
     }

@@ -356,7 +356,7 @@ pub(crate) fn print_notices(v: &AppView) {
     for n in &v.notices {
         println!("note: {n}");
     }
-    if v.start_mode == "on-visit" {
+    if v.start_mode == hangar::store::registry::StartMode::OnVisit {
         println!(
             "it starts on its first visit, or now with `hangar start {}`",
             v.name
@@ -515,7 +515,7 @@ fn print_table(apps: &[AppView]) {
         .map(|a| {
             [
                 a.name.clone(),
-                a.status.clone(),
+                a.status.to_string(),
                 a.pid.map(|p| p.to_string()).unwrap_or("-".into()),
                 a.port.to_string(),
                 a.cpu_percent
@@ -560,10 +560,10 @@ fn print_status(v: &AppView) {
     let rows = [
         ("name", v.name.clone()),
         ("display name", v.display_name.clone()),
-        ("status", v.status.clone()),
+        ("status", v.status.to_string()),
         ("pid", v.pid.map(|p| p.to_string()).unwrap_or("-".into())),
         ("port", v.port.to_string()),
-        ("start mode", v.start_mode.clone()),
+        ("start mode", v.start_mode.to_string()),
         ("runtime", v.runtime.clone()),
         ("urls", v.urls.join(" ")),
         ("domain", v.domain.clone().unwrap_or("-".into())),
@@ -607,7 +607,7 @@ pub(crate) async fn name_or_all(
 /// `hangar upgrade NAME | --all [--json]`: one API call per app, so each result shows as it
 /// comes (a row of the table, and "upgrading NAME…" on a terminal while it runs).
 async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Result<()> {
-    use hangar::engine::UpgradeReport;
+    use hangar::engine::{UpgradeReport, UpgradeResult};
     let names = name_or_all(c, name, all).await?;
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let progress = !json && std::io::stderr().is_terminal();
@@ -641,7 +641,10 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    let failed: Vec<&UpgradeReport> = reports.iter().filter(|r| r.result == "failed").collect();
+    let failed: Vec<&UpgradeReport> = reports
+        .iter()
+        .filter(|r| r.result == UpgradeResult::Failed)
+        .collect();
     match failed.as_slice() {
         [] => Ok(()),
         [one] if reports.len() == 1 => bail!(

@@ -23,7 +23,7 @@ impl From<BackupError> for EngineError {
         match e {
             BackupError::Invalid(i) => EngineError::Invalid(i),
             BackupError::Refused(s) => EngineError::Refused(s),
-            BackupError::Io { message, .. } => EngineError::Io(message),
+            other => EngineError::Backup(other),
         }
     }
 }
@@ -105,9 +105,7 @@ impl Engine {
         let path = self.backup_path(&req.file)?;
         job.step("reading the manifest");
         let p2 = path.clone();
-        let manifest = tokio::task::spawn_blocking(move || read_manifest(&p2))
-            .await
-            .map_err(|e| EngineError::Io(e.to_string()))??;
+        let manifest = tokio::task::spawn_blocking(move || read_manifest(&p2)).await??;
         let old = &manifest.app;
         let name = req
             .as_name

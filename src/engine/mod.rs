@@ -17,7 +17,7 @@ use crate::base::home::{EngineLock, Home, HomeError};
 use crate::base::validate::{self, Invalid, MAIN};
 use crate::run::launch;
 use crate::run::sampler::Sampler;
-use crate::run::supervisor::{Ctx, Event, Status, Supervisor};
+use crate::run::supervisor::{Ctx, Event, Failure, Status, Supervisor};
 use crate::run::Core;
 use crate::store::registry::{AppEdit, AppRecord, Desired, Registry, RegistryError, StartMode};
 
@@ -31,16 +31,53 @@ pub enum EngineError {
     Conflict(Invalid),
     #[error("{0}")]
     Refused(String),
-    #[error("{name} did not start: {why}")]
-    Start { name: String, why: String },
+    #[error("{name} did not start: {source}")]
+    Start {
+        name: String,
+        #[source]
+        source: Failure,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Home(#[from] HomeError),
     #[error("{0}")]
     Registry(RegistryError),
-    #[error("{0}")]
-    Io(String),
+    #[error(transparent)]
+    Monitor(#[from] crate::run::monitor::MonitorError),
+    /// A backup or a restore that failed on the machine (not refused, not invalid).
+    #[error(transparent)]
+    Backup(crate::store::archive::BackupError),
+    /// A task the engine waited for panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// `what` says what failed: "cannot create /home/…/apps/shop".
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A port the engine must listen on is taken (or not allowed); `setting` is its
+    /// `hangar.toml` key, and its flag is the same with dashes.
+    #[error("cannot listen on {addr} for {service}: {source}; set {setting} in hangar.toml or --{}", .setting.replace('_', "-"))]
+    Listen {
+        addr: std::net::SocketAddr,
+        service: &'static str,
+        setting: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// How an I/O error of the step `what` ("cannot create /x") becomes an engine error.
+    pub(crate) fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> EngineError {
+        move |source| EngineError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
 }
 
 impl From<RegistryError> for EngineError {
@@ -160,10 +197,10 @@ impl CreateApp {
 pub struct AppView {
     pub name: String,
     pub display_name: String,
-    pub status: String,
+    pub status: Status,
     pub pid: Option<u32>,
     pub port: u16,
-    pub start_mode: String,
+    pub start_mode: StartMode,
     pub domain: Option<String>,
     pub pinned: bool,
     pub url: String,
@@ -175,7 +212,7 @@ pub struct AppView {
     pub restarts: u32,
     pub error: Option<String>,
     pub runtime: String,
-    pub desired: String,
+    pub desired: Desired,
     pub env: BTreeMap<String, String>,
     pub progress: Option<String>,
     /// Output lines that never reached the app's log file (the writer fell behind for over a
@@ -201,16 +238,43 @@ pub struct DeleteReport {
     pub kept: Vec<String>,
 }
 
-/// One app's explicit upgrade (`hangar upgrade`): `result` is `upgraded`, `up-to-date` or
-/// `failed` (then `error` says why; the app is left in `error` and not started).
+/// One app's explicit upgrade (`hangar upgrade`): `result` says what it did (when it
+/// `failed`, `error` says why; the app is left in `error` and not started).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpgradeReport {
     pub name: String,
-    pub result: String,
+    pub result: UpgradeResult,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub status: String,
+    pub status: Status,
     pub error: Option<String>,
+}
+
+/// What an explicit upgrade of one app did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeResult {
+    /// The runtime's version moved and its upgrade command ran.
+    Upgraded,
+    /// Nothing to do: the version did not move, or the runtime has no upgrade command.
+    UpToDate,
+    Failed,
+}
+
+impl UpgradeResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeResult::Upgraded => "upgraded",
+            UpgradeResult::UpToDate => "up-to-date",
+            UpgradeResult::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for UpgradeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// How [`Engine::create_with`] departs from a plain create.
@@ -282,9 +346,8 @@ impl Engine {
         let config = Arc::new(config);
         let registry = Registry::open(&home.registry_file()).await?;
         let token = home.token()?;
-        let monitor = crate::run::monitor::Monitor::open(&home.root().join("metrics.sqlite"))
-            .await
-            .map_err(|e| EngineError::Io(e.to_string()))?;
+        let monitor =
+            crate::run::monitor::Monitor::open(&home.root().join("metrics.sqlite")).await?;
         let sampler_kind = config.sampler;
         let (events, _) = broadcast::channel(1024);
         let ctx = Arc::new(Ctx {
@@ -377,8 +440,10 @@ impl Engine {
         if let Some(parent) = aside.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        std::fs::rename(&dir, &aside)
-            .map_err(|e| EngineError::Io(format!("cannot move {} aside: {e}", dir.display())))?;
+        std::fs::rename(&dir, &aside).map_err(EngineError::io(format!(
+            "cannot move {} aside",
+            dir.display()
+        )))?;
         Ok(aside)
     }
 
@@ -463,7 +528,7 @@ impl Engine {
         };
         let dir = self.home.app_dir(MAIN);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| EngineError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(EngineError::io(format!("cannot create {}", dir.display())))?;
         let now = crate::base::clock::now();
         let record = AppRecord {
             name: MAIN.into(),
@@ -675,10 +740,10 @@ impl Engine {
             if !attached {
                 self.discard_db(&record.db).await;
             }
-            return Err(EngineError::Io(format!(
-                "cannot create {}: {e}",
+            return Err(EngineError::io(format!(
+                "cannot create {}",
                 data_dir.display()
-            )));
+            ))(e));
         }
         if let Err(e) = self.registry.insert(&record).await {
             if made_dir {
@@ -858,9 +923,8 @@ impl Engine {
                     .push(format!("SQLite database {}", f.display()));
             }
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| {
-                    EngineError::Io(format!("cannot remove {}: {e}", dir.display()))
-                })?;
+                std::fs::remove_dir_all(&dir)
+                    .map_err(EngineError::io(format!("cannot remove {}", dir.display())))?;
                 report
                     .dropped
                     .push(format!("data folder {}", dir.display()));
@@ -899,9 +963,9 @@ impl Engine {
         self.supervisor
             .start(name)
             .await
-            .map_err(|why| EngineError::Start {
+            .map_err(|source| EngineError::Start {
                 name: name.to_string(),
-                why,
+                source,
             })?;
         self.view(name).await
     }
@@ -918,17 +982,16 @@ impl Engine {
         let status = self
             .supervisor
             .state(name)
-            .map(|s| s.status.as_str().to_string())
-            .unwrap_or_else(|| "stopped".into());
+            .map(|s| s.status)
+            .unwrap_or(Status::Stopped);
         let report = match outcome {
             Ok(done) => UpgradeReport {
                 name: name.to_string(),
                 result: if done.upgraded {
-                    "upgraded"
+                    UpgradeResult::Upgraded
                 } else {
-                    "up-to-date"
-                }
-                .into(),
+                    UpgradeResult::UpToDate
+                },
                 from: done.from,
                 to: done.to,
                 status,
@@ -936,11 +999,11 @@ impl Engine {
             },
             Err(why) => UpgradeReport {
                 name: name.to_string(),
-                result: "failed".into(),
+                result: UpgradeResult::Failed,
                 from: None,
                 to: None,
                 status,
-                error: Some(why),
+                error: Some(why.to_string()),
             },
         };
         tracing::info!(app = %name, result = %report.result, "upgrade");
@@ -970,9 +1033,9 @@ impl Engine {
         self.supervisor
             .restart(name)
             .await
-            .map_err(|why| EngineError::Start {
+            .map_err(|source| EngineError::Start {
                 name: name.to_string(),
-                why,
+                source,
             })?;
         self.view(name).await
     }
@@ -1032,10 +1095,10 @@ impl Engine {
         AppView {
             name: app.name.clone(),
             display_name: app.display_name.clone(),
-            status: status.as_str().to_string(),
+            status,
             pid: state.as_ref().and_then(|s| s.pid),
             port: app.port,
-            start_mode: app.start_mode.as_str().to_string(),
+            start_mode: app.start_mode,
             domain: app.domain.clone(),
             pinned: app.pinned,
             url,
@@ -1050,7 +1113,7 @@ impl Engine {
                 .runtime
                 .clone()
                 .unwrap_or_else(|| self.config.main.runtime.clone()),
-            desired: app.desired.as_str().to_string(),
+            desired: app.desired,
             env: app.env.clone(),
             progress: state.as_ref().and_then(|s| s.progress.clone()),
             version: state.as_ref().map(|s| s.version).unwrap_or(0),
@@ -1114,3 +1177,123 @@ impl Engine {
 pub mod backup;
 pub mod export;
 pub mod import;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view's JSON is the API's contract: its typed fields serialise to the strings they
+    /// always were. The literal is what the engine served while they were strings.
+    #[test]
+    fn a_view_serialises_as_it_always_did() {
+        let view = AppView {
+            name: "shop".into(),
+            display_name: "The shop".into(),
+            status: Status::Backoff,
+            pid: Some(4242),
+            port: 15001,
+            start_mode: StartMode::OnVisit,
+            domain: Some("shop.example.test".into()),
+            pinned: true,
+            url: "http://127.0.0.1:8080/_app/shop/".into(),
+            urls: vec![
+                "http://127.0.0.1:8080/_app/shop/".into(),
+                "http://shop.localhost:8080/".into(),
+            ],
+            db: "SQLite /home/h/apps/shop/app.sqlite".into(),
+            cpu_percent: Some(1.5),
+            memory_bytes: Some(1048576),
+            uptime_seconds: None,
+            restarts: 2,
+            error: Some("exited with code 3".into()),
+            runtime: "demo".into(),
+            desired: Desired::Dormant,
+            env: [("A".to_string(), "1".to_string())].into_iter().collect(),
+            progress: None,
+            log_lines_lost: 0,
+            created_at: "2024-05-01T10:00:00Z".into(),
+            notices: vec![],
+            idle_timeout: Some(300),
+            version: 17,
+        };
+        let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17}"#;
+        assert_eq!(serde_json::to_string(&view).unwrap(), json);
+        // And a client reads it back to the same view.
+        let back: AppView = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn an_upgrade_report_serialises_as_it_always_did() {
+        let report = UpgradeReport {
+            name: "shop".into(),
+            result: UpgradeResult::UpToDate,
+            from: Some("1".into()),
+            to: Some("1".into()),
+            status: Status::Stopped,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"name":"shop","result":"up-to-date","from":"1","to":"1","status":"stopped","error":null}"#
+        );
+    }
+
+    /// Every value of the typed fields: its JSON string, its text (what the CLI prints, padded
+    /// in tables) and `as_str` are one spelling, and the JSON reads back.
+    #[test]
+    fn each_value_has_one_spelling() {
+        fn check<T>(values: &[T], spelled: &[&str], as_str: impl Fn(&T) -> &'static str)
+        where
+            T: Serialize
+                + serde::de::DeserializeOwned
+                + std::fmt::Display
+                + PartialEq
+                + std::fmt::Debug,
+        {
+            assert_eq!(values.len(), spelled.len());
+            for (v, s) in values.iter().zip(spelled) {
+                assert_eq!(serde_json::to_value(v).unwrap(), *s);
+                assert_eq!(v.to_string(), *s);
+                assert_eq!(as_str(v), *s);
+                assert_eq!(
+                    &serde_json::from_value::<T>(serde_json::json!(s)).unwrap(),
+                    v
+                );
+                assert_eq!(format!("{v:<12}|"), format!("{s:<12}|"), "padding is kept");
+            }
+        }
+        check(
+            &Status::ALL,
+            &[
+                "stopped",
+                "starting",
+                "running",
+                "stopping",
+                "upgrading",
+                "backoff",
+                "error",
+            ],
+            |s| s.as_str(),
+        );
+        check(
+            &[StartMode::WithMain, StartMode::OnVisit],
+            &["with-main", "on-visit"],
+            |s| s.as_str(),
+        );
+        check(
+            &[Desired::Running, Desired::Stopped, Desired::Dormant],
+            &["running", "stopped", "dormant"],
+            |s| s.as_str(),
+        );
+        check(
+            &[
+                UpgradeResult::Upgraded,
+                UpgradeResult::UpToDate,
+                UpgradeResult::Failed,
+            ],
+            &["upgraded", "up-to-date", "failed"],
+            |s| s.as_str(),
+        );
+    }
+}

@@ -270,16 +270,13 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
         keepalive.tick().await;
         loop {
             let status = app.state.borrow().status;
-            match status {
-                Status::Running => {
-                    let _ = tx.send(sse("ready", "{}")).await;
-                    return;
-                }
-                Status::Error | Status::Stopped => {
-                    let _ = tx.send(sse("failed", &state_doc(&app))).await;
-                    return;
-                }
-                _ => {}
+            if status == Status::Running {
+                let _ = tx.send(sse("ready", "{}")).await;
+                return;
+            }
+            if !status.is_active() {
+                let _ = tx.send(sse("failed", &state_doc(&app))).await;
+                return;
             }
             let next: Option<Bytes> = tokio::select! {
                 _ = tx.closed() => return,

@@ -1,5 +1,8 @@
 //! Everything about launching one app process: its environment, its command line, the spawn
 //! into a process group of its own, the readiness probe and the runtime's version.
+//!
+//! Invariant: a failure is a [`LaunchError`] naming the setting at fault (`runtimes.<name>.…`)
+//! and keeping the system's error as its source.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +16,38 @@ use crate::base::config::{expand, Prefix, Runtime, Version};
 use crate::base::home::Home;
 use crate::base::validate::MAIN;
 use crate::store::registry::AppRecord;
+
+/// Why an app's environment, command line or runtime version could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A `${VAR}` in the setting `what` cannot be expanded; `why` says which and why.
+    #[error("{what}: {why}")]
+    Expand { what: String, why: String },
+    #[error("{what} did not finish within 30 s")]
+    VersionTimeout { what: String },
+    #[error("{what}: cannot run {program:?}: {source}")]
+    VersionRun {
+        what: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed ({status}): {stderr}")]
+    VersionFailed {
+        what: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+/// `${VAR}` in `s`, from `env`; a failure names the setting `what`.
+fn expand_in(
+    s: &str,
+    env: &BTreeMap<String, String>,
+    what: impl FnOnce() -> String,
+) -> Result<String, LaunchError> {
+    expand(s, &|var| env.get(var).cloned()).map_err(|why| LaunchError::Expand { what: what(), why })
+}
 
 /// The path prefix of an app behind the proxy: `/_app/<name>`, empty for the main app.
 pub fn base_path(name: &str) -> String {
@@ -35,7 +70,7 @@ pub fn app_env(
     app: &AppRecord,
     runtime: &Runtime,
     proxy_port: u16,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, LaunchError> {
     let mut env: BTreeMap<String, String> = std::env::vars()
         .filter(|(k, _)| !k.starts_with("HANGAR_"))
         .collect();
@@ -59,8 +94,7 @@ pub fn app_env(
     // The runtime's env, expanded from what is there so far; then the app's own values.
     let mut extra = BTreeMap::new();
     for (k, v) in &runtime.env {
-        let value = expand(v, &|var| env.get(var).cloned())
-            .map_err(|e| format!("runtimes.{}.env.{k}: {e}", runtime.name))?;
+        let value = expand_in(v, &env, || format!("runtimes.{}.env.{k}", runtime.name))?;
         extra.insert(k.clone(), value);
     }
     env.extend(extra);
@@ -73,9 +107,9 @@ pub fn expand_all(
     argv: &[String],
     env: &BTreeMap<String, String>,
     what: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, LaunchError> {
     argv.iter()
-        .map(|a| expand(a, &|var| env.get(var).cloned()).map_err(|e| format!("{what}: {e}")))
+        .map(|a| expand_in(a, env, || what.to_string()))
         .collect()
 }
 
@@ -84,11 +118,11 @@ pub fn working_dir(
     app: &AppRecord,
     runtime: &Runtime,
     env: &BTreeMap<String, String>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, LaunchError> {
     match &runtime.cwd {
-        Some(c) => expand(c, &|var| env.get(var).cloned())
-            .map(PathBuf::from)
-            .map_err(|e| format!("runtimes.{}.cwd: {e}", runtime.name)),
+        Some(c) => {
+            expand_in(c, env, || format!("runtimes.{}.cwd", runtime.name)).map(PathBuf::from)
+        }
         None => Ok(home.app_dir(&app.name)),
     }
 }
@@ -202,7 +236,7 @@ pub async fn runtime_version(
     runtime: &Runtime,
     env: &BTreeMap<String, String>,
     cwd: &PathBuf,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, LaunchError> {
     match &runtime.version {
         Version::None => Ok(None),
         Version::Static(v) => Ok(Some(v.clone())),
@@ -216,16 +250,23 @@ pub async fn runtime_version(
                 .current_dir(cwd)
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
-            let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-                .await
-                .map_err(|_| format!("{what} did not finish within 30 s"))?
-                .map_err(|e| format!("{what}: cannot run {:?}: {e}", argv[0]))?;
+            let out = match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
+                Err(_) => return Err(LaunchError::VersionTimeout { what }),
+                Ok(Err(source)) => {
+                    return Err(LaunchError::VersionRun {
+                        what,
+                        program: argv[0].clone(),
+                        source,
+                    })
+                }
+                Ok(Ok(out)) => out,
+            };
             if !out.status.success() {
-                return Err(format!(
-                    "{what} failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
+                return Err(LaunchError::VersionFailed {
+                    what,
+                    status: out.status,
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
             }
             let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
             Ok((!v.is_empty()).then_some(v))

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::base::config::Rotation;
@@ -23,7 +23,11 @@ use crate::run::launch::{self, Probe};
 use crate::run::logs::{AppLog, Stream};
 use crate::store::registry::{AppRecord, Desired, Registry};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where an app is. The rules every client applies to a status (may it be started, stopped;
+/// is it up; did it fail) are the methods below and nowhere else: the CLI and the desktop call
+/// them, and the API serves them as a table (`GET /api/v1/statuses`, see [`StatusRules`]) for
+/// the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Stopped,
@@ -31,11 +35,24 @@ pub enum Status {
     Running,
     Stopping,
     Upgrading,
+    /// It exited on its own; a restart waits out its delay.
     Backoff,
+    /// Hangar gave up (too many crashes, a failed start or upgrade) until it is started again.
     Error,
 }
 
 impl Status {
+    /// Every status, in the order of an app's life.
+    pub const ALL: [Status; 7] = [
+        Status::Stopped,
+        Status::Starting,
+        Status::Running,
+        Status::Stopping,
+        Status::Upgrading,
+        Status::Backoff,
+        Status::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Stopped => "stopped",
@@ -47,6 +64,60 @@ impl Status {
             Status::Error => "error",
         }
     }
+
+    /// A Start makes sense: nothing runs, or a crashed app waits for its restart.
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Stopped | Status::Error | Status::Backoff)
+    }
+
+    /// A Stop makes sense: a process is up or on its way, or a restart is pending.
+    pub fn can_stop(self) -> bool {
+        matches!(
+            self,
+            Status::Starting | Status::Running | Status::Backoff | Status::Upgrading
+        )
+    }
+
+    /// The app is not down yet: a process is up, on its way up or still stopping, or a restart
+    /// is pending. Only `stopped` and `error` are down (nothing runs and nothing will by
+    /// itself).
+    pub fn is_active(self) -> bool {
+        !matches!(self, Status::Stopped | Status::Error)
+    }
+
+    /// The app failed: its process exited on its own and a restart is pending (`backoff`), or
+    /// Hangar gave up on it (`error`).
+    pub fn is_failing(self) -> bool {
+        matches!(self, Status::Backoff | Status::Error)
+    }
+
+    /// This status with the outcome of each rule.
+    pub fn rules(self) -> StatusRules {
+        StatusRules {
+            status: self,
+            active: self.is_active(),
+            can_start: self.can_start(),
+            can_stop: self.can_stop(),
+            failing: self.is_failing(),
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One status and what the rules of [`Status`] say of it: the table the API serves, so a
+/// client that cannot call the methods (the UI) applies the same rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StatusRules {
+    pub status: Status,
+    pub active: bool,
+    pub can_start: bool,
+    pub can_stop: bool,
+    pub failing: bool,
 }
 
 /// What is, for one app.
@@ -115,19 +186,102 @@ pub enum WakeError {
     Gone,
 }
 
+/// Why a start, a restart or an upgrade failed. The text is the app's `error` (as the API shows
+/// it); the system's error stays the source. One failure answers every waiter, so it travels
+/// shared ([`Failure`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Registry(#[from] crate::store::registry::RegistryError),
+    #[error("runtime {0:?} is not in hangar.toml")]
+    NoRuntime(String),
+    #[error(transparent)]
+    Launch(#[from] launch::LaunchError),
+    #[error("cannot create the app's data folder: {0}")]
+    DataDir(#[source] std::io::Error),
+    #[error("port {0} is taken by another program; free it or give the app another port (`hangar` edit or --port)")]
+    PortTaken(u16),
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the process vanished at once")]
+    Vanished,
+    #[error("not ready after {secs} s: {health} on port {port} never answered 2xx")]
+    NotReady {
+        secs: u64,
+        health: String,
+        port: u16,
+    },
+    /// Too many crashes in a row; `stderr` holds the last lines the app wrote there.
+    #[error("crashed {crashes} times in a row, last {reason}; not restarting until started again{}", stderr_tail(.stderr))]
+    GaveUp {
+        crashes: u32,
+        reason: String,
+        stderr: Vec<String>,
+    },
+    #[error("the automatic backup before the upgrade to {version} failed: {source}; not upgraded, not started")]
+    Backup {
+        version: String,
+        #[source]
+        source: crate::store::archive::BackupError,
+    },
+    #[error("cannot run the upgrade {program:?}: {source}")]
+    UpgradeRun {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upgrade to {version} failed ({status}); not started; log: {}", .log.join(" | "))]
+    UpgradeFailed {
+        version: String,
+        status: std::process::ExitStatus,
+        log: Vec<String>,
+    },
+    #[error("upgrade to {version}: {source}")]
+    UpgradeWait {
+        version: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upgrade to {version} did not finish within 30 minutes; not started")]
+    UpgradeTimeout { version: String },
+    #[error("{0} was stopped before it was ready")]
+    StoppedBeforeReady(String),
+    #[error("{0} was stopped before its upgrade ran")]
+    StoppedBeforeUpgrade(String),
+    #[error("the app was removed or the engine is shutting down")]
+    Removed,
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+/// A [`StartError`] as every waiter of one start gets it.
+pub type Failure = Arc<StartError>;
+
+fn stderr_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last stderr: {}", lines.join(" | "))
+    }
+}
+
 enum Cmd {
     /// Operator start: sticky `running`; the reply comes when ready or failed.
-    Start(oneshot::Sender<Result<(), String>>),
+    Start(oneshot::Sender<Result<(), Failure>>),
     /// Operator stop: sticky `stopped`.
     Stop(oneshot::Sender<()>),
-    Restart(oneshot::Sender<Result<(), String>>),
+    Restart(oneshot::Sender<Result<(), Failure>>),
     /// A visit: start unless the operator stopped it; reply with the port when ready.
     Wake(oneshot::Sender<Result<u16, WakeError>>),
     /// Engine shutdown or delete: end the process, keep `desired`, end the actor.
     Shutdown(oneshot::Sender<()>),
     /// Explicit upgrade: when the runtime's version moved, run its upgrade command (stopping
     /// and starting again a running app); a stopped app stays stopped.
-    Upgrade(oneshot::Sender<Result<UpgradeDone, String>>),
+    Upgrade(oneshot::Sender<Result<UpgradeDone, Failure>>),
     /// The proxy saw no activity for the app's idle timeout: if running, stop and go
     /// `dormant` (a visit wakes it again). Replies whether it stopped.
     Idle(oneshot::Sender<bool>),
@@ -251,23 +405,23 @@ impl Supervisor {
         rx.await.ok()
     }
 
-    pub async fn start(&self, name: &str) -> Result<(), String> {
+    pub async fn start(&self, name: &str) -> Result<(), Failure> {
         self.ask(name, Cmd::Start)
             .await
-            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+            .unwrap_or_else(|| Err(StartError::ShuttingDown.into()))
     }
     pub async fn stop(&self, name: &str) {
         self.ask(name, Cmd::Stop).await;
     }
-    pub async fn restart(&self, name: &str) -> Result<(), String> {
+    pub async fn restart(&self, name: &str) -> Result<(), Failure> {
         self.ask(name, Cmd::Restart)
             .await
-            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+            .unwrap_or_else(|| Err(StartError::ShuttingDown.into()))
     }
-    pub async fn upgrade(&self, name: &str) -> Result<UpgradeDone, String> {
+    pub async fn upgrade(&self, name: &str) -> Result<UpgradeDone, Failure> {
         self.ask(name, Cmd::Upgrade)
             .await
-            .unwrap_or_else(|| Err("the engine is shutting down".into()))
+            .unwrap_or_else(|| Err(StartError::ShuttingDown.into()))
     }
     /// Idle stop: a running app stops and goes `dormant`; anything else is left alone.
     pub async fn idle(&self, name: &str) -> bool {
@@ -316,7 +470,7 @@ enum Ended {
         reason: String,
         uptime: Duration,
     },
-    Failed(String),
+    Failed(StartError),
 }
 
 struct Actor {
@@ -326,8 +480,8 @@ struct Actor {
     state: Arc<watch::Sender<AppState>>,
     log: Arc<AppLog>,
     wake_waiters: Vec<oneshot::Sender<Result<u16, WakeError>>>,
-    start_waiters: Vec<oneshot::Sender<Result<(), String>>>,
-    upgrade_waiters: Vec<oneshot::Sender<Result<UpgradeDone, String>>>,
+    start_waiters: Vec<oneshot::Sender<Result<(), Failure>>>,
+    upgrade_waiters: Vec<oneshot::Sender<Result<UpgradeDone, Failure>>>,
     crashes: u32,
     /// The running process's pid being recorded in the registry.
     pid_write: Option<tokio::task::JoinHandle<()>>,
@@ -344,7 +498,7 @@ impl Actor {
                 Next::Exit => break,
             };
         }
-        self.fail_waiters("the app was removed or the engine is shutting down");
+        self.fail_waiters(&Arc::new(StartError::Removed));
     }
 
     fn set(&self, f: impl FnOnce(&mut AppState)) {
@@ -373,7 +527,10 @@ impl Actor {
     }
 
     /// Ask the runtime its version beside the start (see [`Actor::prepare`]).
-    fn ask_version(&self, p: &Prepared) -> tokio::task::JoinHandle<Result<Option<String>, String>> {
+    fn ask_version(
+        &self,
+        p: &Prepared,
+    ) -> tokio::task::JoinHandle<Result<Option<String>, launch::LaunchError>> {
         let (runtime, env, cwd) = (p.runtime.clone(), p.env.clone(), p.cwd.clone());
         tokio::spawn(async move { launch::runtime_version(&runtime, &env, &cwd).await })
     }
@@ -387,15 +544,15 @@ impl Actor {
         }
     }
 
-    fn fail_waiters(&mut self, why: &str) {
+    fn fail_waiters(&mut self, why: &Failure) {
         for w in self.wake_waiters.drain(..) {
             let _ = w.send(Err(WakeError::Failed(why.to_string())));
         }
         for w in self.start_waiters.drain(..) {
-            let _ = w.send(Err(why.to_string()));
+            let _ = w.send(Err(why.clone()));
         }
         for w in self.upgrade_waiters.drain(..) {
-            let _ = w.send(Err(why.to_string()));
+            let _ = w.send(Err(why.clone()));
         }
     }
 
@@ -404,11 +561,17 @@ impl Actor {
         for w in self.wake_waiters.drain(..) {
             let _ = w.send(Err(WakeError::Stopped(name.clone())));
         }
-        for w in self.start_waiters.drain(..) {
-            let _ = w.send(Err(format!("{name} was stopped before it was ready")));
+        if !self.start_waiters.is_empty() {
+            let why: Failure = Arc::new(StartError::StoppedBeforeReady(name.clone()));
+            for w in self.start_waiters.drain(..) {
+                let _ = w.send(Err(why.clone()));
+            }
         }
-        for w in self.upgrade_waiters.drain(..) {
-            let _ = w.send(Err(format!("{name} was stopped before its upgrade ran")));
+        if !self.upgrade_waiters.is_empty() {
+            let why: Failure = Arc::new(StartError::StoppedBeforeUpgrade(name));
+            for w in self.upgrade_waiters.drain(..) {
+                let _ = w.send(Err(why.clone()));
+            }
         }
     }
 
@@ -465,8 +628,8 @@ impl Actor {
     }
 
     /// An explicit upgrade of an app that is not running: upgrade if needed, stay stopped.
-    async fn upgrade_idle(&mut self) -> Result<UpgradeDone, String> {
-        let prep = self.prepare(true).await?;
+    async fn upgrade_idle(&mut self) -> Result<UpgradeDone, Failure> {
+        let prep = self.prepare(true).await.map_err(Arc::new)?;
         let (from, to) = (prep.app.last_version.clone(), prep.version.clone());
         match self.upgrade_if_needed(&prep).await {
             Ok(upgraded) => {
@@ -479,6 +642,7 @@ impl Actor {
                 Ok(UpgradeDone { from, to, upgraded })
             }
             Err(why) => {
+                let why = Arc::new(why);
                 self.fail(why.clone());
                 Err(why)
             }
@@ -530,7 +694,7 @@ impl Actor {
     }
 
     /// Put the app in `error` with `why`, tell whoever waits, go idle.
-    fn fail(&mut self, why: String) -> Next {
+    fn fail(&mut self, why: Failure) -> Next {
         tracing::warn!(app = %self.name, "{why}");
         self.log.sys(format!("error: {why}"));
         self.fail_waiters(&why);
@@ -540,7 +704,7 @@ impl Actor {
             s.running_since = None;
             s.starting_since = None;
             s.progress = None;
-            s.error = Some(why);
+            s.error = Some(why.to_string());
         });
         Next::Idle
     }
@@ -556,12 +720,12 @@ impl Actor {
         let began = std::time::Instant::now();
         let prep = match self.prepare(!self.upgrade_waiters.is_empty()).await {
             Ok(p) => p,
-            Err(why) => return self.fail(why),
+            Err(why) => return self.fail(Arc::new(why)),
         };
         tracing::debug!(app = %self.name, "start prepared in {:?}", began.elapsed());
         let upgraded = match self.upgrade_if_needed(&prep).await {
             Ok(u) => u,
-            Err(why) => return self.fail(why),
+            Err(why) => return self.fail(Arc::new(why)),
         };
         for w in self.upgrade_waiters.drain(..) {
             let _ = w.send(Ok(UpgradeDone {
@@ -571,10 +735,7 @@ impl Actor {
             }));
         }
         if launch::port_taken(prep.app.port) {
-            return self.fail(format!(
-                "port {} is taken by another program; free it or give the app another port (`hangar` edit or --port)",
-                prep.app.port
-            ));
+            return self.fail(Arc::new(StartError::PortTaken(prep.app.port)));
         }
         tracing::debug!(app = %self.name, "spawning after {:?}", began.elapsed());
         let ended = self.run_process(&prep).await;
@@ -604,7 +765,7 @@ impl Actor {
                 self.set(|s| s.status = Status::Stopped);
                 Next::Exit
             }
-            Ended::Failed(why) => self.fail(why),
+            Ended::Failed(why) => self.fail(Arc::new(why)),
             Ended::Crashed { reason, uptime } => {
                 if uptime >= prep.runtime.stable_after {
                     self.crashes = 0;
@@ -612,18 +773,17 @@ impl Actor {
                 self.crashes += 1;
                 let limit = prep.runtime.restart_limit;
                 if self.crashes >= limit {
-                    let tail: Vec<String> = self
+                    let stderr: Vec<String> = self
                         .log
                         .recent(10, Some(Stream::Err))
                         .into_iter()
                         .map(|l| l.text)
                         .collect();
-                    let mut why = format!("crashed {} times in a row, last {reason}; not restarting until started again", self.crashes);
-                    if !tail.is_empty() {
-                        why.push_str("; last stderr: ");
-                        why.push_str(&tail.join(" | "));
-                    }
-                    return self.fail(why);
+                    return self.fail(Arc::new(StartError::GaveUp {
+                        crashes: self.crashes,
+                        reason,
+                        stderr,
+                    }));
                 }
                 self.set(|s| s.restarts += 1);
                 let delay = backoff_delay(self.crashes, prep.runtime.restart_backoff_max);
@@ -635,13 +795,8 @@ impl Actor {
     /// What a start needs. The runtime's version is asked first only when it decides something
     /// (`always`, or an upgrade command and a version the app last ran with); otherwise the
     /// start does not wait for it and it is recorded once the app is ready.
-    async fn prepare(&self, always: bool) -> Result<Prepared, String> {
-        let app = self
-            .ctx
-            .registry
-            .get(&self.name)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn prepare(&self, always: bool) -> Result<Prepared, StartError> {
+        let app = self.ctx.registry.get(&self.name).await?;
         let rt_name = app
             .runtime
             .clone()
@@ -651,7 +806,7 @@ impl Actor {
             .config
             .runtime(&rt_name)
             .cloned()
-            .ok_or_else(|| format!("runtime {rt_name:?} is not in hangar.toml"))?;
+            .ok_or_else(|| StartError::NoRuntime(rt_name.clone()))?;
         let env = launch::app_env(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
         let argv = launch::expand_all(
             &runtime.command,
@@ -659,8 +814,7 @@ impl Actor {
             &format!("runtimes.{rt_name}.command"),
         )?;
         let cwd = launch::working_dir(&self.ctx.home, &app, &runtime, &env)?;
-        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name))
-            .map_err(|e| format!("cannot create the app's data folder: {e}"))?;
+        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name)).map_err(StartError::DataDir)?;
         let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
         let version = if gates {
             launch::runtime_version(&runtime, &env, &cwd).await?
@@ -680,7 +834,7 @@ impl Actor {
 
     /// Run the runtime's upgrade command when the version moved since the app last ran;
     /// `Ok(true)` when it ran and succeeded.
-    async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<bool, String> {
+    async fn upgrade_if_needed(&mut self, p: &Prepared) -> Result<bool, StartError> {
         let (Some(upgrade), Some(version)) = (&p.runtime.upgrade, &p.version) else {
             return Ok(false);
         };
@@ -691,12 +845,25 @@ impl Actor {
         // Keep what the app has before its runtime changes it: an upgrade without a backup
         // does not run.
         let job = crate::base::jobs::Job::detached("backup", &self.name);
-        match crate::store::archive::write(&self.ctx.home, &self.ctx.config, &p.app, crate::store::archive::Reason::BeforeUpgrade, None, &job).await {
-            Ok(info) => self.log.sys(format!("backed up to {} before the upgrade", info.file.display())),
-            Err(e) => {
-                return Err(format!(
-                    "the automatic backup before the upgrade to {version} failed: {e}; not upgraded, not started"
-                ))
+        match crate::store::archive::write(
+            &self.ctx.home,
+            &self.ctx.config,
+            &p.app,
+            crate::store::archive::Reason::BeforeUpgrade,
+            None,
+            &job,
+        )
+        .await
+        {
+            Ok(info) => self.log.sys(format!(
+                "backed up to {} before the upgrade",
+                info.file.display()
+            )),
+            Err(source) => {
+                return Err(StartError::Backup {
+                    version: version.clone(),
+                    source,
+                })
             }
         }
         let argv = launch::expand_all(
@@ -711,7 +878,10 @@ impl Actor {
         ));
         let mut child = launch::command(&argv, &p.env, &p.cwd)
             .spawn()
-            .map_err(|e| format!("cannot run the upgrade {:?}: {e}", argv[0]))?;
+            .map_err(|source| StartError::UpgradeRun {
+                program: argv[0].clone(),
+                source,
+            })?;
         let pumps = self.pump_output(&mut child);
         let status = tokio::time::timeout(Duration::from_secs(1800), child.wait()).await;
         futures_util::future::join_all(pumps).await;
@@ -726,26 +896,30 @@ impl Actor {
                 self.set(|s| s.status = Status::Starting);
                 Ok(true)
             }
-            Ok(Ok(st)) => {
-                let tail: Vec<String> = self
+            Ok(Ok(status)) => {
+                let log: Vec<String> = self
                     .log
                     .recent(8, None)
                     .into_iter()
                     .map(|l| l.text)
                     .collect();
-                Err(format!(
-                    "upgrade to {version} failed ({st}); not started; log: {}",
-                    tail.join(" | ")
-                ))
+                Err(StartError::UpgradeFailed {
+                    version: version.clone(),
+                    status,
+                    log,
+                })
             }
-            Ok(Err(e)) => Err(format!("upgrade to {version}: {e}")),
+            Ok(Err(source)) => Err(StartError::UpgradeWait {
+                version: version.clone(),
+                source,
+            }),
             Err(_) => {
                 if let Some(pid) = child.id() {
                     crate::base::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 }
-                Err(format!(
-                    "upgrade to {version} did not finish within 30 minutes; not started"
-                ))
+                Err(StartError::UpgradeTimeout {
+                    version: version.clone(),
+                })
             }
         }
     }
@@ -775,10 +949,15 @@ impl Actor {
         let started = std::time::Instant::now();
         let mut child = match launch::command(&p.argv, &p.env, &p.cwd).spawn() {
             Ok(c) => c,
-            Err(e) => return Ended::Failed(format!("cannot start {:?}: {e}", p.argv[0])),
+            Err(source) => {
+                return Ended::Failed(StartError::Spawn {
+                    program: p.argv[0].clone(),
+                    source,
+                })
+            }
         };
         let Some(pid) = child.id() else {
-            return Ended::Failed("the process vanished at once".into());
+            return Ended::Failed(StartError::Vanished);
         };
         let mut pumps = self.pump_output(&mut child);
         let ticks = crate::base::process::start_time(pid).unwrap_or(0);
@@ -807,10 +986,11 @@ impl Actor {
                 }
                 _ = &mut deadline => {
                     self.stop_process(&mut child, pid, p).await;
-                    break Err(Ended::Failed(format!(
-                        "not ready after {} s: {health} on port {} never answered 2xx",
-                        p.runtime.start_timeout.as_secs(), p.app.port
-                    )));
+                    break Err(Ended::Failed(StartError::NotReady {
+                        secs: p.runtime.start_timeout.as_secs(),
+                        health: health.clone(),
+                        port: p.app.port,
+                    }));
                 }
                 cmd = self.rx.recv() => {
                     if let Some(end) = self.command_while_up(cmd, &mut child, pid, p, None).await {
@@ -845,7 +1025,7 @@ impl Actor {
             Some(asked) => match asked.await {
                 Ok(Ok(v)) => v,
                 Ok(Err(why)) => {
-                    self.log.sys(why);
+                    self.log.sys(why.to_string());
                     None
                 }
                 Err(_) => None,
@@ -943,7 +1123,7 @@ impl Actor {
                 // Ask the runtime its version afresh: it may have changed since this start.
                 match self.prepare(true).await {
                     Err(why) => {
-                        let _ = r.send(Err(why));
+                        let _ = r.send(Err(Arc::new(why)));
                         None
                     }
                     Ok(fresh) if !needs_upgrade(&fresh) => {
@@ -1087,5 +1267,66 @@ mod tests {
         let d: Vec<u64> = (1..=6).map(|c| backoff_delay(c, cap).as_secs()).collect();
         assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
         assert_eq!(backoff_delay(1000, cap), cap);
+    }
+
+    /// The rules as the tray, the CLI and the UI have always applied them.
+    #[test]
+    fn the_status_rules() {
+        let with = |rule: fn(Status) -> bool| -> Vec<&str> {
+            Status::ALL
+                .into_iter()
+                .filter(|s| rule(*s))
+                .map(Status::as_str)
+                .collect()
+        };
+        assert_eq!(with(Status::can_start), ["stopped", "backoff", "error"]);
+        assert_eq!(
+            with(Status::can_stop),
+            ["starting", "running", "upgrading", "backoff"]
+        );
+        assert_eq!(
+            with(Status::is_active),
+            ["starting", "running", "stopping", "upgrading", "backoff"]
+        );
+        assert_eq!(with(Status::is_failing), ["backoff", "error"]);
+        let r = Status::Backoff.rules();
+        assert!(r.active && r.can_start && r.can_stop && r.failing);
+        assert_eq!(
+            serde_json::to_string(&Status::Stopped.rules()).unwrap(),
+            r#"{"status":"stopped","active":false,"can_start":true,"can_stop":false,"failing":false}"#
+        );
+    }
+
+    /// A failure's text is what the app's `error` shows; the typed errors keep the sentences.
+    #[test]
+    fn start_errors_read_as_before() {
+        let gave_up = |stderr: Vec<String>| {
+            StartError::GaveUp {
+                crashes: 3,
+                reason: "exited with code 1".into(),
+                stderr,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            gave_up(vec![]),
+            "crashed 3 times in a row, last exited with code 1; not restarting until started again"
+        );
+        assert_eq!(
+            gave_up(vec!["boom".into(), "bang".into()]),
+            "crashed 3 times in a row, last exited with code 1; not restarting until started again; last stderr: boom | bang"
+        );
+        assert_eq!(
+            StartError::PortTaken(5000).to_string(),
+            "port 5000 is taken by another program; free it or give the app another port (`hangar` edit or --port)"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let spawn = StartError::Spawn {
+            program: "node".into(),
+            source: io,
+        };
+        assert_eq!(spawn.to_string(), "cannot start \"node\": No such file");
+        let source = std::error::Error::source(&spawn).map(|e| e.to_string());
+        assert_eq!(source.as_deref(), Some("No such file"), "the cause is kept");
     }
 }

@@ -50,6 +50,12 @@ impl StartMode {
     }
 }
 
+impl std::fmt::Display for StartMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl FromStr for StartMode {
     type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Invalid> {
@@ -91,6 +97,12 @@ impl Desired {
             "dormant" => Some(Desired::Dormant),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for Desired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 

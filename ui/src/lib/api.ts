@@ -6,6 +6,8 @@
 
 import { followStream, type SseMessage, type StreamHandle } from './sse';
 import type { LogLine } from './logbuffer';
+import { toSeconds } from './format';
+import type { StatusRule } from './statuses';
 
 export interface EngineInfo {
   version: string;
@@ -206,6 +208,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 // ---- the apps ----------------------------------------------------------------------------
 
 export const engine = () => call<EngineInfo>('GET', '/engine');
+/** The rules of each app status, as the engine defines them. */
+export const statuses = async () => (await call<{ statuses: StatusRule[] }>('GET', '/statuses')).statuses;
 export const listApps = async () => (await call<{ apps: AppView[] }>('GET', '/apps')).apps;
 export const getApp = (name: string) => call<AppView>('GET', `/apps/${seg(name)}`);
 export const createApp = (body: CreateBody) => call<AppView>('POST', '/apps', body);

@@ -9,6 +9,10 @@ import { SampleRing, sparkPath } from './samples';
 import { toHistory } from './api';
 import { parseRoute, href } from './router.svelte';
 import { ViewOrder } from './order';
+import { StatusRules, type StatusRule } from './statuses';
+import served from './statuses.fixture.json';
+import { store } from './store.svelte';
+import { canStart, canStop } from '../pages/actions';
 
 describe('name rule (same as src/validate.rs)', () => {
   it('accepts valid names', () => {
@@ -299,5 +303,34 @@ describe('view order', () => {
     expect(o.accept({ name: 'a', version: 0 })).toBe(true);
     expect(o.accept({ name: 'c' })).toBe(true); // an engine without versions: every view counts
     expect(o.accept({ name: 'c' })).toBe(true);
+  });
+});
+
+// The fixture is what GET /api/v1/statuses answers: tests/lifecycle.rs checks the engine serves
+// exactly it, so these are the engine's own rules.
+describe('status rules', () => {
+  const table = served.statuses as StatusRule[];
+  const rules = new StatusRules(table);
+  const where = (rule: (s: string) => boolean) => table.map((r) => r.status).filter(rule);
+  it('reads the engine table', () => {
+    expect(where((s) => rules.canStart(s))).toEqual(['stopped', 'backoff', 'error']);
+    expect(where((s) => rules.canStop(s))).toEqual(['starting', 'running', 'upgrading', 'backoff']);
+    expect(where((s) => rules.active(s))).toEqual(['starting', 'running', 'stopping', 'upgrading', 'backoff']);
+    expect(where((s) => rules.failing(s))).toEqual(['backoff', 'error']);
+  });
+  it('allows nothing for an unknown status, or before the table came', () => {
+    expect(rules.canStart('exploded')).toBe(false);
+    expect(new StatusRules().canStop('running')).toBe(false);
+  });
+  it('is what the actions of the list and the detail page ask', () => {
+    const before = store.statuses;
+    expect(canStart('stopped')).toBe(false); // no table yet: no buttons
+    store.statuses = rules;
+    try {
+      expect(table.map((r) => canStart(r.status))).toEqual(table.map((r) => r.can_start));
+      expect(table.map((r) => canStop(r.status))).toEqual(table.map((r) => r.can_stop));
+    } finally {
+      store.statuses = before;
+    }
   });
 });

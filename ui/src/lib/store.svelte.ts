@@ -5,11 +5,14 @@ import * as api from './api';
 import type { AppView, EngineInfo, HostUsage, MetricMark } from './api';
 import { SampleRing } from './samples';
 import { ViewOrder } from './order';
+import { StatusRules } from './statuses';
 
 const SPARK_SAMPLES = 300; // 5 minutes at 1 Hz
 
 class Store {
   engine = $state<EngineInfo | null>(null);
+  /** The engine's rules of each app status (read once, before the apps). */
+  statuses = $state(new StatusRules());
   apps = $state<AppView[]>([]);
   host = $state<HostUsage | null>(null);
   /** The event stream is connected. */
@@ -38,6 +41,7 @@ class Store {
   private async init() {
     try {
       this.engine = await api.engine();
+      this.statuses = new StatusRules(await api.statuses());
       this.unauthorized = false;
     } catch (e) {
       if (e instanceof api.ApiError && e.status === 401) {
@@ -141,7 +145,7 @@ class Store {
         if (list.length > 200) list.shift();
         this.marks.set(v.name, list);
       };
-      if ((v.status === 'backoff' || v.status === 'error') && prev.status !== v.status) add('crash', v.error ?? undefined);
+      if (this.statuses.failing(v.status) && prev.status !== v.status) add('crash', v.error ?? undefined);
       else if (v.restarts > prev.restarts) add('restart');
       else if (v.status === 'running' && prev.status !== 'running') add('start');
       else if (v.status === 'stopped' && prev.status !== 'stopped') add('stop');

@@ -1,6 +1,7 @@
 // The app actions shared by the list and the detail page: one call each; failures come back as
 // a sentence for the page to show.
 import * as api from '../lib/api';
+import { store } from '../lib/store.svelte';
 
 export type Action = 'start' | 'stop' | 'restart' | 'upgrade';
 
@@ -16,5 +17,6 @@ export async function run(action: Action, name: string): Promise<string | null> 
   }
 }
 
-export const canStart = (status: string) => status === 'stopped' || status === 'error' || status === 'backoff';
-export const canStop = (status: string) => status === 'running' || status === 'starting' || status === 'backoff' || status === 'upgrading';
+// Whether Start and Stop make sense: the engine's rules (lib/statuses.ts), never spelled here.
+export const canStart = (status: string) => store.statuses.canStart(status);
+export const canStop = (status: string) => store.statuses.canStop(status);
