@@ -340,3 +340,89 @@ health = "/_health"
         },
     );
 }
+
+// ---- Issue 15: security, round two ----------------------------------------------------------
+
+/// `archive` with its manifest (the first entry, JSON) changed by `edit`, written to `to`.
+fn with_manifest(archive: &str, to: &std::path::Path, edit: impl Fn(&mut Value)) {
+    let f = std::fs::File::open(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let out = std::fs::File::create(to).unwrap();
+    let mut output = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::fast(),
+    ));
+    for (i, entry) in input.entries().unwrap().enumerate() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if i == 0 {
+            let mut manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            edit(&mut manifest);
+            bytes = serde_json::to_vec(&manifest).unwrap();
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+        }
+        output.append(&header, bytes.as_slice()).unwrap();
+    }
+    output.into_inner().unwrap().finish().unwrap();
+}
+
+/// An app whose domain is `127.0.0.1` (or any IP literal, or a name under `.localhost`) would
+/// take every request to the front door, main and every `/_app/` path included: refused at
+/// create, edit and restore, with what is accepted.
+#[test]
+fn a_custom_domain_is_never_an_ip_address_or_localhost() {
+    let e = TestEngine::start();
+    for bad in [
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+        "10.0.0.7",
+        "127.1",
+        "0x7f.1",
+        "localhost",
+        "shop.localhost",
+    ] {
+        let err = e.fails(&["create", "d1", "--domain", bad]);
+        assert!(
+            err.contains("domain") && err.contains("app.example.com"),
+            "{bad}: {err}"
+        );
+    }
+    let err = e.fails(&["create", "d1", "--domain", "127.0.0.1"]);
+    assert!(err.contains("IP address"), "{err}");
+    e.ok(&["create", "d1", "--domain", "d1.example.test"]);
+    let (s, v) = e.api(
+        reqwest::Method::PATCH,
+        "/apps/d1",
+        Some(serde_json::json!({ "domain": "127.0.0.1" })),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["field"], "domain", "{v}");
+
+    // A restore goes through the same rule: an archive whose manifest names 127.0.0.1.
+    let out = e.ok(&["backup", "d1"]);
+    let archive = out
+        .split(" to ")
+        .nth(1)
+        .and_then(|r| r.split(" (").next())
+        .unwrap()
+        .to_string();
+    e.ok(&["delete", "d1", "--drop-db", "--yes"]);
+    let crafted = e.home_path().join("crafted.tar.gz");
+    with_manifest(&archive, &crafted, |m| {
+        m["app"]["domain"] = Value::String("127.0.0.1".into());
+    });
+    let err = e.fails(&["restore", crafted.to_str().unwrap()]);
+    assert!(err.contains("IP address"), "{err}");
+    assert!(
+        !e.list().iter().any(|a| a["name"] == "d1"),
+        "nothing was restored"
+    );
+    // The front door still routes by path and to main.
+    let (s, body) = e.get("/api/info");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"main\""), "{body}");
+}

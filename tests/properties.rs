@@ -75,8 +75,17 @@ fn env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
     )
 }
 
+/// Host names the domain rule accepts: the last label starts with a letter (a number there is an
+/// IP address to a browser) and is not `localhost`.
 fn domain() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 2..4).prop_map(|l| l.join("."))
+    (
+        prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..3),
+        "[a-z]([a-z0-9-]{0,8}[a-z0-9])?".prop_filter("not localhost", |l| l != "localhost"),
+    )
+        .prop_map(|(mut l, last)| {
+            l.push(last);
+            l.join(".")
+        })
 }
 
 fn secs() -> impl Strategy<Value = Option<u64>> {
@@ -448,6 +457,8 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("main", "port", "0", "main.port"),
     ("main", "domain", "\"Not A Domain\"", "main.domain"),
     ("main", "domain", "\"localhost\"", "main.domain"),
+    ("main", "domain", "\"127.0.0.1\"", "main.domain"),
+    ("main", "domain", "\"shop.localhost\"", "main.domain"),
     ("main", "env", "{ PORT = \"1\" }", "main.env"),
     ("main", "env", "{ HANGAR_X = \"1\" }", "main.env"),
     ("RT", "command", "[]", "command"),
@@ -769,7 +780,10 @@ fn bad_create_field() -> impl Strategy<Value = (&'static str, Value, &'static st
             Just("a..com"),
             Just("-a.com"),
             Just("a.com/x"),
-            Just("a b.com")
+            Just("a b.com"),
+            Just("127.0.0.1"),
+            Just("[::1]"),
+            Just("app.localhost")
         ]
         .prop_map(|d| ("domain", json!(d), "domain")),
         (0u32..1024).prop_map(|p| ("port", json!(p), "port")),

@@ -361,7 +361,17 @@ impl Proxy {
                 name: a.name.clone(),
             });
             if let Some(d) = &a.domain {
-                t.domains.insert(d.to_ascii_lowercase(), entry.clone());
+                let d = d.to_ascii_lowercase();
+                // A registry from before the domain rule refused IP addresses and .localhost
+                // may hold one: it would take every request to the front door.
+                match crate::base::validate::domain(&d) {
+                    Ok(()) => {
+                        t.domains.insert(d, entry.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = %a.name, "its domain is not routed: {e}");
+                    }
+                }
             }
             t.apps.insert(a.name, entry);
         }
