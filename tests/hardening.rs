@@ -426,3 +426,81 @@ fn a_custom_domain_is_never_an_ip_address_or_localhost() {
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("\"main\""), "{body}");
 }
+
+/// A process group of its own that lives until killed, standing in for an app left behind: its
+/// leader's pid and start time.
+fn lone_group() -> (std::process::Child, u32, u64) {
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new("sleep")
+        .arg("600")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = hangar::base::process::start_time(pid).unwrap();
+    (child, pid, started)
+}
+
+/// Write an app's recorded process straight into the registry of a stopped engine.
+fn record_pid(home: &std::path::Path, app: &str, pid: u32, started: u64, boot: &str) {
+    use sqlx::Connection;
+    common::sql::rt().block_on(async {
+        let url = format!("sqlite://{}", home.join("registry.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE apps SET pid = ?, pid_started = ? WHERE name = ?")
+            .bind(i64::from(pid))
+            .bind(started as i64)
+            .bind(app)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE apps SET pid_boot = ? WHERE name = ?")
+            .bind(boot)
+            .bind(app)
+            .execute(&mut db)
+            .await
+            .expect("the registry records the boot a pid belongs to");
+    });
+}
+
+/// A pid and start time recorded in another boot may name a live process of this one (pids and
+/// clock ticks start again at every boot): a record from another boot is never signalled, one
+/// from this boot is ended as before.
+#[test]
+fn a_recorded_process_from_another_boot_is_never_signalled() {
+    let mut e = TestEngine::start();
+    e.ok(&["create", "b1"]);
+    e.ok(&["create", "b2"]);
+    e.stop_engine();
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_string();
+    let other_boot = "00000000-0000-4000-8000-000000000000";
+    assert_ne!(this_boot, other_boot);
+    let (mut stranger, stranger_pid, stranger_started) = lone_group();
+    let (mut ours, ours_pid, ours_started) = lone_group();
+    record_pid(
+        e.home_path(),
+        "b1",
+        stranger_pid,
+        stranger_started,
+        other_boot,
+    );
+    record_pid(e.home_path(), "b2", ours_pid, ours_started, &this_boot);
+
+    e.spawn();
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Reaped here (they are this test's children), so "gone" is seen as such.
+    wait_until(
+        "this boot's leftover to be ended",
+        Duration::from_secs(20),
+        || matches!(ours.try_wait(), Ok(Some(_))),
+    );
+    assert!(
+        matches!(stranger.try_wait(), Ok(None)) && pid_alive(stranger_pid),
+        "a process recorded in another boot was signalled"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
