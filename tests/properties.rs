@@ -49,6 +49,7 @@ struct GenConfig {
     backup_keep_days: Option<u32>,
     wake_timeout: Option<u64>,
     upstream_timeout: Option<u64>,
+    show_app_output_to_visitors: Option<bool>,
     data_service: Option<String>,
     runtimes: BTreeMap<String, GenRuntime>,
     main_runtime: Option<String>,
@@ -185,11 +186,13 @@ fn config() -> impl Strategy<Value = GenConfig> {
             prop::option::of((1u64 << 20)..=u64::MAX / 2),
             prop::option::of(prop_oneof![Just("auto"), Just("proc"), Just("sysinfo")]),
         ),
+        (prop::option::of(any::<bool>()),),
     )
         .prop_map(
             |(
                 ((proxy_port, api_port), proxy_bind, app_ports, keep, wake, upstream, data_service),
                 (runtimes, pick, enabled, main_port, main_domain, main_env, log_total, sampler),
+                (show_output,),
             )| {
                 let names: Vec<&String> = runtimes.keys().collect();
                 let main_runtime = (!names.is_empty()).then(|| pick.get(&names).to_string());
@@ -202,6 +205,7 @@ fn config() -> impl Strategy<Value = GenConfig> {
                     backup_keep_days: keep,
                     wake_timeout: wake,
                     upstream_timeout: upstream,
+                    show_app_output_to_visitors: show_output,
                     data_service,
                     runtimes,
                     main_runtime,
@@ -262,6 +266,11 @@ fn doc(c: &GenConfig) -> Doc {
         &mut top,
         "upstream_timeout",
         c.upstream_timeout.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "show_app_output_to_visitors",
+        c.show_app_output_to_visitors.map(|b| b.to_string()),
     );
     put(
         &mut top,
@@ -379,6 +388,12 @@ fn check_round_trip(g: &GenConfig, c: &Config) -> Result<(), TestCaseError> {
         c.upstream_timeout.as_secs(),
         g.upstream_timeout.unwrap_or(300)
     );
+    prop_assert_eq!(
+        c.show_app_output_to_visitors,
+        g.show_app_output_to_visitors
+            .unwrap_or(c.proxy_bind.is_loopback()),
+        "visitors see the app's output by default only on a loopback bind"
+    );
     prop_assert_eq!(&c.data_service, &g.data_service);
     prop_assert_eq!(
         c.log_total_max_bytes,
@@ -448,6 +463,12 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("", "client_header_timeout", "-1", "client_header_timeout"),
     ("", "log_total_max_bytes", "1024", "log_total_max_bytes"),
     ("", "sampler", "\"fast\"", "sampler"),
+    (
+        "",
+        "show_app_output_to_visitors",
+        "\"yes\"",
+        "show_app_output_to_visitors",
+    ),
     ("", "proxy_prot", "1", "proxy_prot"),
     ("data_service", "url", "\"redis://x\"", "data_service.url"),
     ("data_service", "uri", "\"postgres://x\"", "uri"),

@@ -460,11 +460,16 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
     assert!(r.headers().contains_key(RETRY_AFTER));
     let page = r.text().unwrap();
     assert!(page.contains("Starting page"), "{page}");
-    assert!(page.contains("/_hangar/wait/page"), "{page}");
+    // Its stream is under the app's own path, so it routes to the app.
+    assert_eq!(
+        stream_url_of(&page),
+        "/_app/page/_hangar/wait/page",
+        "{page}"
+    );
 
     // Its status stream shows the startup log lines as they come, then says ready.
     let mut stream = c
-        .get(e.proxy_url("/_hangar/wait/page"))
+        .get(e.proxy_url("/_app/page/_hangar/wait/page"))
         .send()
         .expect("status stream");
     assert_eq!(stream.status().as_u16(), 200);
@@ -505,6 +510,11 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
     // An unknown name has no status stream.
     let r = c.get(e.proxy_url("/_hangar/wait/nope")).send().unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    let r = c
+        .get(e.proxy_url("/_app/nope/_hangar/wait/nope"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
 }
 
 #[test]
@@ -541,8 +551,9 @@ fn a_failing_start_gives_502_with_its_log_lines() {
     };
     let mut r = get_page();
     if r.status().as_u16() == 503 {
-        assert!(r.text().unwrap().contains("/_hangar/wait/web"));
-        let mut s = c.get(e.proxy_url("/_hangar/wait/web")).send().unwrap();
+        let url = stream_url_of(&r.text().unwrap());
+        assert_eq!(url, "/_app/web/_hangar/wait/web");
+        let mut s = c.get(e.proxy_url(&url)).send().unwrap();
         let mut seen = String::new();
         let mut buf = [0u8; 4096];
         while !seen.contains("event: failed") {
@@ -840,4 +851,156 @@ fn the_fast_path_rewrites_and_frames_like_the_general_path() {
         .as_bytes(),
     );
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+}
+
+// ---- Issue 15: what the front door shows strangers, and its bounds ---------------------------
+
+/// The waiting page's event stream URL, as the page itself names it.
+fn stream_url_of(page: &str) -> String {
+    let at = page
+        .find("new EventSource('")
+        .unwrap_or_else(|| panic!("no event stream in the page: {page}"));
+    let rest = &page[at + "new EventSource('".len()..];
+    rest[..rest.find('\'').unwrap()].to_string()
+}
+
+/// Read an event stream until `until` appears (or it ends); what was read.
+fn read_stream(mut r: reqwest::blocking::Response, until: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(until) {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_wait_stream_is_served_only_to_requests_that_route_to_its_app() {
+    let toml = demo_runtime("boot3", &["--boot-delay-ms", "3000"], "");
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "secret", "--runtime", "boot3"]);
+    e.ok(&["create", "shop", "--domain", "shop.test"]);
+    let c = client();
+
+    // Its waiting page names a stream that routes to it, and that stream is served.
+    let r = c
+        .get(e.proxy_url("/_app/secret/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let url = stream_url_of(&r.text().unwrap());
+    let r = c.get(e.proxy_url(&url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    drop(r);
+
+    // A stranger asking for it by name, under a Host that routes elsewhere, gets nothing.
+    let here = format!("127.0.0.1:{}", e.proxy_port);
+    for host in [
+        "shop.test",
+        "shop.localhost",
+        here.as_str(),
+        "nope.localhost",
+    ] {
+        for path in ["/_hangar/wait/secret", "/_app/shop/_hangar/wait/secret"] {
+            let r = c.get(e.proxy_url(path)).header(HOST, host).send().unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().unwrap_or_default();
+            assert_eq!(status, 404, "{host} {path}: {body:.200}");
+            assert!(!body.contains("event: state"), "{host} {path}: {body:.200}");
+        }
+    }
+    // Under its own Host, the root form is its.
+    let r = c
+        .get(e.proxy_url("/_hangar/wait/secret"))
+        .header(HOST, "secret.localhost")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// On a LAN bind, nothing the app printed reaches a visitor: not on the waiting page, not in its
+/// stream, not in a failed start's answer (page or JSON), not as the reason it failed.
+#[test]
+fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
+    let mut toml = String::from("proxy_bind = \"0.0.0.0\"\n");
+    toml.push_str(&demo_runtime("boot2", &["--boot-delay-ms", "2000"], ""));
+    toml.push_str(&demo_runtime(
+        "broken",
+        &["--fail-boot"],
+        "restart_limit = 1",
+    ));
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "page", "--runtime", "boot2"]);
+    e.ok(&["create", "web", "--runtime", "broken"]);
+    e.ok(&["create", "api", "--runtime", "broken"]);
+    let c = client();
+    let app_output = [
+        "booting: loading plugins",
+        "hangar-demo",
+        "simulated failure",
+    ];
+    let clean = |what: &str, text: &str| {
+        for line in app_output {
+            assert!(
+                !text.contains(line),
+                "{what} shows the app's output {line:?}: {text}"
+            );
+        }
+    };
+
+    let r = c
+        .get(e.proxy_url("/_app/page/admin/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let page = r.text().unwrap();
+    let url = stream_url_of(&page);
+    let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: ready");
+    assert!(seen.contains("event: ready"), "{seen}");
+    assert!(
+        seen.contains("event: state"),
+        "Hangar's own progress is shown: {seen}"
+    );
+    clean("the stream", &seen);
+    // The app did print them: they are in its log, for the operator.
+    assert!(e.log_text("page").contains("booting: loading plugins"));
+    let r = c
+        .get(e.proxy_url("/_app/page/admin/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // A failed start: JSON for a program, a page for a browser.
+    let r = c.get(e.proxy_url("/_app/api/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let text = r.text().unwrap();
+    assert_eq!(json(&text)["error"]["code"], "start_failed", "{text}");
+    clean("the 502 JSON", &text);
+    let mut r = c
+        .get(e.proxy_url("/_app/web/"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    if r.status().as_u16() == 503 {
+        let url = stream_url_of(&r.text().unwrap());
+        let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: failed");
+        clean("the stream of a failing start", &seen);
+        r = c
+            .get(e.proxy_url("/_app/web/"))
+            .header(ACCEPT, HTML)
+            .send()
+            .unwrap();
+    }
+    assert_eq!(r.status().as_u16(), 502);
+    let page = r.text().unwrap();
+    assert!(page.contains("failed to start"), "{page}");
+    clean("the 502 page", &page);
+    assert!(e.log_text("web").contains("simulated failure"));
 }

@@ -44,6 +44,9 @@ struct FileConfig {
     client_header_timeout: Option<u64>,
     /// Seconds the proxy waits for an app's response head before a 504 (default 300).
     upstream_timeout: Option<u64>,
+    /// Whether visitors of a starting or failed app see its output (default: yes on a loopback
+    /// `proxy_bind`, no otherwise).
+    show_app_output_to_visitors: Option<bool>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -161,6 +164,10 @@ pub struct Config {
     pub client_header_timeout: Duration,
     /// How long the proxy waits for an app's response head.
     pub upstream_timeout: Duration,
+    /// Whether the waiting page, its event stream and a failed start's answer show the app's
+    /// log lines and the reason its start failed (which may quote them): visitors then see what
+    /// the app printed. `show_app_output_to_visitors`; default: a loopback `proxy_bind`.
+    pub show_app_output_to_visitors: bool,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -307,6 +314,9 @@ impl Config {
         let client_header_timeout =
             top_secs(file.client_header_timeout, 30, "client_header_timeout")?;
         let upstream_timeout = top_secs(file.upstream_timeout, 300, "upstream_timeout")?;
+        let show_app_output_to_visitors = file
+            .show_app_output_to_visitors
+            .unwrap_or(proxy_bind.is_loopback());
         let data_service = match file.data_service {
             None => None,
             Some(ds) => {
@@ -475,6 +485,7 @@ impl Config {
             wake_timeout,
             client_header_timeout,
             upstream_timeout,
+            show_app_output_to_visitors,
             data_service,
             main: MainApp {
                 enabled: fm.enabled.unwrap_or(true),
@@ -670,6 +681,34 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_port"), "{e}");
+    }
+
+    #[test]
+    fn app_output_is_shown_to_visitors_only_on_loopback_unless_told() {
+        assert!(parse("").unwrap().show_app_output_to_visitors);
+        assert!(
+            parse("proxy_bind = \"::1\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        assert!(
+            !parse("proxy_bind = \"0.0.0.0\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        assert!(
+            !parse("proxy_bind = \"192.168.1.5\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        let c = parse("proxy_bind = \"0.0.0.0\"\nshow_app_output_to_visitors = true").unwrap();
+        assert!(c.show_app_output_to_visitors);
+        let c = parse("show_app_output_to_visitors = false").unwrap();
+        assert!(!c.show_app_output_to_visitors);
+        let e = parse("show_app_output_to_visitors = \"yes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("show_app_output_to_visitors"), "{e}");
     }
 
     #[test]

@@ -198,9 +198,6 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
     if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') {
         return None;
     }
-    if pq.starts_with(super::wake::WAIT_PATH) {
-        return None;
-    }
     let mut host = None;
     let mut close = false;
     let mut xff = None;
@@ -243,6 +240,7 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
     if (route.by_path && path == app.base)
         || (app.name == MAIN && !proxy.engine.config.main.enabled)
         || app.state.borrow().status != Status::Running
+        || super::wake::wait_stream(path, &app.base, route.by_path).is_some()
     {
         return None;
     }

@@ -4,7 +4,8 @@
 //!
 //! Invariants: bodies stream both ways and are never held whole; headers are bounded (64 KiB,
 //! else 431) and malformed requests get 400 from hyper; the proxy never serves the API (its only
-//! own path is the waiting page's status stream under `/_hangar/wait/`); a panic while handling
+//! own path is the waiting page's status stream, `/_hangar/wait/<name>` under the place that
+//! routes to that app, and only there); a panic while handling
 //! one request answers that request with 500 and harms no other (each connection is its own
 //! task); one slow or dead app never holds up another.
 
@@ -382,16 +383,19 @@ impl Proxy {
         }
     }
 
+    /// What of a start visitors may see.
+    fn shown(&self) -> wake::Shown {
+        wake::Shown {
+            output: self.engine.config.show_app_output_to_visitors,
+        }
+    }
+
     /// Every app the proxy knows.
     fn apps(&self) -> Vec<Arc<AppEntry>> {
         self.table
             .read()
             .map(|t| t.apps.values().cloned().collect())
             .unwrap_or_default()
-    }
-
-    fn entry(&self, name: &str) -> Option<Arc<AppEntry>> {
-        self.table.read().ok()?.apps.get(name).cloned()
     }
 
     /// Choose the app: custom domain, then `<name>.localhost` (any port), then
@@ -461,13 +465,6 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        // 0. Hangar's own path on every host: the waiting page's status stream.
-        if let Some(name) = req.uri().path().strip_prefix(wake::WAIT_PATH) {
-            return match self.entry(name) {
-                Some(app) if req.method() == Method::GET => wake::status_stream(app),
-                _ => not_found(&req, name),
-            };
-        }
         if req.method() == Method::CONNECT {
             return pages::error(
                 pages::wants_html(req.headers()),
@@ -506,6 +503,14 @@ impl Proxy {
         if app.name == MAIN && !self.engine.config.main.enabled {
             return not_found(&req, MAIN);
         }
+        // Hangar's own path: the waiting page's status stream, of the app the request routes to
+        // (never of another app by its name: a stranger's Host routes elsewhere).
+        if let Some(name) = wake::wait_stream(req.uri().path(), &app.base, route.by_path) {
+            return match name == app.name && req.method() == Method::GET {
+                true => wake::status_stream(app, self.shown()),
+                false => not_found(&req, name),
+            };
+        }
 
         // 2. It is activity (idle stop) until its answer is sent; waits out an idle stop.
         let active = app.activity.enter().await;
@@ -513,7 +518,7 @@ impl Proxy {
         // 3. Make sure the app runs: a stopped on-visit app starts here, once however many
         //    wait; browsers see the waiting page, programs are held (wake.rs).
         if app.state.borrow().status != Status::Running {
-            if let Err(answer) = wake::wake(&self, &app, &req).await {
+            if let Err(answer) = wake::wake(&self, &app, &req, route.by_path).await {
                 return answer;
             }
         }
