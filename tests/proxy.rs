@@ -1004,3 +1004,39 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
     clean("the 502 page", &page);
     assert!(e.log_text("web").contains("simulated failure"));
 }
+
+/// A Cookie header the proxy cannot read as text still loses the API's cookie, on both paths.
+#[test]
+fn the_token_cookie_is_stripped_from_a_cookie_header_that_is_not_text() {
+    let e = TestEngine::start();
+    e.ok(&["create", "eat"]);
+    e.ok(&["start", "eat"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let cookie = b"Cookie: a=\xff; hangar_token=secret; b=2\r\n";
+    // The fast path: a plain GET to a running app. The general path: the same with a body.
+    for (what, extra) in [
+        ("fast", &b""[..]),
+        ("general", &b"Content-Length: 2\r\n"[..]),
+    ] {
+        let mut req =
+            format!("GET /_app/eat/api/headers HTTP/1.1\r\nHost: {host}\r\n").into_bytes();
+        req.extend_from_slice(cookie);
+        req.extend_from_slice(extra);
+        req.extend_from_slice(b"Connection: close\r\n\r\n");
+        if !extra.is_empty() {
+            req.extend_from_slice(b"hi");
+        }
+        let out = raw_all(e.proxy_port, &req);
+        assert!(out.starts_with("HTTP/1.1 200"), "{what}: {out}");
+        let h = json(&out[out.find("\r\n\r\n").unwrap() + 4..]);
+        let seen = h["cookie"].as_str().unwrap_or("");
+        assert!(
+            !seen.contains("secret") && !seen.contains("hangar_token"),
+            "{what}: {h}"
+        );
+        assert!(
+            seen.starts_with("a=") && seen.ends_with("; b=2"),
+            "{what}: the rest is kept: {h}"
+        );
+    }
+}

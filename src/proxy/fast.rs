@@ -263,11 +263,10 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
             continue;
         }
         if name.eq_ignore_ascii_case("cookie") {
-            let value = std::str::from_utf8(h.value).ok()?;
-            match crate::base::web::without_token_cookie(value) {
+            match crate::base::web::without_token_cookie(h.value) {
                 None => header_line(&mut out, name, h.value),
                 Some(rest) if rest.is_empty() => {}
-                Some(rest) => header_line(&mut out, name, rest.as_bytes()),
+                Some(rest) => header_line(&mut out, name, &rest),
             }
             continue;
         }
