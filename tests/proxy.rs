@@ -1040,3 +1040,44 @@ fn the_token_cookie_is_stripped_from_a_cookie_header_that_is_not_text() {
         );
     }
 }
+
+/// Client-sent forwarding headers reach an app the same way whichever path serves the request:
+/// X-Forwarded-For is the client's chain plus the peer, X-Forwarded-Host/-Proto/-Prefix are
+/// Hangar's own, every other X-Forwarded-*, Forwarded and X-Real-IP are dropped.
+#[test]
+fn both_paths_treat_client_forwarding_headers_the_same() {
+    let e = kept_and_stripped();
+    e.ok(&["start", "stripped"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let spoof = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\
+                 X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\
+                 X-Forwarded-Prefix: /evil\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Server: evil\r\n\
+                 Forwarded: for=6.6.6.6;host=evil.example\r\nX-Real-IP: 6.6.6.6\r\n";
+    let mut seen = Vec::new();
+    for (what, extra, body) in [("fast", "", ""), ("general", "Content-Length: 2\r\n", "hi")] {
+        let req = format!(
+            "GET /_app/stripped/api/headers HTTP/1.1\r\nHost: {host}\r\n{spoof}{extra}Connection: close\r\n\r\n{body}"
+        );
+        let out = raw_all(e.proxy_port, req.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200"), "{what}: {out}");
+        let mut h = json(&out[out.find("\r\n\r\n").unwrap() + 4..]);
+        assert_eq!(
+            h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1",
+            "{what}: {h}"
+        );
+        assert_eq!(h["x-forwarded-host"], host, "{what}: {h}");
+        assert_eq!(h["x-forwarded-proto"], "http", "{what}: {h}");
+        assert_eq!(h["x-forwarded-prefix"], "/_app/stripped", "{what}: {h}");
+        for dropped in [
+            "x-forwarded-port",
+            "x-forwarded-server",
+            "forwarded",
+            "x-real-ip",
+        ] {
+            assert!(h.get(dropped).is_none(), "{what}: {dropped} passed: {h}");
+        }
+        h.as_object_mut().unwrap().remove("content-length");
+        seen.push(h);
+    }
+    assert_eq!(seen[0], seen[1], "the two paths differ");
+}
