@@ -50,6 +50,8 @@ struct GenConfig {
     wake_timeout: Option<u64>,
     upstream_timeout: Option<u64>,
     show_app_output_to_visitors: Option<bool>,
+    client_write_timeout: Option<u64>,
+    max_connections_per_ip: Option<u32>,
     data_service: Option<String>,
     runtimes: BTreeMap<String, GenRuntime>,
     main_runtime: Option<String>,
@@ -186,13 +188,17 @@ fn config() -> impl Strategy<Value = GenConfig> {
             prop::option::of((1u64 << 20)..=u64::MAX / 2),
             prop::option::of(prop_oneof![Just("auto"), Just("proc"), Just("sysinfo")]),
         ),
-        (prop::option::of(any::<bool>()),),
+        (
+            prop::option::of(any::<bool>()),
+            secs(),
+            prop::option::of(1u32..=1_000_000),
+        ),
     )
         .prop_map(
             |(
                 ((proxy_port, api_port), proxy_bind, app_ports, keep, wake, upstream, data_service),
                 (runtimes, pick, enabled, main_port, main_domain, main_env, log_total, sampler),
-                (show_output,),
+                (show_output, write_timeout, max_per_ip),
             )| {
                 let names: Vec<&String> = runtimes.keys().collect();
                 let main_runtime = (!names.is_empty()).then(|| pick.get(&names).to_string());
@@ -206,6 +212,8 @@ fn config() -> impl Strategy<Value = GenConfig> {
                     wake_timeout: wake,
                     upstream_timeout: upstream,
                     show_app_output_to_visitors: show_output,
+                    client_write_timeout: write_timeout,
+                    max_connections_per_ip: max_per_ip,
                     data_service,
                     runtimes,
                     main_runtime,
@@ -266,6 +274,16 @@ fn doc(c: &GenConfig) -> Doc {
         &mut top,
         "upstream_timeout",
         c.upstream_timeout.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "client_write_timeout",
+        c.client_write_timeout.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "max_connections_per_ip",
+        c.max_connections_per_ip.map(|d| d.to_string()),
     );
     put(
         &mut top,
@@ -389,6 +407,14 @@ fn check_round_trip(g: &GenConfig, c: &Config) -> Result<(), TestCaseError> {
         g.upstream_timeout.unwrap_or(300)
     );
     prop_assert_eq!(
+        c.client_write_timeout.as_secs(),
+        g.client_write_timeout.unwrap_or(60)
+    );
+    prop_assert_eq!(
+        c.max_connections_per_ip,
+        g.max_connections_per_ip.unwrap_or(256)
+    );
+    prop_assert_eq!(
         c.show_app_output_to_visitors,
         g.show_app_output_to_visitors
             .unwrap_or(c.proxy_bind.is_loopback()),
@@ -461,6 +487,14 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("", "wake_timeout", "0", "wake_timeout"),
     ("", "upstream_timeout", "86401", "upstream_timeout"),
     ("", "client_header_timeout", "-1", "client_header_timeout"),
+    ("", "client_write_timeout", "0", "client_write_timeout"),
+    ("", "max_connections_per_ip", "0", "max_connections_per_ip"),
+    (
+        "",
+        "max_connections_per_ip",
+        "1000001",
+        "max_connections_per_ip",
+    ),
     ("", "log_total_max_bytes", "1024", "log_total_max_bytes"),
     ("", "sampler", "\"fast\"", "sampler"),
     (

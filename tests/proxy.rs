@@ -1081,3 +1081,81 @@ fn both_paths_treat_client_forwarding_headers_the_same() {
     }
     assert_eq!(seen[0], seen[1], "the two paths differ");
 }
+
+/// Open a connection, send `request`, read nothing: a client that stopped reading.
+fn stalled_reader(port: u16, request: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s
+}
+
+/// A client that stops reading a long answer no longer keeps an idle-stopping app awake: the
+/// write times out, the connection is closed and the app goes dormant (both paths).
+#[test]
+fn a_client_that_stops_reading_does_not_keep_an_app_awake() {
+    let e = TestEngine::start_with("client_write_timeout = 2\n");
+    e.ok(&["create", "lazy", "--idle-timeout", "2"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let request = format!("GET /_app/lazy/api/stream?mb=500 HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // The general path: the visit wakes the dormant app.
+    let reader = stalled_reader(e.proxy_port, &request);
+    e.wait_status("lazy", "running", Duration::from_secs(30));
+    let t0 = Instant::now();
+    e.wait_status("lazy", "stopped", Duration::from_secs(30));
+    eprintln!("general path: dormant {:?} after it ran", t0.elapsed());
+    drop(reader);
+    // The fast path: a plain GET on a new connection to the running app.
+    e.ok(&["start", "lazy"]);
+    let reader = stalled_reader(e.proxy_port, &request);
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    e.wait_status("lazy", "stopped", Duration::from_secs(30));
+    eprintln!("fast path: dormant {:?} after the request", t0.elapsed());
+    drop(reader);
+}
+
+/// Connections from one address beyond the cap are closed at once; another address is served.
+#[test]
+fn connections_over_the_cap_from_one_address_are_refused_and_others_served() {
+    let e = TestEngine::start_with("max_connections_per_ip = 4\n");
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Four idle connections: the cap.
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = raw(
+        e.proxy_port,
+        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.is_empty(), "a fifth connection was served: {out}");
+    // Another address (127.0.0.2, a loopback address of its own) is served.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = socket
+            .connect(([127, 0, 0, 1], e.proxy_port).into())
+            .await
+            .unwrap();
+        s.write_all(b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // One of the four closes: a new connection from the first address is served again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = raw(
+        e.proxy_port,
+        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}

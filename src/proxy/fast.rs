@@ -28,6 +28,7 @@ use hyper::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::limits::write_all;
 use super::{pages, upstream_path, AppEntry, Body, Proxy, Target, MAX_HEADER_BYTES};
 use crate::base::validate::MAIN;
 use crate::run::supervisor::Status;
@@ -380,19 +381,20 @@ async fn exchange(
     client: &mut TcpStream,
 ) -> Result<bool, ()> {
     let timeout = proxy.engine.config.upstream_timeout;
+    let stalled = proxy.engine.config.client_write_timeout;
     let mut resp = BytesMut::with_capacity(8192);
     let (mut conn, head_len) =
         match tokio::time::timeout(timeout, ask(pool, app.addr, plan, &mut resp)).await {
             Ok(Ok(got)) => got,
             Ok(Err(why)) => {
                 tracing::debug!(app = %app.name, "upstream error: {why}");
-                let _ =
-                    write_page(client, pages::bad_gateway(plan.wants_html, &app.name, &why)).await;
+                let page = pages::bad_gateway(plan.wants_html, &app.name, &why);
+                let _ = write_page(client, page, stalled).await;
                 return Err(());
             }
             Err(_) => {
                 let page = pages::gateway_timeout(plan.wants_html, &app.name, timeout);
-                let _ = write_page(client, page).await;
+                let _ = write_page(client, page, stalled).await;
                 return Err(());
             }
         };
@@ -470,7 +472,9 @@ async fn exchange(
     if used < resp.len() {
         app_keeps = false; // More than the answer: the app is not speaking HTTP/1.1 well.
     }
-    client.write_all(&out).await.map_err(|_| ())?;
+    // A client that stops reading fails the write after client_write_timeout: the app's
+    // connection and its activity are not held for it.
+    write_all(client, &out, stalled).await.map_err(|_| ())?;
     if !relay.done() {
         let mut chunk = vec![0u8; CHUNK];
         while !relay.done() {
@@ -482,7 +486,9 @@ async fn exchange(
                 return Err(());
             }
             let used = relay.feed(&chunk[..n]).map_err(|_| ())?;
-            client.write_all(&chunk[..used]).await.map_err(|_| ())?;
+            write_all(client, &chunk[..used], stalled)
+                .await
+                .map_err(|_| ())?;
             if used < n {
                 app_keeps = false;
                 break;
@@ -749,7 +755,11 @@ impl Relay {
 }
 
 /// One of Hangar's own answers, written out whole (they are small), then the connection closes.
-async fn write_page(client: &mut TcpStream, page: Response<Body>) -> std::io::Result<()> {
+async fn write_page(
+    client: &mut TcpStream,
+    page: Response<Body>,
+    stalled: Duration,
+) -> std::io::Result<()> {
     let (parts, body) = page.into_parts();
     let body = body
         .collect()
@@ -778,7 +788,7 @@ async fn write_page(client: &mut TcpStream, page: Response<Body>) -> std::io::Re
         .as_bytes(),
     );
     out.extend_from_slice(&body);
-    client.write_all(&out).await
+    write_all(client, &out, stalled).await
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod activity;
 mod fast;
+mod limits;
 mod pages;
 pub use pages::escape;
 mod wake;
@@ -127,6 +128,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
         tracing::error!("no proxy worker could start; the proxy is not serving");
         return;
     }
+    let peers = limits::Peers::new(engine.config.max_connections_per_ip);
     let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -138,12 +140,17 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
                 continue;
             }
         };
+        // One address holds at most max_connections_per_ip: over it, closed at once.
+        let Some(slot) = peers.admit(peer.ip()) else {
+            tracing::debug!(%peer, "over max_connections_per_ip; the connection is closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let Ok(stream) = stream.into_std() else {
             continue;
         };
         // Round robin; a worker whose queue is full passes its turn.
-        let mut conn = (stream, peer);
+        let mut conn = (stream, peer, slot);
         let mut placed = false;
         for _ in 0..queues.len() {
             next = (next + 1) % queues.len();
@@ -166,10 +173,10 @@ const MAX_WORKERS: usize = 16;
 /// Accepted connections waiting for a worker, per worker.
 const ACCEPT_QUEUE: usize = 1024;
 
-fn worker(
-    proxy: Arc<Proxy>,
-    mut accepted: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
-) {
+/// An accepted connection, its client's address and its place in that address's count.
+type Accepted = (std::net::TcpStream, SocketAddr, limits::Slot);
+
+fn worker(proxy: Arc<Proxy>, mut accepted: tokio::sync::mpsc::Receiver<Accepted>) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,7 +201,8 @@ fn worker(
         http.timer(TokioTimer::new())
             .max_header_size(MAX_HEADER_BYTES)
             .header_read_timeout(proxy.engine.config.client_header_timeout);
-        while let Some((stream, peer)) = accepted.recv().await {
+        let write_timeout = proxy.engine.config.client_write_timeout;
+        while let Some((stream, peer, slot)) = accepted.recv().await {
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                 continue;
             };
@@ -217,8 +225,14 @@ fn worker(
                         Ok::<_, Infallible>(answer)
                     }
                 });
+                let io = Replay {
+                    read,
+                    io: stream,
+                    deadline: limits::WriteDeadline::new(write_timeout),
+                    _slot: slot,
+                };
                 let _ = http
-                    .serve_connection(TokioIo::new(Replay { read, io: stream }), svc)
+                    .serve_connection(TokioIo::new(io), svc)
                     .with_upgrades()
                     .await;
             });
@@ -226,10 +240,14 @@ fn worker(
     });
 }
 
-/// A connection with bytes already read from it in front (the fast path's handover).
+/// A client connection with bytes already read from it in front (the fast path's handover);
+/// its writes fail once one makes no progress for `client_write_timeout`, and it holds its
+/// address's slot until it is dropped (after an upgrade too: the tunnel owns it).
 struct Replay {
     read: Bytes,
     io: tokio::net::TcpStream,
+    deadline: limits::WriteDeadline,
+    _slot: limits::Slot,
 }
 
 impl tokio::io::AsyncRead for Replay {
@@ -254,14 +272,18 @@ impl tokio::io::AsyncWrite for Replay {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let me = self.get_mut();
+        let outcome = std::pin::Pin::new(&mut me.io).poll_write(cx, buf);
+        me.deadline.check(cx, outcome)
     }
     fn poll_write_vectored(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let me = self.get_mut();
+        let outcome = std::pin::Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
+        me.deadline.check(cx, outcome)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
