@@ -40,6 +40,11 @@ fn client() -> Client {
         .unwrap()
 }
 
+/// A browser's navigation to `url` (it asks for HTML).
+fn navigate(c: &Client, url: String) -> reqwest::blocking::Response {
+    c.get(url).header(ACCEPT, HTML).send().unwrap()
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -451,11 +456,7 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
     let c = client();
 
     // A browser navigation gets the waiting page at once.
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().contains_key(RETRY_AFTER));
     let page = r.text().unwrap();
@@ -468,28 +469,22 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
     );
 
     // Its status stream shows the startup log lines as they come, then says ready.
-    let mut stream = c
+    let stream = c
         .get(e.proxy_url("/_app/page/_hangar/wait/page"))
         .send()
         .expect("status stream");
     assert_eq!(stream.status().as_u16(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !seen.contains("event: ready") {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended before ready: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let seen = read_stream(stream, "event: ready");
+    assert!(
+        seen.contains("event: ready"),
+        "the stream ended before ready: {seen}"
+    );
     assert!(seen.contains("event: state"), "{seen}");
     assert!(seen.contains("event: line"), "{seen}");
     assert!(seen.contains("booting: loading plugins"), "{seen}");
     // Then the page's reload reaches the app.
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().unwrap().contains("page"));
 
@@ -553,14 +548,11 @@ fn a_failing_start_gives_502_with_its_log_lines() {
     if r.status().as_u16() == 503 {
         let url = stream_url_of(&r.text().unwrap());
         assert_eq!(url, "/_app/web/_hangar/wait/web");
-        let mut s = c.get(e.proxy_url(&url)).send().unwrap();
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        while !seen.contains("event: failed") {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "the stream ended without failed: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
+        let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: failed");
+        assert!(
+            seen.contains("event: failed"),
+            "the stream ended without failed: {seen}"
+        );
         r = get_page();
     }
     assert_eq!(r.status().as_u16(), 502);
@@ -589,11 +581,7 @@ fn an_app_the_operator_stopped_is_not_woken() {
     let r = c.get(e.proxy_url("/_app/shut/api/info")).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(json(&r.text().unwrap())["error"]["code"], "stopped");
-    let r = c
-        .get(e.proxy_url("/_app/shut/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/shut/"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.text().unwrap().contains("stopped by the operator"));
     assert_eq!(e.status("shut"), "stopped");
@@ -886,11 +874,7 @@ fn the_wait_stream_is_served_only_to_requests_that_route_to_its_app() {
     let c = client();
 
     // Its waiting page names a stream that routes to it, and that stream is served.
-    let r = c
-        .get(e.proxy_url("/_app/secret/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/secret/"));
     assert_eq!(r.status().as_u16(), 503);
     let url = stream_url_of(&r.text().unwrap());
     let r = c.get(e.proxy_url(&url)).send().unwrap();
@@ -953,11 +937,7 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
         }
     };
 
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 503);
     let page = r.text().unwrap();
     let url = stream_url_of(&page);
@@ -970,11 +950,7 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
     clean("the stream", &seen);
     // The app did print them: they are in its log, for the operator.
     assert!(e.log_text("page").contains("booting: loading plugins"));
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 200);
 
     // A failed start: JSON for a program, a page for a browser.
@@ -983,20 +959,12 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
     let text = r.text().unwrap();
     assert_eq!(json(&text)["error"]["code"], "start_failed", "{text}");
     clean("the 502 JSON", &text);
-    let mut r = c
-        .get(e.proxy_url("/_app/web/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let mut r = navigate(&c, e.proxy_url("/_app/web/"));
     if r.status().as_u16() == 503 {
         let url = stream_url_of(&r.text().unwrap());
         let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: failed");
         clean("the stream of a failing start", &seen);
-        r = c
-            .get(e.proxy_url("/_app/web/"))
-            .header(ACCEPT, HTML)
-            .send()
-            .unwrap();
+        r = navigate(&c, e.proxy_url("/_app/web/"));
     }
     assert_eq!(r.status().as_u16(), 502);
     let page = r.text().unwrap();
