@@ -14,7 +14,8 @@ bin="$CARGO_TARGET_DIR/release/hangar"
 export HANGAR_DEMO_BIN="$CARGO_TARGET_DIR/release/hangar-demo"
 home="$(mktemp -d)"
 proxy=$((20000 + RANDOM % 10000)); api=$((proxy + 1))
-printf 'proxy_port = %s\napi_port = %s\napp_ports = "31000-31999"\n' "$proxy" "$api" > "$home/hangar.toml"
+# wrk opens its 1000 connections from one address: above the default max_connections_per_ip.
+printf 'proxy_port = %s\napi_port = %s\napp_ports = "31000-31999"\nmax_connections_per_ip = 4096\n' "$proxy" "$api" > "$home/hangar.toml"
 cleanup() { "$bin" --home "$home" kill >/dev/null 2>&1 || true; rm -rf "$home"; }
 trap cleanup EXIT
 "$bin" --home "$home" serve >"$home/serve.log" 2>&1 &

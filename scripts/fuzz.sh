@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz Hangar's input handling with cargo-fuzz (libFuzzer): hangar.toml parsing (`config`), the
-# validation rules and URL helpers (`validate`) and the API's JSON bodies (`api_json`).
+# validation rules and URL helpers (`validate`), the API's JSON bodies (`api_json`) and the
+# proxy's two request-head rewrites (`proxy_head`: the fast path and the general path agree).
 #
 #   scripts/fuzz.sh [SECONDS]     each target runs SECONDS (default 30), one after another
 #
@@ -21,7 +22,7 @@ fi
 cache="$HOME/.cache/hangar"
 target_dir="$cache/fuzz-target"
 work="$cache/fuzz-corpus"
-targets=(config validate api_json)
+targets=(config validate api_json proxy_head)
 # cargo-fuzz's default build: optimised, with debug assertions and overflow checks. No sanitizer:
 # the code under test is safe Rust, so panics and overflow checks are what find bugs here, and
 # ASan would slow every build and run down.

@@ -25,12 +25,13 @@ pub fn init_tracing() {
 }
 
 /// What the fuzz targets (`fuzz/`) reach that is not otherwise public: the API's request
-/// bodies. Not a stable interface.
+/// bodies, and the proxy's two head rewrites. Not a stable interface.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::api::types::{BackupBody, DbTest};
     pub use crate::engine::backup::RestoreRequest;
     pub use crate::engine::import::ImportRequest;
     pub use crate::engine::CreateApp;
+    pub use crate::proxy::heads_for_fuzzing as proxy_heads;
     pub use crate::store::registry::AppEdit;
 }

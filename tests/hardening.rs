@@ -318,3 +318,167 @@ health = "/_health"
         },
     );
 }
+
+// ---- Issue 15: security, round two ----------------------------------------------------------
+
+/// `archive` with its manifest (the first entry, JSON) changed by `edit`, written to `to`.
+fn with_manifest(archive: &str, to: &std::path::Path, edit: impl Fn(&mut Value)) {
+    let f = std::fs::File::open(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let out = std::fs::File::create(to).unwrap();
+    let mut output = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::fast(),
+    ));
+    for (i, entry) in input.entries().unwrap().enumerate() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if i == 0 {
+            let mut manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            edit(&mut manifest);
+            bytes = serde_json::to_vec(&manifest).unwrap();
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+        }
+        output.append(&header, bytes.as_slice()).unwrap();
+    }
+    output.into_inner().unwrap().finish().unwrap();
+}
+
+/// An app whose domain is `127.0.0.1` (or any IP literal, or a name under `.localhost`) would
+/// take every request to the front door, main and every `/_app/` path included: refused at
+/// create, edit and restore, with what is accepted.
+#[test]
+fn a_custom_domain_is_never_an_ip_address_or_localhost() {
+    let e = TestEngine::start();
+    for bad in [
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+        "10.0.0.7",
+        "127.1",
+        "0x7f.1",
+        "localhost",
+        "shop.localhost",
+    ] {
+        let err = e.fails(&["create", "d1", "--domain", bad]);
+        assert!(
+            err.contains("domain") && err.contains("app.example.com"),
+            "{bad}: {err}"
+        );
+    }
+    let err = e.fails(&["create", "d1", "--domain", "127.0.0.1"]);
+    assert!(err.contains("IP address"), "{err}");
+    e.ok(&["create", "d1", "--domain", "d1.example.test"]);
+    let (s, v) = e.api(
+        reqwest::Method::PATCH,
+        "/apps/d1",
+        Some(serde_json::json!({ "domain": "127.0.0.1" })),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["field"], "domain", "{v}");
+
+    // A restore goes through the same rule: an archive whose manifest names 127.0.0.1.
+    let out = e.ok(&["backup", "d1"]);
+    let archive = out
+        .split(" to ")
+        .nth(1)
+        .and_then(|r| r.split(" (").next())
+        .unwrap()
+        .to_string();
+    e.ok(&["delete", "d1", "--drop-db", "--yes"]);
+    let crafted = e.home_path().join("crafted.tar.gz");
+    with_manifest(&archive, &crafted, |m| {
+        m["app"]["domain"] = Value::String("127.0.0.1".into());
+    });
+    let err = e.fails(&["restore", crafted.to_str().unwrap()]);
+    assert!(err.contains("IP address"), "{err}");
+    assert!(
+        !e.list().iter().any(|a| a["name"] == "d1"),
+        "nothing was restored"
+    );
+    // The front door still routes by path and to main.
+    let (s, body) = e.get("/api/info");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"main\""), "{body}");
+}
+
+/// A process group of its own that lives until killed, standing in for an app left behind: its
+/// leader's pid and start time.
+fn lone_group() -> (std::process::Child, u32, u64) {
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new("sleep")
+        .arg("600")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = hangar::base::process::start_time(pid).unwrap();
+    (child, pid, started)
+}
+
+/// Write an app's recorded process straight into the registry of a stopped engine.
+fn record_pid(home: &std::path::Path, app: &str, pid: u32, started: u64, boot: &str) {
+    use sqlx::Connection;
+    common::sql::rt().block_on(async {
+        let url = format!("sqlite://{}", home.join("registry.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE apps SET pid = ?, pid_started = ? WHERE name = ?")
+            .bind(i64::from(pid))
+            .bind(started as i64)
+            .bind(app)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE apps SET pid_boot = ? WHERE name = ?")
+            .bind(boot)
+            .bind(app)
+            .execute(&mut db)
+            .await
+            .expect("the registry records the boot a pid belongs to");
+    });
+}
+
+/// A pid and start time recorded in another boot may name a live process of this one (pids and
+/// clock ticks start again at every boot): a record from another boot is never signalled, one
+/// from this boot is ended as before.
+#[test]
+fn a_recorded_process_from_another_boot_is_never_signalled() {
+    let mut e = TestEngine::start();
+    e.ok(&["create", "b1"]);
+    e.ok(&["create", "b2"]);
+    e.stop_engine();
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_string();
+    let other_boot = "00000000-0000-4000-8000-000000000000";
+    assert_ne!(this_boot, other_boot);
+    let (mut stranger, stranger_pid, stranger_started) = lone_group();
+    let (mut ours, ours_pid, ours_started) = lone_group();
+    record_pid(
+        e.home_path(),
+        "b1",
+        stranger_pid,
+        stranger_started,
+        other_boot,
+    );
+    record_pid(e.home_path(), "b2", ours_pid, ours_started, &this_boot);
+
+    e.spawn();
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Reaped here (they are this test's children), so "gone" is seen as such.
+    wait_until(
+        "this boot's leftover to be ended",
+        Duration::from_secs(20),
+        || matches!(ours.try_wait(), Ok(Some(_))),
+    );
+    assert!(
+        matches!(stranger.try_wait(), Ok(None)) && pid_alive(stranger_pid),
+        "a process recorded in another boot was signalled"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}

@@ -49,6 +49,9 @@ struct GenConfig {
     backup_keep_days: Option<u32>,
     wake_timeout: Option<u64>,
     upstream_timeout: Option<u64>,
+    show_app_output_to_visitors: Option<bool>,
+    client_write_timeout: Option<u64>,
+    max_connections_per_ip: Option<u32>,
     data_service: Option<String>,
     runtimes: BTreeMap<String, GenRuntime>,
     main_runtime: Option<String>,
@@ -75,8 +78,17 @@ fn env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
     )
 }
 
+/// Host names the domain rule accepts: the last label starts with a letter (a number there is an
+/// IP address to a browser) and is not `localhost`.
 fn domain() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 2..4).prop_map(|l| l.join("."))
+    (
+        prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..3),
+        "[a-z]([a-z0-9-]{0,8}[a-z0-9])?".prop_filter("not localhost", |l| l != "localhost"),
+    )
+        .prop_map(|(mut l, last)| {
+            l.push(last);
+            l.join(".")
+        })
 }
 
 fn secs() -> impl Strategy<Value = Option<u64>> {
@@ -176,11 +188,17 @@ fn config() -> impl Strategy<Value = GenConfig> {
             prop::option::of((1u64 << 20)..=u64::MAX / 2),
             prop::option::of(prop_oneof![Just("auto"), Just("proc"), Just("sysinfo")]),
         ),
+        (
+            prop::option::of(any::<bool>()),
+            secs(),
+            prop::option::of(1u32..=1_000_000),
+        ),
     )
         .prop_map(
             |(
                 ((proxy_port, api_port), proxy_bind, app_ports, keep, wake, upstream, data_service),
                 (runtimes, pick, enabled, main_port, main_domain, main_env, log_total, sampler),
+                (show_output, write_timeout, max_per_ip),
             )| {
                 let names: Vec<&String> = runtimes.keys().collect();
                 let main_runtime = (!names.is_empty()).then(|| pick.get(&names).to_string());
@@ -193,6 +211,9 @@ fn config() -> impl Strategy<Value = GenConfig> {
                     backup_keep_days: keep,
                     wake_timeout: wake,
                     upstream_timeout: upstream,
+                    show_app_output_to_visitors: show_output,
+                    client_write_timeout: write_timeout,
+                    max_connections_per_ip: max_per_ip,
                     data_service,
                     runtimes,
                     main_runtime,
@@ -253,6 +274,21 @@ fn doc(c: &GenConfig) -> Doc {
         &mut top,
         "upstream_timeout",
         c.upstream_timeout.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "client_write_timeout",
+        c.client_write_timeout.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "max_connections_per_ip",
+        c.max_connections_per_ip.map(|d| d.to_string()),
+    );
+    put(
+        &mut top,
+        "show_app_output_to_visitors",
+        c.show_app_output_to_visitors.map(|b| b.to_string()),
     );
     put(
         &mut top,
@@ -370,6 +406,20 @@ fn check_round_trip(g: &GenConfig, c: &Config) -> Result<(), TestCaseError> {
         c.upstream_timeout.as_secs(),
         g.upstream_timeout.unwrap_or(300)
     );
+    prop_assert_eq!(
+        c.client_write_timeout.as_secs(),
+        g.client_write_timeout.unwrap_or(60)
+    );
+    prop_assert_eq!(
+        c.max_connections_per_ip,
+        g.max_connections_per_ip.unwrap_or(256)
+    );
+    prop_assert_eq!(
+        c.show_app_output_to_visitors,
+        g.show_app_output_to_visitors
+            .unwrap_or(c.proxy_bind.is_loopback()),
+        "visitors see the app's output by default only on a loopback bind"
+    );
     prop_assert_eq!(&c.data_service, &g.data_service);
     prop_assert_eq!(
         c.log_total_max_bytes,
@@ -437,8 +487,22 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("", "wake_timeout", "0", "wake_timeout"),
     ("", "upstream_timeout", "86401", "upstream_timeout"),
     ("", "client_header_timeout", "-1", "client_header_timeout"),
+    ("", "client_write_timeout", "0", "client_write_timeout"),
+    ("", "max_connections_per_ip", "0", "max_connections_per_ip"),
+    (
+        "",
+        "max_connections_per_ip",
+        "1000001",
+        "max_connections_per_ip",
+    ),
     ("", "log_total_max_bytes", "1024", "log_total_max_bytes"),
     ("", "sampler", "\"fast\"", "sampler"),
+    (
+        "",
+        "show_app_output_to_visitors",
+        "\"yes\"",
+        "show_app_output_to_visitors",
+    ),
     ("", "proxy_prot", "1", "proxy_prot"),
     ("data_service", "url", "\"redis://x\"", "data_service.url"),
     ("data_service", "uri", "\"postgres://x\"", "uri"),
@@ -448,6 +512,8 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("main", "port", "0", "main.port"),
     ("main", "domain", "\"Not A Domain\"", "main.domain"),
     ("main", "domain", "\"localhost\"", "main.domain"),
+    ("main", "domain", "\"127.0.0.1\"", "main.domain"),
+    ("main", "domain", "\"shop.localhost\"", "main.domain"),
     ("main", "env", "{ PORT = \"1\" }", "main.env"),
     ("main", "env", "{ HANGAR_X = \"1\" }", "main.env"),
     ("RT", "command", "[]", "command"),
@@ -769,7 +835,10 @@ fn bad_create_field() -> impl Strategy<Value = (&'static str, Value, &'static st
             Just("a..com"),
             Just("-a.com"),
             Just("a.com/x"),
-            Just("a b.com")
+            Just("a b.com"),
+            Just("127.0.0.1"),
+            Just("[::1]"),
+            Just("app.localhost")
         ]
         .prop_map(|d| ("domain", json!(d), "domain")),
         (0u32..1024).prop_map(|p| ("port", json!(p), "port")),

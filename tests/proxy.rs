@@ -24,6 +24,11 @@ fn client() -> Client {
         .unwrap()
 }
 
+/// A browser's navigation to `url` (it asks for HTML).
+fn navigate(c: &Client, url: String) -> reqwest::blocking::Response {
+    c.get(url).header(ACCEPT, HTML).send().unwrap()
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -425,40 +430,35 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
     let c = client();
 
     // A browser navigation gets the waiting page at once.
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().contains_key(RETRY_AFTER));
     let page = r.text().unwrap();
     assert!(page.contains("Starting page"), "{page}");
-    assert!(page.contains("/_hangar/wait/page"), "{page}");
+    // Its stream is under the app's own path, so it routes to the app.
+    assert_eq!(
+        stream_url_of(&page),
+        "/_app/page/_hangar/wait/page",
+        "{page}"
+    );
 
     // Its status stream shows the startup log lines as they come, then says ready.
-    let mut stream = c
-        .get(e.proxy_url("/_hangar/wait/page"))
+    let stream = c
+        .get(e.proxy_url("/_app/page/_hangar/wait/page"))
         .send()
         .expect("status stream");
     assert_eq!(stream.status().as_u16(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !seen.contains("event: ready") {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended before ready: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let seen = read_stream(stream, "event: ready");
+    assert!(
+        seen.contains("event: ready"),
+        "the stream ended before ready: {seen}"
+    );
     assert!(seen.contains("event: state"), "{seen}");
     assert!(seen.contains("event: line"), "{seen}");
     assert!(seen.contains("booting: loading plugins"), "{seen}");
     // Then the page's reload reaches the app.
-    let r = c
-        .get(e.proxy_url("/_app/page/admin/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().unwrap().contains("page"));
 
@@ -478,6 +478,11 @@ fn waiting_page_for_browsers_and_held_requests_for_programs() {
 
     // An unknown name has no status stream.
     let r = c.get(e.proxy_url("/_hangar/wait/nope")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = c
+        .get(e.proxy_url("/_app/nope/_hangar/wait/nope"))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
 
@@ -515,15 +520,13 @@ fn a_failing_start_gives_502_with_its_log_lines() {
     };
     let mut r = get_page();
     if r.status().as_u16() == 503 {
-        assert!(r.text().unwrap().contains("/_hangar/wait/web"));
-        let mut s = c.get(e.proxy_url("/_hangar/wait/web")).send().unwrap();
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        while !seen.contains("event: failed") {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "the stream ended without failed: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
+        let url = stream_url_of(&r.text().unwrap());
+        assert_eq!(url, "/_app/web/_hangar/wait/web");
+        let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: failed");
+        assert!(
+            seen.contains("event: failed"),
+            "the stream ended without failed: {seen}"
+        );
         r = get_page();
     }
     assert_eq!(r.status().as_u16(), 502);
@@ -552,11 +555,7 @@ fn an_app_the_operator_stopped_is_not_woken() {
     let r = c.get(e.proxy_url("/_app/shut/api/info")).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(json(&r.text().unwrap())["error"]["code"], "stopped");
-    let r = c
-        .get(e.proxy_url("/_app/shut/"))
-        .header(ACCEPT, HTML)
-        .send()
-        .unwrap();
+    let r = navigate(&c, e.proxy_url("/_app/shut/"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.text().unwrap().contains("stopped by the operator"));
     assert_eq!(e.status("shut"), "stopped");
@@ -814,4 +813,291 @@ fn the_fast_path_rewrites_and_frames_like_the_general_path() {
         .as_bytes(),
     );
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+}
+
+// ---- Issue 15: what the front door shows strangers, and its bounds ---------------------------
+
+/// The waiting page's event stream URL, as the page itself names it.
+fn stream_url_of(page: &str) -> String {
+    let at = page
+        .find("new EventSource('")
+        .unwrap_or_else(|| panic!("no event stream in the page: {page}"));
+    let rest = &page[at + "new EventSource('".len()..];
+    rest[..rest.find('\'').unwrap()].to_string()
+}
+
+/// Read an event stream until `until` appears (or it ends); what was read.
+fn read_stream(mut r: reqwest::blocking::Response, until: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(until) {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_wait_stream_is_served_only_to_requests_that_route_to_its_app() {
+    let toml = demo_runtime("boot3", &["--boot-delay-ms", "3000"], "");
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "secret", "--runtime", "boot3"]);
+    e.ok(&["create", "shop", "--domain", "shop.test"]);
+    let c = client();
+
+    // Its waiting page names a stream that routes to it, and that stream is served.
+    let r = navigate(&c, e.proxy_url("/_app/secret/"));
+    assert_eq!(r.status().as_u16(), 503);
+    let url = stream_url_of(&r.text().unwrap());
+    let r = c.get(e.proxy_url(&url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    drop(r);
+
+    // A stranger asking for it by name, under a Host that routes elsewhere, gets nothing.
+    let here = format!("127.0.0.1:{}", e.proxy_port);
+    for host in [
+        "shop.test",
+        "shop.localhost",
+        here.as_str(),
+        "nope.localhost",
+    ] {
+        for path in ["/_hangar/wait/secret", "/_app/shop/_hangar/wait/secret"] {
+            let r = c.get(e.proxy_url(path)).header(HOST, host).send().unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().unwrap_or_default();
+            assert_eq!(status, 404, "{host} {path}: {body:.200}");
+            assert!(!body.contains("event: state"), "{host} {path}: {body:.200}");
+        }
+    }
+    // Under its own Host, the root form is its.
+    let r = c
+        .get(e.proxy_url("/_hangar/wait/secret"))
+        .header(HOST, "secret.localhost")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// On a LAN bind, nothing the app printed reaches a visitor: not on the waiting page, not in its
+/// stream, not in a failed start's answer (page or JSON), not as the reason it failed.
+#[test]
+fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
+    let mut toml = String::from("proxy_bind = \"0.0.0.0\"\n");
+    toml.push_str(&demo_runtime("boot2", &["--boot-delay-ms", "2000"], ""));
+    toml.push_str(&demo_runtime(
+        "broken",
+        &["--fail-boot"],
+        "restart_limit = 1",
+    ));
+    let e = TestEngine::start_with(&toml);
+    e.ok(&["create", "page", "--runtime", "boot2"]);
+    e.ok(&["create", "web", "--runtime", "broken"]);
+    e.ok(&["create", "api", "--runtime", "broken"]);
+    let c = client();
+    let app_output = [
+        "booting: loading plugins",
+        "hangar-demo",
+        "simulated failure",
+    ];
+    let clean = |what: &str, text: &str| {
+        for line in app_output {
+            assert!(
+                !text.contains(line),
+                "{what} shows the app's output {line:?}: {text}"
+            );
+        }
+    };
+
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
+    assert_eq!(r.status().as_u16(), 503);
+    let page = r.text().unwrap();
+    let url = stream_url_of(&page);
+    let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: ready");
+    assert!(seen.contains("event: ready"), "{seen}");
+    assert!(
+        seen.contains("event: state"),
+        "Hangar's own progress is shown: {seen}"
+    );
+    clean("the stream", &seen);
+    // The app did print them: they are in its log, for the operator.
+    assert!(e.log_text("page").contains("booting: loading plugins"));
+    let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
+    assert_eq!(r.status().as_u16(), 200);
+
+    // A failed start: JSON for a program, a page for a browser.
+    let r = c.get(e.proxy_url("/_app/api/api/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let text = r.text().unwrap();
+    assert_eq!(json(&text)["error"]["code"], "start_failed", "{text}");
+    clean("the 502 JSON", &text);
+    let mut r = navigate(&c, e.proxy_url("/_app/web/"));
+    if r.status().as_u16() == 503 {
+        let url = stream_url_of(&r.text().unwrap());
+        let seen = read_stream(c.get(e.proxy_url(&url)).send().unwrap(), "event: failed");
+        clean("the stream of a failing start", &seen);
+        r = navigate(&c, e.proxy_url("/_app/web/"));
+    }
+    assert_eq!(r.status().as_u16(), 502);
+    let page = r.text().unwrap();
+    assert!(page.contains("failed to start"), "{page}");
+    clean("the 502 page", &page);
+    assert!(e.log_text("web").contains("simulated failure"));
+}
+
+/// A Cookie header the proxy cannot read as text still loses the API's cookie, on both paths.
+#[test]
+fn the_token_cookie_is_stripped_from_a_cookie_header_that_is_not_text() {
+    let e = TestEngine::start();
+    e.ok(&["create", "eat"]);
+    e.ok(&["start", "eat"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let cookie = b"Cookie: a=\xff; hangar_token=secret; b=2\r\n";
+    // The fast path: a plain GET to a running app. The general path: the same with a body.
+    for (what, extra) in [
+        ("fast", &b""[..]),
+        ("general", &b"Content-Length: 2\r\n"[..]),
+    ] {
+        let mut req =
+            format!("GET /_app/eat/api/headers HTTP/1.1\r\nHost: {host}\r\n").into_bytes();
+        req.extend_from_slice(cookie);
+        req.extend_from_slice(extra);
+        req.extend_from_slice(b"Connection: close\r\n\r\n");
+        if !extra.is_empty() {
+            req.extend_from_slice(b"hi");
+        }
+        let out = raw_all(e.proxy_port, &req);
+        assert!(out.starts_with("HTTP/1.1 200"), "{what}: {out}");
+        let h = json(&out[out.find("\r\n\r\n").unwrap() + 4..]);
+        let seen = h["cookie"].as_str().unwrap_or("");
+        assert!(
+            !seen.contains("secret") && !seen.contains("hangar_token"),
+            "{what}: {h}"
+        );
+        assert!(
+            seen.starts_with("a=") && seen.ends_with("; b=2"),
+            "{what}: the rest is kept: {h}"
+        );
+    }
+}
+
+/// Client-sent forwarding headers reach an app the same way whichever path serves the request:
+/// X-Forwarded-For is the client's chain plus the peer, X-Forwarded-Host/-Proto/-Prefix are
+/// Hangar's own, every other X-Forwarded-*, Forwarded and X-Real-IP are dropped.
+#[test]
+fn both_paths_treat_client_forwarding_headers_the_same() {
+    let e = kept_and_stripped();
+    e.ok(&["start", "stripped"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let spoof = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\
+                 X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\
+                 X-Forwarded-Prefix: /evil\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Server: evil\r\n\
+                 Forwarded: for=6.6.6.6;host=evil.example\r\nX-Real-IP: 6.6.6.6\r\n";
+    let mut seen = Vec::new();
+    for (what, extra, body) in [("fast", "", ""), ("general", "Content-Length: 2\r\n", "hi")] {
+        let req = format!(
+            "GET /_app/stripped/api/headers HTTP/1.1\r\nHost: {host}\r\n{spoof}{extra}Connection: close\r\n\r\n{body}"
+        );
+        let out = raw_all(e.proxy_port, req.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200"), "{what}: {out}");
+        let mut h = json(&out[out.find("\r\n\r\n").unwrap() + 4..]);
+        assert_eq!(
+            h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1",
+            "{what}: {h}"
+        );
+        assert_eq!(h["x-forwarded-host"], host, "{what}: {h}");
+        assert_eq!(h["x-forwarded-proto"], "http", "{what}: {h}");
+        assert_eq!(h["x-forwarded-prefix"], "/_app/stripped", "{what}: {h}");
+        for dropped in [
+            "x-forwarded-port",
+            "x-forwarded-server",
+            "forwarded",
+            "x-real-ip",
+        ] {
+            assert!(h.get(dropped).is_none(), "{what}: {dropped} passed: {h}");
+        }
+        h.as_object_mut().unwrap().remove("content-length");
+        seen.push(h);
+    }
+    assert_eq!(seen[0], seen[1], "the two paths differ");
+}
+
+/// Open a connection, send `request`, read nothing: a client that stopped reading.
+fn stalled_reader(port: u16, request: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s
+}
+
+/// A client that stops reading a long answer no longer keeps an idle-stopping app awake: the
+/// write times out, the connection is closed and the app goes dormant (both paths).
+#[test]
+fn a_client_that_stops_reading_does_not_keep_an_app_awake() {
+    let e = TestEngine::start_with("client_write_timeout = 2\n");
+    e.ok(&["create", "lazy", "--idle-timeout", "2"]);
+    let host = format!("127.0.0.1:{}", e.proxy_port);
+    let request = format!("GET /_app/lazy/api/stream?mb=500 HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // The general path: the visit wakes the dormant app.
+    let reader = stalled_reader(e.proxy_port, &request);
+    e.wait_status("lazy", "running", Duration::from_secs(30));
+    let t0 = Instant::now();
+    e.wait_status("lazy", "stopped", Duration::from_secs(30));
+    eprintln!("general path: dormant {:?} after it ran", t0.elapsed());
+    drop(reader);
+    // The fast path: a plain GET on a new connection to the running app.
+    e.ok(&["start", "lazy"]);
+    let reader = stalled_reader(e.proxy_port, &request);
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    e.wait_status("lazy", "stopped", Duration::from_secs(30));
+    eprintln!("fast path: dormant {:?} after the request", t0.elapsed());
+    drop(reader);
+}
+
+/// Connections from one address beyond the cap are closed at once; another address is served.
+#[test]
+fn connections_over_the_cap_from_one_address_are_refused_and_others_served() {
+    let e = TestEngine::start_with("max_connections_per_ip = 4\n");
+    e.wait_status("main", "running", Duration::from_secs(30));
+    // Four idle connections: the cap.
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = raw(
+        e.proxy_port,
+        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.is_empty(), "a fifth connection was served: {out}");
+    // Another address (127.0.0.2, a loopback address of its own) is served.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = socket
+            .connect(([127, 0, 0, 1], e.proxy_port).into())
+            .await
+            .unwrap();
+        s.write_all(b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // One of the four closes: a new connection from the first address is served again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = raw(
+        e.proxy_port,
+        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }

@@ -48,6 +48,12 @@ fn domain_ok(s: &str) {
             "{s:?}"
         );
     }
+    // Never one of the front door's own addresses: an IP literal (a last label that is a
+    // number is one to a browser), localhost or a name under it.
+    assert!(s.parse::<std::net::IpAddr>().is_err(), "{s:?}");
+    let last = s.rsplit('.').next().unwrap_or("");
+    assert!(!last.bytes().all(|b| b.is_ascii_digit()), "{s:?}");
+    assert!(!last.starts_with("0x") && last != "localhost", "{s:?}");
 }
 
 fn env_ok(k: &str, v: &str) {

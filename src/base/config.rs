@@ -44,8 +44,15 @@ struct FileConfig {
     wake_timeout: Option<u64>,
     /// Seconds a client has to send a request's head before the proxy closes (default 30).
     client_header_timeout: Option<u64>,
+    /// Seconds a write to a client may make no progress before the proxy closes (default 60).
+    client_write_timeout: Option<u64>,
+    /// Client connections one IP address may hold open at once (default 256).
+    max_connections_per_ip: Option<u32>,
     /// Seconds the proxy waits for an app's response head before a 504 (default 300).
     upstream_timeout: Option<u64>,
+    /// Whether visitors of a starting or failed app see its output (default: yes on a loopback
+    /// `proxy_bind`, no otherwise).
+    show_app_output_to_visitors: Option<bool>,
     data_service: Option<FileDataService>,
     main: Option<FileMain>,
     #[serde(default)]
@@ -163,8 +170,17 @@ pub struct Config {
     pub wake_timeout: Duration,
     /// How long a client may take to send a request head (slow clients are cut off).
     pub client_header_timeout: Duration,
+    /// How long a write to a client may make no progress (a client that stopped reading is cut
+    /// off, so it holds neither the app's connection nor its activity).
+    pub client_write_timeout: Duration,
+    /// Client connections one IP address may hold open; more are closed at once.
+    pub max_connections_per_ip: u32,
     /// How long the proxy waits for an app's response head.
     pub upstream_timeout: Duration,
+    /// Whether the waiting page, its event stream and a failed start's answer show the app's
+    /// log lines and the reason its start failed (which may quote them): visitors then see what
+    /// the app printed. `show_app_output_to_visitors`; default: a loopback `proxy_bind`.
+    pub show_app_output_to_visitors: bool,
     pub data_service: Option<String>,
     pub main: MainApp,
     pub runtimes: BTreeMap<String, Runtime>,
@@ -397,6 +413,19 @@ impl Config {
         let client_header_timeout =
             top_secs(file.client_header_timeout, 30, "client_header_timeout")?;
         let upstream_timeout = top_secs(file.upstream_timeout, 300, "upstream_timeout")?;
+        let client_write_timeout = top_secs(file.client_write_timeout, 60, "client_write_timeout")?;
+        let max_connections_per_ip = match file.max_connections_per_ip.unwrap_or(256) {
+            n @ 1..=1_000_000 => n,
+            n => return Err(value_err(
+                "max_connections_per_ip".into(),
+                format!(
+                    "{n} is not accepted; a number of connections from 1 to 1000000 (default 256)"
+                ),
+            )),
+        };
+        let show_app_output_to_visitors = file
+            .show_app_output_to_visitors
+            .unwrap_or(proxy_bind.is_loopback());
         let data_service = match file.data_service {
             None => None,
             Some(ds) => {
@@ -591,7 +620,10 @@ impl Config {
             backup_keep_days,
             wake_timeout,
             client_header_timeout,
+            client_write_timeout,
+            max_connections_per_ip,
             upstream_timeout,
+            show_app_output_to_visitors,
             data_service,
             main: MainApp {
                 enabled: fm.enabled.unwrap_or(true),
@@ -783,6 +815,19 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("proxy_bind") && e.contains("0.0.0.0"), "{e}");
+        let c = parse("").unwrap();
+        assert_eq!(c.client_write_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections_per_ip, 256);
+        let c = parse("client_write_timeout = 5\nmax_connections_per_ip = 9").unwrap();
+        assert_eq!(c.client_write_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_connections_per_ip, 9);
+        let e = parse("max_connections_per_ip = 0").unwrap_err().to_string();
+        assert!(
+            e.contains("max_connections_per_ip") && e.contains("256"),
+            "{e}"
+        );
+        let e = parse("client_write_timeout = 0").unwrap_err().to_string();
+        assert!(e.contains("client_write_timeout"), "{e}");
         let e = parse("proxy_port = 5\napi_port = 5")
             .unwrap_err()
             .to_string();
@@ -856,6 +901,34 @@ env = { APP_ENV = "development", TZ = "UTC" }
         for word in nb.command.unwrap() {
             assert_eq!(expand(&word, &|_| None).as_deref(), Ok(word.as_str()));
         }
+    }
+
+    #[test]
+    fn app_output_is_shown_to_visitors_only_on_loopback_unless_told() {
+        assert!(parse("").unwrap().show_app_output_to_visitors);
+        assert!(
+            parse("proxy_bind = \"::1\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        assert!(
+            !parse("proxy_bind = \"0.0.0.0\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        assert!(
+            !parse("proxy_bind = \"192.168.1.5\"")
+                .unwrap()
+                .show_app_output_to_visitors
+        );
+        let c = parse("proxy_bind = \"0.0.0.0\"\nshow_app_output_to_visitors = true").unwrap();
+        assert!(c.show_app_output_to_visitors);
+        let c = parse("show_app_output_to_visitors = false").unwrap();
+        assert!(!c.show_app_output_to_visitors);
+        let e = parse("show_app_output_to_visitors = \"yes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("show_app_output_to_visitors"), "{e}");
     }
 
     #[test]

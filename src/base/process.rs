@@ -1,6 +1,8 @@
 //! Processes and process groups on Linux: spawn in a group of its own, signal the group,
-//! identify a pid beyond reuse (pid + start time from `/proc/<pid>/stat`).
+//! identify a pid beyond reuse (pid + start time from `/proc/<pid>/stat`, and the boot it ran
+//! in: both start again at every boot).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -93,6 +95,39 @@ pub fn group_is_ours(pgid: u32, started: u64) -> bool {
     }
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once; `None` where the kernel
+/// gives none.
+pub fn boot_id() -> Option<&'static str> {
+    static BOOT: OnceLock<Option<String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
+/// A process group an engine recorded: its leader's pid and start time, and the boot they
+/// belong to (`None`: recorded by an engine that did not note it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub pid: u32,
+    pub started: u64,
+    pub boot: Option<String>,
+}
+
+impl Recorded {
+    /// May this record's group be signalled? Only when it was recorded in this very boot (a pid
+    /// and start time from another boot may be a live process of this one) and the group is
+    /// still the one recorded ([`group_is_ours`]). A record whose boot is unknown never is.
+    pub fn is_ours(&self) -> bool {
+        let this_boot =
+            matches!((self.boot.as_deref(), boot_id()), (Some(b), Some(now)) if b == now);
+        this_boot && group_is_ours(self.pid, self.started)
+    }
+}
+
 /// SIGTERM the group, wait up to `grace` for it to empty, then SIGKILL what is left.
 /// Returns true when SIGKILL was needed.
 pub async fn end_group(pgid: u32, grace: Duration) -> bool {
@@ -118,5 +153,20 @@ mod tests {
         let t = start_time(me).unwrap();
         assert!(is_same(me, t));
         assert!(!is_same(me, t + 1));
+    }
+
+    #[test]
+    fn only_a_record_of_this_boot_is_ours() {
+        let me = std::process::id();
+        let started = start_time(me).unwrap();
+        let now = boot_id().expect("Linux has a boot id").to_string();
+        let record = |boot: Option<&str>| Recorded {
+            pid: me,
+            started,
+            boot: boot.map(str::to_string),
+        };
+        assert!(record(Some(&now)).is_ours());
+        assert!(!record(Some("00000000-0000-4000-8000-000000000000")).is_ours());
+        assert!(!record(None).is_ours(), "an unknown boot is never ours");
     }
 }

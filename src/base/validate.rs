@@ -65,9 +65,14 @@ pub fn name(name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-pub const DOMAIN_RULE: &str = "a domain is a host name such as app.example.com: labels of lowercase letters, digits and '-', separated by dots, no port, no scheme";
+pub const DOMAIN_RULE: &str = "a domain is a host name such as app.example.com: labels of lowercase letters, digits and '-', separated by dots, the last one not a number; no port, no scheme, no IP address, and not localhost or a name under .localhost (Hangar gives every app NAME.localhost itself)";
 
 /// A custom domain: a lowercase DNS host name with at least two labels, no port or scheme.
+///
+/// Never an IP address, in any spelling a browser reads as one (a last label that is a number:
+/// `127.0.0.1`, `127.1`, `0x7f.1`), nor `localhost` or a name under it: those are the
+/// front door's own addresses, and a domain catches every request whose Host it is (main and
+/// every `/_app/` path included).
 pub fn domain(domain: &str) -> Result<(), Invalid> {
     let bad = |why: String| Err(Invalid::new("domain", format!("{why}; {DOMAIN_RULE}")));
     if domain.is_empty() {
@@ -76,6 +81,13 @@ pub fn domain(domain: &str) -> Result<(), Invalid> {
     if domain.len() > 253 {
         return bad("the domain is longer than 253 characters".into());
     }
+    let unbracketed = domain
+        .strip_prefix('[')
+        .and_then(|d| d.strip_suffix(']'))
+        .unwrap_or(domain);
+    if unbracketed.parse::<std::net::IpAddr>().is_ok() {
+        return bad(format!("{domain:?} is an IP address, not a domain"));
+    }
     if domain.contains("://") || domain.contains('/') || domain.contains(':') {
         return bad(format!("{domain:?} is not a bare host name"));
     }
@@ -83,7 +95,7 @@ pub fn domain(domain: &str) -> Result<(), Invalid> {
     if labels.len() < 2 {
         return bad(format!("{domain:?} has a single label"));
     }
-    for label in labels {
+    for label in &labels {
         let ok_chars = label
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -95,6 +107,20 @@ pub fn domain(domain: &str) -> Result<(), Invalid> {
         {
             return bad(format!("{domain:?} has an invalid label {label:?}"));
         }
+    }
+    let last = labels[labels.len() - 1];
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return bad(format!(
+            "{domain:?} ends in a number, which browsers read as an IP address"
+        ));
+    }
+    if last == "localhost" {
+        return bad(format!(
+            "{domain:?} is under .localhost, which is Hangar's own (NAME.localhost reaches each app already)"
+        ));
     }
     Ok(())
 }
@@ -260,8 +286,34 @@ mod tests {
 
     #[test]
     fn domains() {
-        for ok in ["a.example.com", "x-1.localhost", "shop.test"] {
+        for ok in [
+            "a.example.com",
+            "shop.test",
+            "1.example.com",
+            "x.0xz",
+            "localhost.example",
+        ] {
             assert_eq!(domain(ok), Ok(()), "{ok}");
+        }
+        // The front door's own addresses: IP literals in any spelling, localhost and below.
+        for (bad, why) in [
+            ("127.0.0.1", "IP address"),
+            ("[::1]", "IP address"),
+            ("::1", "IP address"),
+            ("[fe80::1]", "IP address"),
+            ("10.1.2.3", "IP address"),
+            ("127.1", "number"),
+            ("0x7f.1", "number"),
+            ("a.0x7f", "number"),
+            ("x-1.localhost", ".localhost"),
+            ("a.b.localhost", ".localhost"),
+        ] {
+            let e = domain(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+            assert!(
+                e.message.contains("app.example.com"),
+                "says what is accepted: {e}"
+            );
         }
         for bad in [
             "",
@@ -320,6 +372,8 @@ mod tests {
         fn domains_never_carry_paths_ports_or_schemes(s in "\\PC{0,80}") {
             if domain(&s).is_ok() {
                 proptest::prop_assert!(!s.contains('/') && !s.contains(':') && !s.contains('@') && s.contains('.'));
+                proptest::prop_assert!(s.parse::<std::net::IpAddr>().is_err());
+                proptest::prop_assert!(!s.ends_with(".localhost"));
             }
         }
 

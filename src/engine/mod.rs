@@ -383,15 +383,18 @@ impl Engine {
         self.ensure_main().await?;
         let apps = self.registry.list().await?;
         for app in &apps {
-            if let Some((pid, started)) = app.pid {
+            if let Some(recorded) = &app.pid {
                 // A previous engine died without stopping this app. Its output pipes died with
                 // that engine, so it cannot be adopted with its logs: end what is left of its
-                // group (never a process that merely reused the pid).
-                if crate::base::process::group_alive(pid)
-                    && crate::base::process::group_is_ours(pid, started)
-                {
-                    tracing::warn!(app = %app.name, pid, "ending processes left by an engine that did not stop cleanly");
-                    crate::base::process::end_group(pid, Duration::from_secs(10)).await;
+                // group (never a process that merely reused the pid, nor one of another boot).
+                let pid = recorded.pid;
+                if crate::base::process::group_alive(pid) {
+                    if recorded.is_ours() {
+                        tracing::warn!(app = %app.name, pid, "ending processes left by an engine that did not stop cleanly");
+                        crate::base::process::end_group(pid, Duration::from_secs(10)).await;
+                    } else {
+                        tracing::info!(app = %app.name, pid, "a recorded process is not this boot's own (or not the one recorded); left alone");
+                    }
                 }
                 let _ = self.registry.set_pid(&app.name, None).await;
             }

@@ -11,7 +11,8 @@
 //! request the general path would have forwarded as is.
 //!
 //! Invariants: the request head the app gets carries the same rewrites as the general path
-//! (prefix, X-Forwarded-*, no token cookie, no hop-by-hop headers); bodies stream in bounded
+//! (prefix, the forwarding rule, no token cookie, no hop-by-hop headers), through the same
+//! functions (`fuzz/fuzz_targets/proxy_head.rs` compares the two); bodies stream in bounded
 //! chunks; a request is sent again on a new connection only when a kept connection turned out
 //! closed before any answer byte and the method is idempotent; a connection to an app is kept
 //! only after an answer whose end was known from its framing.
@@ -27,8 +28,8 @@ use hyper::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{pages, upstream_path, AppEntry, Body, Proxy, UpstreamPath, MAX_HEADER_BYTES};
-use crate::base::config::Prefix;
+use super::limits::write_all;
+use super::{pages, upstream_path, AppEntry, Body, Proxy, Target, MAX_HEADER_BYTES};
 use crate::base::validate::MAIN;
 use crate::run::supervisor::Status;
 
@@ -194,16 +195,61 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     req.parse(head).ok()?;
+    let plain = plain(&req)?;
+    let path = plain.path();
+    let route = proxy.route(plain.host, path).ok()?;
+    let app = route.app;
+    if (app.name == MAIN && !proxy.engine.config.main.enabled)
+        || app.state.borrow().status != Status::Running
+    {
+        return None;
+    }
+    let target = Target {
+        base: &app.base,
+        by_path: route.by_path,
+        prefix: app.prefix,
+    };
+    let out = upstream_head(&req, &plain, &target, peer)?;
+    Some(Plan {
+        strip: target.strips().then(|| app.base.clone()),
+        head: out,
+        head_method: plain.method == "HEAD",
+        idempotent: matches!(
+            plain.method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
+        close: plain.close,
+        wants_html: plain.wants_html,
+        app,
+    })
+}
+
+/// What this path needs of a request head it may serve.
+struct Plain<'a> {
+    method: &'a str,
+    /// Path and query, origin form.
+    pq: &'a str,
+    host: &'a str,
+    /// The client asked to close after this answer.
+    close: bool,
+    wants_html: bool,
+}
+
+impl Plain<'_> {
+    fn path(&self) -> &str {
+        self.pq.split_once('?').map_or(self.pq, |(p, _)| p)
+    }
+}
+
+/// Is this a plain request (HTTP/1.1, no body, no upgrade, `Expect` or unusual hop-by-hop
+/// header, one Host), and what it says; `None`: the general path's.
+fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     let (method, pq) = (req.method?, req.path?);
     if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') {
         return None;
     }
-    if pq.starts_with(super::wake::WAIT_PATH) {
-        return None;
-    }
     let mut host = None;
     let mut close = false;
-    let mut xff = None;
     let mut wants_html = false;
     for h in req.headers.iter() {
         let name = h.name;
@@ -230,80 +276,82 @@ fn plan(proxy: &Proxy, head: &[u8], peer: SocketAddr) -> Option<Plan> {
                     _ => return None,
                 }
             }
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") && xff.is_none() {
-            xff = Some(std::str::from_utf8(h.value).ok()?);
         } else if name.eq_ignore_ascii_case("accept") {
             wants_html = h.value.windows(9).any(|w| w == b"text/html");
         }
     }
-    let host = host?;
-    let path = pq.split_once('?').map_or(pq, |(p, _)| p);
-    let route = proxy.route(host, path).ok()?;
-    let app = route.app;
-    if (route.by_path && path == app.base)
-        || (app.name == MAIN && !proxy.engine.config.main.enabled)
-        || app.state.borrow().status != Status::Running
-    {
+    Some(Plain {
+        method,
+        pq,
+        host: host?,
+        close,
+        wants_html,
+    })
+}
+
+/// The head the app gets for a plain request routed to `target`: the path it wants, the
+/// client's headers without hop-by-hop ones, the token cookie and the forwarding headers the
+/// rule decides ([`super::forwarding`]), then Hangar's own forwarding headers. `None`: Hangar
+/// answers this one itself (the bare prefix, the waiting page's stream) or its path cannot be
+/// rewritten: the general path's.
+fn upstream_head(
+    req: &httparse::Request,
+    plain: &Plain,
+    target: &Target,
+    peer: SocketAddr,
+) -> Option<Vec<u8>> {
+    if super::own_answer(plain.path(), target).is_some() {
         return None;
     }
-    let mode = match (route.by_path, app.prefix) {
-        (true, Prefix::Strip) => UpstreamPath::Strip,
-        (false, Prefix::Keep) => UpstreamPath::AddBase,
-        _ => UpstreamPath::AsIs,
-    };
-    let upstream = upstream_path(&app.base, pq, mode)?;
-
-    let mut out = Vec::with_capacity(head.len() + 160);
-    for part in [method, " ", &upstream, " HTTP/1.1\r\n"] {
+    let upstream = upstream_path(target.base, plain.pq, target.upstream_path())?;
+    let mut out = Vec::with_capacity(plain.pq.len() + 512);
+    for part in [plain.method, " ", &upstream, " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }
+    let mut xff: Vec<&[u8]> = Vec::new();
     for h in req.headers.iter() {
         let name = h.name;
-        if super::is_hop_by_hop(name)
-            || name.len() > 12 && name[..12].eq_ignore_ascii_case("x-forwarded-")
-        {
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            xff.push(h.value);
+        }
+        if super::is_hop_by_hop(name) || super::is_forwarding(name) {
             continue;
         }
         if name.eq_ignore_ascii_case("cookie") {
-            let value = std::str::from_utf8(h.value).ok()?;
-            match crate::base::web::without_token_cookie(value) {
+            match crate::base::web::without_token_cookie(h.value) {
                 None => header_line(&mut out, name, h.value),
                 Some(rest) if rest.is_empty() => {}
-                Some(rest) => header_line(&mut out, name, rest.as_bytes()),
+                Some(rest) => header_line(&mut out, name, &rest),
             }
             continue;
         }
         header_line(&mut out, name, h.value);
     }
-    let ip = peer.ip().to_string();
-    match xff {
-        Some(prev) => header_line(
-            &mut out,
-            "X-Forwarded-For",
-            format!("{prev}, {ip}").as_bytes(),
-        ),
-        None => header_line(&mut out, "X-Forwarded-For", ip.as_bytes()),
-    }
-    if !host.is_empty() {
-        header_line(&mut out, "X-Forwarded-Host", host.as_bytes());
-    }
-    header_line(&mut out, "X-Forwarded-Proto", b"http");
-    if route.by_path {
-        header_line(&mut out, "X-Forwarded-Prefix", app.base.as_bytes());
+    let set = super::forwarding(
+        xff.into_iter(),
+        plain.host.as_bytes(),
+        peer,
+        target.public_prefix(),
+    );
+    for (name, value) in set {
+        header_line(&mut out, name, &value);
     }
     out.extend_from_slice(b"\r\n");
-    Some(Plan {
-        strip: (route.by_path && app.prefix == Prefix::Strip).then(|| app.base.clone()),
-        head: out,
-        head_method: method == "HEAD",
-        idempotent: matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        ),
-        close,
-        wants_html,
-        app,
-    })
+    Some(out)
+}
+
+/// The fast path's whole treatment of one request head, routed to `target`: the head the app
+/// gets, or `None` when this path hands it over (for the fuzz target: see
+/// [`super::heads_for_fuzzing`]).
+pub(super) fn fast_head(head: &[u8], target: &Target, peer: SocketAddr) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        _ => return None,
+    }
+    let plain = plain(&req)?;
+    upstream_head(&req, &plain, target, peer)
 }
 
 fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -333,19 +381,20 @@ async fn exchange(
     client: &mut TcpStream,
 ) -> Result<bool, ()> {
     let timeout = proxy.engine.config.upstream_timeout;
+    let stalled = proxy.engine.config.client_write_timeout;
     let mut resp = BytesMut::with_capacity(8192);
     let (mut conn, head_len) =
         match tokio::time::timeout(timeout, ask(pool, app.addr, plan, &mut resp)).await {
             Ok(Ok(got)) => got,
             Ok(Err(why)) => {
                 tracing::debug!(app = %app.name, "upstream error: {why}");
-                let _ =
-                    write_page(client, pages::bad_gateway(plan.wants_html, &app.name, &why)).await;
+                let page = pages::bad_gateway(plan.wants_html, &app.name, &why);
+                let _ = write_page(client, page, stalled).await;
                 return Err(());
             }
             Err(_) => {
                 let page = pages::gateway_timeout(plan.wants_html, &app.name, timeout);
-                let _ = write_page(client, page).await;
+                let _ = write_page(client, page, stalled).await;
                 return Err(());
             }
         };
@@ -423,7 +472,9 @@ async fn exchange(
     if used < resp.len() {
         app_keeps = false; // More than the answer: the app is not speaking HTTP/1.1 well.
     }
-    client.write_all(&out).await.map_err(|_| ())?;
+    // A client that stops reading fails the write after client_write_timeout: the app's
+    // connection and its activity are not held for it.
+    write_all(client, &out, stalled).await.map_err(|_| ())?;
     if !relay.done() {
         let mut chunk = vec![0u8; CHUNK];
         while !relay.done() {
@@ -435,7 +486,9 @@ async fn exchange(
                 return Err(());
             }
             let used = relay.feed(&chunk[..n]).map_err(|_| ())?;
-            client.write_all(&chunk[..used]).await.map_err(|_| ())?;
+            write_all(client, &chunk[..used], stalled)
+                .await
+                .map_err(|_| ())?;
             if used < n {
                 app_keeps = false;
                 break;
@@ -702,7 +755,11 @@ impl Relay {
 }
 
 /// One of Hangar's own answers, written out whole (they are small), then the connection closes.
-async fn write_page(client: &mut TcpStream, page: Response<Body>) -> std::io::Result<()> {
+async fn write_page(
+    client: &mut TcpStream,
+    page: Response<Body>,
+    stalled: Duration,
+) -> std::io::Result<()> {
     let (parts, body) = page.into_parts();
     let body = body
         .collect()
@@ -731,7 +788,7 @@ async fn write_page(client: &mut TcpStream, page: Response<Body>) -> std::io::Re
         .as_bytes(),
     );
     out.extend_from_slice(&body);
-    client.write_all(&out).await
+    write_all(client, &out, stalled).await
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //!
 //! Invariants: bodies stream both ways and are never held whole; headers are bounded (64 KiB,
 //! else 431) and malformed requests get 400 from hyper; the proxy never serves the API (its only
-//! own path is the waiting page's status stream under `/_hangar/wait/`); a panic while handling
+//! own path is the waiting page's status stream, `/_hangar/wait/<name>` under the place that
+//! routes to that app, and only there); a panic while handling
 //! one request answers that request with 500 and harms no other (each connection is its own
 //! task); one slow or dead app never holds up another.
 
 mod activity;
 mod fast;
+mod limits;
 mod pages;
 pub use pages::escape;
 mod wake;
@@ -126,6 +128,7 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
         tracing::error!("no proxy worker could start; the proxy is not serving");
         return;
     }
+    let peers = limits::Peers::new(engine.config.max_connections_per_ip);
     let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -137,12 +140,17 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
                 continue;
             }
         };
+        // One address holds at most max_connections_per_ip: over it, closed at once.
+        let Some(slot) = peers.admit(peer.ip()) else {
+            tracing::debug!(%peer, "over max_connections_per_ip; the connection is closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let Ok(stream) = stream.into_std() else {
             continue;
         };
         // Round robin; a worker whose queue is full passes its turn.
-        let mut conn = (stream, peer);
+        let mut conn = (stream, peer, slot);
         let mut placed = false;
         for _ in 0..queues.len() {
             next = (next + 1) % queues.len();
@@ -165,10 +173,10 @@ const MAX_WORKERS: usize = 16;
 /// Accepted connections waiting for a worker, per worker.
 const ACCEPT_QUEUE: usize = 1024;
 
-fn worker(
-    proxy: Arc<Proxy>,
-    mut accepted: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
-) {
+/// An accepted connection, its client's address and its place in that address's count.
+type Accepted = (std::net::TcpStream, SocketAddr, limits::Slot);
+
+fn worker(proxy: Arc<Proxy>, mut accepted: tokio::sync::mpsc::Receiver<Accepted>) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +201,8 @@ fn worker(
         http.timer(TokioTimer::new())
             .max_header_size(MAX_HEADER_BYTES)
             .header_read_timeout(proxy.engine.config.client_header_timeout);
-        while let Some((stream, peer)) = accepted.recv().await {
+        let write_timeout = proxy.engine.config.client_write_timeout;
+        while let Some((stream, peer, slot)) = accepted.recv().await {
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                 continue;
             };
@@ -216,8 +225,14 @@ fn worker(
                         Ok::<_, Infallible>(answer)
                     }
                 });
+                let io = Replay {
+                    read,
+                    io: stream,
+                    deadline: limits::WriteDeadline::new(write_timeout),
+                    _slot: slot,
+                };
                 let _ = http
-                    .serve_connection(TokioIo::new(Replay { read, io: stream }), svc)
+                    .serve_connection(TokioIo::new(io), svc)
                     .with_upgrades()
                     .await;
             });
@@ -225,10 +240,14 @@ fn worker(
     });
 }
 
-/// A connection with bytes already read from it in front (the fast path's handover).
+/// A client connection with bytes already read from it in front (the fast path's handover);
+/// its writes fail once one makes no progress for `client_write_timeout`, and it holds its
+/// address's slot until it is dropped (after an upgrade too: the tunnel owns it).
 struct Replay {
     read: Bytes,
     io: tokio::net::TcpStream,
+    deadline: limits::WriteDeadline,
+    _slot: limits::Slot,
 }
 
 impl tokio::io::AsyncRead for Replay {
@@ -253,14 +272,18 @@ impl tokio::io::AsyncWrite for Replay {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let me = self.get_mut();
+        let outcome = std::pin::Pin::new(&mut me.io).poll_write(cx, buf);
+        me.deadline.check(cx, outcome)
     }
     fn poll_write_vectored(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let me = self.get_mut();
+        let outcome = std::pin::Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
+        me.deadline.check(cx, outcome)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
@@ -361,7 +384,17 @@ impl Proxy {
                 name: a.name.clone(),
             });
             if let Some(d) = &a.domain {
-                t.domains.insert(d.to_ascii_lowercase(), entry.clone());
+                let d = d.to_ascii_lowercase();
+                // A registry from before the domain rule refused IP addresses and .localhost
+                // may hold one: it would take every request to the front door.
+                match crate::base::validate::domain(&d) {
+                    Ok(()) => {
+                        t.domains.insert(d, entry.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = %a.name, "its domain is not routed: {e}");
+                    }
+                }
             }
             t.apps.insert(a.name, entry);
         }
@@ -372,16 +405,19 @@ impl Proxy {
         }
     }
 
+    /// What of a start visitors may see.
+    fn shown(&self) -> wake::Shown {
+        wake::Shown {
+            output: self.engine.config.show_app_output_to_visitors,
+        }
+    }
+
     /// Every app the proxy knows.
     fn apps(&self) -> Vec<Arc<AppEntry>> {
         self.table
             .read()
             .map(|t| t.apps.values().cloned().collect())
             .unwrap_or_default()
-    }
-
-    fn entry(&self, name: &str) -> Option<Arc<AppEntry>> {
-        self.table.read().ok()?.apps.get(name).cloned()
     }
 
     /// Choose the app: custom domain, then `<name>.localhost` (any port), then
@@ -451,13 +487,6 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        // 0. Hangar's own path on every host: the waiting page's status stream.
-        if let Some(name) = req.uri().path().strip_prefix(wake::WAIT_PATH) {
-            return match self.entry(name) {
-                Some(app) if req.method() == Method::GET => wake::status_stream(app),
-                _ => not_found(&req, name),
-            };
-        }
         if req.method() == Method::CONNECT {
             return pages::error(
                 pages::wants_html(req.headers()),
@@ -471,12 +500,7 @@ impl Proxy {
         }
 
         // 1. Route: custom domain, `<name>.localhost`, `/_app/<name>/`, else main.
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| HeaderValue::from_str(a.as_str()).ok())
-            .unwrap_or_else(|| req.headers().get(header::HOST).cloned())
-            .unwrap_or_else(|| HeaderValue::from_static(""));
+        let host = request_host(&req);
         let route = match self
             .route_fresh(host.to_str().unwrap_or(""), req.uri().path())
             .await
@@ -485,16 +509,32 @@ impl Proxy {
             Err(name) => return not_found(&req, &name),
         };
         let app = route.app;
-        if route.by_path && req.uri().path() == app.base {
-            let q = req
-                .uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            return pages::redirect(&format!("{}/{q}", app.base));
-        }
         if app.name == MAIN && !self.engine.config.main.enabled {
             return not_found(&req, MAIN);
+        }
+        let target = Target {
+            base: &app.base,
+            by_path: route.by_path,
+            prefix: app.prefix,
+        };
+        match own_answer(req.uri().path(), &target) {
+            None => {}
+            Some(Own::BarePrefix) => {
+                let q = req
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                return pages::redirect(&format!("{}/{q}", app.base));
+            }
+            // The waiting page's status stream, of the app the request routes to (never of
+            // another app by its name: a stranger's Host routes elsewhere).
+            Some(Own::WaitStream(name)) => {
+                return match name == app.name && req.method() == Method::GET {
+                    true => wake::status_stream(app.clone(), self.shown()),
+                    false => not_found(&req, name),
+                };
+            }
         }
 
         // 2. It is activity (idle stop) until its answer is sent; waits out an idle stop.
@@ -503,26 +543,18 @@ impl Proxy {
         // 3. Make sure the app runs: a stopped on-visit app starts here, once however many
         //    wait; browsers see the waiting page, programs are held (wake.rs).
         if app.state.borrow().status != Status::Running {
-            if let Err(answer) = wake::wake(&self, &app, &req).await {
+            if let Err(answer) = wake::wake(&self, &app, &req, route.by_path).await {
                 return answer;
             }
         }
 
         // 4. Rewrite the request for the app: its address, the prefix kept or stripped (an app
         //    that keeps it and is reached by its Host gets it too), the X-Forwarded-* headers.
-        let strip = route.by_path && app.prefix == Prefix::Strip;
-        let path = match (route.by_path, app.prefix) {
-            (true, Prefix::Strip) => UpstreamPath::Strip,
-            (false, Prefix::Keep) => UpstreamPath::AddBase,
-            _ => UpstreamPath::AsIs,
-        };
-        match upstream_uri(&app, req.uri(), path) {
-            Some(uri) => *req.uri_mut() = uri,
-            None => return bad_request(&req),
-        }
+        let strip = target.strips();
         let upgrade = req.headers().get(header::UPGRADE).cloned();
-        let prefix = route.by_path.then_some(app.base.as_str());
-        forward_headers(req.headers_mut(), &host, peer, prefix, upgrade.is_some());
+        if rewrite_request(&mut req, &target, &app.authority, &host, peer).is_none() {
+            return bad_request(&req);
+        }
 
         // 5. Upgrades (WebSocket and others) become a tunnel, active while it is open.
         if let Some(protocol) = upgrade {
@@ -627,6 +659,176 @@ fn bad_request<B>(req: &Request<B>) -> Response<Body> {
     )
 }
 
+/// Where routing sent a request, as its rewrite needs it.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    /// The app's `/_app/<name>`.
+    base: &'a str,
+    /// The path (`/_app/<name>/…`) chose the app, rather than the Host.
+    by_path: bool,
+    prefix: Prefix,
+}
+
+impl Target<'_> {
+    /// The path the app wants: an app that strips the prefix loses it when the path chose it;
+    /// one that keeps it gets it added when its Host chose it.
+    fn upstream_path(&self) -> UpstreamPath {
+        match (self.by_path, self.prefix) {
+            (true, Prefix::Strip) => UpstreamPath::Strip,
+            (false, Prefix::Keep) => UpstreamPath::AddBase,
+            _ => UpstreamPath::AsIs,
+        }
+    }
+
+    /// Its answers' Location and cookie paths go back under the prefix.
+    fn strips(&self) -> bool {
+        self.by_path && self.prefix == Prefix::Strip
+    }
+
+    /// The public prefix the app is told (`X-Forwarded-Prefix`): only when the path chose it.
+    fn public_prefix(&self) -> Option<&str> {
+        self.by_path.then_some(self.base)
+    }
+}
+
+/// What a request says its Host is: the authority of an absolute-form target, else the Host
+/// header, else nothing.
+fn request_host<B>(req: &Request<B>) -> HeaderValue {
+    req.uri()
+        .authority()
+        .map(|a| HeaderValue::from_str(a.as_str()).ok())
+        .unwrap_or_else(|| req.headers().get(header::HOST).cloned())
+        .unwrap_or_else(|| HeaderValue::from_static(""))
+}
+
+/// A routed request Hangar answers itself, before any app is asked.
+enum Own<'a> {
+    /// `/_app/<name>` without its slash: redirected under it.
+    BarePrefix,
+    /// The waiting page's status stream of the app named.
+    WaitStream(&'a str),
+}
+
+/// Does Hangar answer this routed request itself? Both paths ask (the fast path then hands it
+/// to the general one).
+fn own_answer<'a>(path: &'a str, target: &Target) -> Option<Own<'a>> {
+    if target.by_path && path == target.base {
+        return Some(Own::BarePrefix);
+    }
+    wake::wait_stream(path, target.base, target.by_path).map(Own::WaitStream)
+}
+
+/// The general path's step 4: the request as the app gets it, its URI (the app's address, the
+/// path it wants) and headers. `None`: the path cannot be rewritten (the client gets 400).
+fn rewrite_request<B>(
+    req: &mut Request<B>,
+    target: &Target,
+    authority: &Authority,
+    host: &HeaderValue,
+    peer: SocketAddr,
+) -> Option<()> {
+    let uri = upstream_uri(target.base, authority, req.uri(), target.upstream_path())?;
+    *req.uri_mut() = uri;
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    forward_headers(
+        req.headers_mut(),
+        host,
+        peer,
+        target.public_prefix(),
+        upgrade,
+    );
+    Some(())
+}
+
+/// The general path's treatment of one request head routed to `target`, as a pure function
+/// (for the fuzz target, see [`heads_for_fuzzing`]): parsed as hyper parses it (httparse, then
+/// the `http` types, which refuse what they cannot hold), answered by Hangar itself where
+/// [`Proxy::handle`] would (CONNECT, [`own_answer`], a path that cannot be rewritten): `None`;
+/// else rewritten by [`rewrite_request`] and written out as hyper's client writes it (origin
+/// form; a Host from the app's address only when the client sent none).
+fn general_head(
+    head: &[u8],
+    target: &Target,
+    authority: &Authority,
+    peer: SocketAddr,
+) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        _ => return None,
+    }
+    let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
+    let uri: Uri = parsed.path?.parse().ok()?;
+    let version = match parsed.version? {
+        0 => hyper::Version::HTTP_10,
+        _ => hyper::Version::HTTP_11,
+    };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(version)
+        .body(())
+        .ok()?;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        req.headers_mut().append(name, value);
+    }
+    if req.method() == Method::CONNECT || own_answer(req.uri().path(), target).is_some() {
+        return None;
+    }
+    let host = request_host(&req);
+    rewrite_request(&mut req, target, authority, &host, peer)?;
+    if !req.headers().contains_key(header::HOST) {
+        let h = HeaderValue::from_str(authority.as_str()).ok()?;
+        req.headers_mut().insert(header::HOST, h);
+    }
+    let mut out = Vec::with_capacity(head.len() + 256);
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(pq.as_bytes());
+    out.extend_from_slice(match req.version() {
+        hyper::Version::HTTP_10 => b" HTTP/1.0\r\n",
+        _ => b" HTTP/1.1\r\n",
+    });
+    for (name, value) in req.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(out)
+}
+
+/// Both paths' rewrite of one request head, for `fuzz/fuzz_targets/proxy_head.rs`: `head` as a
+/// client sent it, routed to app `app` by its path (`by_path`) or its Host, with its prefix
+/// stripped or kept. Returns (fast path, general path): the head the app would get, or `None`
+/// when that path does not forward it as is (the fast path hands it over; the general path
+/// answers it itself or refuses it). Not a stable interface.
+#[doc(hidden)]
+pub fn heads_for_fuzzing(
+    head: &[u8],
+    app: &str,
+    by_path: bool,
+    strip: bool,
+    peer: SocketAddr,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let base = crate::run::launch::base_path(app);
+    let target = Target {
+        base: &base,
+        by_path,
+        prefix: if strip { Prefix::Strip } else { Prefix::Keep },
+    };
+    let authority = Authority::from_static("127.0.0.1:14000");
+    (
+        fast::fast_head(head, &target, peer),
+        general_head(head, &target, &authority, peer),
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum UpstreamPath {
     AsIs,
@@ -638,10 +840,10 @@ enum UpstreamPath {
 }
 
 /// The app's own address with the path it wants.
-fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
+fn upstream_uri(base: &str, authority: &Authority, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
     let pq = match uri.path_and_query() {
         None => PathAndQuery::from_static("/"),
-        Some(pq) => match upstream_path(&app.base, pq.as_str(), path)? {
+        Some(pq) => match upstream_path(base, pq.as_str(), path)? {
             // Unchanged: no copy.
             std::borrow::Cow::Borrowed(p) if p.len() == pq.as_str().len() => pq.clone(),
             p => PathAndQuery::try_from(p.as_ref()).ok()?,
@@ -649,7 +851,7 @@ fn upstream_uri(app: &AppEntry, uri: &Uri, path: UpstreamPath) -> Option<Uri> {
     };
     let mut parts = hyper::http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(app.authority.clone());
+    parts.authority = Some(authority.clone());
     parts.path_and_query = Some(pq);
     Uri::from_parts(parts).ok()
 }
@@ -733,26 +935,71 @@ fn forward_headers(
 ) {
     strip_hop_headers(h, upgrade);
     crate::base::web::strip_token_cookie(h);
-    let ip = peer.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    let set = forwarding(
+        h.get_all("x-forwarded-for")
+            .iter()
+            .map(HeaderValue::as_bytes),
+        host.as_bytes(),
+        peer,
+        prefix,
+    );
+    let client_sent: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| is_forwarding(n.as_str()))
+        .cloned()
+        .collect();
+    for n in client_sent {
+        h.remove(n);
     }
+    for (name, value) in set {
+        // Valid header bytes joined with ASCII: valid; were it not, the header is left out.
+        if let Ok(v) = HeaderValue::from_bytes(&value) {
+            h.append(name, v);
+        }
+    }
+}
+
+/// The forwarding rule, the same on both paths. Hangar is the app's reverse proxy and vouches
+/// only for what it saw itself:
+/// - `X-Forwarded-For`: the chain the client sent (every such header, in order) and then the
+///   peer's address: the last entry is the one Hangar saw;
+/// - `X-Forwarded-Host`, `-Proto`, `-Prefix`: Hangar's own (the Host it routed by, `http`, and
+///   the `/_app/<name>` prefix only when the path chose the app); a client's are dropped;
+/// - every other `X-Forwarded-*` (`-Port`, `-Server`, `-Ssl`, …), `Forwarded` (RFC 7239) and
+///   `X-Real-IP`: dropped, so an app that reads them (for a visitor's address, for absolute
+///   URLs, to decide it is behind HTTPS) never takes a client's word for them.
+///
+/// Is `name` one of the headers this rule decides (the client's copy is never forwarded)?
+fn is_forwarding(name: &str) -> bool {
+    (name.len() > 12 && name[..12].eq_ignore_ascii_case("x-forwarded-"))
+        || name.eq_ignore_ascii_case("forwarded")
+        || name.eq_ignore_ascii_case("x-real-ip")
+}
+
+/// The forwarding headers the app gets (see [`is_forwarding`]), from the client's
+/// `X-Forwarded-For` values, the Host the request was routed by (empty: none), the peer, and
+/// the public prefix.
+fn forwarding<'a>(
+    client_xff: impl Iterator<Item = &'a [u8]>,
+    host: &[u8],
+    peer: SocketAddr,
+    prefix: Option<&str>,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut xff = Vec::new();
+    for prev in client_xff {
+        xff.extend_from_slice(prev);
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(peer.ip().to_string().as_bytes());
+    let mut set = vec![("x-forwarded-for", xff)];
     if !host.is_empty() {
-        h.insert("x-forwarded-host", host.clone());
+        set.push(("x-forwarded-host", host.to_vec()));
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
-        Some(v) => {
-            h.insert("x-forwarded-prefix", v);
-        }
-        None => {
-            h.remove("x-forwarded-prefix");
-        }
+    set.push(("x-forwarded-proto", b"http".to_vec()));
+    if let Some(p) = prefix {
+        set.push(("x-forwarded-prefix", p.as_bytes().to_vec()));
     }
+    set
 }
 
 /// With the prefix stripped, the app's absolute paths must go back under it.
@@ -835,6 +1082,74 @@ mod tests {
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let r = guarded(async { pages::redirect("/x/") }).await;
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    }
+
+    /// The request line, then the header lines with lowercase names, sorted (the order of
+    /// different names means nothing to an app).
+    fn lines(head: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(head);
+        let mut l: Vec<String> = text.split("\r\n").map(str::to_string).collect();
+        let mut fields: Vec<String> = l
+            .split_off(1)
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| match f.split_once(':') {
+                Some((n, v)) => format!("{}:{v}", n.to_ascii_lowercase()),
+                None => f,
+            })
+            .collect();
+        fields.sort();
+        l.extend(fields);
+        l
+    }
+
+    #[test]
+    fn both_paths_rewrite_a_head_alike() {
+        let peer = SocketAddr::from(([10, 0, 0, 9], 40000));
+        let spoof = "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Host: e\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n";
+        for (path, by_path, strip) in [
+            ("/_app/shop/api?x=1", true, false),
+            ("/_app/shop/api?x=1", true, true),
+            ("/api?x=1", false, false),
+            ("/_app/shop/api", false, true),
+        ] {
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nCookie: a=\u{e9}; hangar_token=s\r\n{spoof}Connection: keep-alive\r\n\r\n"
+            );
+            let (fast, general) = heads_for_fuzzing(head.as_bytes(), "shop", by_path, strip, peer);
+            let (fast, general) = (lines(&fast.unwrap()), lines(&general.unwrap()));
+            assert_eq!(fast, general, "{path} {by_path} {strip}");
+            let all = fast.join("\n");
+            assert!(
+                all.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9"),
+                "{all}"
+            );
+            assert!(all.contains("cookie: a=\u{e9}\n"), "{all}");
+            for gone in [
+                "hangar_token",
+                "forwarded:",
+                "x-real-ip",
+                "x-forwarded-port",
+                ": e\n",
+            ] {
+                assert!(!all.contains(gone), "{gone}: {all}");
+            }
+        }
+        // What the general path answers itself, the fast path never forwards.
+        for (head, by_path) in [
+            ("GET /_app/shop HTTP/1.1\r\nHost: h\r\n\r\n", true),
+            (
+                "GET /_app/shop/_hangar/wait/shop HTTP/1.1\r\nHost: h\r\n\r\n",
+                true,
+            ),
+            ("GET /_hangar/wait/shop HTTP/1.1\r\nHost: h\r\n\r\n", false),
+        ] {
+            assert_eq!(
+                heads_for_fuzzing(head.as_bytes(), "shop", by_path, false, peer),
+                (None, None),
+                "{head}"
+            );
+        }
     }
 
     #[test]

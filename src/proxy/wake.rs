@@ -3,15 +3,21 @@
 //! The supervisor starts the app once however many ask ([`crate::run::supervisor::Supervisor::wake`]
 //! queues the waiters); this module decides what each visitor sees meanwhile:
 //! - a browser navigation (GET with `Accept: text/html`) gets the waiting page unless the app
-//!   is ready within a short grace; the page follows `/_hangar/wait/<name>` (server-sent
-//!   events: state, startup log lines, progress) and reloads itself when the app is ready;
+//!   is ready within a short grace; the page follows `/_hangar/wait/<name>` under the place
+//!   that routes to the app (`/_app/<name>/_hangar/wait/<name>` when the path chose it;
+//!   server-sent events: state, startup log lines, progress) and reloads itself when the app is
+//!   ready;
 //! - anything else is held until ready, up to `wake_timeout`, then gets 503 + `Retry-After`;
 //! - an app the operator stopped gets 503 "stopped" and is not started;
 //! - a start that fails (or crashes before it is ready) gets 502 with the reason and the last
 //!   log lines: a page for browsers, JSON for programs.
 //!
-//! Invariant: the status stream shows log lines only of a start in progress (from its
-//! "starting:" line on) and ends when the app is ready or has failed.
+//! Invariants: the status stream of an app is served only to a request that routes to that app
+//! (its Host or its `/_app/<name>/` path), never by name alone; it shows log lines only of a
+//! start in progress (from its "starting:" line on) and ends when the app is ready or has
+//! failed. Log lines and the reason a start failed (which may quote the app's stderr) reach a
+//! visitor only when `show_app_output_to_visitors` is on (the default on a loopback bind); off,
+//! a visitor sees Hangar's own progress: the status, the time, the health path's message.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,8 +38,28 @@ use super::{AppEntry, Body, Proxy};
 use crate::run::logs::{LogLine, Stream};
 use crate::run::supervisor::{Status, WakeError};
 
-/// Hangar's reserved path on the proxy port: the waiting page's status stream.
+/// Hangar's reserved path on the proxy port, under the place that routes to an app: the
+/// waiting page's status stream.
 pub const WAIT_PATH: &str = "/_hangar/wait/";
+
+/// The app name a request's path asks the status stream of, when it is one: the path after the
+/// app's public prefix (`base`, when the path chose the app) starts with [`WAIT_PATH`]. Both
+/// paths of the proxy ask this, so neither forwards such a request to an app.
+pub(super) fn wait_stream<'a>(path: &'a str, base: &str, by_path: bool) -> Option<&'a str> {
+    let rest = if by_path {
+        path.strip_prefix(base)?
+    } else {
+        path
+    };
+    rest.strip_prefix(WAIT_PATH)
+}
+
+/// What of a start visitors may see (`show_app_output_to_visitors`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shown {
+    /// The app's log lines and the reasons that may quote them.
+    pub output: bool,
+}
 
 /// How long a browser navigation waits before it is shown the waiting page.
 const NAVIGATION_GRACE: Duration = Duration::from_millis(300);
@@ -49,7 +75,9 @@ pub(super) async fn wake<B>(
     proxy: &Proxy,
     app: &Arc<AppEntry>,
     req: &Request<B>,
+    by_path: bool,
 ) -> Result<(), Response<Body>> {
+    let shown = proxy.shown();
     let html = pages::wants_html(req.headers());
     let navigation = html
         && (req.method() == Method::GET || req.method() == Method::HEAD)
@@ -76,14 +104,14 @@ pub(super) async fn wake<B>(
                     Ok(())
                 }
                 Ok(Err(WakeError::Stopped(_))) => Err(stopped(html, &app.name)),
-                Ok(Err(WakeError::Failed(why))) => Err(failed(html, app, &why)),
+                Ok(Err(WakeError::Failed(why))) => Err(failed(html, app, Why::Supervisor(&why), shown)),
                 Ok(Err(WakeError::Gone)) | Err(_) => Err(pages::with_retry_after(pages::error(
                     html, StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "Shutting down",
                     "Hangar is shutting down.", Some(&app.name), &[]), RETRY_AFTER_SECS)),
             },
             _ = &mut deadline => {
                 return Err(if navigation {
-                    waiting_page(app)
+                    waiting_page(app, by_path, shown)
                 } else {
                     pages::with_retry_after(pages::error(
                         html, StatusCode::SERVICE_UNAVAILABLE, "still_starting", "Still starting",
@@ -98,7 +126,7 @@ pub(super) async fn wake<B>(
                 if state.borrow_and_update().status == Status::Backoff {
                     // It exited before it was ready: this start failed (Hangar retries it).
                     let why = format!("{} exited before it was ready; Hangar will try again shortly", app.name);
-                    return Err(failed(html, app, &why));
+                    return Err(failed(html, app, Why::Hangar(&why), shown));
                 }
             }
         }
@@ -117,14 +145,21 @@ fn stopped(html: bool, name: &str) -> Response<Body> {
     )
 }
 
-/// Is this log line worth showing a visitor? The app's own lines about Hangar's readiness
-/// probes (one every few milliseconds while it boots) are not.
-fn shown(app: &AppEntry, l: &LogLine) -> bool {
-    l.stream == Stream::Sys || app.health.is_empty() || !l.text.contains(app.health.as_str())
+/// Is this log line worth showing a visitor? None is unless the operator lets visitors see
+/// the app's output (Hangar's own lines quote it: the last stderr lines of a failure); the app's
+/// own lines about Hangar's readiness probes (one every few milliseconds while it boots) never.
+fn is_shown(app: &AppEntry, l: &LogLine, shown: Shown) -> bool {
+    shown.output
+        && (l.stream == Stream::Sys
+            || app.health.is_empty()
+            || !l.text.contains(app.health.as_str()))
 }
 
-/// The last log lines of the app's latest start (from its "starting:" line on).
-fn start_lines(app: &AppEntry, n: usize) -> Vec<LogLine> {
+/// The last log lines of the app's latest start (from its "starting:" line on) a visitor may see.
+fn start_lines(app: &AppEntry, n: usize, shown: Shown) -> Vec<LogLine> {
+    if !shown.output {
+        return Vec::new();
+    }
     let recent = app.log.recent(200, None);
     let from = recent
         .iter()
@@ -132,7 +167,7 @@ fn start_lines(app: &AppEntry, n: usize) -> Vec<LogLine> {
         .unwrap_or(0);
     let lines: Vec<LogLine> = recent[from..]
         .iter()
-        .filter(|l| shown(app, l))
+        .filter(|l| is_shown(app, l, shown))
         .cloned()
         .collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
@@ -149,17 +184,34 @@ fn progress_text(progress: Option<&str>) -> String {
         .unwrap_or_else(|| p.trim().to_string())
 }
 
-fn failed(html: bool, app: &AppEntry, why: &str) -> Response<Body> {
-    let log: Vec<String> = start_lines(app, LOG_LINES)
+/// Why a start failed, as the proxy knows it.
+enum Why<'a> {
+    /// The proxy's own words.
+    Hangar(&'a str),
+    /// The supervisor's reason, which may quote the app's last stderr lines.
+    Supervisor(&'a str),
+}
+
+/// A failed start's answer: the reason and the last log lines, as far as visitors may see them.
+fn failed(html: bool, app: &AppEntry, why: Why, shown: Shown) -> Response<Body> {
+    let log: Vec<String> = start_lines(app, LOG_LINES, shown)
         .iter()
         .map(|l| format!("{} {} {}", l.ts, l.stream.as_str(), l.text))
         .collect();
+    let message = match why {
+        Why::Hangar(why) => format!("{} did not start: {why}", app.name),
+        Why::Supervisor(why) if shown.output => format!("{} did not start: {why}", app.name),
+        Why::Supervisor(_) => format!(
+            "{} did not start; why is in its log, which the operator sees in Hangar",
+            app.name
+        ),
+    };
     pages::error(
         html,
         StatusCode::BAD_GATEWAY,
         "start_failed",
         "App failed to start",
-        &format!("{} did not start: {why}", app.name),
+        &message,
         Some(&app.name),
         &log,
     )
@@ -172,18 +224,20 @@ fn elapsed_ms(since: Option<SystemTime>) -> u128 {
         .unwrap_or(0)
 }
 
-/// The page a browser sees while its app starts.
-fn waiting_page(app: &AppEntry) -> Response<Body> {
+/// The page a browser sees while its app starts; `by_path`: the path chose the app (its stream
+/// is then under the same prefix, so it routes to the app too).
+fn waiting_page(app: &AppEntry, by_path: bool, shown: Shown) -> Response<Body> {
     let (elapsed, progress) = {
         let s = app.state.borrow();
         (elapsed_ms(s.starting_since), s.progress.clone())
     };
-    let lines: String = start_lines(app, LOG_LINES)
+    let lines: String = start_lines(app, LOG_LINES, shown)
         .iter()
         .map(|l| format!("{}\n", escape(&l.text)))
         .collect();
     let name = escape(&app.name);
-    let stream_url = format!("{WAIT_PATH}{}", app.name);
+    let public = if by_path { app.base.as_str() } else { "" };
+    let stream_url = format!("{public}{WAIT_PATH}{}", app.name);
     let body = format!(
         "<h1>Starting {name}…</h1>\
 <p><span id=t>{secs:.1}</span> s · <span id=status>starting</span> <span id=progress class=muted>{progress}</span></p>\
@@ -226,13 +280,13 @@ fn sse(event: &str, data: &str) -> Bytes {
     Bytes::from(s)
 }
 
-fn state_event(app: &AppEntry) -> Bytes {
+fn state_event(app: &AppEntry, shown: Shown) -> Bytes {
     let s = app.state.borrow();
     let doc = json!({
         "status": s.status.as_str(),
         "elapsed_ms": elapsed_ms(s.starting_since) as u64,
         "progress": progress_text(s.progress.as_deref()),
-        "error": s.error,
+        "error": s.error.as_ref().filter(|_| shown.output),
     });
     sse("state", &doc.to_string())
 }
@@ -241,9 +295,9 @@ fn line_event(l: &LogLine) -> Bytes {
     sse("line", &serde_json::to_string(l).unwrap_or_default())
 }
 
-/// `GET /_hangar/wait/<name>`: the waiting page's status stream (server-sent events `state`,
-/// `line`, then `ready` or `failed`).
-pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
+/// `GET /_hangar/wait/<name>` (under the app's route): the waiting page's status stream
+/// (server-sent events `state`, `line`, then `ready` or `failed`).
+pub(super) fn status_stream(app: Arc<AppEntry>, shown: Shown) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         // Subscribe before reading the recent lines, so none falls between the two.
@@ -251,13 +305,13 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
         let mut state = app.state.clone();
         state.borrow_and_update();
         let mut send = Vec::with_capacity(LOG_LINES + 1);
-        send.push(state_event(&app));
+        send.push(state_event(&app, shown));
         let starting = matches!(
             app.state.borrow().status,
             Status::Starting | Status::Upgrading | Status::Backoff
         );
         if starting {
-            send.extend(start_lines(&app, LOG_LINES).iter().map(line_event));
+            send.extend(start_lines(&app, LOG_LINES, shown).iter().map(line_event));
         }
         for b in send {
             if tx.send(b).await.is_err() {
@@ -275,7 +329,7 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
                 return;
             }
             if !status.is_active() {
-                let _ = tx.send(sse("failed", &state_doc(&app))).await;
+                let _ = tx.send(sse("failed", &state_doc(&app, shown))).await;
                 return;
             }
             let next: Option<Bytes> = tokio::select! {
@@ -287,11 +341,11 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
                         return;
                     }
                     state.borrow_and_update();
-                    Some(state_event(&app))
+                    Some(state_event(&app, shown))
                 }
                 line = lines.recv() => match line {
-                    Ok(l) => shown(&app, &l).then(|| line_event(&l)),
-                    Err(RecvError::Lagged(k)) => Some(line_event(&LogLine::now(
+                    Ok(l) => is_shown(&app, &l, shown).then(|| line_event(&l)),
+                    Err(RecvError::Lagged(k)) => shown.output.then(|| line_event(&LogLine::now(
                         Stream::Sys,
                         format!("… {k} lines skipped"),
                     ))),
@@ -320,9 +374,10 @@ pub(super) fn status_stream(app: Arc<AppEntry>) -> Response<Body> {
     r
 }
 
-fn state_doc(app: &AppEntry) -> String {
+fn state_doc(app: &AppEntry, shown: Shown) -> String {
     let s = app.state.borrow();
-    json!({ "status": s.status.as_str(), "error": s.error }).to_string()
+    let error = s.error.as_ref().filter(|_| shown.output);
+    json!({ "status": s.status.as_str(), "error": error }).to_string()
 }
 
 #[cfg(test)]
@@ -339,6 +394,16 @@ mod tests {
         );
         assert_eq!(progress_text(Some(" warming up \n")), "warming up");
         assert_eq!(progress_text(None), "");
+    }
+
+    #[test]
+    fn the_wait_stream_is_under_the_route() {
+        let base = "/_app/x";
+        assert_eq!(wait_stream("/_app/x/_hangar/wait/x", base, true), Some("x"));
+        assert_eq!(wait_stream("/_hangar/wait/x", base, false), Some("x"));
+        assert_eq!(wait_stream("/_hangar/wait/x", base, true), None);
+        assert_eq!(wait_stream("/_app/x/api", base, true), None);
+        assert_eq!(wait_stream("/_app/x/_hangar/wait/x", base, false), None);
     }
 
     #[test]

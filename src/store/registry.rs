@@ -122,7 +122,8 @@ pub struct AppRecord {
     pub app_key: String,
     pub desired: Desired,
     pub last_version: Option<String>,
-    pub pid: Option<(u32, u64)>,
+    /// The process a previous engine recorded (leader pid, start time, boot).
+    pub pid: Option<crate::base::process::Recorded>,
     /// Idle stop: seconds without a request or open connection before an on-visit app goes
     /// dormant; `None`: never.
     pub idle_timeout: Option<u32>,
@@ -430,11 +431,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Remember the running process (pid and its start time) so a later engine can find it.
+    /// Remember the running process (pid and its start time, in this boot) so a later engine
+    /// can find it.
     pub async fn set_pid(&self, name: &str, pid: Option<(u32, u64)>) -> Result<(), RegistryError> {
-        sqlx::query("UPDATE apps SET pid = ?, pid_started = ? WHERE name = ?")
+        sqlx::query("UPDATE apps SET pid = ?, pid_started = ?, pid_boot = ? WHERE name = ?")
             .bind(pid.map(|p| p.0 as i64))
             .bind(pid.map(|p| p.1 as i64))
+            .bind(pid.and(crate::base::process::boot_id()))
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -533,6 +536,7 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let env_json: String = r.try_get("env_json")?;
     let pid: Option<i64> = r.try_get("pid")?;
     let pid_started: Option<i64> = r.try_get("pid_started")?;
+    let pid_boot: Option<String> = r.try_get("pid_boot")?;
     let idle_timeout: Option<i64> = r.try_get("idle_timeout")?;
     Ok(AppRecord {
         display_name: r.try_get("display_name")?,
@@ -547,7 +551,13 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
         desired: Desired::parse(&desired)
             .ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,
         last_version: r.try_get("last_version")?,
-        pid: pid.zip(pid_started).map(|(p, s)| (p as u32, s as u64)),
+        pid: pid
+            .zip(pid_started)
+            .map(|(p, s)| crate::base::process::Recorded {
+                pid: p as u32,
+                started: s as u64,
+                boot: pid_boot,
+            }),
         idle_timeout: idle_timeout
             .and_then(|s| u32::try_from(s).ok())
             .filter(|s| *s > 0),

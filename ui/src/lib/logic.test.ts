@@ -13,6 +13,7 @@ import { StatusRules, type StatusRule } from './statuses';
 import served from './statuses.fixture.json';
 import { store } from './store.svelte';
 import { canStart, canStop } from '../pages/actions';
+import { rowMarkup } from './logview';
 
 describe('name rule (same as src/validate.rs)', () => {
   it('accepts valid names', () => {
@@ -332,5 +333,28 @@ describe('status rules', () => {
     } finally {
       store.statuses = before;
     }
+  });
+describe('log rows as HTML', () => {
+  const evil = `<img src=x onerror="alert(1)">'`;
+  // Every field a line brings (its time, its stream, its text) is markup-free in the row: the
+  // only tags are the row's own, and no attribute value is left open.
+  const tags = (html: string) => [...html.matchAll(/<([a-z]+)/g)].map((m) => m[1]);
+  it('escapes a time that is not a timestamp, in the text and in the title', () => {
+    const html = rowMarkup(7, 'out', evil, 'hello', [], true);
+    expect(tags(html)).toEqual(['div', 'span', 'span']);
+    expect(html).not.toContain('<img');
+    expect(html).toContain('&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&#39;');
+  });
+  it('escapes the text, with and without search marks and ANSI styles', () => {
+    for (const ranges of [[], [[0, 4]]] as [number, number][][]) {
+      const html = rowMarkup(1, 'err', '2024-01-02T03:04:05.678Z', `\x1b[31m${evil}\x1b[0m`, ranges, true);
+      expect(html).not.toContain('<img');
+      expect(tags(html).every((t) => ['div', 'span', 'mark'].includes(t))).toBe(true);
+    }
+  });
+  it('keeps an unknown stream name out of the markup', () => {
+    const html = rowMarkup(1, `x" onclick="alert(1)`, 'now', 'hi', [], false);
+    expect(html).not.toContain('onclick="');
+    expect(tags(html)).toEqual(['div', 'span']);
   });
 });

@@ -14,8 +14,39 @@ export interface LogViewOptions {
   follow: boolean;
 }
 
-const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
-export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ESC[c]);
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+/** Text made safe in an element or a quoted attribute (as the engine's own `web::escape`). */
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]);
+
+/** One row of the list as HTML: its time (when shown), its text with ANSI styles, the search
+ *  matches (`ranges`, in the plain text) marked. Every field is escaped, the time included: a
+ *  time that does not parse is shown as it came. */
+export function rowMarkup(
+  seq: number,
+  stream: string,
+  ts: string,
+  text: string,
+  ranges: [number, number][],
+  timestamps: boolean,
+): string {
+  const segs = parseAnsi(text);
+  let body = '';
+  if (ranges.length) {
+    for (const s of markSegments(segs, ranges)) {
+      const css = styleCss(s.style);
+      const inner = escapeHtml(s.text);
+      const styled = css ? `<span style="${css}">${inner}</span>` : inner;
+      body += s.mark ? `<mark>${styled}</mark>` : styled;
+    }
+  } else {
+    for (const s of segs) {
+      const css = styleCss(s.style);
+      body += css ? `<span style="${css}">${escapeHtml(s.text)}</span>` : escapeHtml(s.text);
+    }
+  }
+  const time = timestamps ? `<span class="lv-ts" title="${escapeHtml(ts)}">${escapeHtml(clock(ts))}</span>` : '';
+  return `<div class="lv-row lv-${escapeHtml(stream)}${ranges.length ? ' lv-hit' : ''}" data-seq="${seq}">${time}<span class="lv-text">${body || ' '}</span></div>`;
+}
 
 export class LogView {
   readonly scroller: HTMLDivElement;
@@ -164,27 +195,8 @@ export class LogView {
     const cached = this.cache.get(seq);
     if (cached !== undefined) return cached;
     const b = this.buf;
-    const stream = b.streamOf(seq);
-    const text = b.textOf(seq);
-    let segs = parseAnsi(text);
-    let body = '';
     const ranges = b.searching ? b.ranges(b.plain(seq)) : [];
-    if (ranges.length) {
-      for (const s of markSegments(segs, ranges)) {
-        const css = styleCss(s.style);
-        const inner = escapeHtml(s.text);
-        const styled = css ? `<span style="${css}">${inner}</span>` : inner;
-        body += s.mark ? `<mark>${styled}</mark>` : styled;
-      }
-    } else {
-      for (const s of segs) {
-        const css = styleCss(s.style);
-        body += css ? `<span style="${css}">${escapeHtml(s.text)}</span>` : escapeHtml(s.text);
-      }
-    }
-    segs = [];
-    const ts = this.opts.timestamps ? `<span class="lv-ts" title="${escapeHtml(b.tsOf(seq))}">${clock(b.tsOf(seq))}</span>` : '';
-    const html = `<div class="lv-row lv-${stream}${ranges.length ? ' lv-hit' : ''}" data-seq="${seq}">${ts}<span class="lv-text">${body || ' '}</span></div>`;
+    const html = rowMarkup(seq, b.streamOf(seq), b.tsOf(seq), b.textOf(seq), ranges, this.opts.timestamps);
     if (this.cache.size > 2000) this.cache.clear();
     this.cache.set(seq, html);
     return html;
