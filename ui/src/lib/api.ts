@@ -6,7 +6,6 @@
 
 import { followStream, type SseMessage, type StreamHandle } from './sse';
 import type { LogLine } from './logbuffer';
-import { toSeconds } from './format';
 import type { StatusRule } from './statuses';
 
 export interface EngineInfo {

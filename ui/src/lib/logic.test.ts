@@ -334,6 +334,8 @@ describe('status rules', () => {
       store.statuses = before;
     }
   });
+});
+
 describe('log rows as HTML', () => {
   const evil = `<img src=x onerror="alert(1)">'`;
   // Every field a line brings (its time, its stream, its text) is markup-free in the row: the
