@@ -250,6 +250,10 @@ fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') || pq.contains('#') {
         return None;
     }
+    // A target hyper's parser refuses (`<`, `"`, a space…) is refused by the general path too.
+    if hyper::Uri::try_from(pq).is_err() {
+        return None;
+    }
     let mut host = None;
     let mut close = false;
     let mut wants_html = false;
@@ -809,6 +813,11 @@ mod tests {
         let head = b"GET /_app/shop/api/i?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         assert!(req.parse(head).expect("parses").is_complete());
         assert!(plain(&req).is_some());
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        let head = b"HEAD /notes?page< HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        assert!(req.parse(head).expect("parses").is_complete());
+        assert!(plain(&req).is_none(), "a target hyper refuses");
     }
 
     fn relay_all(framing: Framing, parts: &[&[u8]]) -> (Vec<u8>, bool, usize) {
