@@ -1135,8 +1135,10 @@ mod tests {
                 assert!(!all.contains(gone), "{gone}: {all}");
             }
         }
-        // What the general path answers itself, the fast path never forwards.
+        // What the general path answers itself or refuses, the fast path never forwards.
         for (head, by_path) in [
+            ("GET /_app/shop/a`b HTTP/1.1\r\nHost: h\r\n\r\n", true),
+            ("GET /a`b HTTP/1.1\r\nHost: h\r\n\r\n", false),
             ("GET /_app/shop HTTP/1.1\r\nHost: h\r\n\r\n", true),
             (
                 "GET /_app/shop/_hangar/wait/shop HTTP/1.1\r\nHost: h\r\n\r\n",
