@@ -248,10 +248,13 @@ fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') {
         return None;
     }
-    // httparse takes request targets that the `http` types refuse (a backtick):
-    // hyper answers those 400, so this path must not forward them (the proxy_head fuzz target
-    // found one).
-    hyper::http::uri::PathAndQuery::try_from(pq).ok()?;
+    // httparse takes request targets that the `http` types refuse (a backtick) or read
+    // otherwise (a `#fragment` is dropped): hyper answers the first 400 and routes the second
+    // by what is left, so this path forwards only a target they keep as it is (the proxy_head
+    // fuzz target found both).
+    if hyper::http::uri::PathAndQuery::try_from(pq).ok()?.as_str() != pq {
+        return None;
+    }
     let mut host = None;
     let mut close = false;
     let mut wants_html = false;

@@ -1152,6 +1152,14 @@ mod tests {
                 "{head}"
             );
         }
+        // A fragment: hyper drops it (and routes by what is left), so the fast path leaves the
+        // request to the general one.
+        let head = b"GET /_app/shop/a#b HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (fast, general) = heads_for_fuzzing(head, "shop", true, false, peer);
+        assert_eq!(fast, None);
+        assert!(general
+            .unwrap()
+            .starts_with(b"GET /_app/shop/a HTTP/1.1\r\n"));
     }
 
     #[test]
