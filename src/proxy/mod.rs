@@ -1152,6 +1152,13 @@ mod tests {
                 "{head}"
             );
         }
+        // A prefix stripped at a place routing never cuts (after the `?`): the backtick moves
+        // from the query into the path, which the general path then refuses.
+        let head = b"GET /_apps?op/`x HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(
+            heads_for_fuzzing(head, "shop", true, true, peer),
+            (None, None)
+        );
         // A fragment: hyper drops it (and routes by what is left), so the fast path leaves the
         // request to the general one.
         let head = b"GET /_app/shop/a#b HTTP/1.1\r\nHost: h\r\n\r\n";
