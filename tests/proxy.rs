@@ -923,7 +923,11 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
     );
     clean("the stream", &seen);
     // The app did print them: they are in its log, for the operator.
-    assert!(e.log_text("page").contains("booting: loading plugins"));
+    wait_until(
+        "the app's lines in its log",
+        Duration::from_secs(10),
+        || e.log_text("page").contains("booting: loading plugins"),
+    );
     let r = navigate(&c, e.proxy_url("/_app/page/admin/"));
     assert_eq!(r.status().as_u16(), 200);
 
@@ -944,7 +948,11 @@ fn an_apps_output_is_not_shown_to_visitors_on_a_lan_bind() {
     let page = r.text().unwrap();
     assert!(page.contains("failed to start"), "{page}");
     clean("the 502 page", &page);
-    assert!(e.log_text("web").contains("simulated failure"));
+    wait_until(
+        "the app's lines in its log",
+        Duration::from_secs(10),
+        || e.log_text("web").contains("simulated failure"),
+    );
 }
 
 /// A Cookie header the proxy cannot read as text still loses the API's cookie, on both paths.

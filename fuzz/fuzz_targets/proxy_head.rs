@@ -56,8 +56,16 @@ fn keeps_the_rules(head: &Head, peer: &SocketAddr, what: &str) {
             );
         }
     }
-    for dropped in ["forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-server"] {
-        assert!(values(head, dropped).is_empty(), "{what}: {dropped} passed: {head:?}");
+    for dropped in [
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-server",
+    ] {
+        assert!(
+            values(head, dropped).is_empty(),
+            "{what}: {dropped} passed: {head:?}"
+        );
     }
     let xff = values(head, "x-forwarded-for");
     assert_eq!(xff.len(), 1, "{what}: {head:?}");
@@ -65,7 +73,11 @@ fn keeps_the_rules(head: &Head, peer: &SocketAddr, what: &str) {
         xff[0].ends_with(peer.ip().to_string().as_bytes()),
         "{what}: {head:?}"
     );
-    assert_eq!(values(head, "x-forwarded-proto"), [b"http"], "{what}: {head:?}");
+    assert_eq!(
+        values(head, "x-forwarded-proto"),
+        [b"http"],
+        "{what}: {head:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

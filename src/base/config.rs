@@ -416,12 +416,14 @@ impl Config {
         let client_write_timeout = top_secs(file.client_write_timeout, 60, "client_write_timeout")?;
         let max_connections_per_ip = match file.max_connections_per_ip.unwrap_or(256) {
             n @ 1..=1_000_000 => n,
-            n => return Err(value_err(
-                "max_connections_per_ip".into(),
-                format!(
+            n => {
+                return Err(value_err(
+                    "max_connections_per_ip".into(),
+                    format!(
                     "{n} is not accepted; a number of connections from 1 to 1000000 (default 256)"
                 ),
-            )),
+                ))
+            }
         };
         let show_app_output_to_visitors = file
             .show_app_output_to_visitors

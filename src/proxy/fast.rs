@@ -254,6 +254,9 @@ fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     if hyper::Uri::try_from(pq).is_err() {
         return None;
     }
+    if !kept_as_is(pq) {
+        return None;
+    }
     let mut host = None;
     let mut close = false;
     let mut wants_html = false;
@@ -295,6 +298,14 @@ fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     })
 }
 
+/// Is `target` a request target the `http` types keep exactly as it is? httparse takes some they
+/// refuse (a backtick in a path) or read otherwise (a `#fragment` is dropped): hyper answers the
+/// first 400 and routes the second by what is left, so this path forwards only what they keep
+/// (the proxy_head fuzz target found all three cases).
+fn kept_as_is(target: &str) -> bool {
+    hyper::http::uri::PathAndQuery::try_from(target).is_ok_and(|pq| pq.as_str() == target)
+}
+
 /// The head the app gets for a plain request routed to `target`: the path it wants, the
 /// client's headers without hop-by-hop ones, the token cookie and the forwarding headers the
 /// rule decides ([`super::forwarding`]), then Hangar's own forwarding headers. `None`: Hangar
@@ -310,6 +321,10 @@ fn upstream_head(
         return None;
     }
     let upstream = upstream_path(target.base, plain.pq, target.upstream_path())?;
+    // A rewritten target is parsed again by the general path (upstream_uri): so here too.
+    if upstream.len() != plain.pq.len() && !kept_as_is(&upstream) {
+        return None;
+    }
     let mut out = Vec::with_capacity(plain.pq.len() + 512);
     for part in [plain.method, " ", &upstream, " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());

@@ -1135,8 +1135,10 @@ mod tests {
                 assert!(!all.contains(gone), "{gone}: {all}");
             }
         }
-        // What the general path answers itself, the fast path never forwards.
+        // What the general path answers itself or refuses, the fast path never forwards.
         for (head, by_path) in [
+            ("GET /_app/shop/a`b HTTP/1.1\r\nHost: h\r\n\r\n", true),
+            ("GET /a`b HTTP/1.1\r\nHost: h\r\n\r\n", false),
             ("GET /_app/shop HTTP/1.1\r\nHost: h\r\n\r\n", true),
             (
                 "GET /_app/shop/_hangar/wait/shop HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -1150,6 +1152,21 @@ mod tests {
                 "{head}"
             );
         }
+        // A prefix stripped at a place routing never cuts (after the `?`): the backtick moves
+        // from the query into the path, which the general path then refuses.
+        let head = b"GET /_apps?op/`x HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(
+            heads_for_fuzzing(head, "shop", true, true, peer),
+            (None, None)
+        );
+        // A fragment: hyper drops it (and routes by what is left), so the fast path leaves the
+        // request to the general one.
+        let head = b"GET /_app/shop/a#b HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (fast, general) = heads_for_fuzzing(head, "shop", true, false, peer);
+        assert_eq!(fast, None);
+        assert!(general
+            .unwrap()
+            .starts_with(b"GET /_app/shop/a HTTP/1.1\r\n"));
     }
 
     #[test]
