@@ -22,11 +22,8 @@ fi
 cache="$HOME/.cache/hangar"
 target_dir="$cache/fuzz-target"
 work="$cache/fuzz-corpus"
-# HANGAR_FUZZ_TARGETS picks others. `proxy_head` is not in the default list yet: it still finds
-# request heads the fast path forwards and the general path refuses (a Host with a bad port, bytes
-# hyper's target parser refuses); issue 15 keeps it open. Run it with
-# HANGAR_FUZZ_TARGETS=proxy_head scripts/fuzz.sh 60.
-read -r -a targets <<<"${HANGAR_FUZZ_TARGETS:-config validate api_json}"
+# HANGAR_FUZZ_TARGETS picks others.
+read -r -a targets <<<"${HANGAR_FUZZ_TARGETS:-config validate api_json proxy_head}"
 # cargo-fuzz's default build: optimised, with debug assertions and overflow checks. No sanitizer:
 # the code under test is safe Rust, so panics and overflow checks are what find bugs here, and
 # ASan would slow every build and run down.

@@ -245,13 +245,7 @@ impl Plain<'_> {
 /// header, one Host), and what it says; `None`: the general path's.
 fn plain<'a>(req: &httparse::Request<'_, 'a>) -> Option<Plain<'a>> {
     let (method, pq) = (req.method?, req.path?);
-    // A fragment has no place in a request target; hyper's path drops it, so such a request is
-    // the general path's (found by the `proxy_head` fuzz target).
-    if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') || pq.contains('#') {
-        return None;
-    }
-    // A target hyper's parser refuses (`<`, `"`, a space…) is refused by the general path too.
-    if hyper::Uri::try_from(pq).is_err() {
+    if req.version != Some(1) || method == "CONNECT" || !pq.starts_with('/') {
         return None;
     }
     if !kept_as_is(pq) {
