@@ -28,7 +28,7 @@ pub async fn shell_info<R: Runtime>(
     sh: State<'_, Arc<Shell>>,
 ) -> Res<ShellInfo> {
     let mut info = sh.info().await;
-    info.main_window = match app.get_webview_window(shell::windows::MAIN_WINDOW) {
+    info.main_window = match app.get_webview_window(shell::MAIN_WINDOW) {
         None => "released",
         Some(_) if sh.main_hidden() => "hidden",
         Some(_) => "visible",

@@ -28,7 +28,7 @@ use hangar::engine::Overrides;
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 
 use crate::backend::Backend;
-use crate::shell::windows::MAIN_WINDOW;
+use crate::shell::MAIN_WINDOW;
 use crate::shell::{Options, Role, Shell};
 use crate::window_proc::{HostFacts, HostLink, Spawn, WindowProcess};
 

@@ -107,7 +107,7 @@ impl Fixture {
         let app = rx.recv().unwrap();
         // setup opens the main window from a task; wait for it.
         let main = wait_for(
-            || app.get_webview_window(shell::windows::MAIN_WINDOW),
+            || app.get_webview_window(shell::MAIN_WINDOW),
             "the main window",
         );
         Fixture {
@@ -135,7 +135,7 @@ impl Fixture {
 
     /// What a click on the tray entry `id` does (the native menu's event handler calls this).
     fn tray_click(&self, id: &str) -> Result<(), String> {
-        tauri::async_runtime::block_on(shell::tray_icon::run_action(&self.app, id))
+        tauri::async_runtime::block_on(shell::tray_actions::run_action(&self.app, id))
     }
 
     fn create(&self, name: &str) {

@@ -16,6 +16,7 @@ pub mod autostart;
 pub mod engine_follow;
 pub mod quit;
 pub mod release;
+pub mod tray_actions;
 pub mod tray_follow;
 pub mod tray_icon;
 pub mod webview;
@@ -263,3 +264,6 @@ impl Shell {
 fn shell<R: Runtime>(app: &AppHandle<R>) -> Arc<Shell> {
     app.state::<Arc<Shell>>().inner().clone()
 }
+
+/// The main window's label.
+pub const MAIN_WINDOW: &str = "main";

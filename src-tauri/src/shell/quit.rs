@@ -12,7 +12,7 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 use super::shell;
 use super::tray_icon::refresh_tray;
-use super::windows::MAIN_WINDOW;
+use super::MAIN_WINDOW;
 use crate::menu_model::QuitProgress;
 use crate::window_proc::ToHost;
 

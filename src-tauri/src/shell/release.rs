@@ -13,7 +13,7 @@ use std::time::Duration;
 use tauri::{AppHandle, Manager, Runtime};
 
 use super::shell;
-use super::windows::MAIN_WINDOW;
+use super::MAIN_WINDOW;
 
 /// The main window was hidden (its hide generation is now `gen`): destroy its webview after
 /// `release_after` unless it was shown or hidden again meanwhile, or the shell is quitting.

@@ -14,7 +14,7 @@ use tauri::{AppHandle, Runtime};
 
 use super::release::shed_when_no_webview;
 use super::shell;
-use super::tray_icon::build_tray;
+use super::tray_actions::build_tray;
 use super::windows::show_main;
 use crate::tray::{self, TrayProbe};
 

@@ -1,7 +1,7 @@
-//! What a window loads and where its links go: the engine's own control panel when it serves one
-//! on its API origin (else the pages built into the shell), the webview logged in natively, a
-//! language WebKit's `Intl` accepts, log links turned into native log windows and other links
-//! handed to the system's browser.
+//! What a window loads: the engine's own control panel when it serves one on its API origin
+//! (else the pages built into the shell), the webview logged in natively, a language WebKit's
+//! `Intl` accepts, and the script that turns log links into native log windows (the windows
+//! themselves, with their link handling, are `windows.rs`).
 //!
 //! Invariants: the API token reaches a webview only as an HttpOnly cookie, never a page; no page
 //! shows before the right one (a blank page until the webview is logged in); nothing but the
@@ -10,10 +10,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tauri::{AppHandle, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Runtime, WebviewUrl};
 
 use super::shell;
-use super::windows::open_logs;
 use super::Shell;
 
 /// The control panel's log viewer route on the engine's UI origin; `{name}` is the app, and
@@ -21,7 +20,7 @@ use super::Shell;
 /// to change it).
 pub const LOG_ROUTE: &str = "/#/logs/{name}?bare";
 /// Injected into the shell's windows: log links of the engine's UI open native log windows.
-const ENGINE_UI_SCRIPT: &str = include_str!("../engine_ui.js");
+pub(super) const ENGINE_UI_SCRIPT: &str = include_str!("../engine_ui.js");
 
 /// What the windows load: the engine's own control panel when it serves one, else the pages
 /// built into the shell.
@@ -98,39 +97,8 @@ pub(super) fn first_url(target: &UiTarget, url: WebviewUrl) -> WebviewUrl {
     }
 }
 
-/// A window of the shell: log links and pop-ups of the engine's UI become native log windows,
-/// other links (an app's URL) open in the system's browser, never inside the shell.
-pub(super) fn window_builder<'a, R: Runtime>(
-    app: &'a AppHandle<R>,
-    label: &str,
-    url: WebviewUrl,
-) -> WebviewWindowBuilder<'a, R, AppHandle<R>> {
-    let handle = app.clone();
-    WebviewWindowBuilder::new(app, label, url)
-        .initialization_script(ENGINE_UI_SCRIPT)
-        .on_new_window(move |url, _features| {
-            let logs = url
-                .fragment()
-                .and_then(|f| f.strip_prefix("/logs/"))
-                .map(|rest| rest.split(['?', '/']).next().unwrap_or("").to_string());
-            match logs {
-                Some(name) if !name.is_empty() => {
-                    let app = handle.clone();
-                    tauri::async_runtime::spawn(async move {
-                        if let Err(e) = open_logs(&app, &name).await {
-                            tracing::warn!("log window for {name}: {e}");
-                        }
-                    });
-                }
-                _ if matches!(url.scheme(), "http" | "https") => open_in_browser(url.as_str()),
-                _ => tracing::warn!("not opening {url}"),
-            }
-            tauri::webview::NewWindowResponse::Deny
-        })
-}
-
 /// Hand a URL to the desktop's browser (`xdg-open`), detached.
-fn open_in_browser(url: &str) {
+pub(super) fn open_in_browser(url: &str) {
     match std::process::Command::new("xdg-open")
         .arg(url)
         .stdin(std::process::Stdio::null())

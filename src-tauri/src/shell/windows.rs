@@ -9,17 +9,15 @@
 
 use std::sync::atomic::Ordering;
 
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio::task::JoinHandle;
 
 use super::quit::begin_quit;
 use super::release;
 use super::shell;
-use super::webview::{first_url, open_engine_ui, window_builder, UiTarget};
-use super::Shell;
+use super::webview::{first_url, open_engine_ui, open_in_browser, UiTarget, ENGINE_UI_SCRIPT};
+use super::{Shell, MAIN_WINDOW};
 
-/// The main window's label.
-pub const MAIN_WINDOW: &str = "main";
 /// Log viewer windows are labelled `logs-<app name>` (app names are valid labels).
 pub const LOG_WINDOW_PREFIX: &str = "logs-";
 
@@ -139,4 +137,35 @@ pub fn log_sub_count(sh: &Shell) -> usize {
         .values()
         .filter(|t| !t.is_finished())
         .count()
+}
+
+/// A window of the shell: log links and pop-ups of the engine's UI become native log windows,
+/// other links (an app's URL) open in the system's browser, never inside the shell.
+pub(super) fn window_builder<'a, R: Runtime>(
+    app: &'a AppHandle<R>,
+    label: &str,
+    url: WebviewUrl,
+) -> WebviewWindowBuilder<'a, R, AppHandle<R>> {
+    let handle = app.clone();
+    WebviewWindowBuilder::new(app, label, url)
+        .initialization_script(ENGINE_UI_SCRIPT)
+        .on_new_window(move |url, _features| {
+            let logs = url
+                .fragment()
+                .and_then(|f| f.strip_prefix("/logs/"))
+                .map(|rest| rest.split(['?', '/']).next().unwrap_or("").to_string());
+            match logs {
+                Some(name) if !name.is_empty() => {
+                    let app = handle.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Err(e) = open_logs(&app, &name).await {
+                            tracing::warn!("log window for {name}: {e}");
+                        }
+                    });
+                }
+                _ if matches!(url.scheme(), "http" | "https") => open_in_browser(url.as_str()),
+                _ => tracing::warn!("not opening {url}"),
+            }
+            tauri::webview::NewWindowResponse::Deny
+        })
 }
