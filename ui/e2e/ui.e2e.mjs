@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEngine, launchBrowser, shot } from './harness.mjs';
+import { startEngine, launchBrowser, shot, docShot } from './harness.mjs';
 
 let e, ctx, page;
 const pageErrors = [];
@@ -145,6 +145,7 @@ test('the detail page shows live charts and the app’s figures', async () => {
   assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
   await page.waitForTimeout(2500); // a few samples on the chart
   await shot(page, 'detail');
+  await docShot(page, 'app-detail');
 });
 
 test('edit changes the display name, and the list follows', async () => {
@@ -178,6 +179,7 @@ test('the log viewer shows a request to the app as it happens, and finds it', as
   await page.getByTestId('show-out').check();
   await page.getByTestId('search').fill('');
   await shot(page, 'logs');
+  await docShot(page, 'log-viewer');
   // Pause holds new lines back; resume shows them.
   await page.getByTestId('pause').click();
   const held = `e2e-held-${Date.now()}`;

@@ -87,6 +87,10 @@ describe('the rows shown', () => {
     expect(names(visibleRows(apps, q({ sort: 'start_mode' }), rules))).toEqual(['crm', 'main', 'shop', 'wiki', 'blog']);
     expect(names(visibleRows(apps, q({ sort: 'urls' }), rules))).toEqual(['blog', 'crm', 'main', 'shop', 'wiki']);
   });
+  it('reads numbers in names as numbers', () => {
+    const three = [app('a10', { display_name: 'App 10' }), app('a2', { display_name: 'App 2' }), app('a1', { display_name: 'app 1' })];
+    expect(names(visibleRows(three, q(), rules))).toEqual(['a1', 'a2', 'a10']);
+  });
   it('never changes the list it was given', () => {
     const before = names(apps);
     visibleRows(apps, q({ sort: 'cpu', dir: 'desc' }), rules);
