@@ -146,10 +146,17 @@ export function shot(page, name) {
  * the file stays small), written to HANGAR_DOCS_SHOTS/NAME.png only when that folder is set
  * (`HANGAR_DOCS_SHOTS=docs/screenshots ./run-e2e.sh`); a normal run never touches docs/.
  */
+/** Whether this run writes the documentation pictures (a test may stage a richer page for them). */
+export const DOCS_SHOTS = Boolean(process.env.HANGAR_DOCS_SHOTS);
+
 export async function docShot(page, name) {
   const dir = process.env.HANGAR_DOCS_SHOTS;
   if (!dir) return;
   const abs = resolve(REPO, dir);
   mkdirSync(abs, { recursive: true });
-  await page.screenshot({ path: join(abs, `${name}.png`) });
+  const file = join(abs, `${name}.png`);
+  await page.screenshot({ path: file });
+  // 256 colours are plenty for a UI and less than half the bytes (ImageMagick, when present).
+  const q = spawnSync('convert', [file, '-colors', '256', `PNG8:${file}`], { encoding: 'utf8', timeout: 60000 });
+  if (q.error || q.status !== 0) console.error(`docShot: ${name}.png kept at full colour (convert: ${q.error?.message ?? q.stderr.trim()})`);
 }

@@ -166,6 +166,13 @@ test('a reload keeps the filter, the status filter and the sort', async () => {
   assert.equal(await page.getByTestId('status-filter').inputValue(), 'stopped');
   assert.equal(await page.locator('th[aria-sort]').getAttribute('aria-sort'), 'descending');
   assert.equal(await page.locator('th[aria-sort] [data-sort]').getAttribute('data-sort'), 'port');
+  // To an app's page and back: the view is still there (and the link went where it said).
+  await row(want[0]).getByRole('link', { name: want[0].replace(/^svc_/, 'Svc ') }).click();
+  await page.waitForFunction((n) => location.hash === `#/apps/${n}`, want[0]);
+  await page.getByRole('heading', { name: want[0].replace(/^svc_/, 'Svc ') }).waitFor();
+  await page.goBack();
+  await rowsAre(want, 'the same rows after coming back');
+  assert.equal(page.url(), before);
   // The same URL in a new tab shows the same view.
   const p2 = await ctx.newPage();
   await p2.goto(before);
