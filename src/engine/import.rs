@@ -656,15 +656,18 @@ fn import_runtime(
         [] => Err(EngineError::Invalid(Invalid::new(
             "runtime",
             "the imported apps need a NocoBase runtime, and hangar.toml has none (they would \
-             otherwise run the demo app against NocoBase's databases); add one and run \
-             `hangar reload` or restart the engine:\n  [runtimes.nocobase]\n  preset = \"nocobase\"\n  \
-             cwd = \"/path/to/the/nocobase/app\"\nor name another runtime with --runtime",
+             otherwise run the demo app against NocoBase's databases): add [runtimes.nocobase] \
+             with preset = \"nocobase\" and cwd = \"<the NocoBase app folder>\" (then `hangar \
+             reload`), or name another runtime with --runtime",
         ))),
         many => Err(EngineError::Invalid(Invalid::new(
             "runtime",
             format!(
                 "several runtimes are NocoBase ones ({}); name the one to use with --runtime",
-                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ))),
     }
