@@ -126,6 +126,10 @@ pub enum Command {
         /// Show what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The runtime the imported apps run (default: the hangar.toml runtime built on the
+        /// `nocobase` preset).
+        #[arg(long, value_name = "NAME")]
+        runtime: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -311,8 +315,9 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             kind: _,
             from,
             dry_run,
+            runtime,
             json,
-        } => crate::cli::data::import(c, from, dry_run, json).await,
+        } => crate::cli::data::import(c, from, dry_run, runtime, json).await,
         Command::Open { no_browser } => open(c, no_browser).await,
         Command::Monit { count } => crate::cli::monit::run(c, count).await,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
