@@ -104,8 +104,10 @@ fn node_red_runs_from_its_preset_with_its_editor_socket_under_its_prefix() {
     let url = format!("ws://127.0.0.1:{}/_app/flows/comms", e.proxy_port);
     let (mut ws, resp) = connect(url).expect("the comms WebSocket through the proxy");
     assert_eq!(resp.status().as_u16(), 101);
-    ws.send(Message::text(json!({"subscribe": "notification/#"}).to_string()))
-        .unwrap();
+    ws.send(Message::text(
+        json!({"subscribe": "notification/#"}).to_string(),
+    ))
+    .unwrap();
     let flows = json!([
         {"id": "t1", "type": "tab", "label": "Hangar"},
         {"id": "in1", "type": "http in", "z": "t1", "url": "/hello", "method": "get", "wires": [["fn1"]]},

@@ -78,7 +78,7 @@ fn an_app_made_with_its_own_program_is_served_under_its_prefix_and_kept() {
         "--prefix",
         "keep",
         "--health",
-        "/_app/kept/",
+        "/k.txt",
         "--",
         &py,
         "-m",

@@ -124,7 +124,7 @@ fn restart_keys(running: &Config, new: &Config) -> Vec<String> {
 }
 
 /// Follow `hangar.toml`: a change (written in place, or replaced as editors do) is read again
-/// after a quiet 300 ms. Ends with the engine.
+/// after a quiet 300 ms. The host aborts it when the engine ends.
 pub async fn watch(engine: Arc<Engine>) {
     let path = engine.home.config_file();
     let Some(dir) = path.parent().map(Path::to_path_buf) else {
@@ -155,24 +155,16 @@ pub async fn watch(engine: Arc<Engine>) {
             return;
         }
     }
-    let mut down = engine.shutdown_signal();
-    loop {
-        tokio::select! {
-            got = rx.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                // Let a burst of writes settle, then read once.
-                loop {
-                    match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
-                let _ = engine.reload().await;
+    // The host aborts this task when the engine ends.
+    while rx.recv().await.is_some() {
+        // Let a burst of writes settle, then read once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
             }
-            _ = down.wait_for(|d| *d) => return,
         }
+        let _ = engine.reload().await;
     }
 }
