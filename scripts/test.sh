@@ -14,6 +14,10 @@ cargo build --workspace --all-targets
 step "a real third-party app for the proxy test (Datasette, from PyPI)"
 scripts/install-datasette.sh >/dev/null
 
+step "Node-RED for its preset's test (from npm, cached in ~/.cache/hangar/node-red; a minute cold, instant warm)"
+HANGAR_TEST_NODE_RED="$(scripts/install-node-red.sh)"
+export HANGAR_TEST_NODE_RED
+
 step "a real NocoBase for the preset test (from npm, cached in ~/.cache/hangar/nocobase; minutes cold, instant warm)"
 HANGAR_TEST_NOCOBASE="$(scripts/install-nocobase.sh)"
 export HANGAR_TEST_NOCOBASE

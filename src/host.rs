@@ -41,11 +41,13 @@ pub async fn serve(engine: &Arc<Engine>) -> Result<(), EngineError> {
     })?;
     tracing::info!(%proxy_addr, %api_addr, home = %engine.home.root().display(), "engine listening");
     let sampler = tokio::spawn(crate::run::monitor::run(engine.core()));
+    let config_watch = tokio::spawn(crate::engine::reload::watch(engine.clone()));
     let p = tokio::spawn(crate::proxy::serve(engine.clone(), proxy));
     let a = tokio::spawn(crate::api::serve(engine.clone(), api));
     let mut down = engine.shutdown_signal();
     let _ = down.wait_for(|d| *d).await;
     sampler.abort();
+    config_watch.abort();
     p.abort();
     a.abort();
     engine.monitor.flush().await;

@@ -68,12 +68,28 @@ fn text() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 _./:=${}\"'\\\\\\n\\té中-]{0,16}"
 }
 
+/// Text where Hangar expands `${VAR}` (a runtime's command, env, cwd, …): each `$` written
+/// `$$`, since a variable must be known when the file is read.
+fn template() -> impl Strategy<Value = String> {
+    text().prop_map(|t| t.replace('$', "$$"))
+}
+
 fn env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
+    env_map_of(text())
+}
+
+fn template_env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
+    env_map_of(template())
+}
+
+fn env_map_of(
+    values: impl Strategy<Value = String>,
+) -> impl Strategy<Value = BTreeMap<String, String>> {
     prop::collection::btree_map(
         "[A-Za-z_][A-Za-z0-9_]{0,10}".prop_filter("not set by Hangar", |k| {
             !hangar::base::validate::RESERVED_ENV.contains(&k.as_str()) && !k.starts_with("HANGAR_")
         }),
-        text(),
+        values,
         0..3,
     )
 }
@@ -99,7 +115,7 @@ fn runtime() -> impl Strategy<Value = GenRuntime> {
     let program = "[a-z/][a-z0-9/._-]{0,12}";
     (
         (
-            prop::collection::vec(text(), 0..3).prop_flat_map(move |args| {
+            prop::collection::vec(template(), 0..3).prop_flat_map(move |args| {
                 program.prop_map(move |p| {
                     let mut c = vec![p];
                     c.extend(args.clone());
@@ -108,20 +124,20 @@ fn runtime() -> impl Strategy<Value = GenRuntime> {
             }),
             prop::option::of("/[a-z0-9_/.-]{0,12}"),
             prop::option::of(prop_oneof![Just(Prefix::Keep), Just(Prefix::Strip)]),
-            prop::option::of(prop::collection::vec(text(), 1..3)),
+            prop::option::of(prop::collection::vec(template(), 1..3)),
             // version or version_command, never both
             prop_oneof![
                 Just((None, None)),
                 text().prop_map(|v| (Some(v), None)),
-                prop::collection::vec(text(), 1..3).prop_map(|c| (None, Some(c))),
+                prop::collection::vec(template(), 1..3).prop_map(|c| (None, Some(c))),
             ],
-            prop::option::of(text()),
-            env_map(),
+            prop::option::of(template()),
+            template_env_map(),
         ),
         (
             secs(),
             secs(),
-            prop::collection::vec(text(), 0..2),
+            prop::collection::vec(template(), 0..2),
             prop::option::of(1u32..=1000),
             prop::option::of(4096u64..=1 << 40),
             prop::option::of(1u64..=1000),
@@ -437,10 +453,12 @@ fn check_round_trip(g: &GenConfig, c: &Config) -> Result<(), TestCaseError> {
     prop_assert_eq!(&c.main.domain, &g.main_domain);
     prop_assert_eq!(&c.main.env, &g.main_env);
     let mut names: Vec<&str> = g.runtimes.keys().map(String::as_str).collect();
-    if !g.runtimes.contains_key("demo") {
-        names.push("demo");
-        names.sort();
+    for builtin in ["demo", "command"] {
+        if !g.runtimes.contains_key(builtin) {
+            names.push(builtin);
+        }
     }
+    names.sort();
     prop_assert_eq!(
         c.runtimes.keys().map(String::as_str).collect::<Vec<_>>(),
         names
@@ -532,6 +550,10 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ("RT", "log_keep", "0", "log_keep"),
     ("RT", "stable_after", "true", "stable_after"),
     ("RT", "comand", "[\"x\"]", "comand"),
+    // Templates are checked when the file is read: shell syntax, an unknown variable.
+    ("RT", "command", "[\"sh\", \"-c\", \"${X:+y}\"]", "command"),
+    ("RT", "cwd", "\"${NO_SUCH_VARIABLE_Q}\"", "cwd"),
+    ("RT", "env", "{ A = \"${B\" }", "env.A"),
 ];
 
 #[test]

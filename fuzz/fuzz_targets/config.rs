@@ -41,12 +41,22 @@ fuzz_target!(|data: &[u8]| {
             "{url:?}"
         );
     }
-    // The runtimes: `demo` always, the main app's always, each one complete.
-    assert!(c.runtimes.contains_key("demo"));
+    // The runtimes: `demo` and `command` always, the main app's always, each one complete.
+    assert!(c.runtimes.contains_key("demo") && c.runtimes.contains_key("command"));
     assert!(c.runtime(&c.main.runtime).is_some(), "{}", c.main.runtime);
     for (name, rt) in &c.runtimes {
         assert_eq!(&rt.name, name);
-        assert!(rt.command.first().is_some_and(|p| !p.is_empty()), "{name}");
+        // A complete program, or none at all: each app gives its own (`preset = "command"`).
+        assert!(
+            rt.per_app() || rt.command.first().is_some_and(|p| !p.is_empty()),
+            "{name}"
+        );
+        // Every template was checked when read: expanding it can only miss a variable.
+        for w in rt.command.iter().chain(rt.cwd.iter()) {
+            if let Err(e) = hangar::base::config::expand(w, &|_| Some(String::new())) {
+                panic!("{name}: {w:?} passed the check but does not expand: {e}");
+            }
+        }
         assert!(rt.health.starts_with('/'), "{name}: {:?}", rt.health);
         if let Some(u) = &rt.upgrade {
             assert!(!u.is_empty(), "{name}");

@@ -180,6 +180,19 @@ impl Client {
         Ok(l.apps)
     }
 
+    /// Read hangar.toml again: its runtimes apply to the next start of their apps.
+    pub async fn reload(&self) -> Result<crate::engine::reload::ReloadReport, ClientError> {
+        self.json(self.post(routes::RELOAD, &nothing())).await
+    }
+
+    /// The environment and folder `name`'s process is given (secrets included).
+    pub async fn exec_setting(
+        &self,
+        name: &str,
+    ) -> Result<crate::engine::exec::ExecSetting, ClientError> {
+        self.json(self.post(&routes::exec(name), &nothing())).await
+    }
+
     /// Ask the engine to stop every app and end; it answers first.
     pub async fn kill(&self) -> Result<Stopping, ClientError> {
         self.json(self.post(routes::KILL, &nothing())).await

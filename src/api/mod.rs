@@ -48,6 +48,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/apps/{name}/restart", post(restart))
         .route("/apps/{name}/upgrade", post(upgrade))
         .route("/upgrade", post(upgrade_all))
+        .route("/reload", post(reload))
+        .route("/apps/{name}/exec", post(exec_setting))
         .route("/apps/{name}/logs", get(logs))
         .route("/apps/{name}/logs/follow", get(follow_logs))
         .route("/apps/{name}/logs/search", get(metrics::search))
@@ -136,7 +138,7 @@ async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
         proxy_port: e.config.proxy_port,
         api_port: e.config.api_port,
         main_runtime: e.config.main.runtime.clone(),
-        runtimes: e.config.runtimes.keys().cloned().collect(),
+        runtimes: e.runtimes.all().keys().cloned().collect(),
         data_service: e
             .config
             .data_service
@@ -219,6 +221,19 @@ async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Sorted<UpgradeList>> 
     Ok(Sorted(UpgradeList {
         apps: e.upgrade_all().await?,
     }))
+}
+
+async fn reload(State(e): State<Shared>) -> ApiResult<Sorted<crate::engine::reload::ReloadReport>> {
+    Ok(Sorted(e.reload().await?))
+}
+
+/// The environment and folder `hangar exec` runs a program with (secrets included: the token
+/// guards it, as it guards every route).
+async fn exec_setting(
+    State(e): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<Sorted<crate::engine::exec::ExecSetting>> {
+    Ok(Sorted(e.exec_setting(&name).await?))
 }
 
 async fn kill(State(e): State<Shared>) -> Sorted<Stopping> {

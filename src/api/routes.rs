@@ -8,6 +8,7 @@
 pub const ENGINE: &str = "/engine";
 pub const APPS: &str = "/apps";
 pub const UPGRADE_ALL: &str = "/upgrade";
+pub const RELOAD: &str = "/reload";
 pub const EVENTS: &str = "/events";
 pub const KILL: &str = "/kill";
 pub const VALIDATE_NAME: &str = "/validate/name";
@@ -24,7 +25,7 @@ pub fn app(name: &str) -> String {
     format!("/apps/{}", seg(name))
 }
 
-/// `/apps/{name}/{what}`: `start`, `stop`, `restart`, `upgrade`, `backup`, `logs`,
+/// `/apps/{name}/{what}`: `start`, `stop`, `restart`, `upgrade`, `exec`, `backup`, `logs`,
 /// `logs/follow`, `logs/search`, `metrics`.
 fn app_route(name: &str, what: &str) -> String {
     format!("{}/{what}", app(name))
@@ -44,6 +45,10 @@ pub fn restart(name: &str) -> String {
 
 pub fn upgrade(name: &str) -> String {
     app_route(name, "upgrade")
+}
+
+pub fn exec(name: &str) -> String {
+    app_route(name, "exec")
 }
 
 pub fn backup(name: &str) -> String {

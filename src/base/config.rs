@@ -125,12 +125,13 @@ pub enum Version {
 }
 
 /// A runtime: how one kind of app is run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Runtime {
     pub name: String,
     /// The preset it is built on (`preset = "…"`), if any: `import nocobase` looks for one on
     /// `nocobase`.
     pub preset: Option<String>,
+    /// Empty for a runtime whose apps each give their own program (`preset = "command"`).
     pub command: Vec<String>,
     pub health: String,
     pub prefix: Prefix,
@@ -149,6 +150,82 @@ pub struct Runtime {
     pub stable_after: Duration,
     /// Rotation of its apps' log files (`log_max_bytes`, `log_keep`).
     pub log_rotation: Rotation,
+}
+
+/// An app's own program (`hangar create NAME -- PROGRAM [ARGS…]`), kept with the app: it
+/// replaces its runtime's `command`, and its `prefix` and `health`, when given, the runtime's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCommand {
+    /// The program and its arguments; `${VAR}` as in a runtime's `command`.
+    pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Prefix>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+}
+
+impl AppCommand {
+    /// The rules of an app's own program, checked at create and edit: a program, a health path
+    /// starting with `/`, templates naming known variables (`known`: the engine's, the runtime's
+    /// env and the app's own).
+    pub fn check(
+        &self,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<(), crate::base::validate::Invalid> {
+        use crate::base::validate::Invalid;
+        if !self.argv.first().is_some_and(|p| !p.is_empty()) {
+            return Err(Invalid::new(
+                "command",
+                "must name a program: `hangar create NAME -- PROGRAM [ARGS…]`",
+            ));
+        }
+        if self.argv.len() > 1000
+            || self
+                .argv
+                .iter()
+                .any(|a| a.contains('\0') || a.len() > 32 * 1024)
+        {
+            return Err(Invalid::new(
+                "command",
+                "accepted: up to 1000 words of up to 32 KiB each, without NUL bytes",
+            ));
+        }
+        for w in &self.argv {
+            check_template(w, known).map_err(|why| Invalid::new("command", why))?;
+        }
+        if let Some(h) = &self.health {
+            if !h.starts_with('/') || h.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(Invalid::new(
+                    "health",
+                    format!("{h:?} is not accepted; a path starting with '/', without spaces"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// Whether its apps each give their own program (`preset = "command"`).
+    pub fn per_app(&self) -> bool {
+        self.command.is_empty()
+    }
+
+    /// The runtime as one app runs it: the app's own program, prefix and health over its own.
+    pub fn for_app(&self, own: Option<&AppCommand>) -> Runtime {
+        let mut rt = self.clone();
+        if let Some(c) = own {
+            rt.command = c.argv.clone();
+            if let Some(p) = c.prefix {
+                rt.prefix = p;
+            }
+            if let Some(h) = &c.health {
+                rt.health = h.clone();
+            }
+        }
+        rt
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -243,7 +320,11 @@ fn demo_runtime() -> FileRuntime {
 }
 
 /// The presets shipped with Hangar, in the order a refusal lists them.
-pub const PRESETS: &[&str] = &["nocobase"];
+pub const PRESETS: &[&str] = &["nocobase", "command", "datasette", "node-red"];
+
+/// The runtime of apps made with `hangar create NAME -- PROGRAM [ARGS…]`: it exists without being
+/// written down (`preset = "command"`), and a `[runtimes.command]` table replaces it.
+pub const COMMAND: &str = "command";
 
 /// Hangar's launcher of one NocoBase instance as one process, run with `node -e`.
 const NOCOBASE_LAUNCHER: &str = include_str!("../../presets/nocobase-launch.js");
@@ -287,6 +368,64 @@ fn preset(name: &str) -> Option<FileRuntime> {
             start_timeout: Some(300),
             // SIGTERM ends it in about 2 s, but not while a WebSocket client is connected.
             stop_timeout: Some(5),
+            ..FileRuntime::default()
+        }),
+        // Datasette (PyPI; `datasette` on the runtime's env.PATH or the engine's): one SQLite
+        // file in the app's data folder, made on the first start; links under the prefix
+        // (`base_url`) while the app sees paths without it; signed cookies that survive a
+        // restart (its secret is the app's APP_KEY, given in the environment, never on argv).
+        "datasette" => Some(FileRuntime {
+            command: Some(strings(&[
+                "datasette",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "${PORT}",
+                "--setting",
+                "base_url",
+                "${HANGAR_BASE_PATH}/",
+                "--create",
+                "${HANGAR_DATA_DIR}/data.db",
+            ])),
+            health: Some("/-/versions.json".into()),
+            prefix: Some(Prefix::Strip),
+            version_command: Some(strings(&["datasette", "--version"])),
+            env: [("DATASETTE_SECRET", "${APP_KEY}")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..FileRuntime::default()
+        }),
+        // Node-RED (npm; `node-red` on the runtime's env.PATH or the engine's): its editor and
+        // admin API (with the editor's `comms` WebSocket) and its HTTP-in nodes under the app's
+        // prefix, which it keeps; flows and settings in the app's data folder; listening on
+        // loopback only.
+        "node-red" => Some(FileRuntime {
+            command: Some(strings(&[
+                "node-red",
+                "--port",
+                "${PORT}",
+                "--userDir",
+                "${HANGAR_DATA_DIR}",
+                "--define",
+                "uiHost=127.0.0.1",
+                "--define",
+                "httpAdminRoot=${HANGAR_BASE_PATH}/",
+                "--define",
+                "httpNodeRoot=${HANGAR_BASE_PATH}/",
+                "--no-telemetry",
+            ])),
+            health: Some("/".into()),
+            prefix: Some(Prefix::Keep),
+            ..FileRuntime::default()
+        }),
+        // Any program: each app gives its own (`hangar create NAME -- PROGRAM [ARGS…]`, stored
+        // with the app), so the runtime has no `command`. Most programs serve at `/`: the prefix
+        // is stripped and `/` is the health path, unless the app or the runtime says otherwise.
+        "command" => Some(FileRuntime {
+            health: Some("/".into()),
+            prefix: Some(Prefix::Strip),
             ..FileRuntime::default()
         }),
         _ => None,
@@ -450,6 +589,12 @@ impl Config {
 
         let mut files = file.runtimes;
         files.entry(DEMO.to_string()).or_insert_with(demo_runtime);
+        files
+            .entry(COMMAND.to_string())
+            .or_insert_with(|| FileRuntime {
+                preset: Some(COMMAND.to_string()),
+                ..FileRuntime::default()
+            });
         let mut runtimes = BTreeMap::new();
         for (name, rt) in files {
             let key = |k: &str| format!("runtimes.{name}.{k}");
@@ -471,8 +616,16 @@ impl Config {
                     "the nocobase preset needs cwd = the NocoBase app folder (the one scripts/install-nocobase.sh prints)".into(),
                 ));
             }
+            let per_app = rt.preset.as_deref() == Some(COMMAND);
             let command = match rt.command {
-                Some(c) if c.first().is_some_and(|p| !p.is_empty()) => c,
+                Some(c) if c.first().is_some_and(|p| !p.is_empty()) && !per_app => c,
+                None if per_app => Vec::new(),
+                Some(_) if per_app => {
+                    return Err(value_err(
+                        key("command"),
+                        "a runtime with preset = \"command\" takes each app's own program (`hangar create NAME -- PROGRAM [ARGS…]`); leave command out".into(),
+                    ))
+                }
                 _ => {
                     return Err(value_err(
                         key("command"),
@@ -518,6 +671,32 @@ impl Config {
             for (k, v) in &rt.env {
                 crate::base::validate::env_entry(k, v)
                     .map_err(|e| value_err(key("env"), e.message))?;
+            }
+            // Templates are checked now, not when an app starts: `env` values see the engine's
+            // environment and Hangar's variables; the other keys see the runtime's env too.
+            let engine_env = engine_vars();
+            for (k, v) in &rt.env {
+                check_template(v, &|var| engine_env.contains(var))
+                    .map_err(|why| value_err(key(&format!("env.{k}")), why))?;
+            }
+            let known = |var: &str| engine_env.contains(var) || rt.env.contains_key(var);
+            let lists = [
+                ("command", Some(command.as_slice())),
+                ("upgrade", rt.upgrade.as_deref()),
+                (
+                    "version_command",
+                    match &version {
+                        Version::Command(c) => Some(c.as_slice()),
+                        _ => None,
+                    },
+                ),
+                ("logs", rt.logs.as_deref()),
+                ("cwd", rt.cwd.as_ref().map(std::slice::from_ref)),
+            ];
+            for (k, words) in lists {
+                for w in words.unwrap_or_default() {
+                    check_template(w, &known).map_err(|why| value_err(key(k), why))?;
+                }
             }
             let secs = |v: Option<u64>, default: u64, k: &str| -> Result<Duration, ConfigError> {
                 match v.unwrap_or(default) {
@@ -647,8 +826,54 @@ impl Config {
     }
 }
 
-/// Expand `${VAR}` in `s` from `vars`. An unknown variable or an unclosed `${` is an error
-/// naming it; `$$` is a literal `$`.
+/// The variables Hangar gives every app besides [`crate::base::validate::RESERVED_ENV`]
+/// (docs/contracts.md, "What an app process is given").
+pub const HANGAR_VARS: &[&str] = &[
+    "HANGAR_APP",
+    "HANGAR_BASE_PATH",
+    "HANGAR_PUBLIC_URL",
+    "HANGAR_DATA_DIR",
+];
+
+/// The names a template may use whatever the app: Hangar's variables and the engine's own
+/// environment (which apps inherit, without `HANGAR_…` but `HANGAR_DEMO_SCHEMA`).
+pub fn engine_vars() -> std::collections::BTreeSet<String> {
+    let mut vars: std::collections::BTreeSet<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| !k.starts_with("HANGAR_") || k == "HANGAR_DEMO_SCHEMA")
+        .collect();
+    vars.extend(
+        crate::base::validate::RESERVED_ENV
+            .iter()
+            .chain(HANGAR_VARS)
+            .map(|s| s.to_string()),
+    );
+    vars
+}
+
+/// Check the `${VAR}` of a template before it is ever expanded: each must be a name `known`
+/// accepts; shell syntax (`${X:-…}`, `${X:+…}`), an unknown name or an unclosed `${` is an
+/// error that says what to write instead.
+pub fn check_template(s: &str, known: &dyn Fn(&str) -> bool) -> Result<(), String> {
+    expand(s, &|v| known(v).then(String::new)).map(|_| ()).map_err(|why| {
+        if why.starts_with("unknown variable") {
+            format!("{why}: a template names Hangar's variables (PORT, DATABASE_URL, HANGAR_DATA_DIR, …), the engine's environment, or (except in env) a key of the runtime's env, which may hold a default an app's own --env value replaces; $$ is a literal $")
+        } else {
+            why
+        }
+    })
+}
+
+/// A variable name as a template writes it: a letter or `_`, then letters, digits or `_`.
+fn is_var_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+/// Expand `${VAR}` in `s` from `vars`. An unknown variable, an unclosed `${` or shell syntax
+/// inside `${…}` is an error naming it; `$$` is a literal `$`.
 pub fn expand(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -663,6 +888,11 @@ pub fn expand(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, 
                 .find('}')
                 .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
             let var = &body[..end];
+            if !is_var_name(var) {
+                return Err(format!(
+                    "${{{var}}} in {s:?} is shell syntax, which Hangar does not expand: write $${{{var}}} to hand it to a shell (sh -c) as it is, or ${{NAME}} for a variable"
+                ));
+            }
             let value = vars(var).ok_or_else(|| format!("unknown variable ${{{var}}} in {s:?}"))?;
             out.push_str(&value);
             rest = &body[end + 1..];
@@ -952,11 +1182,96 @@ env = { APP_ENV = "development", TZ = "UTC" }
     }
 
     #[test]
+    fn templates_are_checked_when_the_file_is_read() {
+        // Shell syntax inside ${…} was only found when an app started.
+        let e = parse("[runtimes.x]\ncommand = [\"sh\", \"-c\", \"exec srv ${EXTRA:+--extra}\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.command")
+                && e.contains("shell syntax")
+                && e.contains("$${EXTRA:+--extra}"),
+            "{e}"
+        );
+        let e = parse("[runtimes.x]\ncommand = [\"srv\", \"${NO_SUCH_VAR_AT_ALL}\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.command") && e.contains("NO_SUCH_VAR_AT_ALL"),
+            "{e}"
+        );
+        let e = parse("[runtimes.x]\ncommand = [\"srv\"]\nenv = { A = \"${PORT\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.env.A") && e.contains("unclosed"),
+            "{e}"
+        );
+        // An env value does not see other env entries; the command does.
+        let e = parse("[runtimes.x]\ncommand = [\"srv\"]\nenv = { A = \"1\", B = \"${A}\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtimes.x.env.B"), "{e}");
+        parse(
+            r#"
+[runtimes.x]
+command = ["sh", "-c", "exec srv --port $PORT $${EXTRA:+--extra} ${MODE} ${HANGAR_DATA_DIR} ${DATABASE_URL} ${PATH}"]
+cwd = "${HANGAR_DATA_DIR}"
+env = { MODE = "fast", URL = "${HANGAR_PUBLIC_URL}" }
+"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_command_runtime_takes_each_apps_program() {
+        let c = parse("").unwrap();
+        let rt = c.runtime(COMMAND).unwrap();
+        assert!(rt.per_app());
+        assert_eq!((rt.prefix, rt.health.as_str()), (Prefix::Strip, "/"));
+        let own = AppCommand {
+            argv: vec!["python3".into(), "-m".into(), "http.server".into()],
+            prefix: Some(Prefix::Keep),
+            health: None,
+        };
+        let app = rt.for_app(Some(&own));
+        assert_eq!(app.command, own.argv);
+        assert_eq!((app.prefix, app.health.as_str()), (Prefix::Keep, "/"));
+        // A written [runtimes.command] may set the other keys; a command there is refused.
+        let c = parse("[runtimes.command]\npreset = \"command\"\nstop_timeout = 2").unwrap();
+        assert_eq!(
+            c.runtime(COMMAND).unwrap().stop_timeout,
+            Duration::from_secs(2)
+        );
+        let e = parse("[runtimes.mine]\npreset = \"command\"\ncommand = [\"x\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtimes.mine.command"), "{e}");
+        let known = |v: &str| v == "PORT";
+        assert!(own.check(&known).is_ok());
+        let bad = AppCommand {
+            argv: vec!["srv".into(), "${NOPE}".into()],
+            prefix: None,
+            health: None,
+        };
+        assert_eq!(bad.check(&known).unwrap_err().field, "command");
+        let bad = AppCommand {
+            argv: vec!["srv".into()],
+            prefix: None,
+            health: Some("health".into()),
+        };
+        assert_eq!(bad.check(&known).unwrap_err().field, "health");
+    }
+
+    #[test]
     fn expansion() {
         let vars = |k: &str| (k == "PORT").then(|| "14000".to_string());
         assert_eq!(expand("--port=${PORT}", &vars).unwrap(), "--port=14000");
         assert_eq!(expand("$$HOME $x", &vars).unwrap(), "$HOME $x");
         assert!(expand("${NOPE}", &vars).unwrap_err().contains("NOPE"));
         assert!(expand("${PORT", &vars).unwrap_err().contains("unclosed"));
+        assert!(expand("${PORT:-1}", &vars)
+            .unwrap_err()
+            .contains("shell syntax"));
     }
 }

@@ -141,6 +141,19 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Run a program with an app's environment, working folder and database settings; its exit
+    /// status is hangar's.
+    Exec {
+        name: String,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+        program: Vec<String>,
+    },
+    /// Read hangar.toml again: new and changed runtimes apply to the next start of their apps.
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print (and try to open in a browser) a one-time link that logs a browser in to the
     /// control panel.
     Open {
@@ -177,6 +190,16 @@ pub struct CreateArgs {
     /// Its own environment values.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// With `-- PROGRAM`: whether the program sees the /_app/NAME prefix (default: strip).
+    #[arg(long, value_name = "keep|strip", requires = "program")]
+    pub prefix: Option<String>,
+    /// With `-- PROGRAM`: the path that answers 2xx once it is ready (default: /).
+    #[arg(long, value_name = "PATH", requires = "program")]
+    pub health: Option<String>,
+    /// The program to run and its arguments (after `--`); `${PORT}` and the other variables
+    /// are replaced when it starts (quote them for the shell: '${PORT}').
+    #[arg(last = true, value_name = "PROGRAM [ARGS]")]
+    pub program: Vec<String>,
     /// On-visit apps: go dormant after SECS with no request and no open connection (a
     /// visit starts it again). Default: never.
     #[arg(long, value_name = "SECS")]
@@ -320,6 +343,8 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
         } => crate::cli::data::import(c, from, dry_run, runtime, json).await,
         Command::Open { no_browser } => open(c, no_browser).await,
         Command::Monit { count } => crate::cli::monit::run(c, count).await,
+        Command::Exec { name, program } => crate::cli::run_cmd::exec(c, &name, program).await,
+        Command::Reload { json } => crate::cli::run_cmd::reload(c, json).await,
         Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
     }
 }
@@ -346,6 +371,7 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
         runtime: a.runtime,
         env,
         idle_timeout: a.idle_timeout,
+        command: crate::cli::run_cmd::app_command(a.program, a.prefix, a.health)?,
     };
     let v = c.create(&req).await?;
     println!(
@@ -594,6 +620,13 @@ fn print_status(v: &AppView) {
     for (k, val) in rows {
         println!("{k:>13}  {val}");
     }
+    if let Some(c) = &v.command {
+        println!(
+            "{:>13}  {}",
+            "command",
+            crate::cli::run_cmd::shell_words(&c.argv)
+        );
+    }
 }
 
 /// The apps a verb taking `NAME | --all` works on.
@@ -673,3 +706,4 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
 mod data;
 mod logs;
 mod monit;
+mod run_cmd;

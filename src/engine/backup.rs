@@ -183,8 +183,9 @@ impl Engine {
             runtime: old
                 .runtime
                 .clone()
-                .filter(|r| self.config.runtime(r).is_some()),
+                .filter(|r| self.runtimes.get(r).is_some()),
             env: old.env.clone(),
+            command: old.command.clone(),
         };
         job.step("making the app and its database");
         let view = self

@@ -40,25 +40,24 @@ pub enum ExportError {
     Yaml(String),
 }
 
-fn prefix_of(config: &Config, app: &AppRecord) -> Prefix {
+/// The runtime the app runs with (its own program's prefix and health over its runtime's).
+fn runtime_of(config: &Config, app: &AppRecord) -> Option<crate::base::config::Runtime> {
     let rt = app
         .runtime
         .clone()
         .unwrap_or_else(|| config.main.runtime.clone());
-    config
-        .runtime(&rt)
+    config.runtime(&rt).map(|r| r.for_app(app.command.as_ref()))
+}
+
+fn prefix_of(config: &Config, app: &AppRecord) -> Prefix {
+    runtime_of(config, app)
         .map(|r| r.prefix)
         .unwrap_or(Prefix::Keep)
 }
 
 fn health_of(config: &Config, app: &AppRecord) -> String {
-    let rt = app
-        .runtime
-        .clone()
-        .unwrap_or_else(|| config.main.runtime.clone());
-    let health = config
-        .runtime(&rt)
-        .map(|r| r.health.clone())
+    let health = runtime_of(config, app)
+        .map(|r| r.health)
         .unwrap_or_else(|| "/_health".into());
     match prefix_of(config, app) {
         Prefix::Keep => format!("{}{health}", base_path(&app.name)),
@@ -448,6 +447,7 @@ mod tests {
             idle_timeout: None,
             pinned: false,
             runtime: None,
+            command: None,
             db: crate::base::db::AppDb::sqlite_file(std::path::Path::new("/h/apps/x")),
             env: BTreeMap::new(),
             app_key: "k".into(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::base::config::{Config, ConfigError};
+use crate::base::config::{AppCommand, Config, ConfigError, Runtime};
 use crate::base::db::AppDb;
 use crate::base::home::{EngineLock, Home, HomeError};
 use crate::base::validate::{self, Invalid, MAIN};
@@ -132,13 +132,31 @@ pub struct CreateApp {
     /// Idle stop in seconds for an on-visit app; absent or 0: never.
     #[serde(default)]
     pub idle_timeout: Option<i64>,
+    /// Its own program (`hangar create NAME -- PROGRAM [ARGS…]`); without `runtime`, the app
+    /// runs on the `command` runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<AppCommand>,
 }
 
 impl CreateApp {
+    /// The runtime the app will run: the one asked for; else `command` for an app with its own
+    /// program; else the main app's.
+    fn runtime_name(&self, config: &Config) -> String {
+        match (&self.runtime, &self.command) {
+            (Some(r), _) => r.clone(),
+            (None, Some(_)) => crate::base::config::COMMAND.to_string(),
+            (None, None) => config.main.runtime.clone(),
+        }
+    }
+
     /// The checks of a create that need nothing but the request and the configuration: name,
     /// display name, domain, env, idle timeout, runtime, the database method's form, a given
     /// port's range. [`Engine::check_create`] adds what needs the registry and the machine.
-    pub fn check(&self, config: &Config) -> Result<Checked, Invalid> {
+    pub fn check(
+        &self,
+        config: &Config,
+        runtimes: &BTreeMap<String, Runtime>,
+    ) -> Result<Checked, Invalid> {
         validate::name(&self.name)?;
         let display_name = self
             .display_name
@@ -167,14 +185,30 @@ impl CreateApp {
             }
             Some(s) => Some(s),
         };
-        if let Some(rt) = &self.runtime {
-            if config.runtime(rt).is_none() {
-                let known: Vec<&str> = config.runtimes.keys().map(|s| s.as_str()).collect();
-                return Err(Invalid::new(
-                    "runtime",
-                    format!("no runtime {rt:?}; accepted: {}", known.join(", ")),
-                ));
+        let rt_name = self.runtime_name(config);
+        let Some(runtime) = runtimes.get(&rt_name) else {
+            let known: Vec<&str> = runtimes.keys().map(|s| s.as_str()).collect();
+            return Err(Invalid::new(
+                "runtime",
+                format!("no runtime {rt_name:?}; accepted: {}", known.join(", ")),
+            ));
+        };
+        match &self.command {
+            Some(c) => {
+                let engine_env = crate::base::config::engine_vars();
+                c.check(&|v| {
+                    engine_env.contains(v)
+                        || runtime.env.contains_key(v)
+                        || self.env.contains_key(v)
+                })?;
             }
+            None if runtime.per_app() => {
+                return Err(Invalid::new(
+                    "command",
+                    format!("runtime {rt_name:?} runs each app's own program: `hangar create NAME -- PROGRAM [ARGS…]`"),
+                ))
+            }
+            None => {}
         }
         if let Some(m) = self.db.as_deref() {
             validate::db_method(m)?;
@@ -184,6 +218,7 @@ impl CreateApp {
             .map(|p| validate::port(i64::from(p), &[config.proxy_port, config.api_port]))
             .transpose()?;
         Ok(Checked {
+            runtime: (self.runtime.is_some() || self.command.is_some()).then_some(rt_name),
             display_name,
             domain,
             idle_timeout,
@@ -225,6 +260,9 @@ pub struct AppView {
     /// Idle stop in seconds (on-visit apps); `None`: never.
     #[serde(default)]
     pub idle_timeout: Option<u32>,
+    /// Its own program (`create NAME -- PROGRAM`), as stored: `${VAR}` not expanded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<AppCommand>,
     /// Orders views of one app from one engine: the higher is the newer (see
     /// `supervisor::AppState::version`). Starts again with the engine.
     #[serde(default)]
@@ -289,6 +327,8 @@ pub(crate) struct CreateOpts {
 
 /// What `check_create` made of a create's fields, as they will be stored.
 pub struct Checked {
+    /// The runtime it is stored with (`None`: the main app's).
+    pub runtime: Option<String>,
     pub display_name: String,
     pub domain: Option<String>,
     pub idle_timeout: Option<u32>,
@@ -344,6 +384,7 @@ impl Engine {
             config.api_port = p;
         }
         let config = Arc::new(config);
+        let runtimes = Arc::new(crate::run::runtimes::Runtimes::new(&config));
         let registry = Registry::open(&home.registry_file()).await?;
         let token = home.token()?;
         let monitor =
@@ -353,6 +394,7 @@ impl Engine {
         let ctx = Arc::new(Ctx {
             home: home.clone(),
             config: config.clone(),
+            runtimes: runtimes.clone(),
             registry: registry.clone(),
             events: events.clone(),
             changes: Default::default(),
@@ -362,6 +404,7 @@ impl Engine {
             core: Arc::new(Core {
                 home,
                 config,
+                runtimes,
                 registry,
                 supervisor: Supervisor::new(ctx),
                 events,
@@ -541,6 +584,7 @@ impl Engine {
             domain: self.config.main.domain.clone(),
             pinned: false,
             runtime: None,
+            command: None,
             db: AppDb::sqlite_file(&dir),
             env: self.config.main.env.clone(),
             app_key: crate::base::secret::random_hex(32),
@@ -612,7 +656,7 @@ impl Engine {
     /// runtime, a free name, a given port); nothing is changed. Returns the display name and
     /// the domain as they will be stored.
     pub async fn check_create(&self, req: &CreateApp) -> Result<Checked, EngineError> {
-        let checked = req.check(&self.config)?;
+        let checked = req.check(&self.config, &self.runtimes.all())?;
         if self.registry.get(&req.name).await.is_ok() {
             return Err(EngineError::Conflict(Invalid::new(
                 "name",
@@ -697,6 +741,7 @@ impl Engine {
         port: u16,
     ) -> Result<AppView, EngineError> {
         let Checked {
+            runtime,
             display_name,
             domain,
             idle_timeout,
@@ -718,7 +763,8 @@ impl Engine {
             port,
             domain,
             pinned: req.pinned,
-            runtime: req.runtime.clone(),
+            runtime,
+            command: req.command.clone(),
             db,
             env: req.env.clone(),
             app_key: opts
@@ -807,6 +853,17 @@ impl Engine {
 
     pub async fn edit(&self, name: &str, edit: AppEdit) -> Result<AppView, EngineError> {
         let edit = edit.check(&self.reserved_ports())?;
+        if let Some(c) = &edit.command {
+            let app = self.registry.get(name).await?;
+            let runtime = self.runtimes.get(&self.runtimes.name_of(&app));
+            let env = edit.env.as_ref().unwrap_or(&app.env);
+            let engine_env = crate::base::config::engine_vars();
+            c.check(&|v| {
+                engine_env.contains(v)
+                    || env.contains_key(v)
+                    || runtime.as_ref().is_some_and(|r| r.env.contains_key(v))
+            })?;
+        }
         self.registry.update(name, &edit).await?;
         self.supervisor.changed(name);
         self.view(name).await
@@ -1128,7 +1185,15 @@ impl Engine {
             created_at: app.created_at.clone(),
             notices: Vec::new(),
             idle_timeout: app.idle_timeout,
+            command: app.command.clone(),
         }
+    }
+
+    /// The configuration with the runtimes in force (a reload's).
+    pub fn live_config(&self) -> Config {
+        let mut c = (*self.config).clone();
+        c.runtimes = (*self.runtimes.all()).clone();
+        c
     }
 
     /// The apps an export covers: one by name, or every app.
@@ -1152,7 +1217,7 @@ impl Engine {
             crate::engine::export::NginxTarget::Hangar
         };
         Ok(crate::engine::export::nginx(
-            &self.config,
+            &self.live_config(),
             &apps,
             target,
             listen,
@@ -1172,14 +1237,16 @@ impl Engine {
                 .replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt))
                 .replace("{name}", &a.name)
         };
-        crate::engine::export::kubernetes(&self.config, &apps, &image_of)
+        crate::engine::export::kubernetes(&self.live_config(), &apps, &image_of)
             .map_err(|e| EngineError::Refused(e.to_string()))
     }
 }
 
 pub mod backup;
+pub mod exec;
 pub mod export;
 pub mod import;
+pub mod reload;
 
 #[cfg(test)]
 mod tests {
@@ -1217,6 +1284,7 @@ mod tests {
             created_at: "2024-05-01T10:00:00Z".into(),
             notices: vec![],
             idle_timeout: Some(300),
+            command: None,
             version: 17,
         };
         let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17}"#;

@@ -361,13 +361,10 @@ impl Proxy {
             let Ok(authority) = Authority::try_from(format!("127.0.0.1:{}", a.port)) else {
                 continue;
             };
-            let rt = a
-                .runtime
-                .clone()
-                .unwrap_or_else(|| self.engine.config.main.runtime.clone());
-            let runtime = self.engine.config.runtime(&rt);
-            let prefix = runtime.map(|r| r.prefix).unwrap_or(Prefix::Keep);
+            let runtime = self.engine.runtimes.of(&a).ok();
+            let prefix = runtime.as_ref().map(|r| r.prefix).unwrap_or(Prefix::Keep);
             let health = runtime
+                .as_ref()
                 .map(|r| crate::run::launch::health_path(&a.name, r))
                 .unwrap_or_default();
             let entry = Arc::new(AppEntry {

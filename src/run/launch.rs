@@ -102,6 +102,32 @@ pub fn app_env(
     Ok(env)
 }
 
+/// What one app's process is given: its environment, its command line (expanded) and its
+/// working folder. The start and `hangar exec` both build it here.
+pub struct Setting {
+    pub env: BTreeMap<String, String>,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+}
+
+/// The [`Setting`] of `app` run with `runtime` (the one [`Runtime::for_app`] gave).
+pub fn setting(
+    home: &Home,
+    app: &AppRecord,
+    runtime: &Runtime,
+    proxy_port: u16,
+) -> Result<Setting, LaunchError> {
+    let env = app_env(home, app, runtime, proxy_port)?;
+    let what = if app.command.is_some() {
+        format!("the command of {}", app.name)
+    } else {
+        format!("runtimes.{}.command", runtime.name)
+    };
+    let argv = expand_all(&runtime.command, &env, &what)?;
+    let cwd = working_dir(home, app, runtime, &env)?;
+    Ok(Setting { env, argv, cwd })
+}
+
 /// Expand `${VAR}` in every word of `argv`.
 pub fn expand_all(
     argv: &[String],

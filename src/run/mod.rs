@@ -19,6 +19,7 @@ pub mod launch;
 pub mod log_files;
 pub mod logs;
 pub mod monitor;
+pub mod runtimes;
 pub mod sampler;
 pub mod supervisor;
 
@@ -26,7 +27,10 @@ pub mod supervisor;
 /// supervisor of every app and the stream of its events, and what samples and follows them.
 pub struct Core {
     pub home: Home,
+    /// The configuration the engine started with; its runtimes are `runtimes`' first set.
     pub config: Arc<Config>,
+    /// The runtimes in force (a reload replaces them).
+    pub runtimes: Arc<runtimes::Runtimes>,
     pub registry: Registry,
     pub supervisor: supervisor::Supervisor,
     pub events: broadcast::Sender<supervisor::Event>,

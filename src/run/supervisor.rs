@@ -195,6 +195,8 @@ pub enum StartError {
     Registry(#[from] crate::store::registry::RegistryError),
     #[error("runtime {0:?} is not in hangar.toml")]
     NoRuntime(String),
+    #[error("runtime {0:?} runs each app's own program, and this app has none; give it one (`hangar create NAME -- PROGRAM [ARGS…]`, or an edit of its command)")]
+    NoCommand(String),
     #[error(transparent)]
     Launch(#[from] launch::LaunchError),
     #[error("cannot create the app's data folder: {0}")]
@@ -291,6 +293,8 @@ enum Cmd {
 pub struct Ctx {
     pub home: Home,
     pub config: Arc<Config>,
+    /// The runtimes in force (see [`crate::run::runtimes::Runtimes`]).
+    pub runtimes: Arc<crate::run::runtimes::Runtimes>,
     pub registry: Registry,
     pub events: broadcast::Sender<Event>,
     /// The changes of app states so far (see [`AppState::version`]).
@@ -797,23 +801,13 @@ impl Actor {
     /// start does not wait for it and it is recorded once the app is ready.
     async fn prepare(&self, always: bool) -> Result<Prepared, StartError> {
         let app = self.ctx.registry.get(&self.name).await?;
-        let rt_name = app
-            .runtime
-            .clone()
-            .unwrap_or_else(|| self.ctx.config.main.runtime.clone());
-        let runtime = self
-            .ctx
-            .config
-            .runtime(&rt_name)
-            .cloned()
-            .ok_or_else(|| StartError::NoRuntime(rt_name.clone()))?;
-        let env = launch::app_env(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
-        let argv = launch::expand_all(
-            &runtime.command,
-            &env,
-            &format!("runtimes.{rt_name}.command"),
-        )?;
-        let cwd = launch::working_dir(&self.ctx.home, &app, &runtime, &env)?;
+        let rt_name = self.ctx.runtimes.name_of(&app);
+        let runtime = self.ctx.runtimes.of(&app).map_err(StartError::NoRuntime)?;
+        if runtime.per_app() {
+            return Err(StartError::NoCommand(rt_name));
+        }
+        let launch::Setting { env, argv, cwd } =
+            launch::setting(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
         std::fs::create_dir_all(self.ctx.home.app_dir(&self.name)).map_err(StartError::DataDir)?;
         let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
         let version = if gates {

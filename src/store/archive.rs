@@ -155,6 +155,9 @@ pub struct Definition {
     #[serde(default)]
     pub idle_timeout: Option<u32>,
     pub runtime: Option<String>,
+    /// Its own program (absent in archives from before `create NAME -- PROGRAM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::base::config::AppCommand>,
     pub env: std::collections::BTreeMap<String, String>,
     pub app_key: String,
     /// The runtime version the app last ran: a restore onto a newer runtime upgrades it.
@@ -368,6 +371,7 @@ async fn write_in(
             pinned: app.pinned,
             idle_timeout: app.idle_timeout,
             runtime: app.runtime.clone(),
+            command: app.command.clone(),
             env: app.env.clone(),
             app_key: app.app_key.clone(),
             last_version: app.last_version.clone(),

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
+use crate::base::config::AppCommand;
 use crate::base::db::AppDb;
 use crate::base::validate::Invalid;
 
@@ -117,6 +118,8 @@ pub struct AppRecord {
     pub pinned: bool,
     /// `None`: the main app's runtime.
     pub runtime: Option<String>,
+    /// Its own program (`create NAME -- PROGRAM`), over its runtime's `command`.
+    pub command: Option<AppCommand>,
     pub db: AppDb,
     pub env: BTreeMap<String, String>,
     pub app_key: String,
@@ -151,6 +154,10 @@ pub struct AppEdit {
     pub env: Option<BTreeMap<String, String>>,
     /// Seconds; `Some(0)` turns idle stop off.
     pub idle_timeout: Option<u32>,
+    /// A new program for an app that has its own (`create NAME -- PROGRAM`); applies at its
+    /// next start. Checked by the engine, which knows the app's runtime and env.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<AppCommand>,
 }
 
 /// A field that is present, `null` included, is `Some`: serde's default reads `null` as absent.
@@ -338,9 +345,10 @@ impl Registry {
             .await?;
         let db_json = serde_json::to_string(&app.db).map_err(|e| damaged(&app.name, e))?;
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
+        let command_json = command_json(&app.name, app.command.as_ref())?;
         sqlx::query(
-            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, created_at, updated_at, command_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&app.name)
         .bind(&app.display_name)
@@ -357,6 +365,7 @@ impl Registry {
         .bind(app.idle_timeout.map(i64::from))
         .bind(&app.created_at)
         .bind(&app.updated_at)
+        .bind(command_json)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -390,10 +399,14 @@ impl Registry {
         if let Some(v) = edit.idle_timeout {
             app.idle_timeout = (v > 0).then_some(v);
         }
+        if let Some(c) = &edit.command {
+            app.command = Some(c.clone());
+        }
         app.updated_at = now();
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(name, e))?;
+        let command_json = command_json(name, app.command.as_ref())?;
         sqlx::query(
-            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, idle_timeout = ?, updated_at = ? WHERE name = ?",
+            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, idle_timeout = ?, updated_at = ?, command_json = ? WHERE name = ?",
         )
         .bind(&app.display_name)
         .bind(app.start_mode.as_str())
@@ -403,6 +416,7 @@ impl Registry {
         .bind(env_json)
         .bind(app.idle_timeout.map(i64::from))
         .bind(&app.updated_at)
+        .bind(command_json)
         .bind(name)
         .execute(&self.pool)
         .await?;
@@ -528,6 +542,12 @@ fn damaged(name: &str, e: impl std::fmt::Display) -> RegistryError {
     }
 }
 
+fn command_json(name: &str, c: Option<&AppCommand>) -> Result<Option<String>, RegistryError> {
+    c.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| damaged(name, e))
+}
+
 fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let name: String = r.try_get("name")?;
     let start_mode: String = r.try_get("start_mode")?;
@@ -538,7 +558,12 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let pid_started: Option<i64> = r.try_get("pid_started")?;
     let pid_boot: Option<String> = r.try_get("pid_boot")?;
     let idle_timeout: Option<i64> = r.try_get("idle_timeout")?;
+    let command: Option<String> = r.try_get("command_json")?;
     Ok(AppRecord {
+        command: command
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| damaged(&name, e))?,
         display_name: r.try_get("display_name")?,
         start_mode: start_mode.parse().map_err(|e: Invalid| damaged(&name, e))?,
         port: r.try_get::<i64, _>("port")? as u16,
