@@ -484,7 +484,8 @@ fn a_recorded_process_from_another_boot_is_never_signalled() {
 }
 
 /// A small node app: its health path, `read?path=P` (the file, or 403 with the error's code),
-/// `write?path=P` and `tmp` (a folder made and removed in `os.tmpdir()`).
+/// `write?path=P`, `signal?path=PID` (signal 0) and `tmp` (a folder made and removed in
+/// `os.tmpdir()`).
 const PROBE_APP: &str = r#"
 const http = require('http'), fs = require('fs'), os = require('os'), path = require('path');
 const base = process.env.HANGAR_BASE_PATH;
@@ -495,6 +496,7 @@ http.createServer((req, res) => {
     if (u.pathname === base + '/_health') return res.end('ok');
     if (u.pathname === base + '/read') return res.end(fs.readFileSync(p));
     if (u.pathname === base + '/write') { fs.writeFileSync(p, 'written'); return res.end('ok'); }
+    if (u.pathname === base + '/signal') { process.kill(Number(p), 0); return res.end('ok'); }
     if (u.pathname === base + '/tmp') {
       const d = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-'));
       fs.writeFileSync(path.join(d, 'f'), 'x');
@@ -507,7 +509,7 @@ http.createServer((req, res) => {
 "#;
 
 /// Apps run under Landlock: a node app cannot read the token, the registry, another app's
-/// database file, a backup or the engine's environment, and still serves through the proxy,
+/// database file or a backup, nor signal the engine, and still serves through the proxy,
 /// reads its code, writes its data folder and its TMPDIR; the same app with `confine = false`
 /// reads the token (so the refusals above are the confinement's); the demo app runs confined.
 #[test]
@@ -522,11 +524,13 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
     };
     let toml = format!("{}{}", rt("probe", ""), rt("open", "confine = false"));
     let e = TestEngine::start_with(&toml);
-    for (name, runtime) in [("a", "probe"), ("b", "probe"), ("c", "open")] {
+    for (name, runtime) in [("a", "probe"), ("b", "demo"), ("c", "open")] {
         e.ok(&["create", name, "--runtime", runtime]);
     }
     let home = std::fs::canonicalize(e.home_path()).unwrap();
-    std::fs::write(home.join("apps/b/db.sqlite"), "b's data").unwrap();
+    // b: the demo app, with its SQLite database and a backup.
+    e.ok(&["start", "b"]);
+    assert!(home.join("apps/b/db.sqlite").is_file());
     e.ok(&["backup", "b"]);
     let backup = std::fs::read_dir(home.join("backups"))
         .unwrap()
@@ -544,16 +548,12 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     };
     let token = e.token();
-    let engine_environ = std::path::PathBuf::from(format!(
-        "/proc/{}/environ",
-        e.engine_pid().expect("the engine's pid")
-    ));
+    let engine = e.engine_pid().expect("the engine's pid");
     for secret in [
         home.join("token"),
         home.join("registry.db"),
         home.join("apps/b/db.sqlite"),
         backup.clone(),
-        engine_environ,
     ] {
         let (status, body) = ask("a", "read", &secret);
         assert_eq!(
@@ -569,6 +569,12 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
         "a confined app wrote into another app's folder"
     );
     assert!(!home.join("apps/b/planted").exists());
+    let engine_pid = std::path::PathBuf::from(engine.to_string());
+    assert_eq!(
+        ask("a", "signal", &engine_pid),
+        (403, "EPERM".into()),
+        "a confined app may signal the engine"
+    );
 
     // What it needs still works: its data folder, its code, the system, a temporary folder.
     let mine = home.join("apps/a/note");
@@ -593,15 +599,18 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
     );
 
     // Unconfined by its runtime's setting, the same app reads the token: said in its log.
-    assert_eq!(ask("c", "read", &home.join("token")), (200, token));
+    assert_eq!(ask("c", "read", &home.join("token")).1.trim(), token);
+    assert_eq!(ask("c", "signal", &engine_pid), (200, "ok".into()));
     assert!(e
         .log_text("c")
         .contains("not confined: runtimes.open.confine = false"));
     // The embedded demo runtime runs confined as well.
     e.wait_status("main", "running", Duration::from_secs(30));
-    assert!(
-        e.log_text("main").contains("confined by Landlock"),
-        "{}",
-        e.log_text("main")
-    );
+    for demo in ["main", "b"] {
+        assert!(
+            e.log_text(demo).contains("confined by Landlock"),
+            "{}",
+            e.log_text(demo)
+        );
+    }
 }

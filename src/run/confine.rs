@@ -11,8 +11,9 @@
 //! the home (`/tmp` for a home under it, a `cwd` of `~`) is granted entry by entry, without the
 //! branch that leads to the home; entries made in it later are out of reach, so when that folder
 //! is `/tmp` the app's `TMPDIR` is `.tmp` in its data folder. From Landlock ABI 6 on an app also
-//! cannot signal a process outside its own (the engine, other apps), and at every ABI it cannot
-//! ptrace one nor read its `/proc/PID/environ`.
+//! cannot signal a process outside its own (the engine, other apps). Not closed: `/proc` is
+//! readable, so another process's `/proc/PID/environ` of the same user (another app's
+//! `DATABASE_URL`) is too (measured on Linux 6.18).
 //!
 //! Invariants: between fork and exec only async-signal-safe calls run (`prctl`, one syscall on a
 //! ruleset already made); a kernel without Landlock runs the app unconfined and the start says
@@ -580,11 +581,9 @@ mod tests {
             program: "node",
             env: &env,
         });
-        assert_eq!(
-            granted(&p, &real_bin.join("node")),
-            Some(Access::Read),
-            "{p:?}"
-        );
+        // Read at least (this temporary root lies under /tmp, which is writable).
+        assert!(granted(&p, &real_bin.join("node")).is_some(), "{p:?}");
+        assert!(granted(&p, &r.join("bin/node")).is_some(), "{p:?}");
         assert_eq!(
             granted(&p, &r.join("app/node_modules/@nocobase/app")),
             Some(Access::ReadWrite)
