@@ -482,3 +482,135 @@ fn a_recorded_process_from_another_boot_is_never_signalled() {
     let _ = stranger.kill();
     let _ = stranger.wait();
 }
+
+/// A small node app: its health path, `read?path=P` (the file, or 403 with the error's code),
+/// `write?path=P`, `signal?path=PID` (signal 0) and `tmp` (a folder made and removed in
+/// `os.tmpdir()`).
+const PROBE_APP: &str = r#"
+const http = require('http'), fs = require('fs'), os = require('os'), path = require('path');
+const base = process.env.HANGAR_BASE_PATH;
+http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  const p = u.searchParams.get('path');
+  try {
+    if (u.pathname === base + '/_health') return res.end('ok');
+    if (u.pathname === base + '/read') return res.end(fs.readFileSync(p));
+    if (u.pathname === base + '/write') { fs.writeFileSync(p, 'written'); return res.end('ok'); }
+    if (u.pathname === base + '/signal') { process.kill(Number(p), 0); return res.end('ok'); }
+    if (u.pathname === base + '/tmp') {
+      const d = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-'));
+      fs.writeFileSync(path.join(d, 'f'), 'x');
+      fs.rmSync(d, { recursive: true });
+      return res.end('ok');
+    }
+    res.statusCode = 404; res.end();
+  } catch (e) { res.statusCode = 403; res.end(e.code || String(e)); }
+}).listen(process.env.PORT, '127.0.0.1');
+"#;
+
+/// Apps run under Landlock: a node app cannot read the token, the registry, another app's
+/// database file or a backup, nor signal the engine, and still serves through the proxy,
+/// reads its code, writes its data folder and its TMPDIR; the same app with `confine = false`
+/// reads the token (so the refusals above are the confinement's); the demo app runs confined.
+#[test]
+fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() {
+    let code = tempfile::tempdir().expect("code folder");
+    std::fs::write(code.path().join("probe.js"), PROBE_APP).unwrap();
+    let rt = |name: &str, extra: &str| {
+        format!(
+            "[runtimes.{name}]\ncommand = [\"node\", \"probe.js\"]\ncwd = {:?}\n{extra}\n",
+            code.path().display().to_string()
+        )
+    };
+    let toml = format!("{}{}", rt("probe", ""), rt("open", "confine = false"));
+    let e = TestEngine::start_with(&toml);
+    for (name, runtime) in [("a", "probe"), ("b", "demo"), ("c", "open")] {
+        e.ok(&["create", name, "--runtime", runtime]);
+    }
+    let home = std::fs::canonicalize(e.home_path()).unwrap();
+    // b: the demo app, with its SQLite database and a backup.
+    e.ok(&["start", "b"]);
+    assert!(home.join("apps/b/db.sqlite").is_file());
+    e.ok(&["backup", "b"]);
+    let backup = std::fs::read_dir(home.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|f| f.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("b's backup");
+    let ask = |app: &str, what: &str, path: &std::path::Path| -> (u16, String) {
+        let resp = e
+            .http
+            .get(e.proxy_url(&format!("/_app/{app}/{what}")))
+            .query(&[("path", path.display().to_string())])
+            .send()
+            .expect("proxy request");
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    };
+    let token = e.token();
+    let engine = e.engine_pid().expect("the engine's pid");
+    for secret in [
+        home.join("token"),
+        home.join("registry.db"),
+        home.join("apps/b/db.sqlite"),
+        backup.clone(),
+    ] {
+        let (status, body) = ask("a", "read", &secret);
+        assert_eq!(
+            (status, body.as_str()),
+            (403, "EACCES"),
+            "a confined app read {}",
+            secret.display()
+        );
+    }
+    let (status, _) = ask("a", "write", &home.join("apps/b/planted"));
+    assert_eq!(
+        status, 403,
+        "a confined app wrote into another app's folder"
+    );
+    assert!(!home.join("apps/b/planted").exists());
+    let engine_pid = std::path::PathBuf::from(engine.to_string());
+    assert_eq!(
+        ask("a", "signal", &engine_pid),
+        (403, "EPERM".into()),
+        "a confined app may signal the engine"
+    );
+
+    // What it needs still works: its data folder, its code, the system, a temporary folder.
+    let mine = home.join("apps/a/note");
+    assert_eq!(ask("a", "write", &mine), (200, "ok".into()));
+    assert_eq!(ask("a", "read", &mine), (200, "written".into()));
+    assert_eq!(
+        ask("a", "read", &code.path().join("probe.js")),
+        (200, PROBE_APP.to_string())
+    );
+    assert_eq!(
+        ask("a", "read", std::path::Path::new("/etc/hostname")).0,
+        200
+    );
+    assert_eq!(
+        ask("a", "tmp", std::path::Path::new("")),
+        (200, "ok".into())
+    );
+    assert!(
+        e.log_text("a").contains("confined by Landlock"),
+        "{}",
+        e.log_text("a")
+    );
+
+    // Unconfined by its runtime's setting, the same app reads the token: said in its log.
+    assert_eq!(ask("c", "read", &home.join("token")).1.trim(), token);
+    assert_eq!(ask("c", "signal", &engine_pid), (200, "ok".into()));
+    assert!(e
+        .log_text("c")
+        .contains("not confined: runtimes.open.confine = false"));
+    // The embedded demo runtime runs confined as well.
+    e.wait_status("main", "running", Duration::from_secs(30));
+    for demo in ["main", "b"] {
+        assert!(
+            e.log_text(demo).contains("confined by Landlock"),
+            "{}",
+            e.log_text(demo)
+        );
+    }
+}

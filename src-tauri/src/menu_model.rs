@@ -92,6 +92,10 @@ pub enum Action {
     Start(String),
     Stop(String),
     Logs(String),
+    /// Open the app in the browser at its own origin (`<name>.localhost`; `/` for main).
+    Visit(String),
+    /// Open it at its path on the shared origin, `/_app/<name>/`.
+    VisitPath(String),
     StartAll,
     StopAll,
     ToggleAutostart,
@@ -105,6 +109,8 @@ impl Action {
             Action::Start(n) => format!("start:{n}"),
             Action::Stop(n) => format!("stop:{n}"),
             Action::Logs(n) => format!("logs:{n}"),
+            Action::Visit(n) => format!("visit:{n}"),
+            Action::VisitPath(n) => format!("visit-path:{n}"),
             Action::StartAll => "start-all".into(),
             Action::StopAll => "stop-all".into(),
             Action::ToggleAutostart => "autostart".into(),
@@ -133,6 +139,8 @@ impl Action {
             "start" => Some(Action::Start(name)),
             "stop" => Some(Action::Stop(name)),
             "logs" => Some(Action::Logs(name)),
+            "visit" => Some(Action::Visit(name)),
+            "visit-path" if name != hangar::base::validate::MAIN => Some(Action::VisitPath(name)),
             _ => None,
         }
     }
@@ -174,8 +182,37 @@ fn disabled(id: &str, label: impl Into<String>) -> Entry {
     }
 }
 
-/// The app's entry: "● Display name — running", a submenu with Start, Stop and Logs.
+/// The app's entry: "● Display name — running", a submenu with Start, Stop, Logs and its
+/// links: first its own origin (`<name>.localhost`: no other app shares its cookies and
+/// storage), then its path on the shared origin (`/_app/<name>/`).
 fn app_entry(app: &AppItem) -> Entry {
+    let mut entries = vec![
+        item(
+            Action::Start(app.name.clone()),
+            "Start",
+            app.status.can_start(),
+        ),
+        item(
+            Action::Stop(app.name.clone()),
+            "Stop",
+            app.status.can_stop(),
+        ),
+        item(Action::Logs(app.name.clone()), "Logs", true),
+    ];
+    if app.name == hangar::base::validate::MAIN {
+        entries.push(item(Action::Visit(app.name.clone()), "Open", true));
+    } else {
+        entries.push(item(
+            Action::Visit(app.name.clone()),
+            format!("Open {}.localhost", app.name),
+            true,
+        ));
+        entries.push(item(
+            Action::VisitPath(app.name.clone()),
+            format!("Open /_app/{}/", app.name),
+            true,
+        ));
+    }
     let mut status = app.status.to_string();
     if app.status == Status::Backoff && app.restarts > 0 {
         status = format!("crashed, restart {}", app.restarts);
@@ -187,19 +224,7 @@ fn app_entry(app: &AppItem) -> Entry {
             marker(app.status),
             app.display_name
         ),
-        entries: vec![
-            item(
-                Action::Start(app.name.clone()),
-                "Start",
-                app.status.can_start(),
-            ),
-            item(
-                Action::Stop(app.name.clone()),
-                "Stop",
-                app.status.can_stop(),
-            ),
-            item(Action::Logs(app.name.clone()), "Logs", true),
-        ],
+        entries,
     }
 }
 
@@ -484,6 +509,46 @@ mod tests {
         assert!(labels(&m.entries).contains(&"15 more… (Open Hangar)".into()));
     }
 
+    /// Each sub-app is its own browser origin only at `<name>.localhost`: that link comes first,
+    /// the shared origin's `/_app/<name>/` second; the main app has one.
+    #[test]
+    fn an_apps_own_origin_is_the_first_link() {
+        let m = build(&TrayState {
+            apps: vec![
+                app("main", Status::Running, false),
+                app("shop", Status::Stopped, false),
+            ],
+            ..TrayState::default()
+        });
+        let submenu = |name: &str| {
+            m.entries
+                .iter()
+                .find_map(|e| match e {
+                    Entry::Submenu { label, entries } if label.contains(name) => {
+                        Some(labels(entries))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no entry for {name}"))
+        };
+        assert_eq!(
+            submenu("App shop"),
+            vec![
+                "Start",
+                "Stop",
+                "Logs",
+                "Open shop.localhost",
+                "Open /_app/shop/"
+            ]
+        );
+        assert_eq!(submenu("App main"), vec!["Start", "Stop", "Logs", "Open"]);
+        assert!(enabled(&m, "visit:shop") && enabled(&m, "visit-path:shop"));
+        assert_eq!(
+            Action::parse("visit:shop"),
+            Some(Action::Visit("shop".into()))
+        );
+    }
+
     #[test]
     fn crash_loop_is_visible_in_the_label() {
         let mut a = app("a", Status::Backoff, false);
@@ -531,6 +596,9 @@ mod tests {
             "launch:a",
             "logs:../x",
             "quit ",
+            "visit:",
+            "visit:Bad",
+            "visit-path:main",
         ] {
             assert_eq!(Action::parse(junk), None, "{junk:?}");
         }

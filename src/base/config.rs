@@ -106,6 +106,8 @@ struct FileRuntime {
     log_max_bytes: Option<u64>,
     /// How many rotated files are kept.
     log_keep: Option<u64>,
+    /// Run its apps under Landlock (default `true`; Linux).
+    confine: Option<bool>,
 }
 
 /// How an app wants the `/_app/<name>` prefix: kept in the path it sees, or stripped.
@@ -150,6 +152,8 @@ pub struct Runtime {
     pub stable_after: Duration,
     /// Rotation of its apps' log files (`log_max_bytes`, `log_keep`).
     pub log_rotation: Rotation,
+    /// Its apps run confined by Landlock (`confine`, default `true`): see `run::confine`.
+    pub confine: bool,
 }
 
 /// An app's own program (`hangar create NAME -- PROGRAM [ARGS…]`), kept with the app: it
@@ -316,6 +320,7 @@ fn demo_runtime() -> FileRuntime {
         stable_after: None,
         log_max_bytes: None,
         log_keep: None,
+        confine: None,
     }
 }
 
@@ -463,6 +468,7 @@ fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
         stable_after: rt.stable_after.or(base.stable_after),
         log_max_bytes: rt.log_max_bytes.or(base.log_max_bytes),
         log_keep: rt.log_keep.or(base.log_keep),
+        confine: rt.confine.or(base.confine),
     }
 }
 
@@ -750,6 +756,7 @@ impl Config {
                         max_bytes: log_max_bytes,
                         keep: log_keep as usize,
                     },
+                    confine: rt.confine.unwrap_or(true),
                 },
             );
         }

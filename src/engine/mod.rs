@@ -239,6 +239,8 @@ pub struct AppView {
     pub domain: Option<String>,
     pub pinned: bool,
     pub url: String,
+    /// Every address, the one to open first first: `<name>.localhost` (its own origin), `url`,
+    /// its domain.
     pub urls: Vec<String>,
     pub db: String,
     pub cpu_percent: Option<f64>,
@@ -1142,13 +1144,16 @@ impl Engine {
             None
         };
         let url = launch::public_url(&app.name, self.config.proxy_port);
-        let mut urls = vec![url.clone()];
+        // The link to open first: a sub-app's own origin (`<name>.localhost`), since every app
+        // under `/_app/` shares one browser origin (cookies, storage) with the others.
+        let mut urls = Vec::new();
         if app.name != MAIN {
             urls.push(format!(
                 "http://{}.localhost:{}/",
                 app.name, self.config.proxy_port
             ));
         }
+        urls.push(url.clone());
         if let Some(d) = &app.domain {
             urls.push(format!("http://{d}:{}/", self.config.proxy_port));
         }

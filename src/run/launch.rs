@@ -154,11 +154,13 @@ pub fn working_dir(
 }
 
 /// A command prepared to run in a process group of its own, with its pipes captured and a
-/// parent-death signal so it never outlives an engine that died.
+/// parent-death signal so it never outlives an engine that died; confined by `confine` (made
+/// before the fork, applied in the child) when given.
 pub fn command(
     argv: &[String],
     env: &BTreeMap<String, String>,
     cwd: &PathBuf,
+    confine: Option<&crate::run::confine::Ruleset>,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -170,10 +172,15 @@ pub fn command(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    let ruleset = confine.map(|r| r.raw());
+    // SAFETY: prctl and `restrict_self` (prctl and one system call on a descriptor made before
+    // the fork) are async-signal-safe; nothing else runs between fork and exec here.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if let Some(fd) = ruleset {
+                crate::run::confine::restrict_self(fd)?;
+            }
             Ok(())
         });
     }

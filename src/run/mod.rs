@@ -1,4 +1,4 @@
-//! Running apps: one launch (`launch`), the actor per app (`supervisor`), each app's output
+//! Running apps: one launch (`launch`) and its Landlock confinement (`confine`), the actor per app (`supervisor`), each app's output
 //! (`logs`) and the log files it writes itself (`log_files`), the CPU and memory sampler
 //! (`sampler`) and the history of its figures (`monitor`).
 //!
@@ -15,6 +15,7 @@ use crate::base::config::Config;
 use crate::base::home::Home;
 use crate::store::registry::Registry;
 
+pub mod confine;
 pub mod launch;
 pub mod log_files;
 pub mod logs;

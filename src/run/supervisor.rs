@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::base::config::Rotation;
 use crate::base::config::{Config, Runtime};
 use crate::base::home::Home;
+use crate::run::confine;
 use crate::run::launch::{self, Probe};
 use crate::run::logs::{AppLog, Stream};
 use crate::store::registry::{AppRecord, Desired, Registry};
@@ -201,6 +202,12 @@ pub enum StartError {
     Launch(#[from] launch::LaunchError),
     #[error("cannot create the app's data folder: {0}")]
     DataDir(#[source] std::io::Error),
+    #[error("{source} (runtimes.{runtime}.confine = false runs its apps unconfined)")]
+    Confine {
+        runtime: String,
+        #[source]
+        source: crate::run::confine::ConfineError,
+    },
     #[error("port {0} is taken by another program; free it or give the app another port (`hangar` edit or --port)")]
     PortTaken(u16),
     #[error("cannot start {program:?}: {source}")]
@@ -806,9 +813,30 @@ impl Actor {
         if runtime.per_app() {
             return Err(StartError::NoCommand(rt_name));
         }
-        let launch::Setting { env, argv, cwd } =
-            launch::setting(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
-        std::fs::create_dir_all(self.ctx.home.app_dir(&self.name)).map_err(StartError::DataDir)?;
+        let launch::Setting {
+            mut env,
+            argv,
+            cwd,
+        } = launch::setting(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
+        let data_dir = self.ctx.home.app_dir(&self.name);
+        std::fs::create_dir_all(&data_dir).map_err(StartError::DataDir)?;
+        let launch = confine::Launch {
+            home: self.ctx.home.root(),
+            data_dir: &data_dir,
+            cwd: &cwd,
+            program: &argv[0],
+            env: &env,
+        };
+        let confinement =
+            confine::prepare(&rt_name, runtime.confine, &launch).map_err(|source| {
+                StartError::Confine {
+                    runtime: rt_name.clone(),
+                    source,
+                }
+            })?;
+        if let Some(tmp) = confinement.tmpdir() {
+            env.insert("TMPDIR".into(), tmp.display().to_string());
+        }
         let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
         let version = if gates {
             launch::runtime_version(&runtime, &env, &cwd).await?
@@ -823,6 +851,7 @@ impl Actor {
             cwd,
             version,
             version_later: !gates,
+            confinement,
         })
     }
 
@@ -870,7 +899,7 @@ impl Actor {
             p.app.last_version.as_deref().unwrap_or("?"),
             argv.join(" ")
         ));
-        let mut child = launch::command(&argv, &p.env, &p.cwd)
+        let mut child = launch::command(&argv, &p.env, &p.cwd, p.confinement.ruleset())
             .spawn()
             .map_err(|source| StartError::UpgradeRun {
                 program: argv[0].clone(),
@@ -941,15 +970,17 @@ impl Actor {
         let version_later = p.version_later.then(|| self.ask_version(p));
         self.log.sys(format!("starting: {}", p.argv.join(" ")));
         let started = std::time::Instant::now();
-        let mut child = match launch::command(&p.argv, &p.env, &p.cwd).spawn() {
-            Ok(c) => c,
-            Err(source) => {
-                return Ended::Failed(StartError::Spawn {
-                    program: p.argv[0].clone(),
-                    source,
-                })
-            }
-        };
+        self.log.sys(p.confinement.line());
+        let mut child =
+            match launch::command(&p.argv, &p.env, &p.cwd, p.confinement.ruleset()).spawn() {
+                Ok(c) => c,
+                Err(source) => {
+                    return Ended::Failed(StartError::Spawn {
+                        program: p.argv[0].clone(),
+                        source,
+                    })
+                }
+            };
         let Some(pid) = child.id() else {
             return Ended::Failed(StartError::Vanished);
         };
@@ -1193,6 +1224,8 @@ struct Prepared {
     version: Option<String>,
     /// The version was not asked before the start: ask and record it once ready.
     version_later: bool,
+    /// The app's Landlock ruleset (or why it has none), for the upgrade and the start.
+    confinement: confine::Confinement,
 }
 
 /// Has the runtime's version moved since the app last ran, and is there an upgrade command?

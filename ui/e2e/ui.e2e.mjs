@@ -128,6 +128,16 @@ test('the new app starts, its CPU and memory appear live, and it is pinned in th
     return r && /\d/.test(r.querySelector('[data-testid="cpu"]').textContent) && /MiB|KiB|GiB/.test(r.querySelector('[data-testid="mem"]').textContent);
   }, APP, { timeout: 30000 });
   await page.locator('nav[aria-label="Pinned apps"]').getByText('E2E shop').waitFor();
+  // Its own origin is the link to open: every app under /_app/ shares one origin (cookies,
+  // storage) with the others; /_app/NAME/ is listed second.
+  const own = `http://${APP}.localhost:${e.proxyPort}/`;
+  assert.equal(await row(APP).getByRole('link', { name: `View ${APP} (opens its URL)` }).getAttribute('href'), own);
+  assert.deepEqual(await row(APP).locator('.urls a').evaluateAll((as) => as.map((a) => a.href)),
+    [own, `http://127.0.0.1:${e.proxyPort}/_app/${APP}/`]);
+  const visit = await ctx.newPage();
+  const answer = await visit.goto(own);
+  assert.ok(answer.ok(), `${own} answered ${answer.status()}`);
+  await visit.close();
   await shot(page, 'apps');
   await page.emulateMedia({ colorScheme: 'dark' });
   assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(21, 24, 29)', 'dark follows the system');

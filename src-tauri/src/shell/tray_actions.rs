@@ -60,6 +60,8 @@ pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), 
             .map(|_| ())
             .map_err(|e| e.to_string()),
         Action::Logs(n) => open_logs(app, &n).await.map(|_| ()),
+        Action::Visit(n) => visit(&sh.backend, &n, true).await,
+        Action::VisitPath(n) => visit(&sh.backend, &n, false).await,
         Action::StartAll => match sh.backend.start_all().await {
             Ok(errors) if errors.is_empty() => Ok(()),
             Ok(errors) => Err(errors.join("; ")),
@@ -83,4 +85,24 @@ pub async fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), 
         notify(app, "Hangar", e);
     }
     result
+}
+
+/// Open an app in the browser: at its first link (its own origin, `<name>.localhost`; the
+/// engine orders `urls`), or at its path on the shared origin (`url`, `/_app/<name>/`).
+async fn visit(
+    backend: &crate::backend::Backend,
+    name: &str,
+    own_origin: bool,
+) -> Result<(), String> {
+    let apps = backend.list().await.map_err(|e| e.to_string())?;
+    let view = apps
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| format!("no app {name:?}"))?;
+    let url = match own_origin {
+        true => view.urls.first().unwrap_or(&view.url),
+        false => &view.url,
+    };
+    super::webview::open_in_browser(url);
+    Ok(())
 }
