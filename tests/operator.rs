@@ -236,7 +236,7 @@ fn logs_of_every_app_come_in_time_order_with_their_names() {
     let e = TestEngine::start_with(&format!(
         r#"
 [runtimes.talky]
-command = ["sh", "-c", "echo hello from ${{HANGAR_APP}}; exec \"$0\" serve --port ${{PORT}}", "{demo}"]
+command = ["sh", "-c", "printf '%s-%s\\n' greeting ${{HANGAR_APP}}; exec \"$0\" serve --port ${{PORT}}", "{demo}"]
 "#
     ));
     for n in ["la", "lb", "lc"] {
@@ -267,14 +267,14 @@ command = ["sh", "-c", "echo hello from ${{HANGAR_APP}}; exec \"$0\" serve --por
     assert_eq!(stamps, sorted, "in time order: {out}");
     let hellos: Vec<&str> = lines
         .iter()
-        .filter(|(_, r)| r.contains("hello from"))
+        .filter(|(_, r)| r.contains("greeting-"))
         .map(|(a, _)| *a)
         .collect();
     assert_eq!(hellos, ["lc", "la", "lb"], "{out}");
     assert!(lines.iter().any(|(a, _)| *a == "main"), "main's lines too");
 
     // --grep across apps, and the last N of all apps together.
-    let out = e.ok(&["logs", "--grep", "hello from"]);
+    let out = e.ok(&["logs", "--grep", "greeting-"]);
     let apps: Vec<&str> = out
         .lines()
         .map(|l| l.split(" | ").next().unwrap().trim())
@@ -283,7 +283,7 @@ command = ["sh", "-c", "echo hello from ${{HANGAR_APP}}; exec \"$0\" serve --por
     let out = e.ok(&["logs", "-n", "2"]);
     assert_eq!(out.lines().count(), 2, "{out}");
     // --json: one object a line.
-    let out = e.ok(&["logs", "--grep", "hello from", "--json"]);
+    let out = e.ok(&["logs", "--grep", "greeting-", "--json"]);
     for l in out.lines() {
         let v = json_of(l);
         assert!(v["app"].is_string() && v["ts"].is_string(), "{v}");
@@ -533,7 +533,10 @@ fn the_startup_unit_passes_systemd_analyze_and_installs_per_user() {
         text.contains("WantedBy=default.target") && !text.contains("User="),
         "{text}"
     );
+    // A user manager's checks need a runtime folder (none without a login session).
+    let runtime = tempfile::tempdir().expect("temp runtime dir");
     let verify = std::process::Command::new("systemd-analyze")
+        .env("XDG_RUNTIME_DIR", runtime.path())
         .args(["verify", "--user"])
         .arg(&path)
         .output()

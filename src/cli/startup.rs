@@ -78,7 +78,6 @@ pub fn unit(
         "Description=Hangar engine (home {})\n",
         home.display().to_string().replace('%', "%%")
     ));
-    s.push_str("Documentation=man:hangar(1)\n");
     s.push_str("Wants=network-online.target\nAfter=network-online.target\n\n");
     s.push_str("[Service]\nType=simple\n");
     s.push_str(&format!(
