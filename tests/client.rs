@@ -184,6 +184,7 @@ async fn every_route(e: &TestEngine) {
         .import_nocobase(&ImportRequest {
             from: "ftp://nowhere".into(),
             dry_run: true,
+            runtime: None,
         })
         .await
         .expect_err("a refused import");

@@ -343,8 +343,18 @@ fn insert_app(
     )
 }
 
+/// These tests check where the data goes with the demo app (its notes), so they name it; the
+/// default, a NocoBase runtime, is `import_runs_a_nocobase_runtime_never_the_demo`'s.
 fn import(e: &TestEngine, from: &str, dry: bool) -> Value {
-    let mut args = vec!["import", "nocobase", "--from", from, "--json"];
+    let mut args = vec![
+        "import",
+        "nocobase",
+        "--from",
+        from,
+        "--runtime",
+        "demo",
+        "--json",
+    ];
     if dry {
         args.push("--dry-run");
     }
@@ -381,7 +391,15 @@ fn import_three_times(e: &TestEngine, from: &str, good: &[&str], bad: &[&str]) -
     assert_eq!(names(&dry, "created"), sorted(good), "{dry}");
     assert_eq!(names(&dry, "conflicts"), sorted(bad), "{dry}");
     assert_eq!(e.list().len(), before, "a dry run changes nothing");
-    let text = e.ok(&["import", "nocobase", "--from", from, "--dry-run"]);
+    let text = e.ok(&[
+        "import",
+        "nocobase",
+        "--from",
+        from,
+        "--runtime",
+        "demo",
+        "--dry-run",
+    ]);
     assert!(
         text.contains("would create") && text.contains("dry run"),
         "{text}"
@@ -664,4 +682,83 @@ fn import_from_sqlite() {
     // A domain now taken by an imported app makes a clear conflict elsewhere.
     let err = e.fails(&["create", "other", "--domain", "first.example.com"]);
     assert!(err.contains("a_first"), "{err}");
+}
+
+#[test]
+fn import_runs_a_nocobase_runtime_never_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let main_file = dir.path().join("main.sqlite");
+    sql(
+        &format!("sqlite://{}?mode=rwc", main_file.display()),
+        &[
+            &applications_ddl("sqlite"),
+            // Never started: NocoBase has not made its file yet.
+            &insert_app("sqlite", "a_fresh", "Fresh", None, false, &json!({})),
+            &insert_app(
+                "sqlite",
+                "a_nowhere",
+                "Nowhere",
+                None,
+                false,
+                &json!({"database": {"dialect": "sqlite", "storage": "/nonexistent-hangar-dir/a.sqlite"}}),
+            ),
+        ],
+    );
+    let from = format!("sqlite://{}", main_file.display());
+
+    // A home without a NocoBase runtime: refused, saying what to add; nothing is made.
+    let plain = TestEngine::start();
+    let before = plain.names();
+    let err = plain.fails(&["import", "nocobase", "--from", &from]);
+    assert!(
+        err.contains("preset = \"nocobase\"") && err.contains("--runtime"),
+        "{err}"
+    );
+    let err = plain.fails(&["import", "nocobase", "--from", &from, "--runtime", "nope"]);
+    assert!(err.contains("\"nope\"") && err.contains("demo"), "{err}");
+    assert_eq!(plain.names(), before, "a refused import makes nothing");
+
+    // With one: the imported apps run it without being told, a second run changes nothing.
+    let code = tempfile::tempdir().unwrap();
+    let e = TestEngine::start_with(&format!(
+        "[runtimes.nocobase]\npreset = \"nocobase\"\ncwd = {:?}\n",
+        code.path().display().to_string()
+    ));
+    let v: Value =
+        serde_json::from_str(&e.ok(&["import", "nocobase", "--from", &from, "--json"])).unwrap();
+    assert_eq!(v["runtime"], "nocobase", "{v}");
+    assert_eq!(names(&v, "created"), vec!["a_fresh"], "{v}");
+    assert!(reason_of(&v, "a_nowhere").contains("folder"), "{v}");
+    let app = e.app("a_fresh");
+    let (_, shown) = e.api(reqwest::Method::GET, "/apps/a_fresh", None);
+    assert_eq!(shown["runtime"], "nocobase", "{shown}");
+    assert!(
+        app["db"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{}/a_fresh.sqlite", dir.path().display())),
+        "{app}"
+    );
+    assert!(
+        !dir.path().join("a_fresh.sqlite").exists(),
+        "the import makes no file; the app does on its first start"
+    );
+    let again: Value =
+        serde_json::from_str(&e.ok(&["import", "nocobase", "--from", &from, "--json"])).unwrap();
+    assert_eq!(names(&again, "skipped"), vec!["a_fresh"], "{again}");
+    // The same row under another runtime is a different app: a conflict, not a silent change.
+    let other: Value = serde_json::from_str(&e.ok(&[
+        "import",
+        "nocobase",
+        "--from",
+        &from,
+        "--runtime",
+        "demo",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(
+        reason_of(&other, "a_fresh").contains("runtime nocobase"),
+        "{other}"
+    );
 }

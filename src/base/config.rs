@@ -128,6 +128,9 @@ pub enum Version {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub name: String,
+    /// The preset it is built on (`preset = "…"`), if any: `import nocobase` looks for one on
+    /// `nocobase`.
+    pub preset: Option<String>,
     pub command: Vec<String>,
     pub health: String,
     pub prefix: Prefix,
@@ -550,6 +553,7 @@ impl Config {
                 name.clone(),
                 Runtime {
                     name: name.clone(),
+                    preset: rt.preset.clone(),
                     command,
                     health,
                     prefix: rt.prefix.unwrap_or(Prefix::Keep),

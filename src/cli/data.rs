@@ -194,8 +194,20 @@ pub async fn restore(
     Ok(())
 }
 
-pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Result<()> {
-    let r = c.import_nocobase(&ImportRequest { from, dry_run }).await?;
+pub async fn import(
+    c: &Client,
+    from: String,
+    dry_run: bool,
+    runtime: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let r = c
+        .import_nocobase(&ImportRequest {
+            from,
+            dry_run,
+            runtime,
+        })
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -214,7 +226,10 @@ pub async fn import(c: &Client, from: String, dry_run: bool, json: bool) -> Resu
     if r.dry_run {
         println!("dry run: nothing is changed");
     }
-    println!("{} applications in {}", r.rows, r.source);
+    println!(
+        "{} applications in {} (runtime {})",
+        r.rows, r.source, r.runtime
+    );
     if !rows.is_empty() {
         println!("{:<w$}  {:<12}  {:<9}  DATABASE", "NAME", "RESULT", "START");
     }

@@ -135,6 +135,10 @@ pub enum Command {
         /// Show what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The runtime the imported apps run (default: the hangar.toml runtime built on the
+        /// `nocobase` preset).
+        #[arg(long, value_name = "NAME")]
+        runtime: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -370,8 +374,9 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             kind: _,
             from,
             dry_run,
+            runtime,
             json,
-        } => crate::cli::data::import(c, from, dry_run, json).await,
+        } => crate::cli::data::import(c, from, dry_run, runtime, json).await,
         Command::Open { no_browser, json } => open(c, no_browser, json).await,
         Command::Apply(args) => crate::cli::apply::apply(c, args).await,
         Command::Dump(args) => crate::cli::apply::dump(c, args).await,

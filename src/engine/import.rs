@@ -16,6 +16,13 @@
 //! `database`; `new_schema`, `schema`; `new_connection`, `connection`), since its spelling is
 //! not part of the documented collection; without it the kind follows from `options.database`.
 //!
+//! The imported apps run a NocoBase runtime, never the embedded demo (which would create its
+//! own tables in NocoBase's databases): the runtime named by `--runtime`, else the main app's
+//! when it is built on the `nocobase` preset, else the one runtime built on that preset. With
+//! none, the import is refused and says what to add to `hangar.toml`. A sub-app on SQLite whose
+//! file does not exist yet (it never started) is imported; NocoBase makes the file on its first
+//! start, in a folder that must exist.
+//!
 //! Each row is reported as created, skipped (an app of that name exists with the same
 //! definition, so a second run changes nothing) or conflicting (with the reason: an invalid
 //! name, a name or domain taken by a different app, a database that cannot be reached). A dry
@@ -44,6 +51,9 @@ pub struct ImportRequest {
     pub from: String,
     #[serde(default)]
     pub dry_run: bool,
+    /// The runtime the imported apps run (default: the NocoBase one, see the module's doc).
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 impl ImportRequest {
@@ -78,6 +88,9 @@ pub struct ImportReport {
     /// The source, without its password.
     pub source: String,
     pub dry_run: bool,
+    /// The runtime the imported apps run.
+    #[serde(default)]
+    pub runtime: String,
     pub rows: usize,
     /// Made (or, in a dry run, would be made).
     pub created: Vec<ImportRow>,
@@ -370,6 +383,19 @@ async fn read_table(url: &str) -> Result<Vec<Source>, String> {
 
 /// Does the attached database answer, and is its schema there?
 async fn reachable(db: &AppDb) -> Result<(), String> {
+    if Dialect::of(&db.url) == Some(Dialect::Sqlite) {
+        let file = sqlite_path(&db.url);
+        if !file.exists() {
+            // An app that never started: NocoBase makes its file on the first connect.
+            return match file.parent() {
+                Some(dir) if dir.is_dir() => Ok(()),
+                _ => Err(format!(
+                    "neither its SQLite file {} nor the folder it goes in exists",
+                    file.display()
+                )),
+            };
+        }
+    }
     crate::store::provision::test_url(&db.url)
         .await
         .map_err(|e| e.to_string())?;
@@ -405,6 +431,7 @@ impl Engine {
         req: ImportRequest,
     ) -> Result<ImportReport, EngineError> {
         req.check()?;
+        let runtime = import_runtime(&self.config, req.runtime.as_deref())?;
         let source = crate::store::provision::redact(&req.from);
         let rows = read_table(&req.from).await.map_err(|why| {
             EngineError::Refused(format!(
@@ -414,6 +441,7 @@ impl Engine {
         let mut report = ImportReport {
             source,
             dry_run: req.dry_run,
+            runtime: runtime.clone(),
             rows: rows.len(),
             created: Vec::new(),
             skipped: Vec::new(),
@@ -455,6 +483,7 @@ impl Engine {
                     .filter(|c| !c.trim().is_empty())
                     .map(|c| c.trim().to_ascii_lowercase()),
                 pinned: src.pinned,
+                runtime: Some(runtime.clone()),
                 ..CreateApp::default()
             };
             if let Err(e) = crate::base::validate::name(&src.name) {
@@ -500,6 +529,13 @@ impl Engine {
                 }
                 if existing.pinned != req_app.pinned {
                     differs.push(format!("pinned {}", existing.pinned));
+                }
+                let existing_runtime = existing
+                    .runtime
+                    .clone()
+                    .unwrap_or_else(|| self.config.main.runtime.clone());
+                if existing_runtime != runtime {
+                    differs.push(format!("runtime {existing_runtime}"));
                 }
                 if existing.start_mode != start_mode {
                     differs.push(format!("start mode {}", existing.start_mode.as_str()));
@@ -579,6 +615,61 @@ impl Engine {
             "NocoBase import"
         );
         Ok(report)
+    }
+}
+
+/// The runtime imported apps run: the one named, else the main app's when it is a NocoBase
+/// one, else the only runtime built on the `nocobase` preset.
+fn import_runtime(
+    config: &crate::base::config::Config,
+    named: Option<&str>,
+) -> Result<String, EngineError> {
+    use crate::base::validate::Invalid;
+    if let Some(name) = named {
+        return match config.runtime(name) {
+            Some(_) => Ok(name.to_string()),
+            None => Err(EngineError::Invalid(Invalid::new(
+                "runtime",
+                format!(
+                    "no runtime {name:?} in hangar.toml; accepted: {}",
+                    config
+                        .runtimes
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))),
+        };
+    }
+    let is_nocobase = |n: &String| {
+        config
+            .runtime(n)
+            .is_some_and(|r| r.preset.as_deref() == Some("nocobase"))
+    };
+    if is_nocobase(&config.main.runtime) {
+        return Ok(config.main.runtime.clone());
+    }
+    let found: Vec<&String> = config.runtimes.keys().filter(|n| is_nocobase(n)).collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(EngineError::Invalid(Invalid::new(
+            "runtime",
+            "the imported apps need a NocoBase runtime, and hangar.toml has none (they would \
+             otherwise run the demo app against NocoBase's databases): add [runtimes.nocobase] \
+             with preset = \"nocobase\" and cwd = \"<the NocoBase app folder>\" (then `hangar \
+             reload`), or name another runtime with --runtime",
+        ))),
+        many => Err(EngineError::Invalid(Invalid::new(
+            "runtime",
+            format!(
+                "several runtimes are NocoBase ones ({}); name the one to use with --runtime",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))),
     }
 }
 

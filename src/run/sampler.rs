@@ -508,8 +508,12 @@ mod tests {
             let snap = s.tick(&roots);
             let u = snap.apps["me"];
             assert!(u.memory_bytes > 1 << 20, "{kind:?}: {u:?}");
+            // It burned CPU between the ticks, and no more than the machine's cores allow. (How
+            // much depends on what else runs: on a loaded machine 300 ms of wall time can hold
+            // little of this thread's time, so the floor is only "some".)
+            let ceiling = 100.0 * snap.host.cpus as f64 + 50.0;
             assert!(
-                u.cpu_percent > 30.0 && u.cpu_percent < 250.0,
+                u.cpu_percent > 0.5 && u.cpu_percent < ceiling,
                 "{kind:?}: {u:?}"
             );
             assert!(snap.host.memory_total_bytes > 0);

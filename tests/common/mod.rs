@@ -2,6 +2,7 @@
 //! free ports, the real `hangar` CLI against it, and plain HTTP clients. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod nocobase;
 pub mod notes;
 pub mod sql;
 

@@ -1,7 +1,7 @@
 // The end-to-end harness: a real `hangar serve` on a temporary home with free ports, and Debian's
 // Chromium driven by playwright-core. Nothing is mocked; a missing part fails loudly.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,13 @@ export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
     const r = spawnSync(hangar, args, { env, encoding: 'utf8', timeout: 60000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  /** The same, without blocking: several may run at once. */
+  const cliAsync = (...args) =>
+    new Promise((res) => {
+      execFile(hangar, args, { env, encoding: 'utf8', timeout: 60000 }, (err, stdout, stderr) => {
+        res({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      });
+    });
   return {
     home,
     apiPort,
@@ -83,6 +90,7 @@ export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
     base,
     loginUrl,
     cli,
+    cliAsync,
     log: () => stderr,
     token: () => cli('open', '--no-browser'),
     async stop() {
@@ -131,4 +139,24 @@ export async function launchBrowser() {
 export function shot(page, name) {
   mkdirSync(OUT, { recursive: true });
   return page.screenshot({ path: join(OUT, `ui-${name}.png`), fullPage: true });
+}
+
+/**
+ * A picture for the documentation: the visible part of the page (not the whole scroll height, so
+ * the file stays small), written to HANGAR_DOCS_SHOTS/NAME.png only when that folder is set
+ * (`HANGAR_DOCS_SHOTS=docs/screenshots ./run-e2e.sh`); a normal run never touches docs/.
+ */
+/** Whether this run writes the documentation pictures (a test may stage a richer page for them). */
+export const DOCS_SHOTS = Boolean(process.env.HANGAR_DOCS_SHOTS);
+
+export async function docShot(page, name) {
+  const dir = process.env.HANGAR_DOCS_SHOTS;
+  if (!dir) return;
+  const abs = resolve(REPO, dir);
+  mkdirSync(abs, { recursive: true });
+  const file = join(abs, `${name}.png`);
+  await page.screenshot({ path: file });
+  // 256 colours are plenty for a UI and less than half the bytes (ImageMagick, when present).
+  const q = spawnSync('convert', [file, '-colors', '256', `PNG8:${file}`], { encoding: 'utf8', timeout: 60000 });
+  if (q.error || q.status !== 0) console.error(`docShot: ${name}.png kept at full colour (convert: ${q.error?.message ?? q.stderr.trim()})`);
 }

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEngine, launchBrowser, shot } from './harness.mjs';
+import { startEngine, launchBrowser, shot, docShot, DOCS_SHOTS } from './harness.mjs';
 
 let e, ctx, page;
 const pageErrors = [];
@@ -145,6 +145,16 @@ test('the detail page shows live charts and the app’s figures', async () => {
   assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
   await page.waitForTimeout(2500); // a few samples on the chart
   await shot(page, 'detail');
+  if (DOCS_SHOTS) {
+    // For the documentation's picture only: 40 s of varying work, so the charts have a shape.
+    const at = `http://127.0.0.1:${e.proxyPort}/_app/${APP}`;
+    for (let i = 0; i < 20; i++) {
+      await fetch(`${at}/api/burn?ms=${200 + ((i * 137) % 700)}`);
+      if (i % 5 === 2) await fetch(`${at}/api/hold?mb=6`);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    await docShot(page, 'app-detail');
+  }
 });
 
 test('edit changes the display name, and the list follows', async () => {
@@ -178,6 +188,8 @@ test('the log viewer shows a request to the app as it happens, and finds it', as
   await page.getByTestId('show-out').check();
   await page.getByTestId('search').fill('');
   await shot(page, 'logs');
+  await page.getByTestId('search').blur();
+  await docShot(page, 'log-viewer');
   // Pause holds new lines back; resume shows them.
   await page.getByTestId('pause').click();
   const held = `e2e-held-${Date.now()}`;

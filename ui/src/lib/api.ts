@@ -404,6 +404,8 @@ export interface ImportRow {
 export interface ImportReport {
   source: string;
   dry_run: boolean;
+  /** The runtime the imported apps run (the hangar.toml one built on the `nocobase` preset). */
+  runtime: string;
   rows: number;
   created: ImportRow[];
   skipped: ImportRow[];

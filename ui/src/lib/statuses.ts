@@ -13,9 +13,23 @@ export interface StatusRule {
 
 export class StatusRules {
   private readonly rules = new Map<string, StatusRule>();
+  private readonly ranks = new Map<string, number>();
 
   constructor(table: StatusRule[] = []) {
-    for (const r of table) this.rules.set(r.status, r);
+    for (const r of table) {
+      this.ranks.set(r.status, this.ranks.size);
+      this.rules.set(r.status, r);
+    }
+  }
+
+  /** Every status the engine has, in the engine's order. */
+  names(): string[] {
+    return [...this.rules.keys()];
+  }
+
+  /** A status's place in the engine's order (for sorting); one the table lacks comes last. */
+  rank(status: string): number {
+    return this.ranks.get(status) ?? this.rules.size;
   }
 
   /** Start makes sense. A status the table lacks (or no table yet) allows nothing. */

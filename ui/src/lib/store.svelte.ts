@@ -23,6 +23,8 @@ class Store {
   lastError = $state<string | null>(null);
   /** Bumped whenever samples change, so charts redraw. */
   tick = $state(0);
+  /** Bumped per app when that app's samples change: a row's sparkline redraws for its own app only. */
+  sampled = $state<Record<string, number>>({});
 
   readonly samples = new Map<string, SampleRing>();
   readonly hostSamples = new SampleRing(SPARK_SAMPLES);
@@ -71,8 +73,12 @@ class Store {
       const now = Date.now() / 1000;
       this.host = s.host;
       this.hostSamples.push(now, s.host.cpu_percent, s.host.memory_used_bytes);
+      // One pass to index the list: a tick carries every app, and a search per app would cost
+      // apps × apps at a thousand apps.
+      const at = new Map<string, number>();
+      this.apps.forEach((x, i) => at.set(x.name, i));
       for (const a of s.apps) {
-        const i = this.apps.findIndex((x) => x.name === a.name);
+        const i = at.get(a.name) ?? -1;
         if (i >= 0) {
           this.apps[i].cpu_percent = a.cpu_percent;
           this.apps[i].memory_bytes = a.memory_bytes;
@@ -131,6 +137,7 @@ class Store {
       this.samples.set(name, r);
     }
     r.push(t, cpu, mem);
+    this.sampled[name] = (this.sampled[name] ?? 0) + 1;
   }
 
   /** Note a view: its usage as a sample, and restarts or crashes as marks. */
@@ -167,6 +174,7 @@ class Store {
     this.order.forget(name);
     this.apps = this.apps.filter((a) => a.name !== name);
     this.samples.delete(name);
+    delete this.sampled[name];
     this.marks.delete(name);
   }
 
