@@ -9,14 +9,15 @@ want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(run)
 
 # postgresql-client and mariadb-client: pg_dump/psql and mariadb-dump/mariadb, which backups
-# and restores of apps on PostgreSQL and MariaDB/MySQL run.
+# and restores of apps on PostgreSQL and MariaDB/MySQL run. systemd (test): systemd-analyze
+# verifies the unit `hangar startup` writes.
 pkgs=(build-essential pkg-config ca-certificates curl postgresql-client mariadb-client)
 for w in "${want[@]}"; do
   case "$w" in
     run) ;;
     test)
       pkgs+=(postgresql mariadb-server sqlite3 nginx wrk chromium xvfb xauth dbus-daemon imagemagick
-             desktop-file-utils procps psmisc)
+             desktop-file-utils procps psmisc systemd)
       ;;
     desktop)
       pkgs+=(libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev

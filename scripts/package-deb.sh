@@ -31,6 +31,17 @@ for b in hangar hangar-demo hangar-desktop; do
   strip --strip-unneeded "$PKG/usr/bin/$b" 2>/dev/null || true
 done
 install -m 0644 "$ROOT/packaging/hangar.desktop" "$PKG/usr/share/applications/hangar.desktop"
+# Shell completions and man pages, made by the packaged `hangar` from its own clap declaration.
+install -d "$PKG/usr/share/bash-completion/completions" "$PKG/usr/share/zsh/vendor-completions" \
+  "$PKG/usr/share/fish/vendor_completions.d" "$PKG/usr/share/man/man1"
+HANGAR_BIN=$TARGET/release/hangar
+"$HANGAR_BIN" completions bash > "$PKG/usr/share/bash-completion/completions/hangar"
+"$HANGAR_BIN" completions zsh > "$PKG/usr/share/zsh/vendor-completions/_hangar"
+"$HANGAR_BIN" completions fish > "$PKG/usr/share/fish/vendor_completions.d/hangar.fish"
+"$HANGAR_BIN" man --dir "$PKG/usr/share/man/man1" 2>/dev/null
+gzip -9n "$PKG"/usr/share/man/man1/*.1
+chmod 0644 "$PKG"/usr/share/bash-completion/completions/hangar "$PKG"/usr/share/zsh/vendor-completions/_hangar \
+  "$PKG"/usr/share/fish/vendor_completions.d/hangar.fish "$PKG"/usr/share/man/man1/*.1.gz
 for s in 32 64 128 256 512; do
   install -d "$PKG/usr/share/icons/hicolor/${s}x${s}/apps"
   install -m 0644 "$ROOT/icons/${s}x${s}.png" "$PKG/usr/share/icons/hicolor/${s}x${s}/apps/hangar.png"

@@ -17,7 +17,11 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(cli::run(cli)) {
-        // One clear line: the error and its causes.
+        // One clear line: the error and its causes; with --json also the one error shape on
+        // standard output.
+        if cli::output::wants_json() {
+            println!("{}", cli::output::error_json(&e));
+        }
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("hangar: {}", msg.join(": "));
         std::process::exit(1);

@@ -21,6 +21,7 @@ use crate::api::types::{
 };
 use crate::base::home::Home;
 use crate::base::jobs::JobState;
+use crate::engine::apply::{ApplyReport, ApplyRequest};
 use crate::engine::backup::RestoreRequest;
 use crate::engine::import::{ImportReport, ImportRequest};
 use crate::engine::{AppView, CreateApp, DeleteReport, UpgradeReport};
@@ -325,6 +326,11 @@ impl Client {
 
     pub async fn import_nocobase(&self, req: &ImportRequest) -> Result<ImportReport, ClientError> {
         self.json(self.post(routes::IMPORT_NOCOBASE, req)).await
+    }
+
+    /// `hangar apply`: the plan (and with `dry_run` false, what was done).
+    pub async fn apply(&self, req: &ApplyRequest) -> Result<ApplyReport, ClientError> {
+        self.json(self.post(routes::APPLY, req)).await
     }
 
     // ---- one request ------------------------------------------------------------------------

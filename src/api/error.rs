@@ -83,6 +83,7 @@ impl ApiError {
     fn kind(&self) -> (ErrorKind, Option<&'static str>) {
         match &self.0 {
             EngineError::Invalid(i) => (ErrorKind::Invalid, Some(i.field)),
+            EngineError::Plan { invalid, .. } => (ErrorKind::Invalid, Some(invalid.field)),
             EngineError::Conflict(i) => (ErrorKind::Conflict, Some(i.field)),
             EngineError::NotFound(_) => (ErrorKind::NotFound, None),
             EngineError::Refused(_) => (ErrorKind::Refused, None),

@@ -23,6 +23,7 @@ use crate::api::types::{
     AppList, DbTest, DeleteQuery, EngineInfo, ExportQuery, LogLines, LogQuery, NameQuery, Removed,
     Sorted, Stopping, UpgradeList, Verdict,
 };
+use crate::engine::apply::ApplyRequest;
 use crate::engine::{CreateApp, Engine, EngineError};
 use crate::run::supervisor::{Event, Status};
 use crate::store::registry::AppEdit;
@@ -66,6 +67,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/restore", post(data::restore))
         .route("/jobs/{id}", get(data::job))
         .route("/import/nocobase", post(data::import_nocobase))
+        .route("/apply", post(apply))
         .route("/login-code", post(crate::api::panel::login_code));
     Router::new()
         .nest("/api/v1", api)
@@ -215,6 +217,17 @@ async fn upgrade(
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(e.upgrade(&name).await?))
+}
+
+/// `hangar apply`: the plan of an apps file, carried out unless `dry_run` (engine/apply.rs).
+async fn apply(
+    State(e): State<Shared>,
+    body: Result<Json<ApplyRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(req) = body.map_err(|r| {
+        EngineError::Invalid(crate::base::validate::Invalid::new("body", r.body_text()))
+    })?;
+    Ok(Json(e.apply(req).await?))
 }
 
 async fn upgrade_all(State(e): State<Shared>) -> ApiResult<Sorted<UpgradeList>> {

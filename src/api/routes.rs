@@ -16,6 +16,7 @@ pub const DB_TEST: &str = "/db/test";
 pub const BACKUPS: &str = "/backups";
 pub const RESTORE: &str = "/restore";
 pub const IMPORT_NOCOBASE: &str = "/import/nocobase";
+pub const APPLY: &str = "/apply";
 pub const LOGIN_CODE: &str = "/login-code";
 pub const METRICS_STREAM: &str = "/metrics/stream";
 pub const HOST: &str = "/host";

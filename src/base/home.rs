@@ -65,9 +65,14 @@ impl Home {
     pub fn resolve(explicit: Option<PathBuf>) -> Result<Home, HomeError> {
         let root = match explicit {
             Some(p) => p,
-            None => dirs::data_dir().ok_or(HomeError::NoDefault)?.join("hangar"),
+            None => Home::default_root().ok_or(HomeError::NoDefault)?,
         };
         Ok(Home { root })
+    }
+
+    /// The home without `--home` or `HANGAR_HOME`: `hangar` in the OS data folder.
+    pub fn default_root() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("hangar"))
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Home {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod dialect;
+pub mod dotenv;
 pub mod home;
 pub mod jobs;
 pub mod process;

@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// Register a new sub-app.
     Create(CreateArgs),
+    /// Change an app: every field of the control panel's edit form.
+    Edit(crate::cli::edit::EditArgs),
     /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
     #[command(alias = "ls")]
     List {
@@ -50,12 +52,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Start an app and wait until it is ready.
-    Start { name: String },
-    /// Stop an app; it stays stopped until started again.
-    Stop { name: String },
-    /// Stop and start an app.
-    Restart { name: String },
+    /// Start apps (names, globs, --all, --status, --runtime), one at a time, each waited for
+    /// until ready.
+    Start(crate::cli::bulk::BulkArgs),
+    /// Stop apps; each stays stopped until started again.
+    Stop(crate::cli::bulk::BulkArgs),
+    /// Stop and start apps one at a time, each answering again before the next (rolling);
+    /// without names only the apps that run.
+    Restart(crate::cli::bulk::BulkArgs),
     /// Remove an app; its data folder is kept aside unless --drop-db.
     #[command(alias = "rm")]
     Delete {
@@ -66,9 +70,14 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Stop every app, the main app included, and the engine.
-    Kill,
+    Kill {
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the apps' routes for nginx, or manifests for Kubernetes.
     Export(ExportArgs),
     /// Run the runtime's upgrade command for apps whose runtime version moved.
@@ -135,11 +144,18 @@ pub enum Command {
     },
     /// Show an app's log.
     Logs(crate::cli::logs::LogsArgs),
+    /// Make the apps what a TOML file says: create what is missing, change what differs.
+    Apply(crate::cli::apply::ApplyArgs),
+    /// Write today's apps as a file `hangar apply` takes.
+    Dump(crate::cli::apply::DumpArgs),
     /// CPU and memory of every app and of the machine, refreshed live.
     Monit {
         /// Stop after this many refreshes (default: until interrupted).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+        /// One JSON sample a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a program with an app's environment, working folder and database settings; its exit
     /// status is hangar's.
@@ -154,12 +170,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell's completion script: hangar completions bash > /etc/bash_completion.d/hangar
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::cli::shell::ShellKind,
+    },
+    /// Print the man page (roff), or write one per verb with --dir.
+    Man(crate::cli::shell::ManArgs),
+    /// Install and enable a systemd unit that runs `hangar serve` for this home at boot.
+    Startup(crate::cli::startup::StartupArgs),
+    /// Disable and remove the unit `hangar startup` installed.
+    Unstartup(crate::cli::startup::StartupArgs),
     /// Print (and try to open in a browser) a one-time link that logs a browser in to the
     /// control panel.
     Open {
         /// Only print the link.
         #[arg(long)]
         no_browser: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -200,10 +229,16 @@ pub struct CreateArgs {
     /// are replaced when it starts (quote them for the shell: '${PORT}').
     #[arg(last = true, value_name = "PROGRAM [ARGS]")]
     pub program: Vec<String>,
+    /// Environment values from an env file (dotenv: KEY=VALUE, quotes, # comments, export);
+    /// repeatable, later files and --env win.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// On-visit apps: go dormant after SECS with no request and no open connection (a
     /// visit starts it again). Default: never.
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +262,9 @@ pub struct ExportArgs {
     /// Write to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// {"kind", "text"} (or {"kind", "file"} with -o).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -245,9 +283,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Kill => {
+        Command::Kill { json } => {
             if !home.engine_running() {
-                println!("no engine runs on {}", home.root().display());
+                if json {
+                    println!("{}", json!({ "stopped": false, "engine": false }));
+                } else {
+                    println!("no engine runs on {}", home.root().display());
+                }
                 return Ok(());
             }
             let c = Client::connect(&home, false).await?;
@@ -259,9 +301,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             if home.engine_running() {
                 bail!("the engine is still stopping its apps after 120 s");
             }
-            println!("every app stopped; the engine ended");
+            if json {
+                println!("{}", json!({ "stopped": true, "engine": true }));
+            } else {
+                println!("every app stopped; the engine ended");
+            }
             Ok(())
         }
+        // Verbs that need no engine.
+        Command::Completions { shell } => crate::cli::shell::completions(shell),
+        Command::Man(args) => crate::cli::shell::man(args),
+        Command::Startup(args) => crate::cli::startup::startup(&home, args),
+        Command::Unstartup(args) => crate::cli::startup::unstartup(&home, args),
         command => {
             let c = Client::connect(&home, true).await?;
             client_command(&c, command).await
@@ -305,12 +356,20 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
 async fn client_command(c: &Client, command: Command) -> Result<()> {
     match command {
         Command::Create(args) => create(c, args).await,
+        Command::Edit(args) => crate::cli::edit::run(c, args).await,
         Command::List { json } => list(c, json).await,
         Command::Status { name, json } => status(c, &name, json).await,
-        Command::Start { name } => start(c, &name).await,
-        Command::Stop { name } => stop(c, &name).await,
-        Command::Restart { name } => restart(c, &name).await,
-        Command::Delete { name, drop_db, yes } => delete(c, &name, drop_db, yes).await,
+        Command::Start(args) => crate::cli::bulk::run(c, crate::cli::bulk::Verb::Start, args).await,
+        Command::Stop(args) => crate::cli::bulk::run(c, crate::cli::bulk::Verb::Stop, args).await,
+        Command::Restart(args) => {
+            crate::cli::bulk::run(c, crate::cli::bulk::Verb::Restart, args).await
+        }
+        Command::Delete {
+            name,
+            drop_db,
+            yes,
+            json,
+        } => delete(c, &name, drop_db, yes, json).await,
         Command::Logs(args) => crate::cli::logs::run(c, args).await,
         Command::Export(args) => export(c, args).await,
         Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await,
@@ -341,20 +400,23 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             runtime,
             json,
         } => crate::cli::data::import(c, from, dry_run, runtime, json).await,
-        Command::Open { no_browser } => open(c, no_browser).await,
-        Command::Monit { count } => crate::cli::monit::run(c, count).await,
+        Command::Open { no_browser, json } => open(c, no_browser, json).await,
+        Command::Apply(args) => crate::cli::apply::apply(c, args).await,
+        Command::Dump(args) => crate::cli::apply::dump(c, args).await,
+        Command::Monit { count, json } => crate::cli::monit::run(c, count, json).await,
         Command::Exec { name, program } => crate::cli::run_cmd::exec(c, &name, program).await,
         Command::Reload { json } => crate::cli::run_cmd::reload(c, json).await,
-        Command::Serve { .. } | Command::Kill => unreachable!("handled before connecting"),
+        Command::Serve { .. }
+        | Command::Kill { .. }
+        | Command::Completions { .. }
+        | Command::Man(_)
+        | Command::Startup(_)
+        | Command::Unstartup(_) => unreachable!("handled before connecting"),
     }
 }
 
 async fn create(c: &Client, a: CreateArgs) -> Result<()> {
-    let mut env = std::collections::BTreeMap::new();
-    for e in &a.env {
-        let (k, v) = hangar::base::validate::parse_env_arg(e)?;
-        env.insert(k, v);
-    }
+    let env = crate::cli::edit::env_values(&a.env_file, &a.env)?;
     let start_mode = a
         .start_mode
         .as_deref()
@@ -374,6 +436,10 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
         command: crate::cli::run_cmd::app_command(a.program, a.prefix, a.health)?,
     };
     let v = c.create(&req).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
+        return Ok(());
+    }
     println!(
         "created {} ({}, port {}, {}); open {}",
         v.name, v.start_mode, v.port, v.db, v.url
@@ -415,29 +481,7 @@ async fn status(c: &Client, name: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn pid(v: &AppView) -> String {
-    v.pid.map(|p| p.to_string()).unwrap_or("-".into())
-}
-
-async fn start(c: &Client, name: &str) -> Result<()> {
-    let v = c.start(name).await?;
-    println!("{} is {} (pid {}, {})", v.name, v.status, pid(&v), v.url);
-    Ok(())
-}
-
-async fn stop(c: &Client, name: &str) -> Result<()> {
-    let v = c.stop(name).await?;
-    println!("{} is {}", v.name, v.status);
-    Ok(())
-}
-
-async fn restart(c: &Client, name: &str) -> Result<()> {
-    let v = c.restart(name).await?;
-    println!("{} is {} (pid {})", v.name, v.status, pid(&v));
-    Ok(())
-}
-
-async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool) -> Result<()> {
+async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool, json: bool) -> Result<()> {
     if drop_db && !yes {
         if !std::io::stdin().is_terminal() {
             bail!("--drop-db deletes {name}'s data for good; add --yes to confirm");
@@ -451,6 +495,10 @@ async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool) -> Result<()> 
         }
     }
     let r = c.delete(name, drop_db).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
     println!("deleted {}", r.name);
     for d in r.dropped {
         println!("  dropped: {d}");
@@ -473,16 +521,25 @@ async fn export(c: &Client, a: ExportArgs) -> Result<()> {
         Some(path) => {
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            if a.json {
+                println!("{}", json!({ "kind": a.kind, "file": path }));
+            } else {
+                eprintln!("wrote {}", path.display());
+            }
         }
+        None if a.json => println!("{}", json!({ "kind": a.kind, "text": text })),
         None => print!("{text}"),
     }
     Ok(())
 }
 
-async fn open(c: &Client, no_browser: bool) -> Result<()> {
+async fn open(c: &Client, no_browser: bool, json: bool) -> Result<()> {
     let link = c.login_code().await?;
-    println!("{}", link.url);
+    if json {
+        println!("{}", json!({ "url": link.url }));
+    } else {
+        println!("{}", link.url);
+    }
     if !no_browser {
         open_in_browser(&link.url);
     }
@@ -703,7 +760,14 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
     }
 }
 
+mod apply;
+mod bulk;
 mod data;
+mod edit;
 mod logs;
+mod logs_all;
 mod monit;
 mod run_cmd;
+pub(crate) mod output;
+mod shell;
+mod startup;

@@ -13,8 +13,8 @@ use hangar::engine::AppView;
 use hangar::run::monitor::Live;
 use hangar::run::sampler::Snapshot;
 
-pub async fn run(c: &Client, count: Option<u64>) -> Result<()> {
-    let tty = std::io::stdout().is_terminal();
+pub async fn run(c: &Client, count: Option<u64>, json: bool) -> Result<()> {
+    let tty = std::io::stdout().is_terminal() && !json;
     let s = c.metrics_stream().await?;
     futures_util::pin_mut!(s);
     let mut shown = 0u64;
@@ -25,9 +25,19 @@ pub async fn run(c: &Client, count: Option<u64>) -> Result<()> {
             Ok(Live::Event { .. }) | Err(ClientError::Decode(_)) => continue,
             Err(e) => return Err(e.into()),
         };
+        let mut out = std::io::stdout().lock();
+        if json {
+            // One sample a line: the metrics stream's own tick.
+            writeln!(out, "{}", serde_json::to_string(&snap)?)?;
+            out.flush()?;
+            shown += 1;
+            if count.is_some_and(|n| shown >= n) {
+                break;
+            }
+            continue;
+        }
         let apps = c.list().await?;
         let frame = render(&snap, &apps, tty);
-        let mut out = std::io::stdout().lock();
         if tty {
             // Home, draw, clear what is left of the previous frame.
             write!(out, "\x1b[H{frame}\x1b[J")?;

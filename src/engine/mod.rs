@@ -31,6 +31,9 @@ pub enum EngineError {
     Conflict(Invalid),
     #[error("{0}")]
     Refused(String),
+    /// A refused step of `apply`'s plan: the app and its field (`apps.NAME.FIELD: …`).
+    #[error("apps.{app}.{invalid}")]
+    Plan { app: String, invalid: Invalid },
     #[error("{name} did not start: {source}")]
     Start {
         name: String,
@@ -1247,6 +1250,7 @@ impl Engine {
     }
 }
 
+pub mod apply;
 pub mod backup;
 pub mod exec;
 pub mod export;

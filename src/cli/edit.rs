@@ -1,0 +1,201 @@
+//! `hangar edit NAME [flags]`: every field of the control panel's edit form (display name,
+//! start mode, port, domain, pinned, env, idle stop), and the env files of `create` and `edit`
+//! (`--env-file FILE`, dotenv syntax: `base/dotenv.rs`). Env values are sent as `--env`'s are
+//! and never printed: only their keys.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+
+use hangar::api::client::Client;
+use hangar::engine::AppView;
+use hangar::store::registry::{AppEdit, StartMode};
+
+use crate::cli::output::Failure;
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    pub name: String,
+    #[arg(long, value_name = "S")]
+    pub display_name: Option<String>,
+    /// with-main or on-visit.
+    #[arg(long, value_name = "MODE")]
+    pub start_mode: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// A custom domain; an empty one ("") removes it.
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+    /// Pin it to the menu.
+    #[arg(long, conflicts_with = "unpin")]
+    pub pin: bool,
+    #[arg(long)]
+    pub unpin: bool,
+    /// Set these environment values (repeatable); other keys are kept.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Set the values of an env file (dotenv: KEY=VALUE, quotes, # comments, export);
+    /// repeatable, later files and --env win.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Remove these environment keys (repeatable).
+    #[arg(long = "unset-env", value_name = "KEY")]
+    pub unset_env: Vec<String>,
+    /// Replace the whole environment with what --env-file and --env give.
+    #[arg(long)]
+    pub replace_env: bool,
+    /// Seconds of no visit after which an on-visit app goes dormant; 0: never.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<u32>,
+    /// Restart the app when it runs and its port or environment changed.
+    #[arg(long)]
+    pub restart: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The values of `files` (in order), then of `args` (`KEY=VALUE`): the later wins.
+pub fn env_values(files: &[PathBuf], args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for f in files {
+        env.extend(read_env_file(f)?);
+    }
+    for e in args {
+        let (k, v) = hangar::base::validate::parse_env_arg(e)?;
+        env.insert(k, v);
+    }
+    Ok(env)
+}
+
+fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::field("env_file", format!("cannot read {}: {e}", path.display())))?;
+    hangar::base::dotenv::parse(&text)
+        .map_err(|e| Failure::field("env_file", format!("{} {e}", path.display())).into())
+}
+
+pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
+    let before = c.status(&a.name).await?;
+    let start_mode = a
+        .start_mode
+        .as_deref()
+        .map(str::parse::<StartMode>)
+        .transpose()?;
+    let given = env_values(&a.env_file, &a.env)?;
+    let env_touched = !given.is_empty() || !a.unset_env.is_empty() || a.replace_env;
+    let env = env_touched.then(|| {
+        let mut env = if a.replace_env {
+            BTreeMap::new()
+        } else {
+            before.env.clone()
+        };
+        env.extend(given);
+        for k in &a.unset_env {
+            env.remove(k);
+        }
+        env
+    });
+    let edit = AppEdit {
+        display_name: a.display_name.clone(),
+        start_mode,
+        port: a.port,
+        domain: a.domain.clone().map(|d| (!d.is_empty()).then_some(d)),
+        pinned: match (a.pin, a.unpin) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        env,
+        idle_timeout: a.idle_timeout,
+        // An app's own program is changed through the API (`PATCH /apps/NAME` with `command`).
+        command: None,
+    };
+    let nothing = edit.display_name.is_none()
+        && edit.start_mode.is_none()
+        && edit.port.is_none()
+        && edit.domain.is_none()
+        && edit.pinned.is_none()
+        && edit.env.is_none()
+        && edit.idle_timeout.is_none();
+    if nothing {
+        return Err(Failure::field(
+            "name",
+            "nothing to change: give a flag (`hangar edit --help` lists them)",
+        )
+        .into());
+    }
+    let after = c.edit(&a.name, &edit).await?;
+    let changes = changes(&before, &after);
+    let run_settings = before.port != after.port || before.env != after.env;
+    let mut restarted = false;
+    if a.restart && run_settings && after.status.is_active() {
+        c.restart(&a.name).await?;
+        restarted = true;
+    }
+    if a.json {
+        let out = serde_json::json!({
+            "name": after.name,
+            "changed": changes.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+            "restarted": restarted,
+            "status": after.status,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if changes.is_empty() {
+        println!("{}: nothing changed", after.name);
+        return Ok(());
+    }
+    println!("edited {}", after.name);
+    for (_, line) in &changes {
+        println!("  {line}");
+    }
+    if restarted {
+        println!("restarted {}", after.name);
+    } else if run_settings && after.status.is_active() {
+        println!(
+            "{} runs with its old settings until restarted: `hangar restart {}` (or edit --restart)",
+            after.name, after.name
+        );
+    }
+    Ok(())
+}
+
+/// What differs between two views, field by field; env keys only, never values.
+fn changes(b: &AppView, a: &AppView) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut diff = |field: &str, from: String, to: String| {
+        if from != to {
+            out.push((field.to_string(), format!("{field}: {from} → {to}")));
+        }
+    };
+    diff(
+        "display_name",
+        b.display_name.clone(),
+        a.display_name.clone(),
+    );
+    diff(
+        "start_mode",
+        b.start_mode.to_string(),
+        a.start_mode.to_string(),
+    );
+    diff("port", b.port.to_string(), a.port.to_string());
+    let none = |d: &Option<String>| d.clone().unwrap_or("(none)".into());
+    diff("domain", none(&b.domain), none(&a.domain));
+    diff("pinned", b.pinned.to_string(), a.pinned.to_string());
+    let idle = |s: Option<u32>| s.map_or("never".to_string(), |s| format!("{s} s"));
+    diff("idle_timeout", idle(b.idle_timeout), idle(a.idle_timeout));
+    let keys: std::collections::BTreeSet<&String> = b.env.keys().chain(a.env.keys()).collect();
+    for k in keys {
+        let line = match (b.env.get(k), a.env.get(k)) {
+            (None, Some(_)) => format!("env {k}: set"),
+            (Some(_), None) => format!("env {k}: removed"),
+            (Some(x), Some(y)) if x != y => format!("env {k}: changed"),
+            _ => continue,
+        };
+        out.push((format!("env.{k}"), line));
+    }
+    out
+}
