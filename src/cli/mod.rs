@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// Register a new sub-app.
     Create(CreateArgs),
+    /// Change an app's resources: memory limit, CPU priority.
+    Edit(EditArgs),
     /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
     #[command(alias = "ls")]
     List {
@@ -177,6 +179,26 @@ pub struct CreateArgs {
     /// visit starts it again). Default: never.
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<i64>,
+    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G; 0: the
+    /// runtime's default); the kernel enforces it too where Hangar can make a cgroup.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU priority of its process group, -20 (first) to 19 (last); default: the runtime's.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    pub name: String,
+    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G); 0 removes
+    /// its own limit (the runtime's applies). Takes effect at its next start.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU priority of its process group, -20 to 19; 0 removes its own (the runtime's
+    /// applies). A running app is reniced at once.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +300,7 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
 async fn client_command(c: &Client, command: Command) -> Result<()> {
     match command {
         Command::Create(args) => create(c, args).await,
+        Command::Edit(args) => edit(c, args).await,
         Command::List { json } => list(c, json).await,
         Command::Status { name, json } => status(c, &name, json).await,
         Command::Start { name } => start(c, &name).await,
@@ -341,6 +364,8 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
         runtime: a.runtime,
         env,
         idle_timeout: a.idle_timeout,
+        memory_max: a.memory_max.map(hangar::base::validate::SizeInput::Text),
+        nice: a.nice,
     };
     let v = c.create(&req).await?;
     println!(
@@ -348,6 +373,31 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
         v.name, v.start_mode, v.port, v.db, v.url
     );
     print_notices(&v);
+    Ok(())
+}
+
+async fn edit(c: &Client, a: EditArgs) -> Result<()> {
+    if a.memory_max.is_none() && a.nice.is_none() {
+        bail!("nothing to change: give --memory-max SIZE and/or --nice N");
+    }
+    let nice = match a.nice {
+        Some(n) => Some(hangar::base::validate::nice(n)?),
+        None => None,
+    };
+    let req = hangar::store::registry::AppEdit {
+        memory_max: a.memory_max.map(hangar::base::validate::SizeInput::Text),
+        nice,
+        ..Default::default()
+    };
+    let v = c.edit(&a.name, &req).await?;
+    println!(
+        "edited {}: memory limit {}, nice {}",
+        v.name,
+        v.memory_max
+            .map(|b| human_bytes(Some(b)))
+            .unwrap_or("none".into()),
+        v.nice.unwrap_or(0)
+    );
     Ok(())
 }
 
@@ -584,6 +634,22 @@ fn print_status(v: &AppView) {
                 .map(|s| format!("after {s} s"))
                 .unwrap_or("never".into()),
         ),
+        (
+            "memory limit",
+            match v.memory_max {
+                None => "none".into(),
+                Some(b) => format!(
+                    "{} ({}; {} restarts for it)",
+                    human_bytes(Some(b)),
+                    v.memory_enforced_by
+                        .clone()
+                        .unwrap_or("applies at its next start".into()),
+                    v.memory_restarts
+                ),
+            },
+        ),
+        ("nice", v.nice.unwrap_or(0).to_string()),
+        ("reason", v.reason.clone().unwrap_or("-".into())),
         ("error", v.error.clone().unwrap_or("-".into())),
     ];
     for (k, val) in rows {

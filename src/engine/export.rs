@@ -446,6 +446,8 @@ mod tests {
             port: 14000,
             domain: None,
             idle_timeout: None,
+            memory_max: None,
+            nice: None,
             pinned: false,
             runtime: None,
             db: crate::base::db::AppDb::sqlite_file(std::path::Path::new("/h/apps/x")),

@@ -154,6 +154,59 @@ pub fn command(
     cmd
 }
 
+/// What an app's process group runs with: its CPU priority and its memory group.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    /// The nice value of its first process; every child inherits it.
+    pub nice: Option<i32>,
+    /// The memory cgroup its first process joins before exec (so every child is inside).
+    pub group: Option<crate::base::cgroup::AppGroup>,
+}
+
+/// Give `cmd` its resources: between fork and exec the child sets its own nice value and
+/// joins its memory group. A failure there does not stop the start; the caller checks the
+/// outcome ([`nice_of`], `AppGroup::holds`) and says so in the app's log.
+pub fn with_resources(cmd: &mut tokio::process::Command, r: &Resources) {
+    let nice = r.nice;
+    let procs = r.group.as_ref().map(|g| g.procs.clone());
+    if nice.is_none() && procs.is_none() {
+        return;
+    }
+    // SAFETY: only async-signal-safe calls run in the child (setpriority, and open/write/close
+    // in `join_self`); the CString was made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(n) = nice {
+                libc::setpriority(libc::PRIO_PROCESS, 0, n);
+            }
+            if let Some(p) = &procs {
+                let _ = crate::base::cgroup::join_self(p);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The nice value of `pid` (field 19 of `/proc/<pid>/stat`).
+pub fn nice_of(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(16)?.parse().ok()
+}
+
+/// Set the nice value of every process of the group `pgid` (an edit of a running app).
+pub fn renice_group(pgid: u32, nice: i32) -> std::io::Result<()> {
+    if pgid <= 1 {
+        return Ok(());
+    }
+    // SAFETY: setpriority on a process group id; no memory is passed.
+    let r = unsafe { libc::setpriority(libc::PRIO_PGRP, pgid as libc::id_t, nice) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Is anything listening on 127.0.0.1:`port` already?
 pub fn port_taken(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
