@@ -131,7 +131,8 @@ fn hold(e: &TestEngine, app: &str, mb: u32) {
 }
 
 fn desired_and_status(e: &TestEngine, app: &str) -> (String, String) {
-    let v = e.app(app);
+    let (code, v) = e.api(reqwest::Method::GET, &format!("/apps/{app}"), None);
+    assert_eq!(code, 200, "{v}");
     (
         v["desired"].as_str().unwrap_or("").into(),
         v["status"].as_str().unwrap_or("").into(),

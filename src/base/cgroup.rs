@@ -185,6 +185,13 @@ impl Cgroups {
 
     /// Make (or reuse) `app`'s group with the hard ceiling `bytes`.
     pub fn prepare(&self, app: &str, bytes: u64) -> io::Result<AppGroup> {
+        // Hangar's folder goes when its last app's group does (see `AppGroup::remove`).
+        if !self.root.exists() {
+            std::fs::create_dir(&self.root)?;
+            if self.kind == Kind::V2 {
+                std::fs::write(self.root.join("cgroup.subtree_control"), "+memory")?;
+            }
+        }
         let dir = self.root.join(app);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -236,9 +243,14 @@ impl AppGroup {
             .unwrap_or(false)
     }
 
-    /// Remove the group once no process is left in it (the kernel refuses otherwise).
+    /// Remove the group once no process is left in it (the kernel refuses otherwise), and
+    /// Hangar's folder when no other app's group is left in it.
     pub fn remove(&self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        if std::fs::remove_dir(&self.dir).is_ok() {
+            if let Some(root) = self.dir.parent() {
+                let _ = std::fs::remove_dir(root);
+            }
+        }
     }
 }
 

@@ -534,6 +534,8 @@ fn json_view(v: &AppView) -> Value {
         "start_mode": v.start_mode, "domain": v.domain, "pinned": v.pinned, "url": v.url, "db": v.db,
         "cpu_percent": v.cpu_percent, "memory_bytes": v.memory_bytes, "uptime_seconds": v.uptime_seconds,
         "restarts": v.restarts, "error": v.error,
+        "memory_max": v.memory_max, "memory_enforced_by": v.memory_enforced_by,
+        "memory_restarts": v.memory_restarts, "nice": v.nice, "reason": v.reason,
     })
 }
 

@@ -1334,6 +1334,8 @@ impl Actor {
                 self.set(|s| s.reason = Some(why));
                 self.set_desired(Desired::Dormant).await;
                 self.stop_process(child, pid, p).await;
+                // Gone before the answer: the budget counts what is left at once.
+                self.mark_stopped();
                 let _ = r.send(true);
                 Some(Ended::Idled)
             }
