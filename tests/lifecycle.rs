@@ -164,6 +164,11 @@ fn list_json_has_the_contract_fields() {
         "uptime_seconds",
         "restarts",
         "error",
+        "memory_max",
+        "memory_enforced_by",
+        "memory_restarts",
+        "nice",
+        "reason",
     ];
     let obj = j1.as_object().unwrap();
     for f in fields {

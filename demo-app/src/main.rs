@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Ignore SIGTERM (only SIGINT or SIGKILL stop the process)
     #[arg(long)]
     ignore_sigterm: bool,
+    /// Grow: allocate and keep this many MiB more every second (at most 4096 MiB in all)
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    grow_mb_per_s: u64,
 }
 
 /// The schema version this binary works with: 2, or `HANGAR_DEMO_SCHEMA` (1 or 2) so tests
@@ -188,6 +191,26 @@ fn shutdown_signal(
     }))
 }
 
+/// A leak on purpose: `mb` MiB more every second, written so it is resident, kept until the
+/// process ends (at most 4096 MiB).
+fn grow(mb: u64) {
+    out(format!("growing by {mb} MiB a second"));
+    std::thread::spawn(move || {
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0u64;
+        while total + mb <= 4096 {
+            held.push(vec![0xA5u8; (mb << 20) as usize]);
+            total += mb;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        // Keep it until the process ends.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+            std::hint::black_box(&held);
+        }
+    });
+}
+
 /// Opens the database named by the environment and reports the target version check.
 async fn open_db() -> Result<Db> {
     let url = db::database_url()?;
@@ -209,6 +232,9 @@ async fn serve(args: ServeArgs, target: i64, version: &'static str) -> Result<()
         std::process::exit(1);
     }
 
+    if args.grow_mb_per_s > 0 {
+        grow(args.grow_mb_per_s);
+    }
     let mut db = open_db().await?;
     let schema = match db.schema_version().await? {
         None => {

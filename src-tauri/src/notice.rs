@@ -1,4 +1,5 @@
-//! When to send a desktop notification: an app enters `error`, or keeps crashing. A pure state
+//! When to send a desktop notification: an app enters `error`, keeps crashing, or was
+//! restarted for going over its memory limit. A pure state
 //! machine fed with successive app lists, so the rules are tested without a notification daemon.
 //!
 //! Invariants: one notification per episode (entering `error` once, or crossing the crash
@@ -26,6 +27,14 @@ pub struct Notice {
 struct Seen {
     status: Status,
     crash_told: bool,
+    memory_restarts: u32,
+}
+
+/// What an app's view says of its memory limit: restarts for it, and the last reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryRestarts {
+    pub count: u32,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -39,13 +48,14 @@ impl Watcher {
         Watcher::default()
     }
 
-    /// Feed the current apps (with their `error` texts, when any); get what is news.
-    pub fn observe(&mut self, apps: &[(AppItem, Option<String>)]) -> Vec<Notice> {
+    /// Feed the current apps (with their `error` texts, when any, and their memory-limit
+    /// restarts); get what is news.
+    pub fn observe(&mut self, apps: &[(AppItem, Option<String>, MemoryRestarts)]) -> Vec<Notice> {
         let mut out = Vec::new();
         let primed = self.primed;
         self.primed = true;
         let mut next = HashMap::with_capacity(apps.len());
-        for (app, error) in apps {
+        for (app, error, memory) in apps {
             let before = self.seen.get(&app.name);
             let was_error = before.map(|s| s.status == Status::Error).unwrap_or(false);
             let mut crash_told = before.map(|s| s.crash_told).unwrap_or(false);
@@ -57,6 +67,19 @@ impl Watcher {
                     body: error
                         .clone()
                         .unwrap_or_else(|| "Hangar gave up restarting it.".into()),
+                });
+            }
+            // Each restart for the memory limit is news (bounded: the app ends in `error`
+            // after its runtime's restart limit).
+            let memory_before = before.map(|s| s.memory_restarts).unwrap_or(memory.count);
+            if memory.count > memory_before && !baseline && app.status != Status::Error {
+                out.push(Notice {
+                    app: app.name.clone(),
+                    title: format!("{} was restarted: over its memory limit", app.display_name),
+                    body: memory
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "see its logs.".into()),
                 });
             }
             let crashing = app.status == Status::Backoff && app.restarts >= CRASH_LOOP;
@@ -85,6 +108,7 @@ impl Watcher {
                 Seen {
                     status: app.status,
                     crash_told,
+                    memory_restarts: memory.count,
                 },
             );
         }
@@ -97,7 +121,7 @@ impl Watcher {
 mod tests {
     use super::*;
 
-    fn a(name: &str, status: Status, restarts: u32) -> (AppItem, Option<String>) {
+    fn a(name: &str, status: Status, restarts: u32) -> (AppItem, Option<String>, MemoryRestarts) {
         (
             AppItem {
                 name: name.into(),
@@ -107,7 +131,30 @@ mod tests {
                 restarts,
             },
             (status == Status::Error).then(|| "exited with code 3".to_string()),
+            MemoryRestarts::default(),
         )
+    }
+
+    #[test]
+    fn a_restart_for_the_memory_limit_is_told_each_time() {
+        let mut w = Watcher::new();
+        let mem = |count: u32, status: Status| {
+            let mut x = a("x", status, count);
+            x.2 = MemoryRestarts {
+                count,
+                reason: Some(format!("memory limit: 61{count} MiB over 600 MiB")),
+            };
+            x
+        };
+        assert!(w.observe(&[mem(2, Status::Running)]).is_empty(), "baseline");
+        let n = w.observe(&[mem(3, Status::Starting)]);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].title, "X was restarted: over its memory limit");
+        assert_eq!(n[0].body, "memory limit: 613 MiB over 600 MiB");
+        assert!(w.observe(&[mem(3, Status::Running)]).is_empty(), "once");
+        let n = w.observe(&[mem(4, Status::Error)]);
+        assert_eq!(n.len(), 1, "error is told, not also the restart");
+        assert!(n[0].title.contains("error"));
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub(crate) async fn host(State(e): State<Shared>) -> Sorted<HostInfo> {
         sampler: e.sampler.kind().as_str().to_string(),
         processes_seen: e.sampler.processes(),
         watchers: e.monitor.watchers(),
+        memory_budget: crate::run::monitor::budget(&e),
     })
 }
 

@@ -181,6 +181,9 @@ pub struct HostInfo {
     pub processes_seen: usize,
     /// Open metrics streams and event streams (the sampler runs every second while any is).
     pub watchers: usize,
+    /// The memory budget (`memory_budget`) and what the apps hold; absent: no budget.
+    #[serde(default)]
+    pub memory_budget: Option<crate::run::monitor::BudgetFigures>,
 }
 
 /// The body of `POST /apps/{name}/backup`.

@@ -62,6 +62,8 @@ struct FileConfig {
     log_total_max_bytes: Option<u64>,
     /// `auto` (default), `proc` (Linux) or `sysinfo`.
     sampler: Option<String>,
+    /// The memory all running apps together may hold: a size or a share of RAM (`"60%"`).
+    memory_budget: Option<crate::base::validate::SizeInput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +110,10 @@ struct FileRuntime {
     log_keep: Option<u64>,
     /// Run its apps under Landlock (default `true`; Linux).
     confine: Option<bool>,
+    /// The default memory limit of its apps: a size (`"600M"`) or bytes.
+    memory_max: Option<crate::base::validate::SizeInput>,
+    /// The default CPU priority (nice, -20..19) of its apps.
+    nice: Option<i64>,
 }
 
 /// How an app wants the `/_app/<name>` prefix: kept in the path it sees, or stripped.
@@ -154,6 +160,10 @@ pub struct Runtime {
     pub log_rotation: Rotation,
     /// Its apps run confined by Landlock (`confine`, default `true`): see `run::confine`.
     pub confine: bool,
+    /// The memory limit of an app that has none of its own (bytes).
+    pub memory_max: Option<u64>,
+    /// The nice value of an app that has none of its own.
+    pub nice: Option<i32>,
 }
 
 /// An app's own program (`hangar create NAME -- PROGRAM [ARGS…]`), kept with the app: it
@@ -272,6 +282,59 @@ pub struct Config {
     pub log_total_max_bytes: u64,
     /// The sampler's probe (`sampler`).
     pub sampler: SamplerKind,
+    /// What all running apps together may hold (`memory_budget`); `None`: no budget.
+    pub memory_budget: Option<MemoryBudget>,
+}
+
+/// The memory budget of the whole machine: a size, or a share of its RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryBudget {
+    Bytes(u64),
+    /// Percent of the machine's RAM (1..=100).
+    Percent(u8),
+}
+
+impl MemoryBudget {
+    /// `"4G"`, bytes, or `"60%"`; `0` or `"0%"`: no budget.
+    fn parse(v: &crate::base::validate::SizeInput) -> Result<Option<MemoryBudget>, String> {
+        use crate::base::validate::SizeInput;
+        let accepted = "accepted: a size such as \"4G\" (1024-based K, M, G, T, or bytes) of at least 64M, or a share of RAM from \"1%\" to \"100%\"; 0 or absent: no budget";
+        let bytes = match v {
+            SizeInput::Text(t) if t.trim().ends_with('%') => {
+                let n = t.trim().trim_end_matches('%').trim();
+                return match n.parse::<u8>() {
+                    Ok(0) => Ok(None),
+                    Ok(p @ 1..=100) => Ok(Some(MemoryBudget::Percent(p))),
+                    _ => Err(format!("{t:?} is not accepted; {accepted}")),
+                };
+            }
+            SizeInput::Text(t) => crate::base::validate::size("memory_budget", t)
+                .map_err(|_| format!("{t:?} is not accepted; {accepted}"))?,
+            SizeInput::Bytes(b) => *b,
+        };
+        match bytes {
+            0 => Ok(None),
+            b if b < 64 << 20 => Err(format!("{b} bytes is below 64M; {accepted}")),
+            b => Ok(Some(MemoryBudget::Bytes(b))),
+        }
+    }
+
+    /// The budget in bytes on a machine of `total` bytes of RAM.
+    pub fn bytes(self, total: u64) -> u64 {
+        match self {
+            MemoryBudget::Bytes(b) => b,
+            MemoryBudget::Percent(p) => total / 100 * u64::from(p),
+        }
+    }
+
+    /// As written: `4.0 GiB` or `60% of RAM`.
+    pub fn describe(self) -> String {
+        match self {
+            MemoryBudget::Bytes(b) => format!("{b} bytes"),
+            MemoryBudget::Percent(p) => format!("{p}% of RAM"),
+        }
+    }
 }
 
 pub const DEFAULT_PROXY_PORT: u16 = 13000;
@@ -321,6 +384,8 @@ fn demo_runtime() -> FileRuntime {
         log_max_bytes: None,
         log_keep: None,
         confine: None,
+        memory_max: None,
+        nice: None,
     }
 }
 
@@ -469,6 +534,8 @@ fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
         log_max_bytes: rt.log_max_bytes.or(base.log_max_bytes),
         log_keep: rt.log_keep.or(base.log_keep),
         confine: rt.confine.or(base.confine),
+        memory_max: rt.memory_max.or(base.memory_max),
+        nice: rt.nice.or(base.nice),
     }
 }
 
@@ -734,6 +801,20 @@ impl Config {
                     "must be from 1 to 1000 rotated files (default 5)".into(),
                 ));
             }
+            let memory_max = match &rt.memory_max {
+                Some(m) => m
+                    .memory_max()
+                    .map_err(|e| value_err(key("memory_max"), e.message))?,
+                None => None,
+            };
+            let nice = match rt.nice {
+                Some(n) => Some(
+                    crate::base::validate::nice(n)
+                        .map_err(|e| value_err(key("nice"), e.message))?,
+                ),
+                None => None,
+            }
+            .filter(|n| *n != 0);
             runtimes.insert(
                 name.clone(),
                 Runtime {
@@ -757,6 +838,8 @@ impl Config {
                         keep: log_keep as usize,
                     },
                     confine: rt.confine.unwrap_or(true),
+                    memory_max,
+                    nice,
                 },
             );
         }
@@ -802,7 +885,15 @@ impl Config {
             None | Some("auto") => SamplerKind::auto(),
             Some(s) => s.parse().map_err(|m| value_err("sampler".into(), m))?,
         };
+        let memory_budget = file
+            .memory_budget
+            .as_ref()
+            .map(MemoryBudget::parse)
+            .transpose()
+            .map_err(|m| value_err("memory_budget".into(), m))?
+            .flatten();
         Ok(Config {
+            memory_budget,
             log_total_max_bytes,
             sampler,
             proxy_port,
@@ -1075,6 +1166,43 @@ logs = ["storage/logs/**/*.log"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_port"), "{e}");
+    }
+
+    #[test]
+    fn memory_and_priority_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.memory_budget, None, "off by default");
+        assert_eq!(c.runtime("demo").unwrap().memory_max, None);
+        let c = parse("memory_budget = \"60%\"\n[runtimes.x]\ncommand = [\"a\"]\nmemory_max = \"600M\"\nnice = 5").unwrap();
+        assert_eq!(c.memory_budget, Some(MemoryBudget::Percent(60)));
+        assert_eq!(MemoryBudget::Percent(60).bytes(1000), 600);
+        let x = c.runtime("x").unwrap();
+        assert_eq!(x.memory_max, Some(600 << 20));
+        assert_eq!(x.nice, Some(5));
+        let c = parse(
+            "memory_budget = \"4G\"\n[runtimes.x]\ncommand = [\"a\"]\nmemory_max = 104857600",
+        )
+        .unwrap();
+        assert_eq!(c.memory_budget, Some(MemoryBudget::Bytes(4 << 30)));
+        assert_eq!(c.runtime("x").unwrap().memory_max, Some(100 << 20));
+        assert_eq!(parse("memory_budget = \"0\"").unwrap().memory_budget, None);
+        for bad in ["\"150%\"", "\"lots\"", "\"1M\"", "true"] {
+            let e = parse(&format!("memory_budget = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("memory_budget"), "{bad}: {e}");
+        }
+        let e = parse("[runtimes.x]\ncommand = [\"a\"]\nmemory_max = \"1K\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtimes.x.memory_max") && e.contains("4M"),
+            "{e}"
+        );
+        let e = parse("[runtimes.x]\ncommand = [\"a\"]\nnice = 40")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtimes.x.nice") && e.contains("-20"), "{e}");
     }
 
     #[test]

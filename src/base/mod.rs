@@ -1,10 +1,11 @@
 //! The ground floor: rules and facts that need nothing else of Hangar. Operator input rules
 //! (`validate`), `hangar.toml` (`config`), the home folder (`home`), secrets, an app's database
-//! settings (`db`, `dialect`), Linux process facts (`process`), the table of long jobs (`jobs`),
+//! settings (`db`, `dialect`), Linux process facts (`process`), memory cgroups (`cgroup`), the table of long jobs (`jobs`),
 //! the clock, and the few web helpers both front doors share (`web`).
 //!
 //! Invariant: nothing here imports another layer.
 
+pub mod cgroup;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -248,9 +248,112 @@ pub fn idle_timeout(secs: i64) -> Result<u32, Invalid> {
     }
 }
 
+/// The smallest memory limit accepted: below this no runtime boots.
+pub const MIN_MEMORY_MAX: u64 = 4 * 1024 * 1024;
+
+/// A size as an operator writes it: bytes (`1048576`), or a number with a binary unit `K`, `M`,
+/// `G` or `T` (`KiB`, `MB`… read the same: 1024-based), case-insensitive, e.g. `600M`, `1.5G`.
+/// `field` names the setting in a refusal.
+pub fn size(field: &'static str, s: &str) -> Result<u64, Invalid> {
+    let refuse = || {
+        Invalid::new(
+            field,
+            format!("{s:?} is not a size; accepted: a number of bytes, or a number with K, M, G or T (1024-based), such as 600M or 1.5G"),
+        )
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(refuse()),
+    };
+    if num.is_empty() || num.starts_with('.') || num.matches('.').count() > 1 {
+        return Err(refuse());
+    }
+    let value: f64 = num.parse().map_err(|_| refuse())?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 / 2.0 {
+        return Err(refuse());
+    }
+    Ok(bytes as u64)
+}
+
+/// A per-app memory limit: a [`size`] of at least [`MIN_MEMORY_MAX`]; 0 means none.
+pub fn memory_max(s: &str) -> Result<Option<u64>, Invalid> {
+    match size("memory_max", s)? {
+        0 => Ok(None),
+        b if b < MIN_MEMORY_MAX => Err(Invalid::new(
+            "memory_max",
+            format!("{s:?} is below the smallest limit, 4M; give a larger size, or 0 for none"),
+        )),
+        b => Ok(Some(b)),
+    }
+}
+
+/// A CPU priority: a nice value from -20 (first) to 19 (last); 0 is the default.
+pub fn nice(n: i64) -> Result<i32, Invalid> {
+    match i32::try_from(n) {
+        Ok(v) if (-20..=19).contains(&v) => Ok(v),
+        _ => Err(Invalid::new(
+            "nice",
+            format!("{n} is not accepted; a nice value is a number from -20 (highest priority) to 19 (lowest), 0 the default"),
+        )),
+    }
+}
+
+/// A size in a request: a number of bytes, or the text [`size`] reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SizeInput {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeInput {
+    /// The memory limit it asks for (`None`: no limit).
+    pub fn memory_max(&self) -> Result<Option<u64>, Invalid> {
+        match self {
+            SizeInput::Bytes(b) => memory_max(&b.to_string()),
+            SizeInput::Text(s) => memory_max(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("x", "1048576"), Ok(1 << 20));
+        assert_eq!(size("x", "600M"), Ok(600 << 20));
+        assert_eq!(size("x", "600MiB"), Ok(600 << 20));
+        assert_eq!(size("x", "1.5g"), Ok(3 << 29));
+        assert_eq!(size("x", "2 GB"), Ok(2 << 30));
+        for bad in ["", "M", "1.2.3M", "12Q", "-1", "1e9", ".5G", "1,5G"] {
+            let e = size("memory_max", bad).unwrap_err();
+            assert_eq!(e.field, "memory_max", "{bad}");
+            assert!(e.message.contains("600M"), "{bad}: {}", e.message);
+        }
+        assert_eq!(memory_max("0"), Ok(None));
+        assert!(memory_max("1M").is_err());
+        assert_eq!(SizeInput::Bytes(64 << 20).memory_max(), Ok(Some(64 << 20)));
+        assert_eq!(nice(19), Ok(19));
+        assert_eq!(nice(-20), Ok(-20));
+        assert!(nice(20).is_err() && nice(-21).is_err());
+    }
 
     #[test]
     fn names() {

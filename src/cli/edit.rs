@@ -49,6 +49,14 @@ pub struct EditArgs {
     /// Seconds of no visit after which an on-visit app goes dormant; 0: never.
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<u32>,
+    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G); 0 removes
+    /// its own limit (the runtime's applies). Takes effect at its next start.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU priority of its process group, -20 to 19; 0 removes its own (the runtime's
+    /// applies). A running app is reniced at once.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i64>,
     /// Restart the app when it runs and its port or environment changed.
     #[arg(long)]
     pub restart: bool,
@@ -111,6 +119,15 @@ pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
         idle_timeout: a.idle_timeout,
         // An app's own program is changed through the API (`PATCH /apps/NAME` with `command`).
         command: None,
+        memory_max: a
+            .memory_max
+            .clone()
+            .map(hangar::base::validate::SizeInput::Text),
+        nice: a
+            .nice
+            .map(hangar::base::validate::nice)
+            .transpose()
+            .map_err(|e| Failure::field("nice", e.message.clone()))?,
     };
     let nothing = edit.display_name.is_none()
         && edit.start_mode.is_none()
@@ -118,7 +135,9 @@ pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
         && edit.domain.is_none()
         && edit.pinned.is_none()
         && edit.env.is_none()
-        && edit.idle_timeout.is_none();
+        && edit.idle_timeout.is_none()
+        && edit.memory_max.is_none()
+        && edit.nice.is_none();
     if nothing {
         return Err(Failure::field(
             "name",
@@ -187,6 +206,10 @@ fn changes(b: &AppView, a: &AppView) -> Vec<(String, String)> {
     diff("pinned", b.pinned.to_string(), a.pinned.to_string());
     let idle = |s: Option<u32>| s.map_or("never".to_string(), |s| format!("{s} s"));
     diff("idle_timeout", idle(b.idle_timeout), idle(a.idle_timeout));
+    let mem = |m: Option<u64>| m.map_or("none".to_string(), |m| crate::cli::human_bytes(Some(m)));
+    diff("memory_max", mem(b.memory_max), mem(a.memory_max));
+    let nice = |n: Option<i32>| n.map_or("0".to_string(), |n| n.to_string());
+    diff("nice", nice(b.nice), nice(a.nice));
     let keys: std::collections::BTreeSet<&String> = b.env.keys().chain(a.env.keys()).collect();
     for k in keys {
         let line = match (b.env.get(k), a.env.get(k)) {

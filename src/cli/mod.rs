@@ -239,6 +239,13 @@ pub struct CreateArgs {
     pub idle_timeout: Option<i64>,
     #[arg(long)]
     pub json: bool,
+    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G; 0: the
+    /// runtime's default); the kernel enforces it too where Hangar can make a cgroup.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU priority of its process group, -20 (first) to 19 (last); default: the runtime's.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -434,6 +441,8 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
         env,
         idle_timeout: a.idle_timeout,
         command: crate::cli::run_cmd::app_command(a.program, a.prefix, a.health)?,
+        memory_max: a.memory_max.map(hangar::base::validate::SizeInput::Text),
+        nice: a.nice,
     };
     let v = c.create(&req).await?;
     if a.json {
@@ -572,6 +581,8 @@ fn json_view(v: &AppView) -> Value {
         "start_mode": v.start_mode, "domain": v.domain, "pinned": v.pinned, "url": v.url, "db": v.db,
         "cpu_percent": v.cpu_percent, "memory_bytes": v.memory_bytes, "uptime_seconds": v.uptime_seconds,
         "restarts": v.restarts, "error": v.error,
+        "memory_max": v.memory_max, "memory_enforced_by": v.memory_enforced_by,
+        "memory_restarts": v.memory_restarts, "nice": v.nice, "reason": v.reason,
     })
 }
 
@@ -672,6 +683,22 @@ fn print_status(v: &AppView) {
                 .map(|s| format!("after {s} s"))
                 .unwrap_or("never".into()),
         ),
+        (
+            "memory limit",
+            match v.memory_max {
+                None => "none".into(),
+                Some(b) => format!(
+                    "{} ({}; {} restarts for it)",
+                    human_bytes(Some(b)),
+                    v.memory_enforced_by
+                        .clone()
+                        .unwrap_or("applies at its next start".into()),
+                    v.memory_restarts
+                ),
+            },
+        ),
+        ("nice", v.nice.unwrap_or(0).to_string()),
+        ("reason", v.reason.clone().unwrap_or("-".into())),
         ("error", v.error.clone().unwrap_or("-".into())),
     ];
     for (k, val) in rows {
@@ -767,7 +794,7 @@ mod edit;
 mod logs;
 mod logs_all;
 mod monit;
-mod run_cmd;
 pub(crate) mod output;
+mod run_cmd;
 mod shell;
 mod startup;

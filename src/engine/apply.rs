@@ -297,6 +297,9 @@ impl Engine {
             idle_timeout: spec.idle_timeout.map(i64::from),
             // An app's own program (`create -- PROGRAM`) is not a key of the apps file yet.
             command: None,
+            // Nor are the resources (`--memory-max`, `--nice`): `hangar edit` sets them.
+            memory_max: None,
+            nice: None,
         };
         let checked = req
             .check(&self.config, &self.runtimes.all())

@@ -179,6 +179,8 @@ impl Engine {
             domain: if same { old.domain.clone() } else { None },
             pinned: old.pinned,
             idle_timeout: old.idle_timeout.map(i64::from),
+            memory_max: old.memory_max.map(crate::base::validate::SizeInput::Bytes),
+            nice: old.nice.map(i64::from),
             db: method,
             runtime: old
                 .runtime

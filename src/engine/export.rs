@@ -445,6 +445,8 @@ mod tests {
             port: 14000,
             domain: None,
             idle_timeout: None,
+            memory_max: None,
+            nice: None,
             pinned: false,
             runtime: None,
             command: None,

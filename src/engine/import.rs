@@ -431,7 +431,11 @@ impl Engine {
         req: ImportRequest,
     ) -> Result<ImportReport, EngineError> {
         req.check()?;
-        let runtime = import_runtime(&self.config, req.runtime.as_deref())?;
+        let runtime = import_runtime(
+            &self.runtimes.all(),
+            &self.config.main.runtime,
+            req.runtime.as_deref(),
+        )?;
         let source = crate::store::provision::redact(&req.from);
         let rows = read_table(&req.from).await.map_err(|why| {
             EngineError::Refused(format!(
@@ -621,36 +625,32 @@ impl Engine {
 /// The runtime imported apps run: the one named, else the main app's when it is a NocoBase
 /// one, else the only runtime built on the `nocobase` preset.
 fn import_runtime(
-    config: &crate::base::config::Config,
+    runtimes: &std::collections::BTreeMap<String, crate::base::config::Runtime>,
+    main: &str,
     named: Option<&str>,
 ) -> Result<String, EngineError> {
     use crate::base::validate::Invalid;
     if let Some(name) = named {
-        return match config.runtime(name) {
+        return match runtimes.get(name) {
             Some(_) => Ok(name.to_string()),
             None => Err(EngineError::Invalid(Invalid::new(
                 "runtime",
                 format!(
                     "no runtime {name:?} in hangar.toml; accepted: {}",
-                    config
-                        .runtimes
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ))),
         };
     }
     let is_nocobase = |n: &String| {
-        config
-            .runtime(n)
+        runtimes
+            .get(n.as_str())
             .is_some_and(|r| r.preset.as_deref() == Some("nocobase"))
     };
-    if is_nocobase(&config.main.runtime) {
-        return Ok(config.main.runtime.clone());
+    if is_nocobase(&main.to_string()) {
+        return Ok(main.to_string());
     }
-    let found: Vec<&String> = config.runtimes.keys().filter(|n| is_nocobase(n)).collect();
+    let found: Vec<&String> = runtimes.keys().filter(|n| is_nocobase(n)).collect();
     match found.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(EngineError::Invalid(Invalid::new(

@@ -139,6 +139,12 @@ pub struct CreateApp {
     /// runs on the `command` runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<AppCommand>,
+    /// The app's own memory limit: a size (`600M`) or bytes; absent or 0: the runtime's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<crate::base::validate::SizeInput>,
+    /// The app's own CPU priority, -20..19; absent or 0: the runtime's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i64>,
 }
 
 impl CreateApp {
@@ -220,12 +226,23 @@ impl CreateApp {
             .port
             .map(|p| validate::port(i64::from(p), &[config.proxy_port, config.api_port]))
             .transpose()?;
+        let memory_max = match &self.memory_max {
+            Some(m) => m.memory_max()?,
+            None => None,
+        };
+        let nice = self
+            .nice
+            .map(validate::nice)
+            .transpose()?
+            .filter(|n| *n != 0);
         Ok(Checked {
             runtime: (self.runtime.is_some() || self.command.is_some()).then_some(rt_name),
             display_name,
             domain,
             idle_timeout,
             port,
+            memory_max,
+            nice,
         })
     }
 }
@@ -272,6 +289,24 @@ pub struct AppView {
     /// `supervisor::AppState::version`). Starts again with the engine.
     #[serde(default)]
     pub version: u64,
+    /// The memory limit in bytes: the app's own, else its runtime's (a change applies at the
+    /// next start).
+    #[serde(default)]
+    pub memory_max: Option<u64>,
+    /// What enforces the limit: the kernel (a cgroup) and the sampler, or the sampler alone
+    /// and why.
+    #[serde(default)]
+    pub memory_enforced_by: Option<String>,
+    /// Restarts for going over the memory limit since the engine started.
+    #[serde(default)]
+    pub memory_restarts: u32,
+    /// The CPU priority (nice) of its process group: the app's own, else its runtime's.
+    #[serde(default)]
+    pub nice: Option<i32>,
+    /// Why Hangar itself last stopped or restarted it: its memory limit, the memory budget
+    /// (put to sleep), its idle timeout.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -339,6 +374,8 @@ pub struct Checked {
     pub idle_timeout: Option<u32>,
     /// The port asked for, if any.
     pub port: Option<u16>,
+    pub memory_max: Option<u64>,
+    pub nice: Option<i32>,
 }
 
 /// Command-line overrides of `hangar.toml`.
@@ -403,6 +440,7 @@ impl Engine {
             registry: registry.clone(),
             events: events.clone(),
             changes: Default::default(),
+            cgroups: Default::default(),
         });
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Engine {
@@ -597,6 +635,8 @@ impl Engine {
             last_version: None,
             pid: None,
             idle_timeout: None,
+            memory_max: None,
+            nice: None,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -751,6 +791,8 @@ impl Engine {
             domain,
             idle_timeout,
             port: _,
+            memory_max,
+            nice,
         } = checked;
         let attached = opts.db.is_some();
         let crate::store::provision::Provisioned { db, notices } = match opts.db {
@@ -783,6 +825,8 @@ impl Engine {
             last_version: None,
             pid: None,
             idle_timeout,
+            memory_max,
+            nice,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -869,7 +913,17 @@ impl Engine {
                     || runtime.as_ref().is_some_and(|r| r.env.contains_key(v))
             })?;
         }
-        self.registry.update(name, &edit).await?;
+        let app = self.registry.update(name, &edit).await?;
+        if edit.nice.is_some() {
+            // A running app gets its new priority at once: every process of its group.
+            let rt = self.runtimes.get(&self.runtimes.name_of(&app));
+            let nice = app.nice.or(rt.and_then(|r| r.nice)).unwrap_or(0);
+            if let Some(pid) = self.supervisor.state(name).and_then(|s| s.pid) {
+                if let Err(e) = launch::renice_group(pid, nice) {
+                    tracing::warn!(app = %name, "cannot renice its process group to {nice}: {e}");
+                }
+            }
+        }
         self.supervisor.changed(name);
         self.view(name).await
     }
@@ -1147,6 +1201,7 @@ impl Engine {
             None
         };
         let url = launch::public_url(&app.name, self.config.proxy_port);
+        let rt = self.runtimes.get(&self.runtimes.name_of(&app));
         // The link to open first: a sub-app's own origin (`<name>.localhost`), since every app
         // under `/_app/` shares one browser origin (cookies, storage) with the others.
         let mut urls = Vec::new();
@@ -1194,6 +1249,11 @@ impl Engine {
             notices: Vec::new(),
             idle_timeout: app.idle_timeout,
             command: app.command.clone(),
+            memory_max: app.memory_max.or(rt.as_ref().and_then(|r| r.memory_max)),
+            memory_enforced_by: state.as_ref().and_then(|s| s.memory_enforced_by.clone()),
+            memory_restarts: state.as_ref().map(|s| s.memory_restarts).unwrap_or(0),
+            nice: app.nice.or(rt.as_ref().and_then(|r| r.nice)),
+            reason: state.as_ref().and_then(|s| s.reason.clone()),
         }
     }
 
@@ -1295,8 +1355,13 @@ mod tests {
             idle_timeout: Some(300),
             command: None,
             version: 17,
+            memory_max: None,
+            memory_enforced_by: None,
+            memory_restarts: 0,
+            nice: None,
+            reason: None,
         };
-        let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17}"#;
+        let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17,"memory_max":null,"memory_enforced_by":null,"memory_restarts":0,"nice":null,"reason":null}"#;
         assert_eq!(serde_json::to_string(&view).unwrap(), json);
         // And a client reads it back to the same view.
         let back: AppView = serde_json::from_str(json).unwrap();

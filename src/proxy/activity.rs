@@ -27,7 +27,7 @@ use crate::store::registry::StartMode;
 /// While an idle stop runs, `open` is pushed this far below zero.
 const CLOSED: i64 = i64::MIN / 2;
 
-fn clock_ms() -> u64 {
+pub(super) fn clock_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
@@ -67,6 +67,11 @@ impl Activity {
         }
     }
 
+    /// `clock_ms()` when the last activity ended (0: none since the engine started).
+    pub(super) fn last_ms(&self) -> u64 {
+        self.last.load(Ordering::Relaxed)
+    }
+
     #[cfg(test)]
     fn open(&self) -> i64 {
         self.open.load(Ordering::Acquire).max(0)
@@ -85,13 +90,13 @@ impl Activity {
     }
 
     /// Close the gate if nothing is active; true if it was closed by this call.
-    fn try_close(&self) -> bool {
+    pub(super) fn try_close(&self) -> bool {
         self.open
             .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    fn reopen(&self) {
+    pub(super) fn reopen(&self) {
         self.open.fetch_sub(CLOSED, Ordering::AcqRel);
         self.last.store(clock_ms().max(1), Ordering::Relaxed);
         self.gate.notify_waiters();

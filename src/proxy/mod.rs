@@ -10,6 +10,7 @@
 //! task); one slow or dead app never holds up another.
 
 mod activity;
+mod budget;
 mod fast;
 mod limits;
 mod pages;
@@ -61,6 +62,8 @@ pub(crate) struct AppEntry {
     /// The readiness probe's path as the app sees it (its log lines about it are noise).
     health: String,
     start_mode: StartMode,
+    /// Pinned apps are never put to sleep by the memory budget.
+    pinned: bool,
     idle_timeout: Option<Duration>,
     state: watch::Receiver<AppState>,
     log: Arc<AppLog>,
@@ -87,6 +90,8 @@ pub(crate) struct Proxy {
     last_reload: Mutex<Option<Instant>>,
     /// The engine's runtime: registry queries run there, not on the proxy workers.
     engine_rt: tokio::runtime::Handle,
+    /// The memory budget's memory of each app's peak (see budget.rs).
+    budget: budget::Budget,
 }
 
 type Upstream = Client<HttpConnector, Incoming>;
@@ -101,12 +106,14 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
         activities: Mutex::new(HashMap::new()),
         last_reload: Mutex::new(None),
         engine_rt: tokio::runtime::Handle::current(),
+        budget: budget::Budget::default(),
     });
     // Subscribe before the first load, so no change falls between the two.
     let events = engine.events.subscribe();
     proxy.reload().await;
     tokio::spawn(follow_registry(proxy.clone(), events));
     tokio::spawn(activity::watch_idle(proxy.clone()));
+    tokio::spawn(budget::watch(proxy.clone()));
 
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -374,6 +381,7 @@ impl Proxy {
                 prefix,
                 health,
                 start_mode: a.start_mode,
+                pinned: a.pinned,
                 idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
                 state: handle.state.clone(),
                 log: handle.log.clone(),

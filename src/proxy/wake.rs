@@ -83,6 +83,8 @@ pub(super) async fn wake<B>(
         && (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key(header::UPGRADE);
     tracing::debug!(app = %app.name, "a visit wakes the app");
+    // Under a memory budget, the room this app took in its last run is made first.
+    super::budget::make_room(proxy, app).await;
     let engine = proxy.engine.clone();
     let name = app.name.clone();
     // Its own task: the start goes on even if this visitor leaves.

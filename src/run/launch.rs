@@ -161,6 +161,7 @@ pub fn command(
     env: &BTreeMap<String, String>,
     cwd: &PathBuf,
     confine: Option<&crate::run::confine::Ruleset>,
+    res: &Resources,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -173,11 +174,23 @@ pub fn command(
         .process_group(0)
         .kill_on_drop(false);
     let ruleset = confine.map(|r| r.raw());
-    // SAFETY: prctl and `restrict_self` (prctl and one system call on a descriptor made before
-    // the fork) are async-signal-safe; nothing else runs between fork and exec here.
+    let nice = res.nice;
+    let procs = res.group.as_ref().map(|g| g.procs.clone());
+    // SAFETY: only async-signal-safe calls run in the child: prctl, setpriority, open/write/
+    // close in `join_self` (its CString made before the fork), and `restrict_self` (prctl and
+    // one system call on a descriptor made before the fork). The order matters: the memory
+    // group is joined before Landlock, which would refuse the write to the cgroup file.
     unsafe {
         cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // A failure of these two does not stop the start; the caller checks the outcome
+            // ([`nice_of`], `AppGroup::holds`) and says so in the app's log.
+            if let Some(n) = nice {
+                libc::setpriority(libc::PRIO_PROCESS, 0, n);
+            }
+            if let Some(p) = &procs {
+                let _ = crate::base::cgroup::join_self(p);
+            }
             if let Some(fd) = ruleset {
                 crate::run::confine::restrict_self(fd)?;
             }
@@ -185,6 +198,35 @@ pub fn command(
         });
     }
     cmd
+}
+
+/// What an app's process group runs with: its CPU priority and its memory group.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    /// The nice value of its first process; every child inherits it.
+    pub nice: Option<i32>,
+    /// The memory cgroup its first process joins before exec (so every child is inside).
+    pub group: Option<crate::base::cgroup::AppGroup>,
+}
+
+/// The nice value of `pid` (field 19 of `/proc/<pid>/stat`).
+pub fn nice_of(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(16)?.parse().ok()
+}
+
+/// Set the nice value of every process of the group `pgid` (an edit of a running app).
+pub fn renice_group(pgid: u32, nice: i32) -> std::io::Result<()> {
+    if pgid <= 1 {
+        return Ok(());
+    }
+    // SAFETY: setpriority on a process group id; no memory is passed.
+    let r = unsafe { libc::setpriority(libc::PRIO_PGRP, pgid as libc::id_t, nice) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Is anything listening on 127.0.0.1:`port` already?

@@ -573,14 +573,66 @@ pub async fn follow_events(engine: Arc<Core>) {
     }
 }
 
-/// The sampling loop: every second while watched, every 5 s otherwise; the log files' global
-/// cap is enforced every minute.
+/// Samples in a row over its memory limit before an app is restarted (one sample can catch a
+/// short peak; three seconds over is a trend).
+pub const OVER_LIMIT_SAMPLES: u32 = 3;
+
+/// Count, per app, the samples in a row its tree was over its memory limit; the apps whose
+/// count reached [`OVER_LIMIT_SAMPLES`] are returned (with used bytes and the limit), and
+/// their count starts again.
+fn over_limits(
+    engine: &Core,
+    snap: &Snapshot,
+    over: &mut HashMap<String, u32>,
+) -> Vec<(String, u64, u64)> {
+    let mut due = Vec::new();
+    over.retain(|name, _| snap.apps.contains_key(name));
+    for (name, usage) in &snap.apps {
+        let Some(state) = engine.supervisor.state(name) else {
+            continue;
+        };
+        let limit = match state.memory_max {
+            Some(l) if state.status == crate::run::supervisor::Status::Running => l,
+            _ => {
+                over.remove(name);
+                continue;
+            }
+        };
+        if usage.memory_bytes <= limit {
+            over.remove(name);
+            continue;
+        }
+        let n = over.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n >= OVER_LIMIT_SAMPLES {
+            over.remove(name);
+            due.push((name.clone(), usage.memory_bytes, limit));
+        }
+    }
+    due
+}
+
+/// Does anything need the figures every second: an app running with a memory limit, or a
+/// memory budget (both act on fresh figures)?
+fn enforcing(engine: &Core) -> bool {
+    engine.config.memory_budget.is_some()
+        || engine.supervisor.names().iter().any(|n| {
+            engine
+                .supervisor
+                .state(n)
+                .is_some_and(|s| s.memory_max.is_some() && s.pid.is_some())
+        })
+}
+
+/// The sampling loop: every second while watched or while memory limits or a budget are
+/// enforced, every 5 s otherwise; the log files' global cap is enforced every minute.
 pub async fn run(engine: Arc<Core>) {
     tokio::spawn(follow_events(engine.clone()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut since_sample = u32::MAX;
     let mut since_sweep = 0u32;
+    let mut over: HashMap<String, u32> = HashMap::new();
     loop {
         tick.tick().await;
         since_sample = since_sample.saturating_add(1);
@@ -592,7 +644,7 @@ pub async fn run(engine: Arc<Core>) {
                 tokio::task::spawn_blocking(move || crate::run::log_files::enforce_total_cap(&e))
                     .await;
         }
-        if engine.monitor.watchers() == 0 && since_sample < 5 {
+        if engine.monitor.watchers() == 0 && since_sample < 5 && !enforcing(&engine) {
             continue;
         }
         since_sample = 0;
@@ -609,8 +661,52 @@ pub async fn run(engine: Arc<Core>) {
         let Ok(snap) = tokio::task::spawn_blocking(move || e.sampler.tick(&roots)).await else {
             continue;
         };
+        for (name, used, limit) in over_limits(&engine, &snap, &mut over) {
+            let e = engine.clone();
+            tokio::spawn(async move { e.supervisor.over_memory(&name, used, limit).await });
+        }
         engine.monitor.record(&snap).await;
     }
+}
+
+/// The memory budget as it stands: the budget in bytes, what the running apps hold now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetFigures {
+    pub budget_bytes: u64,
+    pub used_bytes: u64,
+}
+
+/// The memory budget in bytes (`memory_budget`; a share of RAM once the sampler has read the
+/// machine's), and what the apps with a process hold by the last sample. `None`: no budget,
+/// or the machine's RAM is not known yet.
+pub fn budget(engine: &Core) -> Option<BudgetFigures> {
+    let b = engine.config.memory_budget?;
+    let total = engine
+        .sampler
+        .host()
+        .map(|h| h.memory_total_bytes)
+        .filter(|t| *t > 0);
+    let budget_bytes = match (b, total) {
+        (crate::base::config::MemoryBudget::Bytes(n), _) => n,
+        (_, Some(t)) => b.bytes(t),
+        (_, None) => return None,
+    };
+    Some(BudgetFigures {
+        budget_bytes,
+        used_bytes: apps_memory(engine),
+    })
+}
+
+/// What the apps that have a process hold, by the last sample.
+pub fn apps_memory(engine: &Core) -> u64 {
+    engine
+        .supervisor
+        .names()
+        .iter()
+        .filter(|n| engine.supervisor.state(n).is_some_and(|s| s.pid.is_some()))
+        .filter_map(|n| engine.sampler.usage(n))
+        .map(|u| u.memory_bytes)
+        .sum()
 }
 
 /// Current figures of every app and the host, as one JSON-able value.

@@ -140,6 +140,18 @@ pub struct AppState {
     /// its record: created, edited) takes the next number, so of two views of one app the one
     /// with the higher version is the newer (a view taken before an event can arrive after it).
     pub version: u64,
+    /// The memory limit of the current (or last) run, bytes: the app's own, else its runtime's.
+    pub memory_max: Option<u64>,
+    /// What enforces it: the kernel (a cgroup) and the sampler, or the sampler alone and why.
+    pub memory_enforced_by: Option<String>,
+    /// Restarts because the app went over its memory limit, since the engine started.
+    pub memory_restarts: u32,
+    /// The nice value of the current (or last) run.
+    pub nice: Option<i32>,
+    /// Why Hangar itself last stopped or restarted the app (its memory limit, the memory
+    /// budget, its idle timeout); cleared when the operator starts or stops it, or a visit
+    /// wakes it.
+    pub reason: Option<String>,
 }
 
 impl AppState {
@@ -153,6 +165,11 @@ impl AppState {
             error: None,
             progress: None,
             version: 0,
+            memory_max: None,
+            memory_enforced_by: None,
+            memory_restarts: 0,
+            nice: None,
+            reason: None,
         }
     }
     pub fn uptime(&self) -> Option<Duration> {
@@ -257,6 +274,9 @@ pub enum StartError {
     },
     #[error("upgrade to {version} did not finish within 30 minutes; not started")]
     UpgradeTimeout { version: String },
+    /// Over its memory limit too many times in a row.
+    #[error("over its memory limit {times} times in a row, last {reason}; not restarting until started again")]
+    MemoryLimit { times: u32, reason: String },
     #[error("{0} was stopped before it was ready")]
     StoppedBeforeReady(String),
     #[error("{0} was stopped before its upgrade ran")]
@@ -291,9 +311,17 @@ enum Cmd {
     /// Explicit upgrade: when the runtime's version moved, run its upgrade command (stopping
     /// and starting again a running app); a stopped app stays stopped.
     Upgrade(oneshot::Sender<Result<UpgradeDone, Failure>>),
-    /// The proxy saw no activity for the app's idle timeout: if running, stop and go
-    /// `dormant` (a visit wakes it again). Replies whether it stopped.
-    Idle(oneshot::Sender<bool>),
+    /// The proxy saw no activity for the app's idle timeout (reason `None`), or the memory
+    /// budget needs its memory (the reason): if running, stop and go `dormant` (a visit wakes
+    /// it again). Replies whether it stopped.
+    Idle(oneshot::Sender<bool>, Option<String>),
+    /// The sampler saw the app's tree over its memory limit for several samples in a row:
+    /// restart it (counted as a crash). Replies whether it did.
+    OverMemory {
+        used: u64,
+        limit: u64,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Shared by every actor.
@@ -306,6 +334,8 @@ pub struct Ctx {
     pub events: broadcast::Sender<Event>,
     /// The changes of app states so far (see [`AppState::version`]).
     pub changes: std::sync::atomic::AtomicU64,
+    /// Whether the kernel can limit apps' memory here (detected at the first limited start).
+    pub cgroups: std::sync::OnceLock<Result<crate::base::cgroup::Cgroups, String>>,
 }
 
 impl Ctx {
@@ -436,7 +466,22 @@ impl Supervisor {
     }
     /// Idle stop: a running app stops and goes `dormant`; anything else is left alone.
     pub async fn idle(&self, name: &str) -> bool {
-        self.ask(name, Cmd::Idle).await.unwrap_or(false)
+        self.ask(name, |r| Cmd::Idle(r, None))
+            .await
+            .unwrap_or(false)
+    }
+    /// Put a running app to sleep for the memory budget (`reason` is recorded and logged); as
+    /// an idle stop otherwise. Whether it stopped.
+    pub async fn evict(&self, name: &str, reason: String) -> bool {
+        self.ask(name, |r| Cmd::Idle(r, Some(reason)))
+            .await
+            .unwrap_or(false)
+    }
+    /// The app's tree held `used` bytes over its `limit` for several samples: restart it.
+    pub async fn over_memory(&self, name: &str, used: u64, limit: u64) -> bool {
+        self.ask(name, |reply| Cmd::OverMemory { used, limit, reply })
+            .await
+            .unwrap_or(false)
     }
     pub async fn wake(&self, name: &str) -> Result<u16, WakeError> {
         self.ask(name, Cmd::Wake)
@@ -478,6 +523,11 @@ enum Ended {
     Shutdown,
     /// The process exited on its own.
     Crashed {
+        reason: String,
+        uptime: Duration,
+    },
+    /// Ended for going over its memory limit (the sampler's restart, or the kernel's kill).
+    OverMemory {
         reason: String,
         uptime: Duration,
     },
@@ -597,6 +647,7 @@ impl Actor {
                     self.set_desired(Desired::Running).await;
                     self.start_waiters.push(reply);
                     self.crashes = 0;
+                    self.set(|s| s.reason = None);
                     return Next::Start;
                 }
                 Cmd::Wake(reply) => {
@@ -612,6 +663,7 @@ impl Actor {
                         _ => {
                             self.wake_waiters.push(reply);
                             self.crashes = 0;
+                            self.set(|s| s.reason = None);
                             return Next::Start;
                         }
                     }
@@ -621,6 +673,7 @@ impl Actor {
                     self.set(|s| {
                         s.status = Status::Stopped;
                         s.error = None;
+                        s.reason = None;
                     });
                     let _ = reply.send(());
                 }
@@ -631,7 +684,7 @@ impl Actor {
                 Cmd::Upgrade(reply) => {
                     let _ = reply.send(self.upgrade_idle().await);
                 }
-                Cmd::Idle(reply) => {
+                Cmd::Idle(reply, _) | Cmd::OverMemory { reply, .. } => {
                     let _ = reply.send(false);
                 }
             }
@@ -696,7 +749,7 @@ impl Actor {
                         self.upgrade_waiters.push(r);
                         return Next::Start;
                     }
-                    Some(Cmd::Idle(r)) => {
+                    Some(Cmd::Idle(r, _)) | Some(Cmd::OverMemory { reply: r, .. }) => {
                         let _ = r.send(false);
                     }
                 }
@@ -777,6 +830,27 @@ impl Actor {
                 Next::Exit
             }
             Ended::Failed(why) => self.fail(Arc::new(why)),
+            Ended::OverMemory { reason, uptime } => {
+                if uptime >= prep.runtime.stable_after {
+                    self.crashes = 0;
+                }
+                self.crashes += 1;
+                if self.crashes >= prep.runtime.restart_limit {
+                    return self.fail(Arc::new(StartError::MemoryLimit {
+                        times: self.crashes,
+                        reason,
+                    }));
+                }
+                self.set(|s| s.restarts += 1);
+                // Memory freed at once: restart without waiting out a crash delay the first
+                // time, then back off as for crashes.
+                let delay = backoff_delay(self.crashes, prep.runtime.restart_backoff_max);
+                Next::Backoff(if self.crashes == 1 {
+                    Duration::ZERO
+                } else {
+                    delay
+                })
+            }
             Ended::Crashed { reason, uptime } => {
                 if uptime >= prep.runtime.stable_after {
                     self.crashes = 0;
@@ -813,11 +887,8 @@ impl Actor {
         if runtime.per_app() {
             return Err(StartError::NoCommand(rt_name));
         }
-        let launch::Setting {
-            mut env,
-            argv,
-            cwd,
-        } = launch::setting(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
+        let launch::Setting { mut env, argv, cwd } =
+            launch::setting(&self.ctx.home, &app, &runtime, self.ctx.config.proxy_port)?;
         let data_dir = self.ctx.home.app_dir(&self.name);
         std::fs::create_dir_all(&data_dir).map_err(StartError::DataDir)?;
         let launch = confine::Launch {
@@ -899,12 +970,18 @@ impl Actor {
             p.app.last_version.as_deref().unwrap_or("?"),
             argv.join(" ")
         ));
-        let mut child = launch::command(&argv, &p.env, &p.cwd, p.confinement.ruleset())
-            .spawn()
-            .map_err(|source| StartError::UpgradeRun {
-                program: argv[0].clone(),
-                source,
-            })?;
+        let mut child = launch::command(
+            &argv,
+            &p.env,
+            &p.cwd,
+            p.confinement.ruleset(),
+            &launch::Resources::default(),
+        )
+        .spawn()
+        .map_err(|source| StartError::UpgradeRun {
+            program: argv[0].clone(),
+            source,
+        })?;
         let pumps = self.pump_output(&mut child);
         let status = tokio::time::timeout(Duration::from_secs(1800), child.wait()).await;
         futures_util::future::join_all(pumps).await;
@@ -966,13 +1043,106 @@ impl Actor {
         tasks
     }
 
+    /// The run's memory limit and priority: the app's own, else its runtime's; the memory
+    /// group made where the kernel allows. Recorded in the state for `status`.
+    fn resources(&self, p: &Prepared) -> launch::Resources {
+        let limit = p.app.memory_max.or(p.runtime.memory_max);
+        let nice = p.app.nice.or(p.runtime.nice);
+        let mut enforced = None;
+        let mut group = None;
+        if let Some(bytes) = limit {
+            let cgroups = self
+                .ctx
+                .cgroups
+                .get_or_init(|| crate::base::cgroup::Cgroups::detect(self.ctx.home.root()));
+            let ceiling = crate::base::cgroup::ceiling(bytes);
+            enforced = Some(match cgroups {
+                Ok(cg) => match cg.prepare(&self.name, ceiling) {
+                    Ok(g) => {
+                        group = Some(g);
+                        format!(
+                            "the sampler, and the kernel ({}) at {}",
+                            cg.describe(),
+                            mib(ceiling)
+                        )
+                    }
+                    Err(e) => format!("the sampler (the app's cgroup could not be made: {e})"),
+                },
+                Err(why) => format!("the sampler (the kernel's limit is not available: {why})"),
+            });
+        }
+        self.set(|s| {
+            s.memory_max = limit;
+            s.memory_enforced_by = enforced;
+            s.nice = nice;
+        });
+        launch::Resources { nice, group }
+    }
+
+    /// After the spawn: say in the log what the resources are, and what did not take.
+    fn check_resources(&self, pid: u32, r: &launch::Resources) {
+        if let Some(n) = r.nice {
+            match launch::nice_of(pid) {
+                Some(got) if got == n => self.log.sys(format!("nice {n}")),
+                got => self.log.sys(format!(
+                    "nice {n} could not be set (the process runs at {})",
+                    got.map(|g| g.to_string()).unwrap_or("?".into())
+                )),
+            }
+        }
+        if let Some(limit) = self.state.borrow().memory_max {
+            let by = self.state.borrow().memory_enforced_by.clone();
+            match &r.group {
+                Some(g) if !g.holds(pid) => {
+                    let by = "the sampler (the process could not join its cgroup)".to_string();
+                    self.log
+                        .sys(format!("memory limit {}: enforced by {by}", mib(limit)));
+                    self.set(|s| s.memory_enforced_by = Some(by));
+                }
+                _ => self.log.sys(format!(
+                    "memory limit {}: enforced by {}",
+                    mib(limit),
+                    by.unwrap_or_default()
+                )),
+            }
+        }
+    }
+
+    /// The kernel killed a process of the app's group for its limit since `before` kills.
+    fn killed_for_memory(&self, r: &launch::Resources, before: u64) -> Option<String> {
+        let g = r.group.as_ref()?;
+        if g.oom_kills() <= before {
+            return None;
+        }
+        let limit = self.state.borrow().memory_max.unwrap_or(0);
+        let reason = format!(
+            "memory limit: killed by the kernel at {} (limit {})",
+            mib(crate::base::cgroup::ceiling(limit)),
+            mib(limit)
+        );
+        self.set(|s| {
+            s.memory_restarts += 1;
+            s.reason = Some(reason.clone());
+        });
+        Some(reason)
+    }
+
     async fn run_process(&mut self, p: &Prepared) -> Ended {
+        let res = self.resources(p);
+        let ended = self.run_with(p, &res).await;
+        if let Some(g) = &res.group {
+            g.remove();
+        }
+        ended
+    }
+
+    async fn run_with(&mut self, p: &Prepared, res: &launch::Resources) -> Ended {
         let version_later = p.version_later.then(|| self.ask_version(p));
         self.log.sys(format!("starting: {}", p.argv.join(" ")));
         let started = std::time::Instant::now();
         self.log.sys(p.confinement.line());
         let mut child =
-            match launch::command(&p.argv, &p.env, &p.cwd, p.confinement.ruleset()).spawn() {
+            match launch::command(&p.argv, &p.env, &p.cwd, p.confinement.ruleset(), res).spawn() {
                 Ok(c) => c,
                 Err(source) => {
                     return Ended::Failed(StartError::Spawn {
@@ -985,6 +1155,8 @@ impl Actor {
             return Ended::Failed(StartError::Vanished);
         };
         let mut pumps = self.pump_output(&mut child);
+        self.check_resources(pid, res);
+        let oom_before = res.group.as_ref().map(|g| g.oom_kills()).unwrap_or(0);
         let ticks = crate::base::process::start_time(pid).unwrap_or(0);
         // Written while the app boots (it is awaited before the pid is cleared again).
         let registry = self.ctx.registry.clone();
@@ -1007,6 +1179,10 @@ impl Actor {
                     drain(&mut pumps).await;
                     self.log.sys(format!("{reason} before it was ready"));
                     self.end_leftovers(pid, p).await;
+                    if let Some(reason) = self.killed_for_memory(res, oom_before) {
+                        self.log.sys(reason.clone());
+                        break Err(Ended::OverMemory { reason, uptime: Duration::ZERO });
+                    }
                     break Err(Ended::Crashed { reason: format!("{reason} before it was ready"), uptime: Duration::ZERO });
                 }
                 _ = &mut deadline => {
@@ -1080,6 +1256,10 @@ impl Actor {
                     drain(&mut pumps).await;
                     self.log.sys(format!("{reason} unexpectedly after {} s", up.elapsed().as_secs()));
                     self.end_leftovers(pid, p).await;
+                    if let Some(reason) = self.killed_for_memory(res, oom_before) {
+                        self.log.sys(reason.clone());
+                        return Ended::OverMemory { reason, uptime: up.elapsed() };
+                    }
                     return Ended::Crashed { reason, uptime: up.elapsed() };
                 }
                 cmd = self.rx.recv() => {
@@ -1167,16 +1347,36 @@ impl Actor {
                     }
                 }
             }
-            Some(Cmd::Idle(r)) => {
+            Some(Cmd::Idle(r, why)) => {
                 if ready_port.is_none() {
                     let _ = r.send(false);
                     return None;
                 }
-                self.log.sys("idle: no request or open connection for the idle timeout; going dormant until the next visit");
+                let why = why.unwrap_or_else(|| {
+                    "idle: no request or open connection for the idle timeout".into()
+                });
+                self.log
+                    .sys(format!("{why}; going dormant until the next visit"));
+                self.set(|s| s.reason = Some(why));
                 self.set_desired(Desired::Dormant).await;
                 self.stop_process(child, pid, p).await;
+                // Gone before the answer: the budget counts what is left at once.
+                self.mark_stopped();
                 let _ = r.send(true);
                 Some(Ended::Idled)
+            }
+            Some(Cmd::OverMemory { used, limit, reply }) => {
+                let reason = format!("memory limit: {} over {}", mib(used), mib(limit));
+                tracing::warn!(app = %self.name, "{reason}; restarting");
+                self.log.sys(format!("{reason}; restarting"));
+                let uptime = self.state.borrow().uptime().unwrap_or_default();
+                self.set(|s| {
+                    s.memory_restarts += 1;
+                    s.reason = Some(reason.clone());
+                });
+                self.stop_process(child, pid, p).await;
+                let _ = reply.send(true);
+                Some(Ended::OverMemory { reason, uptime })
             }
         }
     }
@@ -1276,6 +1476,11 @@ fn describe_exit(exit: std::io::Result<std::process::ExitStatus>) -> String {
         },
         Err(e) => format!("could not be waited for ({e})"),
     }
+}
+
+/// Bytes as whole MiB, as the memory limit's messages say them (`612 MiB`).
+pub fn mib(bytes: u64) -> String {
+    format!("{} MiB", (bytes + (1 << 19)) >> 20)
 }
 
 /// 1 s, 2 s, 4 s, … capped.

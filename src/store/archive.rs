@@ -154,6 +154,11 @@ pub struct Definition {
     /// Idle stop in seconds (absent in archives from before idle stop existed).
     #[serde(default)]
     pub idle_timeout: Option<u32>,
+    /// Memory limit in bytes and CPU priority of its own (absent in older archives).
+    #[serde(default)]
+    pub memory_max: Option<u64>,
+    #[serde(default)]
+    pub nice: Option<i32>,
     pub runtime: Option<String>,
     /// Its own program (absent in archives from before `create NAME -- PROGRAM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -370,6 +375,8 @@ async fn write_in(
             domain: app.domain.clone(),
             pinned: app.pinned,
             idle_timeout: app.idle_timeout,
+            memory_max: app.memory_max,
+            nice: app.nice,
             runtime: app.runtime.clone(),
             command: app.command.clone(),
             env: app.env.clone(),

@@ -130,6 +130,10 @@ pub struct AppRecord {
     /// Idle stop: seconds without a request or open connection before an on-visit app goes
     /// dormant; `None`: never.
     pub idle_timeout: Option<u32>,
+    /// The app's own memory limit in bytes (else the runtime's); `None`: none of its own.
+    pub memory_max: Option<u64>,
+    /// The app's own CPU priority (else the runtime's); `None`: none of its own.
+    pub nice: Option<i32>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -158,6 +162,12 @@ pub struct AppEdit {
     /// next start. Checked by the engine, which knows the app's runtime and env.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<AppCommand>,
+    /// A size (`600M`, or bytes); `0` removes the app's own limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<crate::base::validate::SizeInput>,
+    /// -20..19; `0` removes the app's own priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i32>,
 }
 
 /// A field that is present, `null` included, is `Some`: serde's default reads `null` as absent.
@@ -194,6 +204,14 @@ impl AppEdit {
             for (k, v) in env {
                 validate::env_entry(k, v)?;
             }
+        }
+        if let Some(m) = &self.memory_max {
+            // Stored as bytes: what the check read is what the registry writes.
+            let bytes = m.memory_max()?.unwrap_or(0);
+            self.memory_max = Some(validate::SizeInput::Bytes(bytes));
+        }
+        if let Some(n) = self.nice {
+            validate::nice(i64::from(n))?;
         }
         if let Some(s) = self.idle_timeout {
             validate::idle_timeout(i64::from(s))?;
@@ -347,8 +365,8 @@ impl Registry {
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
         let command_json = command_json(&app.name, app.command.as_ref())?;
         sqlx::query(
-            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, created_at, updated_at, command_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, memory_max, nice, created_at, updated_at, command_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&app.name)
         .bind(&app.display_name)
@@ -363,6 +381,8 @@ impl Registry {
         .bind(app.desired.as_str())
         .bind(&app.last_version)
         .bind(app.idle_timeout.map(i64::from))
+        .bind(app.memory_max.map(|b| b.min(i64::MAX as u64) as i64))
+        .bind(app.nice.map(i64::from))
         .bind(&app.created_at)
         .bind(&app.updated_at)
         .bind(command_json)
@@ -402,11 +422,17 @@ impl Registry {
         if let Some(c) = &edit.command {
             app.command = Some(c.clone());
         }
+        if let Some(m) = &edit.memory_max {
+            app.memory_max = m.memory_max().map_err(RegistryError::Conflict)?;
+        }
+        if let Some(n) = edit.nice {
+            app.nice = (n != 0).then_some(n);
+        }
         app.updated_at = now();
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(name, e))?;
         let command_json = command_json(name, app.command.as_ref())?;
         sqlx::query(
-            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, idle_timeout = ?, updated_at = ?, command_json = ? WHERE name = ?",
+            "UPDATE apps SET display_name = ?, start_mode = ?, port = ?, domain = ?, pinned = ?, env_json = ?, idle_timeout = ?, memory_max = ?, nice = ?, updated_at = ?, command_json = ? WHERE name = ?",
         )
         .bind(&app.display_name)
         .bind(app.start_mode.as_str())
@@ -415,6 +441,8 @@ impl Registry {
         .bind(app.pinned)
         .bind(env_json)
         .bind(app.idle_timeout.map(i64::from))
+        .bind(app.memory_max.map(|b| b.min(i64::MAX as u64) as i64))
+        .bind(app.nice.map(i64::from))
         .bind(&app.updated_at)
         .bind(command_json)
         .bind(name)
@@ -559,6 +587,8 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let pid_boot: Option<String> = r.try_get("pid_boot")?;
     let idle_timeout: Option<i64> = r.try_get("idle_timeout")?;
     let command: Option<String> = r.try_get("command_json")?;
+    let memory_max: Option<i64> = r.try_get("memory_max")?;
+    let nice: Option<i64> = r.try_get("nice")?;
     Ok(AppRecord {
         command: command
             .map(|j| serde_json::from_str(&j))
@@ -586,6 +616,10 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
         idle_timeout: idle_timeout
             .and_then(|s| u32::try_from(s).ok())
             .filter(|s| *s > 0),
+        memory_max: memory_max
+            .and_then(|b| u64::try_from(b).ok())
+            .filter(|b| *b > 0),
+        nice: nice.and_then(|n| i32::try_from(n).ok()),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         name,

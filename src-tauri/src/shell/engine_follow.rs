@@ -14,6 +14,7 @@ use tauri::{AppHandle, Emitter, Runtime};
 use super::shell;
 use super::tray_icon::refresh_tray;
 use crate::menu_model::AppItem;
+use crate::notice::MemoryRestarts;
 
 /// The event the windows get with the apps' list.
 pub const EVENT_APPS: &str = "hangar://apps";
@@ -36,9 +37,15 @@ pub async fn sync<R: Runtime>(app: &AppHandle<R>) {
     match sh.backend.list().await {
         Ok(apps) => {
             sh.set_apps(&apps);
-            let items: Vec<(AppItem, Option<String>)> = apps
+            let items: Vec<(AppItem, Option<String>, MemoryRestarts)> = apps
                 .iter()
-                .map(|a| (AppItem::from(a), a.error.clone()))
+                .map(|a| {
+                    let memory = MemoryRestarts {
+                        count: a.memory_restarts,
+                        reason: a.reason.clone(),
+                    };
+                    (AppItem::from(a), a.error.clone(), memory)
+                })
                 .collect();
             let notices = sh
                 .watcher

@@ -51,6 +51,23 @@ export interface AppView {
   idle_timeout: number | null;
   /** Orders views of one app from one engine: the higher is the newer. */
   version: number;
+  /** Memory limit in bytes (the app's own, else its runtime's); null: none. */
+  memory_max?: number | null;
+  /** What enforces it: the sampler, and the kernel's cgroup where Hangar can make one. */
+  memory_enforced_by?: string | null;
+  /** Restarts for going over the memory limit since the engine started. */
+  memory_restarts?: number;
+  /** CPU priority (nice) of its process group; null: 0. */
+  nice?: number | null;
+  /** Why Hangar itself last stopped or restarted it (memory limit, memory budget, idle). */
+  reason?: string | null;
+}
+
+/** GET /host: the machine's figures and, when `memory_budget` is set, the budget and use. */
+export interface HostInfo {
+  host: HostUsage | null;
+  sampler: string;
+  memory_budget?: { budget_bytes: number; used_bytes: number } | null;
 }
 
 export interface CreateBody {
@@ -210,6 +227,7 @@ export const engine = () => call<EngineInfo>('GET', '/engine');
 /** The rules of each app status, as the engine defines them. */
 export const statuses = async () => (await call<{ statuses: StatusRule[] }>('GET', '/statuses')).statuses;
 export const listApps = async () => (await call<{ apps: AppView[] }>('GET', '/apps')).apps;
+export const hostInfo = () => call<HostInfo>('GET', '/host');
 export const getApp = (name: string) => call<AppView>('GET', `/apps/${seg(name)}`);
 export const createApp = (body: CreateBody) => call<AppView>('POST', '/apps', body);
 export const editApp = (name: string, body: EditBody) => call<AppView>('PATCH', `/apps/${seg(name)}`, body);

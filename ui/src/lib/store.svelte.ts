@@ -15,6 +15,9 @@ class Store {
   statuses = $state(new StatusRules());
   apps = $state<AppView[]>([]);
   host = $state<HostUsage | null>(null);
+  /** The memory budget and what the apps hold (GET /host, every few seconds); null: none. */
+  budget = $state<{ budget_bytes: number; used_bytes: number } | null>(null);
+  private budgetReadAt = 0;
   /** The event stream is connected. */
   connected = $state(false);
   /** The engine refused us (no cookie): the page shows how to log in. */
@@ -73,6 +76,10 @@ class Store {
       const now = Date.now() / 1000;
       this.host = s.host;
       this.hostSamples.push(now, s.host.cpu_percent, s.host.memory_used_bytes);
+      if (now - this.budgetReadAt >= 5) {
+        this.budgetReadAt = now;
+        api.hostInfo().then((h) => (this.budget = h.memory_budget ?? null), () => {});
+      }
       // One pass to index the list: a tick carries every app, and a search per app would cost
       // apps × apps at a thousand apps.
       const at = new Map<string, number>();
