@@ -997,7 +997,7 @@ impl Actor {
                         break Err(end);
                     }
                 }
-                probe = probe_until_change(p.app.port, &health, started) => match probe {
+                probe = probe_until_change(p.app.port, &health, p.runtime.health_body.as_deref(), started) => match probe {
                     Probe::Ready => break Ok(()),
                     Probe::NotYet(body) => {
                         if body != last_progress {
@@ -1230,9 +1230,14 @@ fn probe_interval(started: std::time::Instant) -> Duration {
 }
 
 /// Probe until the answer is not "refused" (polling while nothing listens).
-async fn probe_until_change(port: u16, path: &str, started: std::time::Instant) -> Probe {
+async fn probe_until_change(
+    port: u16,
+    path: &str,
+    body: Option<&str>,
+    started: std::time::Instant,
+) -> Probe {
     loop {
-        match launch::probe(port, path).await {
+        match launch::probe(port, path, body).await {
             Probe::Refused => tokio::time::sleep(probe_interval(started)).await,
             other => return other,
         }
