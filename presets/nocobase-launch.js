@@ -1,4 +1,6 @@
 // Hangar's launcher of one NocoBase instance as one process (the `nocobase` preset).
+// It is a word of the preset's command, where Hangar expands dollar-brace variables: no template
+// literals here (a unit test of src/base/config.rs checks it).
 // Run in the NocoBase app folder: `node --preserve-symlinks -e <this file> start|upgrade`
 // (or `node --preserve-symlinks <this file> start|upgrade`); other NocoBase commands pass through.
 // 1. NocoBase's own CLI set-up (cli-v1 initEnv: the app folder's .env, defaults, and the API,
@@ -72,7 +74,7 @@ async function mariadbOrMysql() {
     const [rows] = await conn.query('SELECT VERSION() AS v');
     if (/mariadb/i.test(String(rows[0].v))) process.env.DB_DIALECT = 'mariadb';
   } catch (err) {
-    console.error(`hangar: cannot tell MySQL from MariaDB (${err.message}); NocoBase's mysql dialect is used`);
+    console.error('hangar: cannot tell MySQL from MariaDB (' + err.message + "); NocoBase's mysql dialect is used");
   } finally {
     if (conn) await conn.end().catch(() => {});
   }
@@ -87,7 +89,8 @@ mariadbOrMysql().then(() => {
     console.log('hangar: first start of this instance: start --quickstart (installs into an empty database)');
     args.push('--quickstart');
     const http = require('http');
-    const url = `http://127.0.0.1:${process.env.APP_PORT}${process.env.API_BASE_PATH}__health_check`;
+    const url =
+      'http://127.0.0.1:' + process.env.APP_PORT + process.env.API_BASE_PATH + '__health_check';
     const poll = setInterval(() => {
       http
         .get(url, (res) => {

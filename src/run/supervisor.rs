@@ -1004,7 +1004,7 @@ impl Actor {
                             last_progress = body.clone();
                             self.set(|s| s.progress = Some(body));
                         }
-                        tokio::time::sleep(probe_interval(started)).await;
+                        tokio::time::sleep(PROBE_ANSWERED_EVERY).await;
                     }
                     Probe::Refused => {}
                 }
@@ -1220,6 +1220,10 @@ async fn drain(pumps: &mut Vec<tokio::task::JoinHandle<()>>) {
 
 /// Readiness is probed every millisecond for this long after a start, then every 5 ms.
 const PROBE_FAST_FOR: Duration = Duration::from_secs(2);
+
+/// An app that answers but is not ready yet (a 503 while it boots, as NocoBase's for a minute)
+/// is asked again after this: every request costs a booting app CPU (and often a log line).
+const PROBE_ANSWERED_EVERY: Duration = Duration::from_millis(50);
 
 fn probe_interval(started: std::time::Instant) -> Duration {
     if started.elapsed() < PROBE_FAST_FOR {
