@@ -265,7 +265,7 @@ fn nocobase_on_postgres_new_database_and_schema_mode() {
             format!("CREATE TABLE \"{other}\".intruder (x int)"),
             format!("DROP SCHEMA \"{other}\" CASCADE"),
         ] {
-            let err = sql_try(url, &[&stmt]).expect_err(&stmt);
+            let err = sql_try(url, &[stmt.as_str()]).expect_err(&stmt);
             assert!(
                 err.contains("permission denied") || err.contains("must be owner"),
                 "{stmt}: {err}"

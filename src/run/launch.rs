@@ -323,7 +323,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_checked_body_must_match_for_a_2xx_to_be_ready() {
-        let page = answering("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>app</html>").await;
+        let page = answering("HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n<html>app</html>").await;
         let ok = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let ok_closed = answering("HTTP/1.1 200 OK\r\n\r\nok\n").await;
         let busy = answering(
