@@ -77,7 +77,17 @@ fn wait_healthy(e: &TestEngine, name: &str) {
     wait_until(
         &format!("{name} to answer its health check"),
         Duration::from_secs(600),
-        || e.get(&health) == (200, "ok".to_string()),
+        || {
+            // The proxy holds a request for a starting app up to its wake timeout, which may
+            // pass the client's: a request that fails is "not yet".
+            e.http
+                .get(e.proxy_url(&health))
+                .send()
+                .ok()
+                .filter(|r| r.status().as_u16() == 200)
+                .and_then(|r| r.text().ok())
+                .is_some_and(|t| t == "ok")
+        },
     );
 }
 
