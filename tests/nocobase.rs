@@ -293,7 +293,9 @@ fn nocobase_on_postgres_new_database_and_schema_mode() {
     wait_healthy(&e, &b);
     let log = e.log_text(&b);
     assert_eq!(
-        log.matches("first start of this instance").count(),
+        // The app's own line (stream `out`), not the launcher's text in Hangar's `starting:`.
+        log.matches(" out hangar: first start of this instance")
+            .count(),
         1,
         "installed once: {log}"
     );
