@@ -28,25 +28,6 @@ fn pg_create_lock() -> RwLockReadGuard<'static, ()> {
 
 // ---- apps ------------------------------------------------------------------------------------
 
-/// The app's stored database URL (password included), straight from the registry.
-fn stored_url(e: &TestEngine, name: &str) -> String {
-    let path = e.home_path().join("registry.db");
-    rt().block_on(async {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .read_only(true);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-        let json: String = sqlx::query_scalar("SELECT db_json FROM apps WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        let _ = c.close().await;
-        let v: Value = serde_json::from_str(&json).unwrap();
-        v["url"].as_str().unwrap().to_string()
-    })
-}
-
 /// No `secret` in `list --json`, `status --json`, the API's answers, or any log file.
 fn assert_secret_nowhere(e: &TestEngine, secret: &str, names: &[&str]) {
     assert!(secret.len() >= 16, "a real password: {secret}");

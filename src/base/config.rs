@@ -91,6 +91,8 @@ struct FileRuntime {
     /// Required, unless a preset gives it.
     command: Option<Vec<String>>,
     health: Option<String>,
+    /// The health path's 2xx answer counts only with this body (trimmed).
+    health_body: Option<String>,
     prefix: Option<Prefix>,
     upgrade: Option<Vec<String>>,
     version: Option<String>,
@@ -114,6 +116,31 @@ struct FileRuntime {
     memory_max: Option<crate::base::validate::SizeInput>,
     /// The default CPU priority (nice, -20..19) of its apps.
     nice: Option<i64>,
+    /// Env values a preset makes for each new app that does not give them itself (not a key of
+    /// the file): see [`Runtime::generated`].
+    #[serde(skip)]
+    generated: Vec<(String, Generated)>,
+}
+
+/// A value Hangar makes for a new app, once, when the app's own env does not give it: kept with
+/// the app as a secret (given to its process, never shown again) and told to the operator by the
+/// create's answer. NocoBase's first admin is made from two of them at its first start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generated {
+    /// An e-mail address of the app's own: `admin-<name>@example.com`.
+    AdminEmail,
+    /// 20 random hex characters (80 bits).
+    Password,
+}
+
+impl Generated {
+    /// The value for the app `app`.
+    pub fn make(self, app: &str) -> String {
+        match self {
+            Generated::AdminEmail => format!("admin-{app}@example.com"),
+            Generated::Password => crate::base::secret::random_hex(10),
+        }
+    }
 }
 
 /// How an app wants the `/_app/<name>` prefix: kept in the path it sees, or stripped.
@@ -142,6 +169,9 @@ pub struct Runtime {
     /// Empty for a runtime whose apps each give their own program (`preset = "command"`).
     pub command: Vec<String>,
     pub health: String,
+    /// When set, the health path is ready only when its 2xx answer's body, trimmed, is this
+    /// (`health_body`): a prefixed app may answer another path of its own with 200 first.
+    pub health_body: Option<String>,
     pub prefix: Prefix,
     pub upgrade: Option<Vec<String>>,
     pub version: Version,
@@ -164,6 +194,9 @@ pub struct Runtime {
     pub memory_max: Option<u64>,
     /// The nice value of an app that has none of its own.
     pub nice: Option<i32>,
+    /// Env values made for each new app on it that does not give them (a preset's, e.g.
+    /// NocoBase's first admin: `INIT_ROOT_EMAIL`, `INIT_ROOT_PASSWORD`).
+    pub generated: Vec<(String, Generated)>,
 }
 
 /// An app's own program (`hangar create NAME -- PROGRAM [ARGS…]`), kept with the app: it
@@ -369,6 +402,7 @@ fn demo_runtime() -> FileRuntime {
             "${PORT}".into(),
         ]),
         health: Some("/_health".into()),
+        health_body: None,
         prefix: Some(Prefix::Keep),
         upgrade: Some(vec![bin.clone(), "upgrade".into()]),
         version: None,
@@ -386,6 +420,7 @@ fn demo_runtime() -> FileRuntime {
         confine: None,
         memory_max: None,
         nice: None,
+        generated: Vec::new(),
     }
 }
 
@@ -404,42 +439,52 @@ fn preset(name: &str) -> Option<FileRuntime> {
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match name {
         // NocoBase (from create-nocobase-app) in the folder `cwd`: one node process per instance,
-        // installed on its first start into its empty database or schema (`--quickstart`, which
-        // upgrades an installed one), with its own storage, public path, index.html and
-        // browser-storage prefix; probed on its prefixed health path.
-        "nocobase" => Some(FileRuntime {
-            command: Some(strings(&[
-                "node",
-                "--preserve-symlinks",
-                "-e",
-                NOCOBASE_LAUNCHER,
-                "start",
-                "--quickstart",
-            ])),
-            health: Some("/api/__health_check".into()),
-            prefix: Some(Prefix::Keep),
-            version_command: Some(strings(&[
-                "node",
-                "-p",
-                "require('@nocobase/app/package.json').version",
-            ])),
-            env: [
-                ("STORAGE_PATH", "${HANGAR_DATA_DIR}/storage"),
-                ("APP_PUBLIC_PATH", "${HANGAR_BASE_PATH}/"),
-                ("API_CLIENT_STORAGE_PREFIX", "NOCOBASE_${HANGAR_APP}_"),
-                ("APP_HOST", "127.0.0.1"),
-                ("APP_ENV", "production"),
-                ("LOGGER_TRANSPORT", "console"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-            // Installing into an empty database takes 10-70 s on a busy machine.
-            start_timeout: Some(300),
-            // SIGTERM ends it in about 2 s, but not while a WebSocket client is connected.
-            stop_timeout: Some(5),
-            ..FileRuntime::default()
-        }),
+        // installed on its first start into its empty database or schema, upgraded when its
+        // version moved, with its own storage, public path, index.html and browser-storage
+        // prefix; probed on its prefixed health path, whose body must be `ok`.
+        "nocobase" => {
+            let launcher = |verb: &str| {
+                strings(&["node", "--preserve-symlinks", "-e", NOCOBASE_LAUNCHER, verb])
+            };
+            Some(FileRuntime {
+                // The launcher installs on the first start only (into an empty database or
+                // schema); later starts are plain starts.
+                command: Some(launcher("start")),
+                health: Some("/api/__health_check".into()),
+                // A prefixed NocoBase answers other paths with its page and 200.
+                health_body: Some("ok".into()),
+                prefix: Some(Prefix::Keep),
+                // Run before a start when `@nocobase/app`'s version moved (after a backup).
+                upgrade: Some(launcher("upgrade")),
+                version_command: Some(strings(&[
+                    "node",
+                    "-p",
+                    "require('@nocobase/app/package.json').version",
+                ])),
+                env: [
+                    ("STORAGE_PATH", "${HANGAR_DATA_DIR}/storage"),
+                    ("APP_PUBLIC_PATH", "${HANGAR_BASE_PATH}/"),
+                    ("API_CLIENT_STORAGE_PREFIX", "NOCOBASE_${HANGAR_APP}_"),
+                    ("APP_HOST", "127.0.0.1"),
+                    ("APP_ENV", "production"),
+                    ("LOGGER_TRANSPORT", "console"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                // Installing into an empty database takes 11-13 s on an idle machine, and
+                // 2-3 min on a loaded 2-core one (measured here).
+                start_timeout: Some(600),
+                // SIGTERM ends it in about 2 s, but not while a WebSocket client is connected.
+                stop_timeout: Some(5),
+                // The first admin: never NocoBase's public default.
+                generated: vec![
+                    ("INIT_ROOT_EMAIL".into(), Generated::AdminEmail),
+                    ("INIT_ROOT_PASSWORD".into(), Generated::Password),
+                ],
+                ..FileRuntime::default()
+            })
+        }
         // Datasette (PyPI; `datasette` on the runtime's env.PATH or the engine's): one SQLite
         // file in the app's data folder, made on the first start; links under the prefix
         // (`base_url`) while the app sees paths without it; signed cookies that survive a
@@ -510,6 +555,7 @@ fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
         preset: rt.preset,
         command: rt.command.or(base.command),
         health: rt.health.or(base.health),
+        health_body: rt.health_body.or(base.health_body),
         prefix: rt.prefix.or(base.prefix),
         upgrade: rt.upgrade.or(base.upgrade),
         // `version` and `version_command` are one choice: the operator's, if either is written.
@@ -536,6 +582,7 @@ fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
         confine: rt.confine.or(base.confine),
         memory_max: rt.memory_max.or(base.memory_max),
         nice: rt.nice.or(base.nice),
+        generated: base.generated,
     }
 }
 
@@ -683,11 +730,21 @@ impl Config {
                     }
                 },
             };
-            if rt.preset.as_deref() == Some("nocobase") && rt.cwd.is_none() {
-                return Err(value_err(
-                    key("cwd"),
-                    "the nocobase preset needs cwd = the NocoBase app folder (the one scripts/install-nocobase.sh prints)".into(),
-                ));
+            let mut rt = rt;
+            if rt.preset.as_deref() == Some("nocobase") {
+                let Some(cwd) = rt.cwd.clone() else {
+                    return Err(value_err(
+                        key("cwd"),
+                        "the nocobase preset needs cwd = the NocoBase app folder (the one scripts/install-nocobase.sh prints)".into(),
+                    ));
+                };
+                // Node 22 where scripts/install-nocobase.sh puts it (`bin/` beside the app
+                // folder) comes first, unless the runtime's env sets PATH itself.
+                let bin = Path::new(&cwd).parent().map(|r| r.join("bin"));
+                if let Some(bin) = bin.filter(|_| !rt.env.contains_key("PATH")) {
+                    let dollars = bin.display().to_string().replace('$', "$$");
+                    rt.env.insert("PATH".into(), format!("{dollars}:${{PATH}}"));
+                }
             }
             let per_app = rt.preset.as_deref() == Some(COMMAND);
             let command = match rt.command {
@@ -715,6 +772,14 @@ impl Config {
                     key("health"),
                     format!("{health:?} must be a path starting with '/'"),
                 ));
+            }
+            if let Some(b) = &rt.health_body {
+                if b.trim().is_empty() || b.len() > 1024 {
+                    return Err(value_err(
+                        key("health_body"),
+                        "must be a non-empty text of at most 1024 bytes (the body the health path answers when ready), or be left out".into(),
+                    ));
+                }
             }
             let version = match (rt.version, rt.version_command) {
                 (Some(_), Some(_)) => {
@@ -822,6 +887,7 @@ impl Config {
                     preset: rt.preset.clone(),
                     command,
                     health,
+                    health_body: rt.health_body,
                     prefix: rt.prefix.unwrap_or(Prefix::Keep),
                     upgrade: rt.upgrade,
                     version,
@@ -840,6 +906,7 @@ impl Config {
                     confine: rt.confine.unwrap_or(true),
                     memory_max,
                     nice,
+                    generated: rt.generated,
                 },
             );
         }
@@ -1220,14 +1287,30 @@ env = { APP_ENV = "development", TZ = "UTC" }
         let nb = c.runtime("nb").unwrap();
         assert_eq!(nb.command[0], "node");
         assert_eq!(nb.command[2], "-e");
-        assert_eq!(nb.command[4..], ["start", "--quickstart"]);
+        assert_eq!(nb.command[4..], ["start"]);
+        assert_eq!(
+            nb.upgrade.as_ref().map(|u| &u[4..]),
+            Some(&["upgrade".to_string()][..])
+        );
         assert_eq!(nb.health, "/api/__health_check");
+        assert_eq!(nb.health_body.as_deref(), Some("ok"));
+        assert_eq!(
+            nb.generated,
+            vec![
+                ("INIT_ROOT_EMAIL".to_string(), Generated::AdminEmail),
+                ("INIT_ROOT_PASSWORD".to_string(), Generated::Password)
+            ]
+        );
         assert_eq!(nb.prefix, Prefix::Keep);
         assert_eq!(nb.cwd.as_deref(), Some("/srv/nocobase"));
         assert_eq!(nb.stop_timeout, Duration::from_secs(7), "written");
-        assert_eq!(nb.start_timeout, Duration::from_secs(300), "preset");
+        assert_eq!(nb.start_timeout, Duration::from_secs(600), "preset");
         assert_eq!(nb.env["APP_ENV"], "development", "written");
         assert_eq!(nb.env["TZ"], "UTC", "added");
+        assert_eq!(
+            nb.env["PATH"], "/srv/bin:${PATH}",
+            "Node beside the app folder first"
+        );
         assert_eq!(
             nb.env["STORAGE_PATH"], "${HANGAR_DATA_DIR}/storage",
             "preset"
@@ -1263,6 +1346,28 @@ env = { APP_ENV = "development", TZ = "UTC" }
             e.contains("runtimes.x.command") && e.contains("preset"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_health_body_is_a_short_text() {
+        let c = parse("[runtimes.x]\ncommand = [\"x\"]\nhealth_body = \"ready\"").unwrap();
+        assert_eq!(
+            c.runtime("x").unwrap().health_body.as_deref(),
+            Some("ready")
+        );
+        for bad in ["\"\"", "\" \""] {
+            let e = parse(&format!(
+                "[runtimes.x]\ncommand = [\"x\"]\nhealth_body = {bad}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("runtimes.x.health_body"), "{e}");
+        }
+        // Generated values are a preset's, never a key of the file.
+        let e = parse("[runtimes.x]\ncommand = [\"x\"]\ngenerated = []")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("generated"), "{e}");
     }
 
     #[test]

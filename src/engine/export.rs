@@ -195,6 +195,12 @@ pub fn kubernetes_app(config: &Config, app: &AppRecord, image: &str) -> AppManif
         app.db.env()
     };
     secret_env.insert("APP_KEY".into(), app.app_key.clone());
+    // Values Hangar made for it (a first admin) are secrets there too; its own env wins.
+    for (k, v) in &app.secret_env {
+        if !app.env.contains_key(k) {
+            secret_env.insert(k.clone(), v.clone());
+        }
+    }
     let secret = Secret {
         metadata: meta(&format!("{name}-env"), &app.name),
         string_data: Some(secret_env),
@@ -452,6 +458,7 @@ mod tests {
             command: None,
             db: crate::base::db::AppDb::sqlite_file(std::path::Path::new("/h/apps/x")),
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
             app_key: "k".into(),
             desired: crate::store::registry::Desired::Dormant,
             last_version: None,

@@ -630,6 +630,11 @@ impl Engine {
             command: None,
             db: AppDb::sqlite_file(&dir),
             env: self.config.main.env.clone(),
+            secret_env: generated_env(
+                self.config.runtime(&self.config.main.runtime),
+                MAIN,
+                &self.config.main.env,
+            ),
             app_key: crate::base::secret::random_hex(32),
             desired: Desired::Running,
             last_version: None,
@@ -641,6 +646,10 @@ impl Engine {
             updated_at: now,
         };
         self.registry.insert(&record).await?;
+        // No one reads a create's answer for the main app: the engine's log says it, once.
+        if let Some(told) = generated_notice(MAIN, &record.secret_env) {
+            tracing::warn!("{told}");
+        }
         Ok(())
     }
 
@@ -795,13 +804,26 @@ impl Engine {
             nice,
         } = checked;
         let attached = opts.db.is_some();
-        let crate::store::provision::Provisioned { db, notices } = match opts.db {
+        let crate::store::provision::Provisioned { db, mut notices } = match opts.db {
             Some(db) => crate::store::provision::Provisioned {
                 db,
                 notices: Vec::new(),
             },
             None => self.provision_db(&req, &data_dir).await?,
         };
+        // A new, empty database is installed at its first start: the runtime's generated
+        // values (a first admin) are made now, and told once. Attached and restored (held)
+        // apps have their data, and their admins, already.
+        let secret_env = if attached || opts.hold {
+            BTreeMap::new()
+        } else {
+            let runtime = req
+                .runtime
+                .as_deref()
+                .unwrap_or(self.config.main.runtime.as_str());
+            generated_env(self.config.runtime(runtime), &req.name, &req.env)
+        };
+        notices.extend(generated_notice(&req.name, &secret_env));
         let now = crate::base::clock::now();
         let record = AppRecord {
             name: req.name.clone(),
@@ -814,6 +836,7 @@ impl Engine {
             command: req.command.clone(),
             db,
             env: req.env.clone(),
+            secret_env,
             app_key: opts
                 .app_key
                 .unwrap_or_else(|| crate::base::secret::random_hex(32)),
@@ -1316,6 +1339,34 @@ pub mod exec;
 pub mod export;
 pub mod import;
 pub mod reload;
+
+/// The values `runtime` makes for the new app `app` (its `generated`), for each key its own
+/// `env` does not give.
+fn generated_env(
+    runtime: Option<&crate::base::config::Runtime>,
+    app: &str,
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    runtime
+        .map(|rt| rt.generated.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| !own.contains_key(k))
+        .map(|(k, g)| (k.clone(), g.make(app)))
+        .collect()
+}
+
+/// The one time the operator is told the values made for an app (the create's answer).
+fn generated_notice(app: &str, made: &BTreeMap<String, String>) -> Option<String> {
+    if made.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = made.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(format!(
+        "made for {app} and shown only now: {} (given to the app as env; its first admin when it installs itself; --env KEY=VALUE at create chooses your own)",
+        values.join(" ")
+    ))
+}
 
 #[cfg(test)]
 mod tests {

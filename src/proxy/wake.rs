@@ -175,14 +175,16 @@ fn start_lines(app: &AppEntry, n: usize, shown: Shown) -> Vec<LogLine> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// The health path's boot message: its `message` when it is JSON that has one, else as is.
+/// The health path's boot message: its `message` when it is JSON that has one (at the top, or
+/// in an `error` object as NocoBase's 503 `{"error": {"code", "message"}}`), else as is.
 fn progress_text(progress: Option<&str>) -> String {
     let Some(p) = progress else {
         return String::new();
     };
+    let message = |v: &serde_json::Value| v.get("message")?.as_str().map(str::to_string);
     serde_json::from_str::<serde_json::Value>(p)
         .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .and_then(|v| message(&v).or_else(|| message(v.get("error")?)))
         .unwrap_or_else(|| p.trim().to_string())
 }
 
@@ -395,6 +397,13 @@ mod tests {
             "loading plugins (2/5)"
         );
         assert_eq!(progress_text(Some(" warming up \n")), "warming up");
+        // NocoBase while it boots: 503 with its progress in `error.message`.
+        assert_eq!(
+            progress_text(Some(
+                r#"{"error":{"code":"APP_COMMANDING","message":"load plugin [ai], 50/77","status":503}}"#
+            )),
+            "load plugin [ai], 50/77"
+        );
         assert_eq!(progress_text(None), "");
     }
 

@@ -98,6 +98,8 @@ pub fn app_env(
         extra.insert(k.clone(), value);
     }
     env.extend(extra);
+    // What Hangar made for it at create, then its own values (which win).
+    env.extend(app.secret_env.clone());
     env.extend(app.env.clone());
     Ok(env)
 }
@@ -254,8 +256,9 @@ pub enum Probe {
     Refused,
 }
 
-/// One HTTP/1.1 GET of `path` on 127.0.0.1:`port`, bounded in time and size.
-pub async fn probe(port: u16, path: &str) -> Probe {
+/// One HTTP/1.1 GET of `path` on 127.0.0.1:`port`, bounded in time and size. With `body`
+/// (the runtime's `health_body`), a 2xx answer is ready only when its body, trimmed, is that.
+pub async fn probe(port: u16, path: &str, body: Option<&str>) -> Probe {
     let attempt = async {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: hangar-probe\r\nConnection: close\r\n\r\n");
@@ -267,12 +270,23 @@ pub async fn probe(port: u16, path: &str) -> Probe {
                 Ok(0) | Err(_) => break,
                 Ok(k) => n += k,
             }
-            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n > 12 {
-                // A 2xx status is all readiness needs; otherwise read a little of the body
-                // (the boot progress the waiting page shows) if it is there already.
-                if status_code(&buf[..n]).is_some_and(|c| (200..300).contains(&c)) {
+            if let Some(head) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+                let ok = status_code(&buf[..n]).is_some_and(|c| (200..300).contains(&c));
+                // A 2xx status is all readiness needs, unless the body is checked: then read
+                // the body (Connection: close ends it; the buffer bounds it).
+                if ok && body.is_none() {
                     break;
                 }
+                if ok {
+                    if let Some(len) = content_length(&buf[..head]) {
+                        if n >= head + 4 + len {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                // Otherwise read a little of the body (the boot progress the waiting page
+                // shows) if it is there already.
                 if let Ok(Ok(k)) =
                     tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf[n..])).await
                 {
@@ -287,16 +301,29 @@ pub async fn probe(port: u16, path: &str) -> Probe {
     match tokio::time::timeout(Duration::from_secs(2), attempt).await {
         Ok(Some(text)) => {
             let code = status_code(text.as_bytes()).unwrap_or(0);
-            if (200..300).contains(&code) {
+            let answer = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            let expected = body.is_none_or(|b| answer.trim() == b.trim());
+            if (200..300).contains(&code) && expected {
                 Probe::Ready
             } else {
-                let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-                Probe::NotYet(body.chars().take(300).collect())
+                Probe::NotYet(answer.chars().take(300).collect())
             }
         }
         Ok(None) => Probe::Refused,
         Err(_) => Probe::NotYet(String::new()),
     }
+}
+
+/// The `Content-Length` of an answer's head, if it has one.
+fn content_length(head: &[u8]) -> Option<usize> {
+    String::from_utf8_lossy(head)
+        .split("\r\n")
+        .find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
 }
 
 /// The status code of an HTTP/1 answer's first line (`HTTP/1.1 200 OK`).
@@ -346,5 +373,46 @@ pub async fn runtime_version(
             let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
             Ok((!v.is_empty()).then_some(v))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on a free loopback port that answers every connection with `answer`.
+    async fn answering(answer: &'static str) -> u16 {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_checked_body_must_match_for_a_2xx_to_be_ready() {
+        let page = answering("HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n<html>app</html>").await;
+        let ok = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let ok_closed = answering("HTTP/1.1 200 OK\r\n\r\nok\n").await;
+        let busy = answering(
+            "HTTP/1.1 503 Service Unavailable\r\n\r\n{\"error\":{\"message\":\"load plugin 5/77\"}}",
+        )
+        .await;
+        assert_eq!(probe(page, "/h", None).await, Probe::Ready);
+        assert!(
+            matches!(probe(page, "/h", Some("ok")).await, Probe::NotYet(b) if b.contains("<html>"))
+        );
+        assert_eq!(probe(ok, "/h", Some("ok")).await, Probe::Ready);
+        assert_eq!(probe(ok_closed, "/h", Some("ok")).await, Probe::Ready);
+        assert!(
+            matches!(probe(busy, "/h", Some("ok")).await, Probe::NotYet(b) if b.contains("5/77"))
+        );
     }
 }

@@ -1198,14 +1198,14 @@ impl Actor {
                         break Err(end);
                     }
                 }
-                probe = probe_until_change(p.app.port, &health, started) => match probe {
+                probe = probe_until_change(p.app.port, &health, p.runtime.health_body.as_deref(), started) => match probe {
                     Probe::Ready => break Ok(()),
                     Probe::NotYet(body) => {
                         if body != last_progress {
                             last_progress = body.clone();
                             self.set(|s| s.progress = Some(body));
                         }
-                        tokio::time::sleep(probe_interval(started)).await;
+                        tokio::time::sleep(PROBE_ANSWERED_EVERY).await;
                     }
                     Probe::Refused => {}
                 }
@@ -1448,6 +1448,10 @@ async fn drain(pumps: &mut Vec<tokio::task::JoinHandle<()>>) {
 /// Readiness is probed every millisecond for this long after a start, then every 5 ms.
 const PROBE_FAST_FOR: Duration = Duration::from_secs(2);
 
+/// An app that answers but is not ready yet (a 503 while it boots, as NocoBase's for a minute)
+/// is asked again after this: every request costs a booting app CPU (and often a log line).
+const PROBE_ANSWERED_EVERY: Duration = Duration::from_millis(50);
+
 fn probe_interval(started: std::time::Instant) -> Duration {
     if started.elapsed() < PROBE_FAST_FOR {
         Duration::from_millis(1)
@@ -1457,9 +1461,14 @@ fn probe_interval(started: std::time::Instant) -> Duration {
 }
 
 /// Probe until the answer is not "refused" (polling while nothing listens).
-async fn probe_until_change(port: u16, path: &str, started: std::time::Instant) -> Probe {
+async fn probe_until_change(
+    port: u16,
+    path: &str,
+    body: Option<&str>,
+    started: std::time::Instant,
+) -> Probe {
     loop {
-        match launch::probe(port, path).await {
+        match launch::probe(port, path, body).await {
             Probe::Refused => tokio::time::sleep(probe_interval(started)).await,
             other => return other,
         }

@@ -122,6 +122,9 @@ pub struct AppRecord {
     pub command: Option<AppCommand>,
     pub db: AppDb,
     pub env: BTreeMap<String, String>,
+    /// Values Hangar made for it at create (a preset's `generated`, e.g. NocoBase's first
+    /// admin): given to its process under the app's own `env`, never shown after the create.
+    pub secret_env: BTreeMap<String, String>,
     pub app_key: String,
     pub desired: Desired,
     pub last_version: Option<String>,
@@ -364,9 +367,11 @@ impl Registry {
         let db_json = serde_json::to_string(&app.db).map_err(|e| damaged(&app.name, e))?;
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
         let command_json = command_json(&app.name, app.command.as_ref())?;
+        let secret_env_json =
+            serde_json::to_string(&app.secret_env).map_err(|e| damaged(&app.name, e))?;
         sqlx::query(
-            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, app_key, desired, last_version, idle_timeout, memory_max, nice, created_at, updated_at, command_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, secret_env_json, app_key, desired, last_version, idle_timeout, memory_max, nice, created_at, updated_at, command_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&app.name)
         .bind(&app.display_name)
@@ -377,6 +382,7 @@ impl Registry {
         .bind(&app.runtime)
         .bind(db_json)
         .bind(env_json)
+        .bind(secret_env_json)
         .bind(&app.app_key)
         .bind(app.desired.as_str())
         .bind(&app.last_version)
@@ -582,6 +588,7 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
     let desired: String = r.try_get("desired")?;
     let db_json: String = r.try_get("db_json")?;
     let env_json: String = r.try_get("env_json")?;
+    let secret_env_json: String = r.try_get("secret_env_json")?;
     let pid: Option<i64> = r.try_get("pid")?;
     let pid_started: Option<i64> = r.try_get("pid_started")?;
     let pid_boot: Option<String> = r.try_get("pid_boot")?;
@@ -602,6 +609,7 @@ fn from_row(r: &SqliteRow) -> Result<AppRecord, RegistryError> {
         runtime: r.try_get("runtime")?,
         db: serde_json::from_str(&db_json).map_err(|e| damaged(&name, e))?,
         env: serde_json::from_str(&env_json).map_err(|e| damaged(&name, e))?,
+        secret_env: serde_json::from_str(&secret_env_json).map_err(|e| damaged(&name, e))?,
         app_key: r.try_get("app_key")?,
         desired: Desired::parse(&desired)
             .ok_or_else(|| damaged(&name, format!("desired = {desired:?}")))?,

@@ -133,6 +133,25 @@ pub fn ident(app: &str) -> String {
     hangar::store::provision::identifier(app)
 }
 
+/// The app's stored database URL (password included), straight from the registry.
+pub fn stored_url(e: &super::TestEngine, name: &str) -> String {
+    let path = e.home_path().join("registry.db");
+    rt().block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let json: String = sqlx::query_scalar("SELECT db_json FROM apps WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        let _ = c.close().await;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["url"].as_str().unwrap().to_string()
+    })
+}
+
 // ---- what a server has -----------------------------------------------------------------------
 
 /// A kind of thing on a server, looked up by name.

@@ -418,7 +418,15 @@ impl Made {
 
     fn drop_sql(&self) -> String {
         match self {
-            Made::PgRole(r) => format!("DROP ROLE IF EXISTS {}", postgres::ident(r)),
+            // What the role owns or was granted in the service's database first (schema mode:
+            // CREATE on that database, schemas it made itself), or the role cannot be dropped.
+            Made::PgRole(r) => format!(
+                "DO $hangar$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {name}) \
+                 THEN EXECUTE {drop_owned}; END IF; END $hangar$; DROP ROLE IF EXISTS {role}",
+                name = postgres::sql_string(r),
+                drop_owned = postgres::sql_string(&format!("DROP OWNED BY {}", postgres::ident(r))),
+                role = postgres::ident(r)
+            ),
             Made::PgDatabase(d) => format!("DROP DATABASE IF EXISTS {}", postgres::ident(d)),
             Made::PgSchema(s) => format!("DROP SCHEMA IF EXISTS {} CASCADE", postgres::ident(s)),
             Made::MyUser { user, host } => {

@@ -23,7 +23,7 @@ pub(super) fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn sql_string(s: &str) -> String {
+pub(super) fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -275,6 +275,24 @@ async fn provision_on(
             .await
             .map_err(|e| (step, ServerError::sqlx(e, None)))?;
         made.push(object);
+        if kind == PgKind::Schema && own_role {
+            // What a runtime's boot needs in schema mode: NocoBase runs `CREATE SCHEMA IF NOT
+            // EXISTS "<its schema>"` at every boot, and PostgreSQL checks CREATE on the database
+            // before it looks whether the schema exists. The right lets the role make schemas
+            // of its own (dropped with it by `DROP OWNED BY`), never use another app's: those
+            // belong to other roles and grant nothing to PUBLIC.
+            let sql = format!(
+                "GRANT CREATE ON DATABASE {} TO {}",
+                ident(&rights.database),
+                ident(id)
+            );
+            conn.0.execute(sql.as_str()).await.map_err(|e| {
+                (
+                    "letting the role create its schema at boot",
+                    ServerError::sqlx(e, None),
+                )
+            })?;
+        }
         if kind == PgKind::Database {
             // Only its owner (and superusers) may connect: other apps' roles cannot even look.
             let sql = format!(
