@@ -529,7 +529,7 @@ fn hangar_open_never_puts_the_login_code_on_a_command_line() {
         std::thread::spawn(move || {
             let mut seen = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                seen.extend(cmdlines_with("code="));
+                seen.extend(cmdlines_with("login?code="));
                 std::thread::sleep(Duration::from_millis(2));
             }
             seen
