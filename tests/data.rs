@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use common::notes::{add_note, note_bodies};
 use common::sql::{
-    count_try as count, data_service, exists, ident, my, on_db, pg, sql, uniq, Object,
+    assert_left_nothing, count_try as count, data_service, exists, ident, my, on_db, pg, sql, uniq,
+    Object,
 };
 use common::*;
 use serde_json::{json, Value};
@@ -307,6 +308,290 @@ fn backup_all_into_a_folder_and_progress_through_the_api() {
     assert!(last["bytes"].as_u64().unwrap() > 0);
     let (status, v) = e.api(reqwest::Method::POST, "/apps/nope/backup", Some(json!({})));
     assert_eq!(status, 404, "{v}");
+}
+
+// ---- hostile archives (issue 15) -----------------------------------------------------------
+
+/// One entry of an archive: its header and its bytes.
+type Entry = (tar::Header, Vec<u8>);
+
+fn entries_of(archive: &str) -> Vec<Entry> {
+    use std::io::Read;
+    let f = std::fs::File::open(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    input
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            (e.header().clone(), bytes)
+        })
+        .collect()
+}
+
+fn path_of(h: &tar::Header) -> String {
+    h.path().unwrap().display().to_string()
+}
+
+/// Write `entries` as a .tar.gz at `to` (each header's size and checksum set again).
+fn write_archive(to: &std::path::Path, entries: Vec<Entry>) {
+    let out = std::fs::File::create(to).unwrap();
+    let mut output = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::best(),
+    ));
+    for (mut header, bytes) in entries {
+        if header.entry_type().is_file() {
+            header.set_size(bytes.len() as u64);
+        }
+        header.set_cksum();
+        output.append(&header, bytes.as_slice()).unwrap();
+    }
+    output.into_inner().unwrap().finish().unwrap();
+}
+
+/// A header for `path` of type `kind`, mode 0644.
+fn header(path: &str, kind: tar::EntryType, link: Option<&str>) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(0);
+    if let Some(l) = link {
+        h.set_link_name(l).unwrap();
+    }
+    h
+}
+
+/// The archive's manifest changed by `edit`.
+fn edit_manifest(entries: &mut [Entry], edit: impl Fn(&mut Value)) {
+    let (h, bytes) = &mut entries[0];
+    assert_eq!(path_of(h), "hangar-backup.json");
+    let mut m: Value = serde_json::from_slice(bytes).unwrap();
+    edit(&mut m);
+    *bytes = serde_json::to_vec(&m).unwrap();
+}
+
+/// Every file under `dir` with its bytes (what must stay as it was).
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                todo.push(e.path());
+            } else {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                out.push((e.path().display().to_string(), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A restore of `crafted` as `name` is refused with `says`, and leaves no app, no data folder
+/// and no staging folder behind.
+fn refused(e: &TestEngine, crafted: &std::path::Path, name: &str, says: &str) -> String {
+    let err = e.fails(&["restore", crafted.to_str().unwrap(), "--as", name]);
+    assert!(err.contains(says), "{says:?} in: {err}");
+    assert!(!e.names().contains(&name.to_string()), "nothing restored");
+    assert!(!e.home_path().join("apps").join(name).exists());
+    let left: Vec<_> = std::fs::read_dir(e.home_path().join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+    err
+}
+
+/// Links, devices and FIFOs in an archive: today `data/db.sqlite` as a symbolic link to any
+/// file plus a `db.sqlite` payload made `restore` overwrite that file. Every such entry is
+/// refused, and everything outside the staging folder stays as it was.
+#[test]
+fn a_restore_refuses_links_fifos_and_devices_and_touches_nothing_outside() {
+    let e = TestEngine::start();
+    let app = uniq("hl");
+    e.ok(&["create", &app]);
+    e.ok(&["start", &app]);
+    add_note(&e, &app, "a note");
+    let archive = backup(&e, &app);
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let victim_s = victim.to_str().unwrap().to_string();
+    let before = snapshot(outside.path());
+
+    let kinds: Vec<(&str, tar::EntryType, Option<&str>, &str)> = vec![
+        (
+            "data/db.sqlite",
+            tar::EntryType::Symlink,
+            Some(victim_s.as_str()),
+            "symbolic link",
+        ),
+        (
+            "data/hard",
+            tar::EntryType::Link,
+            Some(victim_s.as_str()),
+            "hard link",
+        ),
+        ("data/pipe", tar::EntryType::Fifo, None, "FIFO"),
+        ("data/tty", tar::EntryType::Char, None, "device"),
+        ("data/disk", tar::EntryType::Block, None, "device"),
+    ];
+    for (i, (path, kind, link, says)) in kinds.into_iter().enumerate() {
+        let mut entries = entries_of(&archive);
+        // The crafted entry goes before the payload that would be written through it.
+        let at = entries
+            .iter()
+            .position(|(h, _)| path_of(h).starts_with("data"))
+            .unwrap_or(entries.len());
+        entries.insert(at, (header(path, kind, link), Vec::new()));
+        // A second entry of the same name with a payload (what would land in the victim).
+        let mut payload = header(path, tar::EntryType::Regular, None);
+        payload.set_mode(0o644);
+        entries.push((payload, b"overwritten".to_vec()));
+        let crafted = e.home_path().join(format!("crafted{i}.tar.gz"));
+        write_archive(&crafted, entries);
+        refused(&e, &crafted, &format!("{app}x{i}"), says);
+        assert_eq!(snapshot(outside.path()), before, "{path}: outside changed");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1, "{path}");
+    }
+
+    // A `db.sqlite` that comes twice is refused too (files are made new, never written over).
+    let mut entries = entries_of(&archive);
+    let twice = entries
+        .iter()
+        .find(|(h, _)| path_of(h) == "db.sqlite")
+        .cloned()
+        .expect("a db.sqlite entry");
+    entries.push(twice);
+    let crafted = e.home_path().join("twice.tar.gz");
+    write_archive(&crafted, entries);
+    refused(&e, &crafted, &format!("{app}tw"), "twice");
+
+    // The untouched archive still restores.
+    e.ok(&["restore", &archive, "--as", &format!("{app}ok")]);
+    e.ok(&["start", &format!("{app}ok")]);
+    assert_eq!(notes(&e, &format!("{app}ok")), vec!["a note"]);
+}
+
+/// A few kilobytes that inflate past `restore_max_bytes` stop there, and what was unpacked
+/// goes again.
+#[test]
+fn a_gzip_bomb_stops_at_restore_max_bytes() {
+    let e = TestEngine::start_with("restore_max_bytes = 1048576\n");
+    let app = uniq("gb");
+    e.ok(&["create", &app]);
+    let archive = backup(&e, &app);
+    let mut entries = entries_of(&archive);
+    entries.push((
+        header("data/zeros", tar::EntryType::Regular, None),
+        vec![0u8; 8 << 20],
+    ));
+    let crafted = e.home_path().join("bomb.tar.gz");
+    write_archive(&crafted, entries);
+    let size = std::fs::metadata(&crafted).unwrap().len();
+    assert!(size < 64 << 10, "a small archive: {size} bytes");
+    refused(&e, &crafted, &format!("{app}b"), "restore_max_bytes");
+}
+
+/// The manifest is checked like operator input: an empty `db_schema` made the schema rename
+/// loop forever; a bad name, env entry or key is refused naming the field.
+#[test]
+fn a_manifest_is_checked_like_operator_input() {
+    let pg = pg();
+    let e = TestEngine::start_with(&data_service(&pg));
+    let app = uniq("mf");
+    e.ok(&["create", &app, "--db", "schema"]);
+    e.ok(&["start", &app]);
+    add_note(&e, &app, "in a schema");
+    let archive = backup(&e, &app);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("db_schema", json!(""), "schema name"),
+        (
+            "db_schema",
+            json!("a\"; DROP SCHEMA public; --"),
+            "schema name",
+        ),
+        ("name", json!("../../etc"), "lowercase letter"),
+        ("app_key", json!(""), "app key"),
+    ];
+    for (i, (field, value, says)) in cases.into_iter().enumerate() {
+        let mut entries = entries_of(&archive);
+        edit_manifest(&mut entries, |m| m["app"][field] = value.clone());
+        let crafted = e.home_path().join(format!("manifest{i}.tar.gz"));
+        write_archive(&crafted, entries);
+        let err = refused(&e, &crafted, &format!("{app}m{i}"), says);
+        assert!(err.contains("manifest"), "{err}");
+    }
+    let mut entries = entries_of(&archive);
+    edit_manifest(&mut entries, |m| {
+        m["app"]["env"] = json!({ "DATABASE_URL": "postgres://elsewhere/x" })
+    });
+    let crafted = e.home_path().join("manifest-env.tar.gz");
+    write_archive(&crafted, entries);
+    refused(&e, &crafted, &format!("{app}me"), "env entry");
+    e.ok(&["delete", &app, "--drop-db", "--yes"]);
+}
+
+/// `db.sql` with `\! touch FILE` appended (outside any COPY block).
+fn with_shell_line(archive: &str, to: &std::path::Path, marker: &std::path::Path) {
+    let mut entries = entries_of(archive);
+    let (_, sql) = entries
+        .iter_mut()
+        .find(|(h, _)| path_of(h) == "db.sql")
+        .expect("a db.sql entry");
+    // What an attacker writes: without the lines that make today's clients refuse client
+    // commands themselves (pg_dump's `\restrict KEY`, mariadb-dump's sandbox comment).
+    let text = String::from_utf8(sql.clone()).unwrap();
+    let mut kept: String = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.contains("enable the sandbox mode")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept.push_str(&format!("\\! touch {}\n", marker.display()));
+    *sql = kept.into_bytes();
+    write_archive(to, entries);
+}
+
+/// psql and the mariadb client both run `\! command`: a dump's client commands never run.
+#[test]
+fn a_dump_with_a_shell_command_runs_it_on_neither_server() {
+    for (server, url) in [("pg", pg()), ("my", my())] {
+        let e = TestEngine::start_with(&data_service(&url));
+        let app = uniq(&format!("sh{server}"));
+        e.ok(&["create", &app]);
+        e.ok(&["start", &app]);
+        add_note(&e, &app, "a note");
+        let archive = backup(&e, &app);
+        let outside = tempfile::tempdir().unwrap();
+        let marker = outside.path().join("ran");
+        let crafted = e.home_path().join("shell.tar.gz");
+        with_shell_line(&archive, &crafted, &marker);
+        let copy = format!("{app}c");
+        let err = e.fails(&["restore", crafted.to_str().unwrap(), "--as", &copy]);
+        assert!(!marker.exists(), "{server}: the dump's \\! ran ({err})");
+        assert!(!e.names().contains(&copy), "{server}: nothing restored");
+        assert_left_nothing(&url, &ident(&copy));
+        // What `hangar backup` wrote restores as before.
+        e.ok(&["restore", &archive, "--as", &format!("{app}k")]);
+        e.ok(&["start", &format!("{app}k")]);
+        assert_eq!(notes(&e, &format!("{app}k")), vec!["a note"]);
+        for a in [app.clone(), format!("{app}k")] {
+            e.ok(&["delete", &a, "--drop-db", "--yes"]);
+        }
+    }
 }
 
 // ---- import ----------------------------------------------------------------------------------

@@ -848,3 +848,75 @@ fn test_connection_reports_the_servers_reason_without_the_password() {
     assert!(!msg.contains("wrong-password-123"), "{msg}");
     assert_eq!(e.list().len(), 1, "testing saves nothing");
 }
+
+/// A runtime whose command and upgrade name `${DATABASE_URL}` (the password inside): the
+/// `starting:` and `upgrading` lines carry the template, so the password reaches no log file,
+/// no answer of the API (issue 15).
+#[test]
+fn the_start_and_upgrade_lines_log_the_template_never_the_password() {
+    let pg = pg();
+    let demo = demo_bin().display().to_string();
+    let runtime = |version: &str| {
+        format!(
+            "[runtimes.leaky]\n\
+             command = [\"/bin/sh\", \"-c\", \"exec \\\"$0\\\" serve --port \\\"$1\\\"\", {demo:?}, \"${{PORT}}\", \"${{DATABASE_URL}}\"]\n\
+             upgrade = [\"/bin/sh\", \"-c\", \"exec \\\"$0\\\" upgrade\", {demo:?}, \"${{DATABASE_URL}}\"]\n\
+             version = \"{version}\"\n"
+        )
+    };
+    let mut e = TestEngine::start_with(&format!("{}{}", data_service(&pg), runtime("1")));
+    let app = uniq("lk");
+    {
+        let _g = pg_create_lock();
+        e.ok(&["create", &app, "--runtime", "leaky"]);
+    }
+    e.ok(&["start", &app]);
+    add_note(&e, &app, "kept");
+    let password = password_of(&stored_url(&e, &app));
+    let log = e.log_text(&app);
+    assert!(log.contains("starting: /bin/sh -c"), "{log}");
+    assert!(log.contains("${DATABASE_URL}"), "the template: {log}");
+    e.ok(&["stop", &app]);
+
+    // A new runtime version: the upgrade runs (after its automatic backup) on the next start.
+    e.stop_engine();
+    let toml = e.home_path().join("hangar.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("version = \"1\"", "version = \"2\"")).unwrap();
+    e.spawn();
+    e.ok(&["start", &app]);
+    let log = e.log_text(&app);
+    assert!(log.contains("upgrading from 1 to 2: /bin/sh -c"), "{log}");
+    assert_eq!(note_bodies(&e, &app), vec!["kept"]);
+    assert_secret_nowhere(&e, &password, &[&app]);
+    e.ok(&["delete", &app, "--drop-db", "--yes"]);
+}
+
+/// `_` and `%` are wildcards in a database-level GRANT: the grant of an app named `X_a` (its
+/// database `hangar_X_a`) also covered `hangar_Xba`. Each app now reaches its own database
+/// only (issue 15).
+#[test]
+fn mariadb_grants_escape_wildcards_so_team_a_cannot_reach_teamba() {
+    let my = my();
+    let e = TestEngine::start_with(&data_service(&my));
+    let base = uniq("t");
+    let (a, b) = (format!("{base}_a"), format!("{base}ba"));
+    for app in [&a, &b] {
+        e.ok(&["create", app]);
+        e.ok(&["start", app]);
+        add_note(&e, app, &format!("secret of {app}"));
+    }
+    for (me, other) in [(&a, &b), (&b, &a)] {
+        let url = stored_url(&e, me);
+        let err = count_try(
+            &url,
+            &format!("SELECT COUNT(*) FROM `{}`.notes", ident(other)),
+        )
+        .expect_err("one app reads another's database");
+        assert!(err.contains("denied"), "{me} reading {other}: {err}");
+        assert_eq!(count(&url, "SELECT COUNT(*) FROM notes"), 1);
+    }
+    for app in [&a, &b] {
+        e.ok(&["delete", app, "--drop-db", "--yes"]);
+    }
+}

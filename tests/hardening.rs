@@ -614,3 +614,155 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
         );
     }
 }
+
+/// Every `/proc/PID/cmdline` readable now that holds `needle`.
+fn cmdlines_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        if let Ok(raw) = std::fs::read(p.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if line.contains(needle) {
+                found.push(line);
+            }
+        }
+    }
+    found
+}
+
+/// `hangar open` gave the browser its one-time login link in argv, which every local user can
+/// read in `/proc/*/cmdline`; now the browser gets a private redirect file (0600) that holds
+/// it, and the engine's output (what journald or logs/engine.log keep) has no login code.
+#[test]
+fn hangar_open_never_puts_the_login_code_on_a_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = TestEngine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("argv");
+    let page = dir.path().join("page.html");
+    let browser = dir.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {r}.tmp\nf=\"${{1#file://}}\"\ncat \"$f\" > {p}\nmv {r}.tmp {r}\nsleep 1\n",
+            r = record.display(),
+            p = page.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Watch every command line while `hangar open` and the browser run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.extend(cmdlines_with("login?code="));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        })
+    };
+    let out = hangar_cmd(e.home_path())
+        .args(["open"])
+        .env("BROWSER", browser.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_until("the browser ran", Duration::from_secs(10), || {
+        record.exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    assert!(seen.is_empty(), "a login code on a command line: {seen:?}");
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("code="), "{stdout}");
+    let argv = std::fs::read_to_string(&record).unwrap();
+    let given = argv.trim();
+    assert!(
+        given.starts_with("file://"),
+        "the browser got a file: {given}"
+    );
+    let file = std::path::PathBuf::from(given.trim_start_matches("file://"));
+    assert!(file.starts_with(e.home_path()), "{}", file.display());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the redirect file is private");
+    let dir_mode = std::fs::metadata(file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    // The file sends the browser to a working one-time link.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let start = html
+        .find("http://127.0.0.1:")
+        .expect("the link in the file");
+    let link: String = html[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '<' | '&' | '\''))
+        .collect();
+    assert!(link.contains("/login?code="), "{link}");
+    let resp = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&link)
+        .send()
+        .unwrap();
+    assert!(
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("hangar_token=")),
+        "the link logs in: {resp:?}"
+    );
+    // The engine's own output (kept by journald, or in logs/engine.log) has no login code.
+    let serve_log = std::fs::read_to_string(e.home_path().join("serve.log")).unwrap();
+    assert!(!serve_log.contains("code="), "{serve_log}");
+    assert!(serve_log.contains("hangar open"), "{serve_log}");
+}
+
+/// A cookie-authenticated API request that a browser made for another site (Sec-Fetch-Site
+/// `cross-site` or `same-site`, a sibling `*.localhost` app) is refused; the panel's own
+/// requests (`same-origin`) and the CLI's bearer token are served.
+#[test]
+fn a_cookie_request_from_another_site_is_refused_and_the_bearer_path_is_not() {
+    let e = TestEngine::start();
+    let url = format!("http://127.0.0.1:{}/api/v1/apps", e.api_port);
+    let cookie = format!("hangar_token={}", e.token());
+    let send = |site: Option<&str>, bearer: bool| {
+        let mut req = e.http.get(&url);
+        if bearer {
+            req = req.bearer_auth(e.token());
+        } else {
+            req = req.header("Cookie", &cookie);
+        }
+        if let Some(s) = site {
+            req = req.header("Sec-Fetch-Site", s);
+        }
+        let resp = req.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    };
+    for site in ["cross-site", "same-site", "none"] {
+        let (s, body) = send(Some(site), false);
+        assert_eq!(s, 403, "{site}: {body}");
+        assert!(body.contains("Sec-Fetch-Site"), "{body}");
+        let (s, body) = send(Some(site), true);
+        assert_eq!(s, 200, "bearer with {site}: {body}");
+    }
+    assert_eq!(send(Some("same-origin"), false).0, 200);
+    assert_eq!(
+        send(None, false).0,
+        200,
+        "a client that sends no Sec-Fetch-Site"
+    );
+    assert_eq!(send(None, true).0, 200);
+}

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(c.proxy_port != 0 && c.api_port != 0 && c.proxy_port != c.api_port);
     assert!(*c.app_ports.start() >= 1024 && c.app_ports.start() <= c.app_ports.end());
     assert!((1..=3650).contains(&c.backup_keep_days));
+    assert!(((1 << 20)..=(1 << 50)).contains(&c.restore_max_bytes));
     for d in [c.wake_timeout, c.client_header_timeout, c.upstream_timeout] {
         assert!(secs_ok(d), "{d:?}");
     }

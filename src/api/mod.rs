@@ -121,6 +121,13 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("hangar_token="));
+    if bearer.is_none() && cookie.is_some() && !same_origin_fetch(h) {
+        return error(
+            ErrorKind::Forbidden,
+            None,
+            "a request the browser made for another site may not use the control panel's cookie (Sec-Fetch-Site is not same-origin)",
+        );
+    }
     let presented = bearer.or(cookie).unwrap_or("");
     if !crate::base::secret::equal(presented, &engine.token) {
         return error(
@@ -130,6 +137,16 @@ async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Respon
         );
     }
     next.run(req).await
+}
+
+/// A browser says where a request comes from in `Sec-Fetch-Site`; a cookie-authenticated
+/// request is taken only from the control panel's own pages (`same-origin`) or from a client
+/// that sends no such header (not a browser, or an old one, which the Origin check covers).
+fn same_origin_fetch(h: &axum::http::HeaderMap) -> bool {
+    match h.get("sec-fetch-site") {
+        None => true,
+        Some(v) => v.as_bytes().eq_ignore_ascii_case(b"same-origin"),
+    }
 }
 
 async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {

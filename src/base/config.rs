@@ -40,6 +40,8 @@ struct FileConfig {
     app_ports: Option<String>,
     /// Days automatic backups (before an upgrade or a dropping delete) are kept.
     backup_keep_days: Option<u32>,
+    /// The most bytes a restore unpacks from one archive (default 64 GiB).
+    restore_max_bytes: Option<u64>,
     /// Seconds a non-browser request for a starting app is held before a 503 (default 60).
     wake_timeout: Option<u64>,
     /// Seconds a client has to send a request's head before the proxy closes (default 30).
@@ -293,6 +295,9 @@ pub struct Config {
     pub app_ports: std::ops::RangeInclusive<u16>,
     /// Days automatic backups are kept (`backup_keep_days`, default 7).
     pub backup_keep_days: u32,
+    /// The most bytes a restore unpacks from one archive, data folder and dump together
+    /// (`restore_max_bytes`): a small archive that would inflate past it is refused.
+    pub restore_max_bytes: u64,
     /// How long the proxy holds a non-browser request while its app starts.
     pub wake_timeout: Duration,
     /// How long a client may take to send a request head (slow clients are cut off).
@@ -371,6 +376,8 @@ impl MemoryBudget {
 }
 
 pub const DEFAULT_PROXY_PORT: u16 = 13000;
+/// `restore_max_bytes` when hangar.toml does not say: 64 GiB.
+pub const DEFAULT_RESTORE_MAX_BYTES: u64 = 64 << 30;
 pub const DEFAULT_API_PORT: u16 = 13001;
 pub const DEMO: &str = "demo";
 
@@ -661,6 +668,15 @@ impl Config {
                     format!(
                     "{d} is not accepted; accepted: a number of days from 1 to 3650 (default 7)"
                 ),
+                ))
+            }
+        };
+        let restore_max_bytes = match file.restore_max_bytes.unwrap_or(DEFAULT_RESTORE_MAX_BYTES) {
+            n if ((1 << 20)..=(1 << 50)).contains(&n) => n,
+            n => {
+                return Err(value_err(
+                    "restore_max_bytes".into(),
+                    format!("{n} is not accepted; a number of bytes from 1048576 (1 MiB) to 2^50 (default {DEFAULT_RESTORE_MAX_BYTES}, 64 GiB)"),
                 ))
             }
         };
@@ -968,6 +984,7 @@ impl Config {
             proxy_bind,
             app_ports,
             backup_keep_days,
+            restore_max_bytes,
             wake_timeout,
             client_header_timeout,
             client_write_timeout,
@@ -1229,6 +1246,18 @@ logs = ["storage/logs/**/*.log"]
         );
         let e = parse("client_write_timeout = 0").unwrap_err().to_string();
         assert!(e.contains("client_write_timeout"), "{e}");
+        assert_eq!(c.restore_max_bytes, 64 << 30);
+        assert_eq!(
+            parse("restore_max_bytes = 1048576")
+                .unwrap()
+                .restore_max_bytes,
+            1 << 20
+        );
+        let e = parse("restore_max_bytes = 5").unwrap_err().to_string();
+        assert!(
+            e.contains("restore_max_bytes") && e.contains("1 MiB"),
+            "{e}"
+        );
         let e = parse("proxy_port = 5\napi_port = 5")
             .unwrap_err()
             .to_string();

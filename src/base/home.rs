@@ -128,6 +128,59 @@ impl Home {
         self.logs_dir().join("engine.log")
     }
 
+    /// Private redirect files of `hangar open` (the folder 0700, each file 0600).
+    pub fn open_dir(&self) -> PathBuf {
+        self.root.join("open")
+    }
+
+    /// A new redirect file (`open/login-RANDOM.html`, 0600) that sends a browser to `url`, so
+    /// a login code reaches the browser without being on its command line; files older than
+    /// the code's five minutes are removed first.
+    pub fn login_redirect(&self, url: &str) -> Result<PathBuf, HomeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.open_dir();
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?
+            }
+            Err(e) => return Err(io(&dir)(e)),
+        }
+        let stale = std::time::SystemTime::now()
+            .checked_sub(std::time::Duration::from_secs(300))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < stale);
+                if old && e.file_name().to_string_lossy().starts_with("login-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let path = dir.join(format!("login-{}.html", crate::base::secret::random_hex(8)));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io(&path))?;
+        let u = crate::base::web::escape(url);
+        let js = serde_json::to_string(url).unwrap_or_else(|_| "\"/\"".into());
+        write!(
+            f,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+             <meta http-equiv=\"refresh\" content=\"0;url={u}\"><title>Hangar</title></head>\
+             <body><p>Opening the <a href=\"{u}\">Hangar control panel</a>…</p>\
+             <script>window.location.replace({js});</script></body></html>\n"
+        )
+        .map_err(io(&path))?;
+        Ok(path)
+    }
+
     /// The API token, made (random, 256 bits, mode 0600) on first use.
     pub fn token(&self) -> Result<String, HomeError> {
         let path = self.token_file();

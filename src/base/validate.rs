@@ -331,6 +331,25 @@ impl SizeInput {
     }
 }
 
+pub const SCHEMA_RULE: &str =
+    "a schema name is a letter or '_' followed by up to 62 letters, digits, '_' or '$'";
+
+/// A PostgreSQL schema name Hangar puts into SQL and dumps: a plain identifier, never empty.
+pub fn schema_name(s: &str) -> Result<(), Invalid> {
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if first_ok && rest_ok && s.len() <= 63 {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "db_schema",
+        format!("{s:?} is not accepted; {SCHEMA_RULE}"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +372,18 @@ mod tests {
         assert_eq!(nice(19), Ok(19));
         assert_eq!(nice(-20), Ok(-20));
         assert!(nice(20).is_err() && nice(-21).is_err());
+    }
+
+    #[test]
+    fn schema_names() {
+        for ok in ["hangar_a", "_x", "A$1", &"s".repeat(63)] {
+            assert!(schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "a\"b", "a b", &"s".repeat(64)] {
+            let e = schema_name(bad).unwrap_err();
+            assert_eq!(e.field, "db_schema");
+            assert!(e.message.contains("schema name"), "{}", e.message);
+        }
     }
 
     #[test]

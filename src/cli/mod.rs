@@ -320,6 +320,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Man(args) => crate::cli::shell::man(args),
         Command::Startup(args) => crate::cli::startup::startup(&home, args),
         Command::Unstartup(args) => crate::cli::startup::unstartup(&home, args),
+        Command::Open { no_browser, json } => {
+            let c = Client::connect(&home, true).await?;
+            open(&c, &home, no_browser, json).await
+        }
         command => {
             let c = Client::connect(&home, true).await?;
             client_command(&c, command).await
@@ -350,10 +354,16 @@ async fn serve(home: Home, overrides: Overrides) -> Result<()> {
         engine.config.api_port,
         engine.home.root().display()
     );
-    eprintln!(
-        "Control panel: {}  (a one-time link; `hangar open` makes another)",
-        hangar::api::panel::login_url(engine.config.api_port)
-    );
+    // A login code is a credential for five minutes: shown on a terminal, never written where
+    // output is kept (journald, logs/engine.log, a pipe).
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "Control panel: {}  (a one-time link; `hangar open` makes another)",
+            hangar::api::panel::login_url(engine.config.api_port)
+        );
+    } else {
+        eprintln!("Control panel: run `hangar open` (it opens a one-time login link)");
+    }
     hangar::host::serve(&engine).await?;
     engine.registry.close().await;
     Ok(())
@@ -407,7 +417,7 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             runtime,
             json,
         } => crate::cli::data::import(c, from, dry_run, runtime, json).await,
-        Command::Open { no_browser, json } => open(c, no_browser, json).await,
+        Command::Open { .. } => unreachable!("handled with the home"),
         Command::Apply(args) => crate::cli::apply::apply(c, args).await,
         Command::Dump(args) => crate::cli::apply::dump(c, args).await,
         Command::Monit { count, json } => crate::cli::monit::run(c, count, json).await,
@@ -542,35 +552,81 @@ async fn export(c: &Client, a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-async fn open(c: &Client, no_browser: bool, json: bool) -> Result<()> {
+/// `hangar open`: a fresh one-time login link. With `--no-browser` it is printed (the operator
+/// asked for it); otherwise it goes into a private redirect file (0600, in the home's `open/`)
+/// and the browser is given that file, so the code is never on a command line that every local
+/// user can read in `/proc/PID/cmdline`.
+async fn open(c: &Client, home: &Home, no_browser: bool, json: bool) -> Result<()> {
     let link = c.login_code().await?;
+    if no_browser {
+        if json {
+            println!("{}", json!({ "url": link.url }));
+        } else {
+            println!("{}", link.url);
+        }
+        return Ok(());
+    }
+    let file = home
+        .login_redirect(&link.url)
+        .context("cannot write the login redirect file")?;
+    let file_url = url::Url::from_file_path(&file)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("file://{}", file.display()));
     if json {
-        println!("{}", json!({ "url": link.url }));
+        println!("{}", json!({ "url": file_url }));
     } else {
-        println!("{}", link.url);
+        println!("{file_url}");
     }
-    if !no_browser {
-        open_in_browser(&link.url);
-    }
+    open_in_browser(&file_url);
     Ok(())
 }
 
-/// Try the desktop's opener; the URL is printed either way, so a failure only says so.
-fn open_in_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
+/// The browser command: the first entry of `BROWSER` (entries separated by `:`, `%s` standing
+/// for the URL, else the URL appended), else the desktop's opener.
+fn browser_command(url: &str) -> Vec<String> {
+    let from_env = std::env::var("BROWSER").ok().and_then(|b| {
+        b.split(':')
+            .map(str::trim)
+            .find(|e| !e.is_empty())
+            .map(str::to_string)
+    });
+    let Some(entry) = from_env else {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        return vec![opener.to_string(), url.to_string()];
     };
-    match std::process::Command::new(opener)
-        .arg(url)
+    let mut words: Vec<String> = entry.split_whitespace().map(str::to_string).collect();
+    if words.iter().any(|w| w.contains("%s")) {
+        for w in &mut words {
+            *w = w.replace("%s", url);
+        }
+    } else {
+        words.push(url.to_string());
+    }
+    words
+}
+
+/// Try the browser; the file's URL is printed either way, so a failure only says so.
+fn open_in_browser(url: &str) {
+    let argv = browser_command(url);
+    match std::process::Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
     {
-        Ok(_) => eprintln!("opening it with {opener}; the link works once and for 5 minutes"),
-        Err(e) => eprintln!("could not run {opener} ({e}); open the link above in a browser"),
+        Ok(_) => eprintln!(
+            "opening the control panel with {}; the login link in that file works once and for 5 minutes",
+            argv[0]
+        ),
+        Err(e) => eprintln!(
+            "could not run {} ({e}); open the file above in a browser",
+            argv[0]
+        ),
     }
 }
 

@@ -261,12 +261,12 @@ impl Engine {
             .await
             .map_err(|e| BackupError::Refused(e.to_string()))?;
         let data_dir = self.home.app_dir(name);
-        let staging = self
-            .home
-            .backups_dir()
-            .join(format!(".restore-{}", crate::base::secret::random_hex(6)));
-        std::fs::create_dir_all(&staging)
-            .map_err(io_err(format_args!("create {}", staging.display())))?;
+        let backups = self.home.backups_dir();
+        std::fs::create_dir_all(&backups)
+            .map_err(io_err(format_args!("create {}", backups.display())))?;
+        let staging = backups.join(format!(".restore-{}", crate::base::secret::random_hex(6)));
+        private_dir(&staging)?;
+        let max_bytes = self.config.restore_max_bytes;
         job.set_total(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
         job.step("unpacking the data folder");
         let (p, d, s, j) = (
@@ -276,7 +276,7 @@ impl Engine {
             job.clone(),
         );
         let r = async {
-            tokio::task::spawn_blocking(move || extract(&p, &d, &s, &j))
+            tokio::task::spawn_blocking(move || extract(&p, &d, &s, max_bytes, &j))
                 .await
                 .map_err(|e| BackupError::io(e.to_string(), e))??;
             job.step("loading the database");

@@ -344,6 +344,7 @@ pub async fn runtime_version(
         Version::Static(v) => Ok(Some(v.clone())),
         Version::Command(argv) => {
             let what = format!("runtimes.{}.version_command", runtime.name);
+            let program = argv[0].clone();
             let argv = expand_all(argv, env, &what)?;
             let mut cmd = tokio::process::Command::new(&argv[0]);
             cmd.args(&argv[1..])
@@ -357,7 +358,7 @@ pub async fn runtime_version(
                 Ok(Err(source)) => {
                     return Err(LaunchError::VersionRun {
                         what,
-                        program: argv[0].clone(),
+                        program,
                         source,
                     })
                 }

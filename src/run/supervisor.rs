@@ -965,10 +965,12 @@ impl Actor {
             &p.env,
             &format!("runtimes.{}.upgrade", p.runtime.name),
         )?;
+        // The template, never its expansion: `${DATABASE_URL}` or `${APP_KEY}` expanded would
+        // put a secret into the log file, the panel and the waiting page.
         self.log.sys(format!(
             "upgrading from {} to {version}: {}",
             p.app.last_version.as_deref().unwrap_or("?"),
-            argv.join(" ")
+            upgrade.join(" ")
         ));
         let mut child = launch::command(
             &argv,
@@ -979,7 +981,7 @@ impl Actor {
         )
         .spawn()
         .map_err(|source| StartError::UpgradeRun {
-            program: argv[0].clone(),
+            program: upgrade[0].clone(),
             source,
         })?;
         let pumps = self.pump_output(&mut child);
@@ -1138,7 +1140,9 @@ impl Actor {
 
     async fn run_with(&mut self, p: &Prepared, res: &launch::Resources) -> Ended {
         let version_later = p.version_later.then(|| self.ask_version(p));
-        self.log.sys(format!("starting: {}", p.argv.join(" ")));
+        // The command as hangar.toml writes it, not expanded (see `upgrade`).
+        self.log
+            .sys(format!("starting: {}", p.runtime.command.join(" ")));
         let started = std::time::Instant::now();
         self.log.sys(p.confinement.line());
         let mut child =
@@ -1146,7 +1150,7 @@ impl Actor {
                 Ok(c) => c,
                 Err(source) => {
                     return Ended::Failed(StartError::Spawn {
-                        program: p.argv[0].clone(),
+                        program: p.runtime.command[0].clone(),
                         source,
                     })
                 }

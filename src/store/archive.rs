@@ -184,6 +184,75 @@ pub struct Manifest {
     pub app: Definition,
 }
 
+impl Manifest {
+    /// Every field checked as the operator's own input would be: an archive is whatever a file
+    /// holds, not what Hangar wrote. A refusal names the field.
+    pub fn check(&self) -> Result<(), Invalid> {
+        use crate::base::validate;
+        let a = &self.app;
+        let in_manifest = |e: Invalid| {
+            Invalid::new(
+                e.field,
+                format!("the backup's manifest is refused: {}", e.message),
+            )
+        };
+        let text = |field: &'static str, value: &str, max: usize| {
+            if value.chars().count() > max || value.chars().any(char::is_control) {
+                Err(Invalid::new(
+                    field,
+                    format!("{value:?} is not accepted; up to {max} characters without control characters"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let check = || -> Result<(), Invalid> {
+            validate::name(&a.name)?;
+            validate::display_name(&a.display_name)?;
+            validate::port(a.port.into(), &[])?;
+            if let Some(d) = &a.domain {
+                validate::domain(d)?;
+            }
+            if let Some(t) = a.idle_timeout {
+                validate::idle_timeout(t.into())?;
+            }
+            for (k, v) in &a.env {
+                validate::env_entry(k, v)?;
+            }
+            if let Some(r) = &a.runtime {
+                text("runtime", r, 64)?;
+            }
+            if let Some(v) = &a.last_version {
+                text("last_version", v, 200)?;
+            }
+            text("db", &a.db, 2000)?;
+            text("hangar_version", &self.hangar_version, 100)?;
+            text("created_at", &self.created_at, 100)?;
+            let key_ok = (16..=256).contains(&a.app_key.len())
+                && a.app_key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !key_ok {
+                return Err(Invalid::new(
+                    "app_key",
+                    "an app key is 16 to 256 letters, digits, '_' or '-'",
+                ));
+            }
+            if let Some(schema) = &a.db_schema {
+                validate::schema_name(schema)?;
+            }
+            if self.dump == DumpKind::PostgresSchema && a.db_schema.is_none() {
+                return Err(Invalid::new(
+                    "db_schema",
+                    "a dump of one PostgreSQL schema needs the schema's name",
+                ));
+            }
+            Ok(())
+        };
+        check().map_err(in_manifest)
+    }
+}
+
 /// One archive, as `hangar backups` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupInfo {
@@ -318,8 +387,7 @@ pub async fn write(
     let target = dir.join(&name);
     let partial = dir.join(format!(".{name}.partial"));
     let staging = dir.join(format!(".staging-{}", crate::base::secret::random_hex(6)));
-    std::fs::create_dir_all(&staging)
-        .map_err(io_err(format_args!("create {}", staging.display())))?;
+    private_dir(&staging)?;
     let result = write_in(home, app, reason, &created_at, &staging, &partial, job).await;
     let _ = std::fs::remove_dir_all(&staging);
     if let Err(e) = result {
@@ -474,9 +542,9 @@ fn build_archive(
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(partial)?;
     let gz = flate2::write::GzEncoder::new(
         std::io::BufWriter::new(file),
@@ -724,42 +792,93 @@ async fn run_tool(
     )))
 }
 
-/// A `pg_dump` of schema `from`, made to load into schema `to` (which the restore has already
-/// made): the `CREATE SCHEMA` line goes, and every reference to the schema outside the data of
-/// `COPY` blocks is renamed. Data lines are never touched.
-pub fn retarget_schema_dump(sql: &str, from: &str, to: &str) -> String {
-    let create = [
-        format!("CREATE SCHEMA {from};"),
-        format!("CREATE SCHEMA {};", pg_quote(from)),
-    ];
-    let mut out = String::with_capacity(sql.len());
+/// The longest line of a SQL dump read at once; a longer one refuses the restore (a dump line
+/// is a statement or one row of a `COPY`).
+const MAX_LINE: usize = 64 << 20;
+
+/// What a restore does to a PostgreSQL plain dump before `psql` reads it: the first line puts
+/// `psql` in restricted mode with a key of this restore's own (`\restrict KEY`), so no
+/// backslash command the file holds (`\!`, `\o`, `\i`, `\copy`, …) runs, and no line of the
+/// file can leave that mode without the key; the dump's own `\restrict`/`\unrestrict` lines
+/// (pg_dump writes them since 13.22, 14.19, 15.14, 16.10 and 17.6) go. With `rename`
+/// (`from`, `to`), a dump of schema `from` is made to load into schema `to` (which the restore
+/// has already made): the `CREATE SCHEMA` line goes, and every reference to the schema outside
+/// the data of `COPY` blocks is renamed; data lines are never touched.
+pub fn prepare_pg_dump<R: std::io::BufRead, W: Write>(
+    input: &mut R,
+    output: &mut W,
+    rename: Option<(&str, &str)>,
+    key: &str,
+) -> Result<(), BackupError> {
+    use std::io::BufRead;
+    let write_err = |e: std::io::Error| BackupError::io(format!("cannot write the dump: {e}"), e);
+    writeln!(output, "\\restrict {key}").map_err(write_err)?;
+    let create = rename.map(|(from, _)| {
+        [
+            format!("CREATE SCHEMA {from};"),
+            format!("CREATE SCHEMA {};", pg_quote(from)),
+        ]
+    });
     let mut in_copy = false;
-    for line in sql.split_inclusive('\n') {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input
+            .by_ref()
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(io_err("read the dump"))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE {
+            return Err(BackupError::Refused(format!(
+                "the dump holds a line longer than {} MiB; nothing was loaded",
+                MAX_LINE >> 20
+            )));
+        }
+        let bare = line.trim_ascii_end();
         if in_copy {
-            if line.trim_end_matches(['\n', '\r']) == "\\." {
+            if bare == b"\\." {
                 in_copy = false;
             }
-            out.push_str(line);
+            output.write_all(&line).map_err(write_err)?;
             continue;
         }
-        let bare = line.trim_end();
-        if create.iter().any(|c| c == bare) {
+        if bare.starts_with(b"\\restrict ") || bare.starts_with(b"\\unrestrict ") {
             continue;
         }
-        if line.starts_with("COPY ") && bare.ends_with("FROM stdin;") {
+        if bare.starts_with(b"COPY ") && bare.ends_with(b"FROM stdin;") {
             in_copy = true;
         }
-        if from == to {
-            out.push_str(line);
-        } else {
-            out.push_str(&rename_ident(line, from, to));
+        match (rename, std::str::from_utf8(&line)) {
+            (Some((from, to)), Ok(text)) => {
+                let trimmed = text.trim_end();
+                if create
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c == trimmed))
+                {
+                    continue;
+                }
+                let moved = if from == to {
+                    text.to_string()
+                } else {
+                    rename_ident(text, from, to)
+                };
+                output.write_all(moved.as_bytes()).map_err(write_err)?;
+            }
+            _ => output.write_all(&line).map_err(write_err)?,
         }
     }
-    out
+    output.flush().map_err(write_err)
 }
 
-/// Replace `from` where it stands as a whole identifier (plain or double-quoted).
+/// Replace `from` where it stands as a whole identifier (plain or double-quoted). `from` is
+/// never empty (the manifest's schema name is checked).
 fn rename_ident(line: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return line.to_string();
+    }
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
@@ -777,7 +896,50 @@ fn rename_ident(line: &str, from: &str, to: &str) -> String {
 
 // ---- reading an archive ----------------------------------------------------------------------
 
-/// The manifest, which is the archive's first entry.
+/// A folder made new for this process only (0700); one already there is refused.
+pub fn private_dir(path: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(io_err(format_args!("create {}", path.display())))
+}
+
+/// A file made new (never through a path already there, a symbolic link included).
+fn new_file(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// What an entry of an archive may be: a regular file or a folder; a link, a device or a FIFO
+/// would reach outside what the restore makes.
+fn plain_entry<R: Read>(entry: &tar::Entry<'_, R>, name: &Path) -> Result<bool, String> {
+    use tar::EntryType;
+    match entry.header().entry_type() {
+        EntryType::Regular | EntryType::Continuous => Ok(false),
+        EntryType::Directory => Ok(true),
+        other => {
+            let what = match other {
+                EntryType::Symlink => "a symbolic link",
+                EntryType::Link => "a hard link",
+                EntryType::Char | EntryType::Block => "a device",
+                EntryType::Fifo => "a FIFO",
+                _ => "neither a file nor a folder",
+            };
+            Err(format!(
+                "the entry {} is {what}; a Hangar backup holds only files and folders",
+                name.display()
+            ))
+        }
+    }
+}
+
+/// The manifest, which is the archive's first entry, checked field by field.
 pub fn read_manifest(path: &Path) -> Result<Manifest, BackupError> {
     let not_ours = |why: String| {
         BackupError::Invalid(Invalid::new(
@@ -804,6 +966,9 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BackupError> {
             name.display()
         )));
     }
+    if plain_entry(&first, &name).map_err(not_ours)? {
+        return Err(not_ours(format!("{MANIFEST} is a folder")));
+    }
     let mut text = String::new();
     first
         .take(1 << 20)
@@ -818,37 +983,54 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BackupError> {
             m.format
         )));
     }
+    m.check().map_err(BackupError::Invalid)?;
     Ok(m)
 }
 
 /// Unpack `data/…` into `data_dir` and the dump into `staging`; nothing lands outside them.
-pub fn extract(path: &Path, data_dir: &Path, staging: &Path, job: &Job) -> Result<(), BackupError> {
+/// Every entry is a file or a folder, every file is made new (no path already there is
+/// written through, no link followed), and all of it together is at most `max_bytes`
+/// (`restore_max_bytes`): a small archive that inflates to fill the disk stops there.
+pub fn extract(
+    path: &Path,
+    data_dir: &Path,
+    staging: &Path,
+    max_bytes: u64,
+    job: &Job,
+) -> Result<(), BackupError> {
     let f = std::fs::File::open(path).map_err(io_err(format_args!("open {}", path.display())))?;
     let reader = Counting {
         inner: f,
         job: job.clone(),
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    archive.set_preserve_permissions(true);
     let bad =
         |why: String| BackupError::Refused(format!("{} cannot be unpacked: {why}", path.display()));
-    let root = data_dir
-        .canonicalize()
-        .map_err(io_err(format_args!("open {}", data_dir.display())))?;
+    match std::fs::symlink_metadata(data_dir) {
+        Ok(m) if m.is_dir() => {}
+        _ => {
+            return Err(bad(format!(
+                "{} is not a folder Hangar made",
+                data_dir.display()
+            )))
+        }
+    }
+    let mut left = max_bytes;
     for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let name = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let is_dir = plain_entry(&entry, &name).map_err(bad)?;
         if name == Path::new(MANIFEST) {
             continue;
         }
-        if name == Path::new("db.sqlite") || name == Path::new("db.sql") {
-            entry
-                .unpack(staging.join(&name))
-                .map_err(|e| bad(e.to_string()))?;
-            continue;
-        }
-        let Ok(rel) = name.strip_prefix("data") else {
-            return Err(bad(format!("unexpected entry {}", name.display())));
+        let (dir, rel, mode) = if name == Path::new("db.sqlite") || name == Path::new("db.sql") {
+            (staging, name.as_path(), 0o600)
+        } else {
+            let Ok(rel) = name.strip_prefix("data") else {
+                return Err(bad(format!("unexpected entry {}", name.display())));
+            };
+            let mode = entry.header().mode().unwrap_or(0o600) & 0o777;
+            (data_dir, rel, mode)
         };
         if rel.as_os_str().is_empty() {
             continue;
@@ -859,24 +1041,107 @@ pub fn extract(path: &Path, data_dir: &Path, staging: &Path, job: &Job) -> Resul
                 name.display()
             )));
         }
-        let target = data_dir.join(rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
-            // A symbolic link unpacked earlier must not lead a later entry out of the folder.
-            let real = parent.canonicalize().map_err(|e| bad(e.to_string()))?;
-            if !real.starts_with(&root) {
-                return Err(bad(format!(
-                    "the entry {} leaves the data folder",
-                    name.display()
-                )));
-            }
+        if is_dir {
+            folders_in(dir, rel, mode | 0o700).map_err(bad)?;
+            continue;
         }
-        entry.unpack(&target).map_err(|e| bad(e.to_string()))?;
+        if let Some(parent) = rel.parent() {
+            folders_in(dir, parent, 0o700).map_err(bad)?;
+        }
+        let target = dir.join(rel);
+        let mut file = new_file(&target, 0o600).map_err(|e| {
+            bad(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!("{} is there already (an entry comes twice)", name.display())
+            } else {
+                format!("cannot create {}: {e}", target.display())
+            })
+        })?;
+        let n = std::io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut file)
+            .map_err(|e| bad(format!("{}: {e}", name.display())))?;
+        if n > left {
+            return Err(BackupError::Refused(format!(
+                "{} unpacks to more than {max_bytes} bytes, the most a restore writes (restore_max_bytes in hangar.toml); nothing was restored",
+                path.display()
+            )));
+        }
+        left -= n;
+        if mode != 0o600 {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| bad(format!("{}: {e}", name.display())))?;
+        }
     }
     Ok(())
 }
 
-/// Load the staged dump into the app's new database.
+/// Make the folders of `rel` under `root`, one component at a time: a component already there
+/// must be a real folder (never a link); new ones get `mode`.
+fn folders_in(root: &Path, rel: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} is there already and is not a folder",
+                    at.display()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(&at)
+                .map_err(|e| format!("cannot create {}: {e}", at.display()))?,
+            Err(e) => return Err(format!("{}: {e}", at.display())),
+        }
+    }
+    Ok(())
+}
+
+/// `psql` must know restricted mode (`\restrict`), which keeps a dump's backslash commands
+/// from running; an older client is refused rather than trusted with an archive.
+async fn psql_restricts(psql: &Path) -> Result<(), BackupError> {
+    let out = tokio::process::Command::new(psql)
+        .arg("--help=commands")
+        .env("PAGER", "cat")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .map_err(|_| BackupError::Refused("psql --help did not answer".into()))?
+        .map_err(|e| BackupError::Refused(format!("cannot run psql: {e}")))?;
+    if String::from_utf8_lossy(&out.stdout).contains("\\restrict") {
+        Ok(())
+    } else {
+        Err(BackupError::Refused(format!(
+            "{} has no restricted mode (\\restrict), which keeps the commands a dump may hold from running; install postgresql-client 13.22, 14.19, 15.14, 16.10, 17.6 or newer; nothing was loaded",
+            psql.display()
+        )))
+    }
+}
+
+/// Whether the `mariadb` client has `--sandbox` (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6 and
+/// later), which refuses every client command that reaches the file system or a shell.
+async fn mariadb_sandbox(client: &Path) -> bool {
+    let out = tokio::process::Command::new(client)
+        .args(["--no-defaults", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(30), out).await {
+        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout).contains("--sandbox"),
+        _ => false,
+    }
+}
+
+/// Load the staged dump into the app's new database. No dump runs through a client that would
+/// execute the client commands it holds: `psql` reads it in restricted mode
+/// ([`prepare_pg_dump`]), `mariadb` in `--binary-mode` (no client commands but `DELIMITER`)
+/// and, where the client has it, `--sandbox`.
 pub async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(), BackupError> {
     match manifest.dump {
         DumpKind::None => Ok(()),
@@ -886,27 +1151,46 @@ pub async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(),
                 std::fs::create_dir_all(parent)
                     .map_err(io_err(format_args!("create {}", parent.display())))?;
             }
-            std::fs::copy(staging.join("db.sqlite"), &target)
+            let mut from = std::fs::File::open(staging.join("db.sqlite"))
+                .map_err(io_err("open the staged database"))?;
+            let mut to = new_file(&target, 0o600)
+                .map_err(io_err(format_args!("create {}", target.display())))?;
+            std::io::copy(&mut from, &mut to)
                 .map_err(io_err(format_args!("write {}", target.display())))?;
             Ok(())
         }
         DumpKind::Postgres | DumpKind::PostgresSchema => {
-            let mut file = staging.join("db.sql");
-            if manifest.dump == DumpKind::PostgresSchema {
+            let rename = if manifest.dump == DumpKind::PostgresSchema {
                 let (Some(from), Some(to)) = (&manifest.app.db_schema, &db.schema) else {
                     return Err(BackupError::Refused(
                         "this backup holds one PostgreSQL schema; restore it with --db schema"
                             .into(),
                     ));
                 };
-                let sql = std::fs::read_to_string(&file).map_err(io_err("read the dump"))?;
-                let moved = staging.join("db.retargeted.sql");
-                std::fs::write(&moved, retarget_schema_dump(&sql, from, to))
-                    .map_err(io_err("write the dump"))?;
-                file = moved;
-            }
+                Some((from.clone(), to.clone()))
+            } else {
+                None
+            };
+            let psql = tool(&["psql"], "postgresql-client")?;
+            psql_restricts(&psql).await?;
+            let key = crate::base::secret::random_hex(16);
+            let (src, file) = (staging.join("db.sql"), staging.join("db.load.sql"));
+            let out = file.clone();
+            tokio::task::spawn_blocking(move || {
+                let input = std::fs::File::open(&src).map_err(io_err("open the dump"))?;
+                let output = new_file(&out, 0o600).map_err(io_err("write the dump"))?;
+                let mut w = std::io::BufWriter::new(output);
+                prepare_pg_dump(
+                    &mut std::io::BufReader::new(input),
+                    &mut w,
+                    rename.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                    &key,
+                )
+            })
+            .await
+            .map_err(|e| BackupError::io(format!("the dump task failed: {e}"), e))??;
             let env = db.env();
-            let mut cmd = tokio::process::Command::new(tool(&["psql"], "postgresql-client")?);
+            let mut cmd = tokio::process::Command::new(psql);
             cmd.args([
                 "-X",
                 "-q",
@@ -921,11 +1205,16 @@ pub async fn load(db: &AppDb, manifest: &Manifest, staging: &Path) -> Result<(),
         }
         DumpKind::Mysql => {
             let env = db.env();
-            let mut cmd =
-                tokio::process::Command::new(tool(&["mariadb", "mysql"], "mariadb-client")?);
+            let client = tool(&["mariadb", "mysql"], "mariadb-client")?;
+            let sandbox = mariadb_sandbox(&client).await;
+            let mut cmd = tokio::process::Command::new(client);
             cmd.arg("--no-defaults");
             my_conn_args(&mut cmd, &env);
-            cmd.arg("--batch").arg(format!(
+            cmd.arg("--batch").arg("--binary-mode");
+            if sandbox {
+                cmd.arg("--sandbox");
+            }
+            cmd.arg(format!(
                 "--database={}",
                 env.get("DB_DATABASE").cloned().unwrap_or_default()
             ));
@@ -967,6 +1256,12 @@ mod tests {
         assert!(parse_file_name("a.b.nope.tar.gz").is_none());
     }
 
+    fn prepared(sql: &str, rename: Option<(&str, &str)>) -> String {
+        let mut out = Vec::new();
+        prepare_pg_dump(&mut sql.as_bytes(), &mut out, rename, "k3y").unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn schema_dumps_move_to_the_new_schema_but_data_stays() {
         let sql = "CREATE SCHEMA hangar_a;\n\
@@ -976,7 +1271,7 @@ mod tests {
                    \\.\n\
                    ALTER TABLE ONLY hangar_a.notes ADD CONSTRAINT notes_pkey PRIMARY KEY (id);\n\
                    SELECT x FROM hangar_ab.t;\n";
-        let out = retarget_schema_dump(sql, "hangar_a", "hangar_b");
+        let out = prepared(sql, Some(("hangar_a", "hangar_b")));
         assert!(!out.contains("CREATE SCHEMA"), "{out}");
         assert!(out.contains("CREATE TABLE hangar_b.notes"), "{out}");
         assert!(out.contains("nextval('hangar_b.notes_id_seq'"), "{out}");
@@ -990,5 +1285,37 @@ mod tests {
             out.contains("hangar_ab.t"),
             "another identifier is left alone: {out}"
         );
+    }
+
+    #[test]
+    fn a_dump_is_read_in_restricted_mode_with_a_key_of_its_own() {
+        let sql = "\\restrict pgdumpkey\nSELECT 1;\n\\! touch /tmp/x\n\\unrestrict pgdumpkey\n";
+        let out = prepared(sql, None);
+        assert!(out.starts_with("\\restrict k3y\n"), "{out}");
+        assert!(!out.contains("pgdumpkey"), "the dump's own key goes: {out}");
+        assert!(
+            out.contains("\\! touch /tmp/x\n"),
+            "left for psql to refuse: {out}"
+        );
+        // An empty name (never accepted in a manifest) cannot make the rename loop.
+        assert_eq!(rename_ident("a.b", "", "x"), "a.b");
+    }
+
+    #[test]
+    fn an_empty_schema_name_in_a_manifest_is_refused() {
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "format": 1, "hangar_version": "0.1.0", "created_at": "2025-01-01T00:00:00Z",
+            "reason": "manual", "dump": "postgres-schema",
+            "app": {
+                "name": "a1", "display_name": "a1", "start_mode": "on-visit", "port": 14000,
+                "domain": null, "pinned": false, "runtime": null, "env": {},
+                "app_key": "0123456789abcdef0123456789abcdef", "last_version": null,
+                "db_method": "schema", "db": "x", "db_schema": ""
+            }
+        }))
+        .unwrap();
+        let e = m.check().unwrap_err();
+        assert_eq!(e.field, "db_schema", "{e}");
+        assert!(e.message.contains("manifest"), "{e}");
     }
 }

@@ -46,14 +46,14 @@ export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
   const env = { ...process.env, HANGAR_HOME: home, HANGAR_DEMO_BIN: demo, HANGAR_UI_DIR: uiDir, HANGAR_LOG: 'info' };
   const child = spawn(hangar, ['serve', '--proxy-port', String(proxyPort), '--api-port', String(apiPort)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  const loginUrl = await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`the engine printed no control-panel link within 30 s:\n${stderr}`)), 30000);
+  // Off a terminal the engine names `hangar open` instead of printing a login code (issue 15).
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`the engine printed no control-panel line within 30 s:\n${stderr}`)), 30000);
     child.stderr.on('data', (d) => {
       stderr += d.toString();
-      const m = stderr.match(/Control panel: (http:\/\/\S+)/);
-      if (m) {
+      if (/Control panel: /.test(stderr)) {
         clearTimeout(timer);
-        res(m[1]);
+        res();
       }
     });
     child.once('exit', (code) => {
@@ -83,6 +83,7 @@ export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
         res({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
       });
     });
+  const loginUrl = cli('open', '--no-browser').stdout.trim();
   return {
     home,
     apiPort,

@@ -27,6 +27,16 @@ fn string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+/// A database name as a database-level GRANT reads it: there `_` and `%` are wildcards (the
+/// grant for `hangar_team_a` would also cover `hangar_teamba`), so both are escaped.
+fn grant_db(s: &str) -> String {
+    ident(
+        &s.replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%"),
+    )
+}
+
 pub(super) fn account(user: &str, host: &str) -> String {
     format!("{}@{}", string(user), string(host))
 }
@@ -275,7 +285,7 @@ async fn new_database_on(
         if own_user {
             let sql = format!(
                 "GRANT ALL PRIVILEGES ON {}.* TO {}",
-                ident(id),
+                grant_db(id),
                 account(id, &host)
             );
             conn.0
@@ -327,6 +337,12 @@ async fn new_database_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_name_one_database_not_a_pattern() {
+        assert_eq!(grant_db("hangar_team_a"), "`hangar\\_team\\_a`");
+        assert_eq!(grant_db("a%b`c"), "`a\\%b``c`");
+    }
 
     #[test]
     fn names_are_quoted_and_user_names_limited_by_version() {
