@@ -631,7 +631,7 @@ impl Engine {
             db: AppDb::sqlite_file(&dir),
             env: self.config.main.env.clone(),
             secret_env: generated_env(
-                self.config.runtime(&self.config.main.runtime),
+                self.runtimes.get(&self.config.main.runtime).as_ref(),
                 MAIN,
                 &self.config.main.env,
             ),
@@ -646,9 +646,15 @@ impl Engine {
             updated_at: now,
         };
         self.registry.insert(&record).await?;
-        // No one reads a create's answer for the main app: the engine's log says it, once.
-        if let Some(told) = generated_notice(MAIN, &record.secret_env) {
-            tracing::warn!("{told}");
+        // No one reads a create's answer for the main app, and a log is no place for a
+        // password: the engine's log names the keys and how to read them, never the values.
+        if !record.secret_env.is_empty() {
+            let keys: Vec<&str> = record.secret_env.keys().map(String::as_str).collect();
+            tracing::warn!(
+                "made for main: {} (its first admin when it installs itself); read them with `hangar exec main -- printenv {}`, or choose your own in [main] env",
+                keys.join(", "),
+                keys.join(" ")
+            );
         }
         Ok(())
     }
@@ -821,7 +827,8 @@ impl Engine {
                 .runtime
                 .as_deref()
                 .unwrap_or(self.config.main.runtime.as_str());
-            generated_env(self.config.runtime(runtime), &req.name, &req.env)
+            // The runtimes in force: one added by a reload makes its values too.
+            generated_env(self.runtimes.get(runtime).as_ref(), &req.name, &req.env)
         };
         notices.extend(generated_notice(&req.name, &secret_env));
         let now = crate::base::clock::now();
