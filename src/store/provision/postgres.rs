@@ -44,6 +44,20 @@ impl Server for Postgres {
     }
 
     async fn run(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        // GRANT, REVOKE and DROP OWNED on one database rewrite its catalogue row; two of them at
+        // once (two apps made or dropped together, by this engine or another on the same
+        // server) make the later one fail with "tuple concurrently updated" (SQLSTATE XX000),
+        // although nothing is wrong. Asked again, a few times, after a short wait.
+        let mut wait = std::time::Duration::from_millis(20);
+        for _ in 0..CONCURRENT_RETRIES {
+            match self.0.execute(sql).await {
+                Err(e) if concurrently_updated(&e) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                r => return r.map(drop),
+            }
+        }
         self.0.execute(sql).await.map(drop)
     }
 
@@ -358,6 +372,17 @@ async fn provision_on(
         }
     };
     Ok(Provisioned { db, notices })
+}
+
+/// Retries of a statement that met a concurrent catalogue update (20 ms, doubling: ~1.3 s in all).
+const CONCURRENT_RETRIES: usize = 6;
+
+/// PostgreSQL's "tuple concurrently updated": a catalogue row changed by another session
+/// between this statement's read and write; the statement itself is fine.
+fn concurrently_updated(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.code().as_deref() == Some("XX000") && d.message().contains("concurrently updated")
+    })
 }
 
 #[cfg(test)]
