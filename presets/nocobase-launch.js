@@ -106,7 +106,7 @@ mariadbOrMysql().then(() => {
           });
         })
         .on('error', () => {});
-    }, 1000);
+    }, 100);
     poll.unref();
   }
   process.argv = [process.argv[0], entry, ...args];

@@ -256,6 +256,13 @@ fn nocobase_on_postgres_new_database_and_schema_mode() {
 
     // Installed once: after @nocobase/app's version moved (as after a new code tree: the
     // version b last ran is set back), a start upgrades it and does not install again.
+    // The launcher marks the instance installed once its health says `ok` (it asks every
+    // 100 ms); a restart before that would install again, so wait for the mark's line.
+    wait_until(
+        "the launcher to mark the instance installed",
+        Duration::from_secs(60),
+        || e.log_text(&b).contains(" out hangar: installed; later starts are plain starts"),
+    );
     set_last_version(&e, &b, "2.2.14");
     e.ok(&["restart", &b]);
     wait_healthy(&e, &b);
