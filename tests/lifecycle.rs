@@ -219,7 +219,10 @@ fn bad_input_is_refused_with_one_clear_line() {
         ),
         (vec!["create", "e1", "--env", "PORT=1"], "set by Hangar"),
         (vec!["create", "e1", "--env", "NOEQUALS"], "KEY=VALUE"),
-        (vec!["create", "r1", "--runtime", "nope"], "accepted: command, demo"),
+        (
+            vec!["create", "r1", "--runtime", "nope"],
+            "accepted: command, demo",
+        ),
         (vec!["create", "s1", "--db", "schema"], "PostgreSQL"),
         (vec!["create", "s1", "--db", "redis://x"], "accepted"),
     ] {

@@ -261,7 +261,10 @@ fn nocobase_on_postgres_new_database_and_schema_mode() {
     wait_until(
         "the launcher to mark the instance installed",
         Duration::from_secs(60),
-        || e.log_text(&b).contains(" out hangar: installed; later starts are plain starts"),
+        || {
+            e.log_text(&b)
+                .contains(" out hangar: installed; later starts are plain starts")
+        },
     );
     set_last_version(&e, &b, "2.2.14");
     e.ok(&["restart", &b]);

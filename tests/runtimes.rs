@@ -274,9 +274,14 @@ fn exec_runs_a_program_with_the_apps_environment_and_passes_its_status() {
         "--start-mode",
         "with-main",
         "--",
-        "sh",
+        // Python itself writes what it was given, then becomes the server (no `sh` between:
+        // a confined app runs only programs of its own program's folder).
+        &py,
         "-c",
-        &format!("env > \"$HANGAR_DATA_DIR/app-env.txt\"; exec {py} -m http.server $PORT --bind 127.0.0.1"),
+        "import os, sys\n\
+         with open(os.path.join(os.environ['HANGAR_DATA_DIR'], 'app-env.txt'), 'w') as f:\n\
+         \x20   f.write(''.join(k + '=' + v + '\\n' for k, v in os.environ.items()))\n\
+         os.execv(sys.executable, [sys.executable, '-m', 'http.server', os.environ['PORT'], '--bind', '127.0.0.1'])",
     ]);
     e.wait_status(&name, "running", Duration::from_secs(30));
     let dir = e.home_path().join("apps").join(&name);
