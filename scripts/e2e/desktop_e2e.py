@@ -139,6 +139,10 @@ def js(script, *args):
     return wd("POST", s("/execute/sync"), {"script": script, "args": list(args)})
 
 
+# Shell commands that only read: asked again if the WebDriver connection drops (see `wd`).
+READ_ONLY_COMMANDS = {"shell_info", "status_rules"}
+
+
 def invoke(cmd, args=None):
     """Call a shell command from the current window, as its page does."""
     script = (
@@ -146,7 +150,8 @@ def invoke(cmd, args=None):
         "window.__TAURI__.core.invoke(arguments[0], arguments[1])"
         ".then(v => done({ok: v}), e => done({err: String(e)}));"
     )
-    r = wd("POST", s("/execute/async"), {"script": script, "args": [cmd, args or {}]})
+    r = wd("POST", s("/execute/async"), {"script": script, "args": [cmd, args or {}]},
+           safe=cmd in READ_ONLY_COMMANDS)
     if "err" in r:
         raise RuntimeError(f"{cmd}: {r['err']}")
     return r.get("ok")
