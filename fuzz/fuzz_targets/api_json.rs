@@ -29,7 +29,7 @@ fn create(data: &[u8]) {
     let Ok(req) = serde_json::from_slice::<CreateApp>(data) else {
         return;
     };
-    let Ok(c) = req.check(config()) else {
+    let Ok(c) = req.check(config(), &config().runtimes) else {
         return;
     };
     assert!(validate::name(&req.name).is_ok(), "{:?}", req.name);
