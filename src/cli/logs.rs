@@ -41,9 +41,10 @@ pub struct LogsArgs {
     pub json: bool,
 }
 
+/// One app's log (`hangar logs NAME`); without a name the CLI runs `logs_all::run` instead.
 pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
     let Some(name) = a.name.clone() else {
-        return crate::cli::logs_all::run(c, a).await;
+        anyhow::bail!("an app's name is needed here; `hangar logs` without one shows every app");
     };
     let searching = a.grep.is_some() || a.since.is_some() || a.until.is_some();
     let n = a.lines.unwrap_or(if searching { 1000 } else { 20 });

@@ -387,6 +387,8 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
             yes,
             json,
         } => delete(c, &name, drop_db, yes, json).await,
+        // One app's log, or (no name) every app's lines in time order.
+        Command::Logs(args) if args.name.is_none() => crate::cli::logs_all::run(c, args).await,
         Command::Logs(args) => crate::cli::logs::run(c, args).await,
         Command::Export(args) => export(c, args).await,
         Command::Upgrade { name, all, json } => upgrade(c, name, all, json).await,
