@@ -47,13 +47,12 @@ pub async fn configure(engine: &Core, name: &str) {
     let Ok(app) = engine.registry.get(name).await else {
         return;
     };
-    let rt_name = app
-        .runtime
-        .clone()
-        .unwrap_or_else(|| engine.config.main.runtime.clone());
-    let Some(runtime) = engine.config.runtime(&rt_name) else {
+    // The runtimes in force: one added or changed by a reload applies here too.
+    let Ok(runtime) = engine.runtimes.of(&app) else {
         return;
     };
+    let runtime = &runtime;
+    let rt_name = &runtime.name;
     let Some(handle) = engine.supervisor.get(name) else {
         return;
     };
