@@ -24,7 +24,7 @@ use crate::api::types::{
     Sorted, Stopping, UpgradeList, Verdict,
 };
 use crate::engine::apply::ApplyRequest;
-use crate::engine::{CreateApp, Engine, EngineError};
+use crate::engine::{CreateApp, Engine, EngineError, ViewEvent};
 use crate::run::supervisor::{Event, Status};
 use crate::store::registry::AppEdit;
 
@@ -400,24 +400,18 @@ fn line_event(l: &crate::run::logs::LogLine) -> SseEvent {
 }
 
 async fn events(State(e): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let engine = e.clone();
     // An open window: the sampler runs every second while it is connected.
     let watching = e.monitor.watch();
-    let stream = BroadcastStream::new(e.events.subscribe()).then(move |item| {
+    // Each event's view is read once for every open panel (`Engine::view_events`).
+    let stream = BroadcastStream::new(e.view_events()).map(move |item| {
         let _watching = &watching;
-        let engine = engine.clone();
-        async move {
-            Ok(match item {
-                Ok(Event::App { name }) => match engine.view(&name).await {
-                    Ok(v) => SseEvent::default()
-                        .event("app")
-                        .data(serde_json::to_string(&v).unwrap_or_default()),
-                    Err(_) => removed_event(name),
-                },
-                Ok(Event::Removed { name }) => removed_event(name),
-                Err(_) => SseEvent::default().event("resync").data("{}"),
-            })
-        }
+        Ok(match item {
+            Ok(ViewEvent::App(v)) => SseEvent::default()
+                .event("app")
+                .data(serde_json::to_string(&*v).unwrap_or_default()),
+            Ok(ViewEvent::Removed(name)) => removed_event(name),
+            Ok(ViewEvent::Resync) | Err(_) => SseEvent::default().event("resync").data("{}"),
+        })
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

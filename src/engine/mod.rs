@@ -392,7 +392,18 @@ pub struct Engine {
     /// Backups and restores under way, for the API's progress route.
     pub jobs: crate::base::jobs::Jobs,
     shutdown: watch::Sender<bool>,
+    /// Every app event with its view, made once (see [`Engine::view_events`]).
+    views: std::sync::OnceLock<broadcast::Sender<ViewEvent>>,
     _lock: EngineLock,
+}
+
+/// An app event with the app's view, made once for every listener (the API's event streams).
+#[derive(Debug, Clone)]
+pub enum ViewEvent {
+    App(Arc<AppView>),
+    Removed(String),
+    /// Events were missed: read the list again.
+    Resync,
 }
 
 impl Engine {
@@ -458,6 +469,7 @@ impl Engine {
             token,
             jobs: crate::base::jobs::Jobs::default(),
             shutdown,
+            views: std::sync::OnceLock::new(),
             _lock: lock,
         }))
     }
@@ -1007,7 +1019,7 @@ impl Engine {
             {
                 Ok(info) => saved = Some(info.name),
                 Err(e) => {
-                    self.supervisor.add(name);
+                    self.supervisor.ensure(name);
                     return Err(EngineError::Refused(format!(
                         "the automatic backup before dropping {name}'s database failed: {e}; nothing was deleted"
                     )));
@@ -1047,7 +1059,7 @@ impl Engine {
             match crate::store::provision::drop_owned(&app.db, service).await {
                 Ok(d) => dropped = d,
                 Err(e) => {
-                    self.supervisor.add(name);
+                    self.supervisor.ensure(name);
                     return Err(e.into());
                 }
             }
@@ -1104,11 +1116,7 @@ impl Engine {
 
     pub async fn start(&self, name: &str) -> Result<AppView, EngineError> {
         self.registry.get(name).await?;
-        let handle = self
-            .supervisor
-            .get(name)
-            .unwrap_or_else(|| self.supervisor.add(name));
-        drop(handle);
+        self.supervisor.ensure(name);
         self.supervisor
             .start(name)
             .await
@@ -1124,9 +1132,7 @@ impl Engine {
     /// running app is stopped for it and started again, a stopped one stays stopped.
     pub async fn upgrade(&self, name: &str) -> Result<UpgradeReport, EngineError> {
         self.registry.get(name).await?;
-        if self.supervisor.get(name).is_none() {
-            self.supervisor.add(name);
-        }
+        self.supervisor.ensure(name);
         let outcome = self.supervisor.upgrade(name).await;
         let status = self
             .supervisor
@@ -1204,6 +1210,44 @@ impl Engine {
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Every app event with its view, read once however many listen: an open panel costs the
+    /// engine one send per event, not one registry read each. Nothing is read while no one
+    /// listens.
+    pub fn view_events(self: &Arc<Self>) -> broadcast::Receiver<ViewEvent> {
+        self.views
+            .get_or_init(|| {
+                let (tx, _) = broadcast::channel(1024);
+                let mut events = self.events.subscribe();
+                let engine = Arc::downgrade(self);
+                let out = tx.clone();
+                tokio::spawn(async move {
+                    use broadcast::error::RecvError;
+                    loop {
+                        let item = match events.recv().await {
+                            Ok(Event::App { name } | Event::Record { name }) => {
+                                if out.receiver_count() == 0 {
+                                    continue;
+                                }
+                                let Some(engine) = engine.upgrade() else {
+                                    return;
+                                };
+                                match engine.view(&name).await {
+                                    Ok(v) => ViewEvent::App(Arc::new(v)),
+                                    Err(_) => ViewEvent::Removed(name),
+                                }
+                            }
+                            Ok(Event::Removed { name }) => ViewEvent::Removed(name),
+                            Err(RecvError::Lagged(_)) => ViewEvent::Resync,
+                            Err(RecvError::Closed) => return,
+                        };
+                        let _ = out.send(item);
+                    }
+                });
+                tx
+            })
+            .subscribe()
     }
 
     pub async fn view(&self, name: &str) -> Result<AppView, EngineError> {

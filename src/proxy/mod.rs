@@ -49,8 +49,8 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// The largest request head accepted (request line and headers); larger gets 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// What the proxy knows of one app: rebuilt from the registry on every event, except its
-/// activity counter, which outlives the rebuilds.
+/// What the proxy knows of one app: rebuilt from the registry when its record changes (a route
+/// event), except its activity counter, which outlives the rebuilds.
 pub(crate) struct AppEntry {
     name: String,
     /// `/_app/<name>`.
@@ -87,11 +87,15 @@ pub(crate) struct Proxy {
     engine: Arc<Engine>,
     table: RwLock<Table>,
     activities: Mutex<HashMap<String, Arc<Activity>>>,
-    last_reload: Mutex<Option<Instant>>,
+    /// When a request for an unknown app last read the registry (see [`Proxy::route_fresh`]).
+    last_miss: Mutex<Option<Instant>>,
     /// The engine's runtime: registry queries run there, not on the proxy workers.
     engine_rt: tokio::runtime::Handle,
     /// The memory budget's memory of each app's peak (see budget.rs).
     budget: budget::Budget,
+    /// Whole-table loads and one-app updates so far (tests read them).
+    loads: std::sync::atomic::AtomicU64,
+    updates: std::sync::atomic::AtomicU64,
 }
 
 type Upstream = Client<HttpConnector, Incoming>;
@@ -100,18 +104,7 @@ type Upstream = Client<HttpConnector, Incoming>;
 /// its own connection pool. A request and the upstream connection it uses then live on one
 /// thread: no cross-thread wake-ups (futex, eventfd) on the hot path, as in nginx's workers.
 pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
-    let proxy = Arc::new(Proxy {
-        engine: engine.clone(),
-        table: RwLock::new(Table::default()),
-        activities: Mutex::new(HashMap::new()),
-        last_reload: Mutex::new(None),
-        engine_rt: tokio::runtime::Handle::current(),
-        budget: budget::Budget::default(),
-    });
-    // Subscribe before the first load, so no change falls between the two.
-    let events = engine.events.subscribe();
-    proxy.reload().await;
-    tokio::spawn(follow_registry(proxy.clone(), events));
+    let proxy = Proxy::follow(engine.clone()).await;
     tokio::spawn(activity::watch_idle(proxy.clone()));
     tokio::spawn(budget::watch(proxy.clone()));
 
@@ -329,85 +322,164 @@ async fn guarded(handling: impl std::future::Future<Output = Response<Body>>) ->
         })
 }
 
+/// Keep the route table in step with the registry: only the events that change routes (a
+/// record created, edited, restored or imported; an app removed) touch it, one app at a time;
+/// a start, a stop or any other change of state does not. A subscriber that fell behind may have
+/// missed one, so it loads the whole table again.
 async fn follow_registry(
     proxy: Arc<Proxy>,
     mut events: tokio::sync::broadcast::Receiver<crate::run::supervisor::Event>,
 ) {
-    // Creates, edits (port, domain, idle timeout) and deletes all arrive as events; reloading is
-    // one small registry query, done off the request path, once per burst of events.
-    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    use crate::run::supervisor::Event;
+    use tokio::sync::broadcast::error::RecvError;
     loop {
         match events.recv().await {
-            Ok(_) | Err(RecvError::Lagged(_)) => {
-                while !matches!(
-                    events.try_recv(),
-                    Err(TryRecvError::Empty | TryRecvError::Closed)
-                ) {}
-                proxy.reload().await
-            }
+            Ok(Event::Record { name }) => proxy.update(&name).await,
+            Ok(Event::Removed { name }) => proxy.forget(&name),
+            Ok(Event::App { .. }) => {}
+            Err(RecvError::Lagged(_)) => proxy.reload().await,
             Err(RecvError::Closed) => return,
         }
     }
 }
 
 impl Proxy {
-    async fn reload(&self) {
-        if let Ok(mut t) = self.last_reload.lock() {
-            *t = Some(Instant::now());
+    /// A proxy for `engine` with its table loaded, following the engine's route events.
+    async fn follow(engine: Arc<Engine>) -> Arc<Proxy> {
+        let proxy = Arc::new(Proxy {
+            engine: engine.clone(),
+            table: RwLock::new(Table::default()),
+            activities: Mutex::new(HashMap::new()),
+            last_miss: Mutex::new(None),
+            engine_rt: tokio::runtime::Handle::current(),
+            loads: Default::default(),
+            updates: Default::default(),
+            budget: budget::Budget::default(),
+        });
+        // Subscribe before the first load, so no change falls between the two.
+        let events = engine.events.subscribe();
+        proxy.reload().await;
+        tokio::spawn(follow_registry(proxy.clone(), events));
+        proxy
+    }
+
+    /// What the proxy knows of app `a` (`None`: not supervised yet, or no usable port).
+    fn entry(&self, a: &crate::store::registry::AppRecord) -> Option<Arc<AppEntry>> {
+        let handle = self.engine.supervisor.get(&a.name)?;
+        let authority = Authority::try_from(format!("127.0.0.1:{}", a.port)).ok()?;
+        let runtime = self.engine.runtimes.of(a).ok();
+        let prefix = runtime.as_ref().map(|r| r.prefix).unwrap_or(Prefix::Keep);
+        let health = runtime
+            .as_ref()
+            .map(|r| crate::run::launch::health_path(&a.name, r))
+            .unwrap_or_default();
+        let activity = self
+            .activities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(a.name.clone())
+            .or_default()
+            .clone();
+        Some(Arc::new(AppEntry {
+            base: crate::run::launch::base_path(&a.name),
+            authority,
+            addr: SocketAddr::from(([127, 0, 0, 1], a.port)),
+            prefix,
+            health,
+            start_mode: a.start_mode,
+            pinned: a.pinned,
+            idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
+            state: handle.state.clone(),
+            log: handle.log.clone(),
+            activity,
+            name: a.name.clone(),
+        }))
+    }
+
+    /// The domain `a` is routed by, if any and routable.
+    fn domain_of(a: &crate::store::registry::AppRecord) -> Option<String> {
+        let d = a.domain.as_ref()?.to_ascii_lowercase();
+        // A registry from before the domain rule refused IP addresses and .localhost may hold
+        // one: it would take every request to the front door.
+        match crate::base::validate::domain(&d) {
+            Ok(()) => Some(d),
+            Err(e) => {
+                tracing::warn!(app = %a.name, "its domain is not routed: {e}");
+                None
+            }
         }
+    }
+
+    /// Load the whole table from the registry (at the start, and after missed events).
+    async fn reload(&self) {
         let Ok(apps) = self.engine.registry.list().await else {
             return;
         };
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut t = Table::default();
-        let mut activities = self.activities.lock().unwrap_or_else(|p| p.into_inner());
         for a in apps {
-            // Supervised before its first event; one that is not (yet) is left for the next load.
-            let Some(handle) = self.engine.supervisor.get(&a.name) else {
+            // Supervised before its first event; one that is not (yet) comes with its event.
+            let Some(entry) = self.entry(&a) else {
                 continue;
             };
-            let Ok(authority) = Authority::try_from(format!("127.0.0.1:{}", a.port)) else {
-                continue;
-            };
-            let runtime = self.engine.runtimes.of(&a).ok();
-            let prefix = runtime.as_ref().map(|r| r.prefix).unwrap_or(Prefix::Keep);
-            let health = runtime
-                .as_ref()
-                .map(|r| crate::run::launch::health_path(&a.name, r))
-                .unwrap_or_default();
-            let entry = Arc::new(AppEntry {
-                base: crate::run::launch::base_path(&a.name),
-                authority,
-                addr: SocketAddr::from(([127, 0, 0, 1], a.port)),
-                prefix,
-                health,
-                start_mode: a.start_mode,
-                pinned: a.pinned,
-                idle_timeout: a.idle_timeout.map(|s| Duration::from_secs(s.into())),
-                state: handle.state.clone(),
-                log: handle.log.clone(),
-                activity: activities.entry(a.name.clone()).or_default().clone(),
-                name: a.name.clone(),
-            });
-            if let Some(d) = &a.domain {
-                let d = d.to_ascii_lowercase();
-                // A registry from before the domain rule refused IP addresses and .localhost
-                // may hold one: it would take every request to the front door.
-                match crate::base::validate::domain(&d) {
-                    Ok(()) => {
-                        t.domains.insert(d, entry.clone());
-                    }
-                    Err(e) => {
-                        tracing::warn!(app = %a.name, "its domain is not routed: {e}");
-                    }
-                }
+            if let Some(d) = Self::domain_of(&a) {
+                t.domains.insert(d, entry.clone());
             }
             t.apps.insert(a.name, entry);
         }
-        activities.retain(|name, _| t.apps.contains_key(name));
-        drop(activities);
+        self.activities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| t.apps.contains_key(name));
         if let Ok(mut table) = self.table.write() {
             *table = t;
         }
+    }
+
+    /// Read one app's record again and put what it says in the table (its route event).
+    async fn update(&self, name: &str) {
+        self.updates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let record = match self.engine.registry.get(name).await {
+            Ok(a) => a,
+            Err(crate::store::registry::RegistryError::NotFound(_)) => {
+                self.forget(name);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(app = %name, "the route table could not read the app: {e}");
+                return;
+            }
+        };
+        let entry = self.entry(&record);
+        let domain = Self::domain_of(&record);
+        if let Ok(mut t) = self.table.write() {
+            t.domains.retain(|_, e| e.name != name);
+            match entry {
+                Some(entry) => {
+                    if let Some(d) = domain {
+                        t.domains.insert(d, entry.clone());
+                    }
+                    t.apps.insert(name.to_string(), entry);
+                }
+                None => {
+                    t.apps.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Take a removed app out of the table.
+    fn forget(&self, name: &str) {
+        if let Ok(mut t) = self.table.write() {
+            t.apps.remove(name);
+            t.domains.retain(|_, e| e.name != name);
+        }
+        self.activities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// What of a start visitors may see.
@@ -466,23 +538,33 @@ impl Proxy {
         found(table.apps.get(MAIN), false).ok_or_else(|| MAIN.to_string())
     }
 
-    /// Route, and when the app is unknown, reload the table once (at most every 50 ms) in case
-    /// it was created a moment ago and try again.
+    /// Route, and when the app is unknown, read its record once (at most every 50 ms) in case
+    /// it was created a moment ago and its event is still on its way, and try again.
     async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, String> {
         let first = self.route(host, path);
-        if first.is_ok() {
+        let Err(name) = &first else {
             return first;
-        }
-        let stale = self
-            .last_reload
+        };
+        let due = self
+            .last_miss
             .lock()
-            .map(|t| t.is_none_or(|t| t.elapsed() > Duration::from_millis(50)))
+            .map(|mut t| {
+                let due = t.is_none_or(|t| t.elapsed() > Duration::from_millis(50));
+                if due {
+                    *t = Some(Instant::now());
+                }
+                due
+            })
             .unwrap_or(false);
-        if !stale {
+        if !due || crate::base::validate::name(name).is_err() {
             return first;
         }
         let me = self.clone();
-        let _ = self.engine_rt.spawn(async move { me.reload().await }).await;
+        let name = name.clone();
+        let _ = self
+            .engine_rt
+            .spawn(async move { me.update(&name).await })
+            .await;
         self.route(host, path)
     }
 
@@ -1087,6 +1169,71 @@ mod tests {
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let r = guarded(async { pages::redirect("/x/") }).await;
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    }
+
+    /// Issue 18: the route table changes on the events that change routes (create, edit,
+    /// delete) and only on those; a stop and any number of state events leave it alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_route_table_follows_route_events_only() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let home = tempfile::tempdir().unwrap();
+        let engine = Engine::open(crate::base::home::Home::at(home.path()), Default::default())
+            .await
+            .unwrap();
+        let proxy = Proxy::follow(engine.clone()).await;
+        let counts = || (proxy.loads.load(Relaxed), proxy.updates.load(Relaxed));
+        let routed = |host: &str| proxy.route(host, "/").ok().map(|r| r.app.name.clone());
+        let until = |host: &'static str, want: Option<&'static str>| {
+            let routed = &routed;
+            async move {
+                for _ in 0..1000 {
+                    if routed(host).as_deref() == want {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!("{host} never routed to {want:?}");
+            }
+        };
+        assert_eq!(counts(), (1, 0), "one load at the start");
+        assert_eq!(routed("a.localhost"), None);
+
+        engine
+            .create(crate::engine::CreateApp {
+                name: "a".into(),
+                start_mode: Some(StartMode::OnVisit),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        until("a.localhost", Some("a")).await;
+        assert_eq!(counts(), (1, 1), "a create updates one entry");
+
+        // State events: a stop, and as many as a start, a crash loop or a busy panel send.
+        engine.stop("a").await.unwrap();
+        for _ in 0..100 {
+            let _ = engine
+                .events
+                .send(crate::run::supervisor::Event::App { name: "a".into() });
+        }
+        // A route event after them: once its effect shows, every event before it was seen.
+        engine
+            .edit(
+                "a",
+                crate::store::registry::AppEdit {
+                    domain: Some(Some("a.example.com".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        until("a.example.com", Some("a")).await;
+        assert_eq!(counts(), (1, 2), "state events left the table alone");
+
+        engine.delete("a", false).await.unwrap();
+        until("a.example.com", None).await;
+        assert_eq!(routed("a.localhost"), None);
+        assert_eq!(counts().0, 1, "never loaded whole again");
     }
 
     /// The request line, then the header lines with lowercase names, sorted (the order of

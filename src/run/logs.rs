@@ -1,12 +1,19 @@
 //! Each app's output: stamped, written to rotating files, offered to live subscribers.
 //!
+//! Where the work happens: every app's pipes are read on one thread of their own (`pipes`, a
+//! single-threaded runtime), and every app's file is written by one writer thread (`Writer`),
+//! which lets an app's lines gather for [`LINGER`] and writes Hangar's own at once. A trickle of
+//! lines (an app logging each request) is read every [`READ_LINGER`], a burst at once: a few lines
+//! cost one wake-up of the pipes' thread and a batch one of the writer, no worker of the engine's
+//! runtime and no thread per batch.
+//!
 //! Invariants: no viewer ever blocks the app (live lines go to a bounded broadcast; a subscriber
 //! that falls behind gets a marker with the number of lines it missed); the file is the record:
-//! a pipe's lines wait for the file writer when its bounded queue is full (the app then writes
-//! at disk speed, as it would to a file of its own), but never longer than [`WRITER_STALL`]: a
-//! writer stuck that long (a hung disk) has lines dropped, counted and reported in the file,
-//! without waiting again until the queue has room; memory is bounded (queue, broadcast ring,
-//! recent-lines ring, line length).
+//! a pipe's lines wait for the file writer when its queue is full (the app then writes at disk
+//! speed, as it would to a file of its own), but never longer than [`WRITER_STALL`]: a writer
+//! stuck that long (a hung disk) has lines dropped, counted and reported in the file, without
+//! waiting again until the queue has room; memory is bounded (the file queue in bytes,
+//! [`QUEUE_BYTES`]; the broadcast ring, the recent-lines ring and the line length in lines).
 
 use crate::base::config::Rotation;
 use std::collections::VecDeque;
@@ -14,10 +21,11 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 /// Which stream a line came from. `sys` lines are Hangar's own words about the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,14 +119,21 @@ pub fn timestamp() -> String {
 
 /// Lines longer than this are cut into pieces (each piece still a whole line in the file).
 pub const MAX_LINE: usize = 1024 * 1024;
-const CHANNEL: usize = 8192;
-/// Lines written to the file in one go at most.
-const MAX_BATCH: usize = 1024;
-/// How long the file writer lets an app's lines gather after the first of a batch (unless one of
-/// Hangar's own lines comes: see `writer`).
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
-/// How long a pipe's line waits for a full file writer before it is dropped.
-pub const WRITER_STALL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most one app's file queue holds, in bytes: each line counted with its stamp and its
+/// bookkeeping, from the moment it is queued until it is written. A flood of long lines waits
+/// here (a pipe) or is dropped and counted, never held in memory past it. A line longer than
+/// this (only a 1 MiB line whose invalid UTF-8 was widened) is taken into an empty queue.
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// How long the file writer lets lines gather after the first of a batch (unless one of
+/// Hangar's own lines comes: see [`Plan`]).
+const LINGER: Duration = Duration::from_millis(10);
+/// A pipe's read buffer.
+const READ_BUF: usize = 64 * 1024;
+/// How long a pipe is left after a small read before it is read again (see [`pump`]): the
+/// lines of a trickle reach viewers up to this much later, stamped when read.
+const READ_LINGER: Duration = Duration::from_millis(3);
+/// How long a pipe's line waits for a full file queue before it is dropped.
+pub const WRITER_STALL: Duration = Duration::from_secs(1);
 /// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
 /// kept small: a slot is one pointer-sized line, and a viewer further behind gets a marker.
 const LIVE: usize = 1024;
@@ -142,111 +157,384 @@ impl RotationCell {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a queued line holds in memory: its text, its stamp, the line and its `Arc`.
+fn queued_size(line: &LogLine) -> usize {
+    line.text.capacity()
+        + line.ts.capacity()
+        + std::mem::size_of::<LogLine>()
+        + 2 * std::mem::size_of::<usize>()
+}
+
+/// Lines of one app waiting for the file.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<Arc<LogLine>>,
+    /// Bytes of `lines` and of the batch being written (given back once it is written).
+    bytes: usize,
+    /// The most `bytes` has been.
+    peak: usize,
+    /// The file writer knows of this queue (it is in [`Plan::listed`], or being written):
+    /// a new line need not tell it.
+    listed: bool,
+}
+
+/// What the file writer keeps of one app's file.
+#[derive(Default)]
+struct FileState {
+    file: Option<(std::fs::File, u64)>,
+    /// Drops already told in the file.
+    reported: u64,
+    /// Lines a failed write lost, not yet told in the file (told once writing works again).
+    untold: u64,
+    last_error: String,
+}
+
+/// What an app's log shares with the file writer.
+struct Queue {
+    path: PathBuf,
+    rotation: RotationCell,
+    pending: Mutex<Pending>,
+    /// Told when written lines made room.
+    room: tokio::sync::Notify,
+    dropped: AtomicU64,
+    unwritten: AtomicU64,
+    /// Only the writer thread locks it.
+    file: Mutex<FileState>,
+    /// Tests hold the writer back from this queue, as a disk that hangs would.
+    #[cfg(test)]
+    hold: std::sync::atomic::AtomicBool,
+}
+
+impl Queue {
+    /// Queue a line for the file; a full queue gives it back. The writer is told of the first
+    /// line of a batch (it then lingers) and of every one of Hangar's own (written at once).
+    fn enqueue(self: &Arc<Self>, line: Arc<LogLine>) -> Result<(), Arc<LogLine>> {
+        let size = queued_size(&line);
+        let urgent = line.stream == Stream::Sys;
+        let first = {
+            let mut p = lock(&self.pending);
+            if p.bytes > 0 && p.bytes + size > QUEUE_BYTES {
+                return Err(line);
+            }
+            p.bytes += size;
+            p.peak = p.peak.max(p.bytes);
+            p.lines.push(line);
+            !std::mem::replace(&mut p.listed, true)
+        };
+        if first || urgent {
+            writer().tell(first.then(|| self.clone()), urgent);
+        }
+        Ok(())
+    }
+
+    /// Write what is queued (on the writer thread), then give its bytes back.
+    fn write_out(&self) {
+        let mut batch = {
+            let mut p = lock(&self.pending);
+            p.listed = false;
+            #[cfg(test)]
+            if self.hold.load(Ordering::Relaxed) {
+                return;
+            }
+            std::mem::take(&mut p.lines)
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let size: usize = batch.iter().map(|l| queued_size(l)).sum();
+        let mut st = lock(&self.file);
+        let now_dropped = self.dropped.load(Ordering::Relaxed);
+        if now_dropped > st.reported {
+            batch.push(Arc::new(LogLine::now(
+                Stream::Sys,
+                format!(
+                    "{} lines were dropped: the log writer fell behind",
+                    now_dropped - st.reported
+                ),
+            )));
+            st.reported = now_dropped;
+        }
+        let told = st.untold;
+        if told > 0 {
+            batch.insert(
+                0,
+                Arc::new(LogLine::now(
+                    Stream::Sys,
+                    format!(
+                        "{told} lines could not be written to this log ({})",
+                        st.last_error
+                    ),
+                )),
+            );
+        }
+        let (f, lost, error) = write_batch(&self.path, self.rotation.get(), st.file.take(), &batch);
+        st.file = f;
+        if lost == 0 {
+            st.untold = 0;
+        } else {
+            // The notice itself may be among the lost lines: keep the count whole.
+            let notice_lost = u64::from(told > 0);
+            let new = lost - notice_lost.min(lost);
+            self.unwritten.fetch_add(new, Ordering::Relaxed);
+            if st.untold == 0 {
+                tracing::warn!(log = %self.path.display(), "log lines cannot be written: {}", error.clone().unwrap_or_default());
+            }
+            st.untold += new;
+            st.last_error = error.unwrap_or_default();
+        }
+        drop(st);
+        drop(batch);
+        {
+            let mut p = lock(&self.pending);
+            p.bytes = p.bytes.saturating_sub(size);
+        }
+        self.room.notify_waiters();
+    }
+}
+
+/// When the file writer writes, as a pure state: told of queues that got lines, it lingers
+/// [`LINGER`] from the first so a busy app's lines go out in one write (and one wake-up of the
+/// writer) per batch rather than one per line; one of Hangar's own lines ends the linger at
+/// once, so the operation that wrote it ("stopped", "sent SIGKILL") may return and whoever
+/// reads the file then (`hangar logs`) finds it there. Viewers are never delayed: they get each
+/// line as it comes ([`AppLog::push`]).
+#[derive(Default)]
+struct Plan {
+    listed: Vec<Arc<Queue>>,
+    /// When the first of the lines waiting was told.
+    since: Option<Instant>,
+    urgent: bool,
+    /// The writer waits for news: the next line must wake it.
+    idle: bool,
+}
+
+/// What the writer does next.
+enum Step {
+    /// Wait until told.
+    Wait,
+    /// Wait until then, or until one of Hangar's own lines comes.
+    Linger(Instant),
+    Write(Vec<Arc<Queue>>),
+}
+
+impl Plan {
+    /// A queue got its first line (`Some`), or one of Hangar's own (`urgent`): whether the
+    /// writer must be woken for it.
+    fn tell(&mut self, queue: Option<Arc<Queue>>, urgent: bool, now: Instant) -> bool {
+        if let Some(q) = queue {
+            self.listed.push(q);
+        }
+        self.since.get_or_insert(now);
+        let wake = self.idle || (urgent && !self.urgent);
+        self.urgent |= urgent;
+        self.idle = false;
+        wake
+    }
+
+    fn next(&mut self, now: Instant) -> Step {
+        if self.listed.is_empty() {
+            self.idle = true;
+            self.urgent = false;
+            self.since = None;
+            return Step::Wait;
+        }
+        let until = *self.since.get_or_insert(now) + LINGER;
+        if !self.urgent && now < until {
+            return Step::Linger(until);
+        }
+        self.urgent = false;
+        self.since = None;
+        Step::Write(std::mem::take(&mut self.listed))
+    }
+}
+
+/// The file writer: one thread for every app's log. Files are written off the async workers,
+/// and a busy app's lines cost one hand-off per batch, not one per line.
+struct Writer {
+    plan: Mutex<Plan>,
+    wake: std::sync::Condvar,
+}
+
+impl Writer {
+    fn tell(&self, queue: Option<Arc<Queue>>, urgent: bool) {
+        let wake = lock(&self.plan).tell(queue, urgent, Instant::now());
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut plan = lock(&self.plan);
+        loop {
+            match plan.next(Instant::now()) {
+                Step::Wait => {
+                    plan = self.wake.wait(plan).unwrap_or_else(|p| p.into_inner());
+                }
+                Step::Linger(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    plan = self
+                        .wake
+                        .wait_timeout(plan, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+                Step::Write(queues) => {
+                    drop(plan);
+                    for q in &queues {
+                        q.write_out();
+                    }
+                    drop(queues);
+                    plan = lock(&self.plan);
+                }
+            }
+        }
+    }
+}
+
+/// The engine's one file writer, started with the first log.
+fn writer() -> &'static Writer {
+    static WRITER: std::sync::OnceLock<&'static Writer> = std::sync::OnceLock::new();
+    WRITER.get_or_init(|| {
+        let w: &'static Writer = Box::leak(Box::new(Writer {
+            plan: Mutex::new(Plan::default()),
+            wake: std::sync::Condvar::new(),
+        }));
+        if let Err(e) = std::thread::Builder::new()
+            .name("hangar-log-writer".into())
+            .spawn(move || w.run())
+        {
+            // Without it lines queue up to the cap, then are dropped and counted.
+            tracing::error!("cannot start the log writer thread: {e}");
+        }
+        w
+    })
+}
+
+/// The runtime every app's pipes are read on: one thread of its own, so a line an app prints
+/// wakes that one thread and no worker of the engine's runtime.
+fn pipes() -> Option<&'static tokio::runtime::Handle> {
+    static PIPES: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+    PIPES
+        .get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::error!("cannot start the log pipes' runtime: {e}"))
+                .ok()?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("hangar-log-pipes".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .map_err(|e| tracing::error!("cannot start the log pipes' thread: {e}"))
+                .ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Read one of a child's pipes into its log ([`pump`]) on the log pipes' thread; the task ends
+/// when the pipe does.
+pub fn spawn_pump(
+    fd: std::io::Result<std::os::fd::OwnedFd>,
+    stream: Stream,
+    log: Arc<AppLog>,
+) -> tokio::task::JoinHandle<()> {
+    let run = async move {
+        match fd.and_then(tokio::net::unix::pipe::Receiver::from_owned_fd) {
+            Ok(pipe) => pump(pipe, stream, log).await,
+            Err(e) => log.sys(format!("cannot read the app's {}: {e}", stream.as_str())),
+        }
+    };
+    match pipes() {
+        Some(h) => h.spawn(run),
+        None => tokio::spawn(run),
+    }
+}
+
 /// One app's log: the file writer's queue, the live feed and a small ring of recent lines.
 pub struct AppLog {
-    path: PathBuf,
-    rotation: Arc<RotationCell>,
-    tx: mpsc::Sender<Arc<LogLine>>,
+    queue: Arc<Queue>,
     live: broadcast::Sender<Arc<LogLine>>,
-    recent: Mutex<VecDeque<LogLine>>,
-    dropped: Arc<AtomicU64>,
-    unwritten: Arc<AtomicU64>,
+    recent: Mutex<VecDeque<Arc<LogLine>>>,
     /// The writer was found stuck: drop without waiting until its queue has room again.
     stalled: std::sync::atomic::AtomicBool,
-    /// Told when one of Hangar's own lines is queued: the writer writes it without lingering.
-    own_line: Arc<tokio::sync::Notify>,
 }
 
 impl AppLog {
-    /// Open the log at `path` and start its writer task.
+    /// Open the log at `path` (the file is opened with its first line).
     pub fn open(path: PathBuf, rotation: Rotation) -> Arc<AppLog> {
-        let (tx, rx) = mpsc::channel(CHANNEL);
         let (live, _) = broadcast::channel(LIVE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let cell = Arc::new(RotationCell {
-            max_bytes: AtomicU64::new(rotation.max_bytes),
-            keep: AtomicU64::new(rotation.keep as u64),
-        });
-        let unwritten = Arc::new(AtomicU64::new(0));
-        let own_line = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(writer(
-            path.clone(),
-            cell.clone(),
-            rx,
-            Queues {
-                dropped: dropped.clone(),
-                unwritten: unwritten.clone(),
-                own_line: own_line.clone(),
-            },
-        ));
         Arc::new(AppLog {
-            path,
-            rotation: cell,
-            tx,
+            queue: Arc::new(Queue {
+                path,
+                rotation: RotationCell {
+                    max_bytes: AtomicU64::new(rotation.max_bytes),
+                    keep: AtomicU64::new(rotation.keep as u64),
+                },
+                pending: Mutex::new(Pending::default()),
+                room: tokio::sync::Notify::new(),
+                dropped: AtomicU64::new(0),
+                unwritten: AtomicU64::new(0),
+                file: Mutex::new(FileState::default()),
+                #[cfg(test)]
+                hold: std::sync::atomic::AtomicBool::new(false),
+            }),
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
-            dropped,
-            unwritten,
             stalled: std::sync::atomic::AtomicBool::new(false),
-            own_line,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.queue.path
     }
 
     /// Change the rotation; the next line written follows it.
     pub fn set_rotation(&self, r: Rotation) {
-        self.rotation
-            .max_bytes
-            .store(r.max_bytes, Ordering::Relaxed);
-        self.rotation.keep.store(r.keep as u64, Ordering::Relaxed);
+        let cell = &self.queue.rotation;
+        cell.max_bytes.store(r.max_bytes, Ordering::Relaxed);
+        cell.keep.store(r.keep as u64, Ordering::Relaxed);
     }
 
     pub fn rotation(&self) -> Rotation {
-        self.rotation.get()
+        self.queue.rotation.get()
     }
 
     /// Offer a line to viewers and queue it for the file; never waits (a full queue drops it).
     /// Hangar's own lines ([`AppLog::sys`]) come this way and reach the file without delay.
     pub fn push(&self, stream: Stream, text: String) {
         let line = self.offer(stream, text);
-        if self.tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        if stream == Stream::Sys {
-            self.own_line.notify_one();
+        if self.queue.enqueue(line).is_err() {
+            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// As [`AppLog::push`], but a full queue is waited for (up to [`WRITER_STALL`]), so a burst
     /// of output loses nothing: the pipe (and so the app) follows the disk's pace.
     pub async fn push_wait(&self, stream: Stream, text: String) {
-        let line = self.offer(stream, text);
-        let line = match self.tx.try_send(line) {
-            Ok(()) => {
-                self.stalled.store(false, Ordering::Relaxed);
-                return;
+        let mut line = self.offer(stream, text);
+        let deadline = tokio::time::Instant::now() + WRITER_STALL;
+        loop {
+            let room = self.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.queue.enqueue(line) {
+                Ok(()) => {
+                    self.stalled.store(false, Ordering::Relaxed);
+                    return;
+                }
+                Err(l) => line = l,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(mpsc::error::TrySendError::Full(line)) => line,
-        };
-        if self.stalled.load(Ordering::Relaxed) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        match tokio::time::timeout(WRITER_STALL, self.tx.send(line)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
+            if self.stalled.load(Ordering::Relaxed)
+                || tokio::time::timeout_at(deadline, room).await.is_err()
+            {
                 self.stalled.store(true, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             }
         }
     }
@@ -256,14 +544,14 @@ impl AppLog {
         let mut line = self.offer(stream, text);
         let deadline = std::time::Instant::now() + WRITER_STALL;
         loop {
-            match self.tx.try_send(line) {
+            match self.queue.enqueue(line) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(l)) if std::time::Instant::now() < deadline => {
+                Err(l) if std::time::Instant::now() < deadline => {
                     line = l;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(_) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.queue.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
             }
@@ -272,25 +560,26 @@ impl AppLog {
 
     fn offer(&self, stream: Stream, text: String) -> Arc<LogLine> {
         let line = Arc::new(LogLine::now(stream, text));
-        if let Ok(mut r) = self.recent.lock() {
+        // The ring is for a quick look (and a crash report): long lines are cut there, so it
+        // stays small however long the lines are; others are shared with the queue.
+        let kept = if line.text.len() > RECENT_LINE {
+            let mut cut = RECENT_LINE;
+            while !line.text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Arc::new(LogLine {
+                ts: line.ts.clone(),
+                stream: line.stream,
+                text: format!("{}…", &line.text[..cut]),
+            })
+        } else {
+            line.clone()
+        };
+        {
+            let mut r = lock(&self.recent);
             if r.len() == RECENT {
                 r.pop_front();
             }
-            // The ring is for a quick look (and a crash report): long lines are cut there, so
-            // it stays small however long the lines are.
-            let kept = if line.text.len() > RECENT_LINE {
-                let mut cut = RECENT_LINE;
-                while !line.text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                LogLine {
-                    ts: line.ts.clone(),
-                    stream: line.stream,
-                    text: format!("{}…", &line.text[..cut]),
-                }
-            } else {
-                (*line).clone()
-            };
             r.push_back(kept);
         }
         let _ = self.live.send(line.clone());
@@ -307,16 +596,13 @@ impl AppLog {
 
     /// The last `n` lines kept in memory (at most 200), optionally of one stream.
     pub fn recent(&self, n: usize, stream: Option<Stream>) -> Vec<LogLine> {
-        let r = match self.recent.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
+        let r = lock(&self.recent);
         let mut v: Vec<LogLine> = r
             .iter()
             .rev()
             .filter(|l| stream.is_none_or(|s| l.stream == s))
             .take(n)
-            .cloned()
+            .map(|l| (**l).clone())
             .collect();
         v.reverse();
         v
@@ -324,121 +610,17 @@ impl AppLog {
 
     /// Lines a failed write (a full disk) lost.
     pub fn unwritten(&self) -> u64 {
-        self.unwritten.load(Ordering::Relaxed)
+        self.queue.unwritten.load(Ordering::Relaxed)
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.dropped.load(Ordering::Relaxed)
     }
-}
 
-/// The batch the file writer writes next, starting with `first`: what is queued, then, unless one
-/// of Hangar's own lines is among it, what is queued after [`LINGER`], or as soon as `own_line`
-/// says one of Hangar's own lines was queued; at most [`MAX_BATCH`] lines.
-///
-/// Lingering makes one write, and one hand-off to a blocking thread, per batch of a busy app
-/// instead of one per line (the engine's CPU per line is mostly those hand-offs); an app's lines
-/// do not wake the writer while it lingers. Viewers are not delayed: they get each line as it
-/// comes (`offer`). Hangar's own lines are not delayed either: the operation that wrote one
-/// ("stopped", "sent SIGKILL") may return at once, and whoever reads the file then (`hangar
-/// logs`) must find it there.
-async fn gather(
-    rx: &mut mpsc::Receiver<Arc<LogLine>>,
-    first: Arc<LogLine>,
-    own_line: &tokio::sync::Notify,
-) -> Vec<Arc<LogLine>> {
-    let mut batch = vec![first];
-    drain(rx, &mut batch);
-    if batch.len() >= MAX_BATCH || batch.iter().any(|l| l.stream == Stream::Sys) {
-        return batch;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(LINGER) => {}
-        _ = own_line.notified() => {}
-    }
-    drain(rx, &mut batch);
-    batch
-}
-
-/// Move what is queued into `batch`, up to [`MAX_BATCH`] lines.
-fn drain(rx: &mut mpsc::Receiver<Arc<LogLine>>, batch: &mut Vec<Arc<LogLine>>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(l) => batch.push(l),
-            Err(_) => break,
-        }
-    }
-}
-
-/// What the file writer shares with its [`AppLog`] besides the queue.
-struct Queues {
-    dropped: Arc<AtomicU64>,
-    unwritten: Arc<AtomicU64>,
-    own_line: Arc<tokio::sync::Notify>,
-}
-
-async fn writer(
-    path: PathBuf,
-    rotation: Arc<RotationCell>,
-    mut rx: mpsc::Receiver<Arc<LogLine>>,
-    queues: Queues,
-) {
-    let Queues {
-        dropped,
-        unwritten,
-        own_line,
-    } = queues;
-    let mut reported = 0u64;
-    // Lines a failed write lost, not yet told in the file (told once writing works again).
-    let mut untold = 0u64;
-    let mut last_error = String::new();
-    let mut file: Option<(std::fs::File, u64)> = None;
-    while let Some(first) = rx.recv().await {
-        let mut batch = gather(&mut rx, first, &own_line).await;
-        let now_dropped = dropped.load(Ordering::Relaxed);
-        if now_dropped > reported {
-            batch.push(Arc::new(LogLine::now(
-                Stream::Sys,
-                format!(
-                    "{} lines were dropped: the log writer fell behind",
-                    now_dropped - reported
-                ),
-            )));
-            reported = now_dropped;
-        }
-        if untold > 0 {
-            batch.insert(
-                0,
-                Arc::new(LogLine::now(
-                    Stream::Sys,
-                    format!("{untold} lines could not be written to this log ({last_error})"),
-                )),
-            );
-        }
-        let told = untold;
-        let path2 = path.clone();
-        let f = file.take();
-        let rotation = rotation.get();
-        // File I/O off the async workers.
-        let Ok((f, lost, error)) =
-            tokio::task::spawn_blocking(move || write_batch(&path2, rotation, f, &batch)).await
-        else {
-            continue;
-        };
-        file = f;
-        if lost == 0 {
-            untold = 0;
-        } else {
-            // The notice itself may be among the lost lines: keep the count whole.
-            let notice_lost = u64::from(told > 0);
-            let new = lost - notice_lost.min(lost);
-            unwritten.fetch_add(new, Ordering::Relaxed);
-            if untold == 0 {
-                tracing::warn!(log = %path.display(), "log lines cannot be written: {}", error.clone().unwrap_or_default());
-            }
-            untold += new;
-            last_error = error.unwrap_or_default();
-        }
+    /// Bytes waiting for the file now, and the most there ever were (at most [`QUEUE_BYTES`]).
+    pub fn queued_bytes(&self) -> (usize, usize) {
+        let p = lock(&self.queue.pending);
+        (p.bytes, p.peak)
     }
 }
 
@@ -532,12 +714,27 @@ fn write_batch(
 }
 
 /// Drain one of a child's pipes into its log, cutting lines at [`MAX_LINE`].
+///
+/// After a small read (an app printing a line now and then) the pipe is left for
+/// [`READ_LINGER`] before it is read again, so a trickle of lines costs one wake-up of the pipes'
+/// thread per few lines rather than one per line; a full read (a burst) is followed at once.
 pub async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, log: Arc<AppLog>) {
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut reader = BufReader::with_capacity(READ_BUF, reader);
     let mut line: Vec<u8> = Vec::new();
-    while let Ok(chunk) = reader.fill_buf().await {
+    let mut small = false;
+    loop {
+        let refill = reader.buffer().is_empty();
+        if refill && small {
+            tokio::time::sleep(READ_LINGER).await;
+        }
+        let Ok(chunk) = reader.fill_buf().await else {
+            break;
+        };
         if chunk.is_empty() {
             break;
+        }
+        if refill {
+            small = chunk.len() < READ_BUF / 4;
         }
         let room = MAX_LINE - line.len();
         match chunk.iter().position(|b| *b == b'\n') {
@@ -786,82 +983,117 @@ mod tests {
         Arc::new(LogLine::now(stream, text.into()))
     }
 
-    /// On tokio's paused clock, which moves only when every task waits: how long `gather`
-    /// waited is exact.
-    #[tokio::test(start_paused = true)]
-    async fn an_apps_lines_gather_but_hangars_own_lines_are_written_at_once() {
-        let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
-        let own = Arc::new(tokio::sync::Notify::new());
-        // Only an app's lines: they gather for LINGER.
-        let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        assert_eq!(b.len(), 1);
-        assert_eq!(t0.elapsed(), LINGER);
-        // An app's lines arriving meanwhile do not end the wait.
-        let t0 = tokio::time::Instant::now();
-        let late = tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            late.send(line(Stream::Out, "b")).await.unwrap();
-        });
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        assert_eq!(b.len(), 2);
-        assert_eq!(t0.elapsed(), LINGER);
-        // One of Hangar's own lines already queued: no wait at all.
-        tx.send(line(Stream::Out, "b")).await.unwrap();
-        tx.send(line(Stream::Sys, "stopped")).await.unwrap();
-        let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        assert_eq!(b.len(), 3);
-        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
-        // One arriving while the app's lines gather ends the wait then, not at LINGER.
-        let t0 = tokio::time::Instant::now();
-        let late = tx.clone();
-        let told = own.clone();
-        // (The timer counts whole milliseconds; LINGER is 2.)
-        let one_ms = std::time::Duration::from_millis(1);
-        tokio::spawn(async move {
-            tokio::task::yield_now().await;
-            late.send(line(Stream::Err, "e")).await.unwrap();
-            tokio::time::sleep(one_ms).await;
-            late.send(line(Stream::Sys, "sent SIGKILL")).await.unwrap();
-            told.notify_one();
-        });
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        let texts: Vec<&str> = b.iter().map(|l| l.text.as_str()).collect();
-        assert_eq!(texts, ["a", "e", "sent SIGKILL"]);
-        assert_eq!(t0.elapsed(), one_ms);
-        assert!(one_ms < LINGER);
-        // A full batch is not held back; the rest waits for the next.
-        for i in 0..MAX_BATCH + 10 {
-            tx.send(line(Stream::Out, &i.to_string())).await.unwrap();
-        }
-        let t0 = tokio::time::Instant::now();
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        assert_eq!(b.len(), MAX_BATCH);
-        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
-        let b = gather(&mut rx, line(Stream::Out, "a"), &own).await;
-        assert_eq!(b.len(), 12);
+    fn queue(dir: &Path) -> Arc<Queue> {
+        AppLog::open(dir.join("q.log"), Rotation::default())
+            .queue
+            .clone()
     }
 
-    #[tokio::test]
-    async fn only_hangars_own_lines_tell_the_writer_to_stop_waiting() {
+    /// The writer's plan on made-up instants: when it waits, lingers and writes.
+    #[test]
+    fn an_apps_lines_linger_but_hangars_own_lines_are_written_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AppLog::open(dir.path().join("a.log"), Rotation::default());
-        let told = || async {
-            // `timeout` polls the wait once before looking at the clock: a stored permit counts.
-            tokio::time::timeout(std::time::Duration::ZERO, log.own_line.notified())
-                .await
-                .is_ok()
-        };
-        log.push(Stream::Out, "an app's line".into());
-        log.push(Stream::Err, "another".into());
-        // One thread: the writer's linger (2 ms) ends before this sleep does, and the writer is
-        // no longer waiting for news when Hangar's line comes: the news is kept for it.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!told().await, "an app's lines are not news to the writer");
-        log.sys("stopped");
-        assert!(told().await, "Hangar's own line tells the writer");
+        let (a, b) = (queue(dir.path()), queue(dir.path()));
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut plan = Plan::default();
+        assert!(matches!(plan.next(t0), Step::Wait));
+        // An app's first line wakes the writer, which lingers from then.
+        assert!(
+            plan.tell(Some(a.clone()), false, t0),
+            "an idle writer is woken"
+        );
+        assert!(matches!(plan.next(t0), Step::Linger(u) if u == t0 + LINGER));
+        // More lines meanwhile, of this app or another, wake no one and do not move the end.
+        assert!(!plan.tell(None, false, ms(1)));
+        assert!(!plan.tell(Some(b.clone()), false, ms(1)));
+        assert!(matches!(plan.next(ms(1)), Step::Linger(u) if u == t0 + LINGER));
+        // At the end of the linger both are written, in one go.
+        match plan.next(t0 + LINGER) {
+            Step::Write(q) => assert_eq!(q.len(), 2),
+            _ => panic!("the batch is written after the linger"),
+        }
+        assert!(matches!(plan.next(t0 + LINGER), Step::Wait));
+        // One of Hangar's own lines, alone or while an app's lines linger: written at once.
+        assert!(plan.tell(Some(a.clone()), true, ms(10)));
+        assert!(matches!(plan.next(ms(10)), Step::Write(q) if q.len() == 1));
+        assert!(matches!(plan.next(ms(10)), Step::Wait));
+        assert!(plan.tell(Some(a.clone()), false, ms(20)));
+        assert!(matches!(plan.next(ms(20)), Step::Linger(_)));
+        assert!(
+            plan.tell(None, true, ms(21)),
+            "the lingering writer is woken"
+        );
+        assert!(!plan.tell(None, true, ms(21)), "once is enough");
+        assert!(matches!(plan.next(ms(21)), Step::Write(q) if q.len() == 1));
+        // The next batch lingers again.
+        assert!(matches!(plan.next(ms(21)), Step::Wait));
+        assert!(plan.tell(Some(b), false, ms(30)));
+        assert!(matches!(plan.next(ms(30)), Step::Linger(u) if u == ms(30) + LINGER));
+    }
+
+    /// Issue 15: the file queue is bounded in bytes. A flood of long lines while the writer is
+    /// held (a hung disk) keeps the queue under its cap; what does not fit is dropped, counted,
+    /// and told in the file once the writer moves again.
+    #[tokio::test]
+    async fn a_flood_of_long_lines_stays_under_the_queue_cap_and_drops_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flood.log");
+        let log = AppLog::open(path.clone(), Rotation::default());
+        log.queue.hold.store(true, Ordering::Relaxed);
+        const N: usize = 64;
+        let long = "y".repeat(512 * 1024);
+        for i in 0..N {
+            log.push(Stream::Out, format!("{i:04} {long}"));
+        }
+        let (bytes, peak) = log.queued_bytes();
+        assert!(
+            bytes <= QUEUE_BYTES && peak <= QUEUE_BYTES,
+            "{bytes} {peak}"
+        );
+        let kept = N - log.dropped() as usize;
+        assert!(kept >= 1 && log.dropped() > 0, "kept {kept} of {N}");
+        assert!(
+            bytes >= kept * long.len(),
+            "every byte held is counted: {bytes} for {kept} lines"
+        );
+        // A waiting push (a pipe) is refused too once it has waited WRITER_STALL, and the
+        // next ones do not wait again while the writer is stuck.
+        let t = std::time::Instant::now();
+        log.push_wait(Stream::Out, long.clone()).await;
+        log.push_wait(Stream::Out, long.clone()).await;
+        assert!(t.elapsed() >= WRITER_STALL);
+        assert_eq!(N - log.dropped() as usize, kept - 2);
+        // The writer moves again: the lines kept are written, the drops told.
+        log.queue.hold.store(false, Ordering::Relaxed);
+        log.sys("moving again");
+        let dropped = log.dropped();
+        let mut lines = Vec::new();
+        for _ in 0..500 {
+            lines = tail(&path, N + 10);
+            if lines.iter().any(|l| l.text.contains("moving again")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let written = lines.iter().filter(|l| l.stream == Stream::Out).count();
+        assert_eq!(written, kept);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.text
+                    == format!("{dropped} lines were dropped: the log writer fell behind")),
+            "{:?}",
+            lines
+                .iter()
+                .map(|l| &l.text[..l.text.len().min(60)])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            log.queued_bytes().0,
+            0,
+            "written lines give their bytes back"
+        );
     }
 
     #[tokio::test]

@@ -534,7 +534,10 @@ pub async fn follow_events(engine: Arc<Core>) {
     }
     loop {
         let name = match rx.recv().await {
-            Ok(crate::run::supervisor::Event::App { name }) => name,
+            Ok(
+                crate::run::supervisor::Event::App { name }
+                | crate::run::supervisor::Event::Record { name },
+            ) => name,
             Ok(crate::run::supervisor::Event::Removed { name }) => {
                 seen.remove(&name);
                 crate::run::log_files::forget(&engine, &name);

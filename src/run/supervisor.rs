@@ -177,12 +177,31 @@ impl AppState {
     }
 }
 
-/// Every state change, for the API's event stream and the desktop shell.
+/// Every change of an app, for the API's event stream, the desktop shell and the proxy.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    App { name: String },
-    Removed { name: String },
+    /// Its state changed (status, pid, restarts, error, desired state).
+    App {
+        name: String,
+    },
+    /// Its record changed: created, edited, restored, imported, or supervised anew. Its routes
+    /// (port, domain, prefix) may have: the proxy's route table follows these and `Removed`.
+    Record {
+        name: String,
+    },
+    Removed {
+        name: String,
+    },
+}
+
+impl Event {
+    /// The app the event is about.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::App { name } | Event::Record { name } | Event::Removed { name } => name,
+        }
+    }
 }
 
 /// What an explicit upgrade did: the versions, and whether the upgrade command ran.
@@ -406,6 +425,17 @@ impl Supervisor {
         handle
     }
 
+    /// `name`'s handle; an app not supervised (after a delete that failed halfway) is supervised
+    /// anew, and announced as a record event: the proxy's entry must follow the new handle.
+    pub fn ensure(&self, name: &str) -> AppHandle {
+        if let Some(h) = self.get(name) {
+            return h;
+        }
+        let h = self.add(name);
+        self.changed(name);
+        h
+    }
+
     pub fn get(&self, name: &str) -> Option<AppHandle> {
         self.apps
             .read()
@@ -418,14 +448,14 @@ impl Supervisor {
         self.get(name).map(|h| h.state.borrow().clone())
     }
 
-    /// `name`'s record changed (created, edited): its views take the next version, as for a
-    /// change of its state, and every subscriber hears of it.
+    /// `name`'s record changed (created, edited, supervised anew): its views take the next
+    /// version, as for a change of its state, and every subscriber hears of it (a route event).
     pub fn changed(&self, name: &str) {
         if let Some(h) = self.get(name) {
             h.state_tx
                 .send_modify(|s| s.version = self.ctx.next_version());
         }
-        let _ = self.ctx.events.send(Event::App {
+        let _ = self.ctx.events.send(Event::Record {
             name: name.to_string(),
         });
     }
@@ -1029,18 +1059,18 @@ impl Actor {
     fn pump_output(&self, child: &mut tokio::process::Child) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tasks.push(tokio::spawn(crate::run::logs::pump(
-                out,
+            tasks.push(crate::run::logs::spawn_pump(
+                out.into_owned_fd(),
                 Stream::Out,
                 self.log.clone(),
-            )));
+            ));
         }
         if let Some(err) = child.stderr.take() {
-            tasks.push(tokio::spawn(crate::run::logs::pump(
-                err,
+            tasks.push(crate::run::logs::spawn_pump(
+                err.into_owned_fd(),
                 Stream::Err,
                 self.log.clone(),
-            )));
+            ));
         }
         tasks
     }
