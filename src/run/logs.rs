@@ -979,10 +979,6 @@ pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError>
 mod tests {
     use super::*;
 
-    fn line(stream: Stream, text: &str) -> Arc<LogLine> {
-        Arc::new(LogLine::now(stream, text.into()))
-    }
-
     fn queue(dir: &Path) -> Arc<Queue> {
         AppLog::open(dir.join("q.log"), Rotation::default())
             .queue
