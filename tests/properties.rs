@@ -414,7 +414,7 @@ fn check_round_trip(g: &GenConfig, c: &Config) -> Result<(), TestCaseError> {
         c.proxy_bind.to_string(),
         g.proxy_bind.clone().unwrap_or("127.0.0.1".into())
     );
-    let (a, b) = g.app_ports.unwrap_or((14000, 14999));
+    let (a, b) = g.app_ports.unwrap_or((14000, 16999));
     prop_assert_eq!(c.app_ports.clone(), a..=b);
     prop_assert_eq!(c.backup_keep_days, g.backup_keep_days.unwrap_or(7));
     prop_assert_eq!(c.wake_timeout.as_secs(), g.wake_timeout.unwrap_or(60));

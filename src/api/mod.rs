@@ -25,7 +25,7 @@ use crate::api::types::{
 };
 use crate::engine::apply::ApplyRequest;
 use crate::engine::{CreateApp, Engine, EngineError, ViewEvent};
-use crate::run::supervisor::{Event, Status};
+use crate::run::supervisor::Status;
 use crate::store::registry::AppEdit;
 
 type Shared = Arc<Engine>;

@@ -36,7 +36,7 @@ struct FileConfig {
     api_port: Option<u16>,
     /// `127.0.0.1` (default) or `0.0.0.0` to share the proxy on a LAN.
     proxy_bind: Option<String>,
-    /// The range apps get their ports from when none is given: "14000-14999".
+    /// The range apps get their ports from when none is given: "14000-16999".
     app_ports: Option<String>,
     /// Days automatic backups (before an upgrade or a dropping delete) are kept.
     backup_keep_days: Option<u32>,
@@ -649,7 +649,7 @@ impl Config {
             })?,
         };
         let app_ports = match file.app_ports.as_deref() {
-            None => 14000..=14999,
+            None => 14000..=16999,
             Some(r) => {
                 let parsed = r.split_once('-').and_then(|(a, b)| {
                     Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
@@ -659,7 +659,7 @@ impl Config {
                     _ => {
                         return Err(value_err(
                             "app_ports".into(),
-                            format!("{r:?} is not a range; accepted: \"FIRST-LAST\" with 1024 <= FIRST <= LAST <= 65535, such as \"14000-14999\""),
+                            format!("{r:?} is not a range; accepted: \"FIRST-LAST\" with 1024 <= FIRST <= LAST <= 65535, such as \"14000-16999\""),
                         ))
                     }
                 }
