@@ -153,7 +153,11 @@ test('the detail page shows live charts and the app’s figures', async () => {
   await page.getByRole('heading', { name: 'E2E shop' }).waitFor();
   await page.waitForFunction(() => /MiB|KiB/.test(document.querySelector('[data-testid="detail-mem"]')?.textContent ?? ''));
   assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
+  // Uptime counts on with the live samples (no event comes while the app just runs).
+  const uptime = () => page.locator('[data-testid="detail-uptime"]').textContent();
+  const before = await uptime();
   await page.waitForTimeout(2500); // a few samples on the chart
+  assert.notEqual(await uptime(), before, `uptime stood still at ${before}`);
   await shot(page, 'detail');
   if (DOCS_SHOTS) {
     // For the documentation's picture only: 40 s of varying work, so the charts have a shape.

@@ -32,6 +32,8 @@ class Store {
   readonly samples = new Map<string, SampleRing>();
   readonly hostSamples = new SampleRing(SPARK_SAMPLES);
   readonly marks = new Map<string, MetricMark[]>();
+  /** When each running app started, in this clock (from its view's uptime), so uptime ticks. */
+  private startedAt = new Map<string, number>();
   private order = new ViewOrder();
   private refreshing = false;
   private newsDuringRefresh = false;
@@ -89,6 +91,11 @@ class Store {
         if (i >= 0) {
           this.apps[i].cpu_percent = a.cpu_percent;
           this.apps[i].memory_bytes = a.memory_bytes;
+          // A view's uptime is its age when it was built: the tick carries it forward.
+          const since = this.startedAt.get(a.name);
+          if (since != null && this.apps[i].uptime_seconds != null) {
+            this.apps[i].uptime_seconds = Math.max(0, Math.floor(now - since));
+          }
         }
         this.sample(a.name, now, a.cpu_percent, a.memory_bytes);
       }
@@ -150,6 +157,8 @@ class Store {
   /** Note a view: its usage as a sample, and restarts or crashes as marks. */
   private observe(v: AppView, now: number) {
     const prev = this.apps.find((x) => x.name === v.name);
+    if (v.uptime_seconds != null) this.startedAt.set(v.name, now - v.uptime_seconds);
+    else this.startedAt.delete(v.name);
     if (v.status === 'running' && (v.cpu_percent != null || v.memory_bytes != null)) this.sample(v.name, now, v.cpu_percent, v.memory_bytes);
     else if (v.status !== 'running') this.sample(v.name, now, null, null);
     if (prev) {
@@ -181,6 +190,7 @@ class Store {
     this.order.forget(name);
     this.apps = this.apps.filter((a) => a.name !== name);
     this.samples.delete(name);
+    this.startedAt.delete(name);
     delete this.sampled[name];
     this.marks.delete(name);
   }
