@@ -21,6 +21,9 @@ BURST=${BURST:-300000}
 TRICKLE=$((RATE * SECS))
 HANGAR_BINS=${HANGAR_BINS:-"Hangar=$TARGET/release/hangar"}
 command -v python3 >/dev/null || { echo "python3 is needed (the app is a Python script)" >&2; exit 1; }
+# The interpreter itself, not a shim (pyenv's shims run a script under ~/.pyenv that a confined
+# app is not granted): both supervisors run the same program.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 if [ -z "${PM2:-}" ]; then
   PM2_DIR=${PM2_DIR:-$HOME/.cache/hangar-bench/pm2}
   PM2=$PM2_DIR/node_modules/.bin/pm2
@@ -131,7 +134,7 @@ app_ports = "17700-17799"
 [main]
 enabled = false
 [runtimes.py]
-command = ["python3", "$WORK/emit.py", "$WORK", "h$n"]
+command = ["$PY", "$WORK/emit.py", "$WORK", "h$n"]
 health = "/_health"
 env = { RATE = "$RATE", TRICKLE = "$TRICKLE", BURST = "$BURST" }
 EOF
@@ -151,7 +154,7 @@ done
 
 # pm2, same app, same lines.
 cat >"$WORK/ecosystem.config.js" <<EOF
-module.exports = { apps: [{ name: 'b', script: '$WORK/emit.py', interpreter: 'python3',
+module.exports = { apps: [{ name: 'b', script: '$WORK/emit.py', interpreter: '$PY',
   args: ['$WORK', 'p'], autorestart: false,
   env: { PORT: '17799', RATE: '$RATE', TRICKLE: '$TRICKLE', BURST: '$BURST' } }] };
 EOF

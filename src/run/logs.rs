@@ -2,7 +2,7 @@
 //!
 //! Where the work happens: every app's pipes are read on one thread of their own (`pipes`, a
 //! single-threaded runtime), and every app's file is written by one writer thread (`Writer`),
-//! which lets an app's lines gather for [`LINGER`] and writes Hangar's own at once. A trickle of
+//! which paces an app's lines to one write per [`LINGER`] and writes Hangar's own at once. A trickle of
 //! lines (an app logging each request) is read every [`READ_LINGER`], a burst at once: a few lines
 //! cost one wake-up of the pipes' thread and a batch one of the writer, no worker of the engine's
 //! runtime and no thread per batch.
@@ -131,7 +131,7 @@ const LINGER: Duration = Duration::from_millis(10);
 const READ_BUF: usize = 64 * 1024;
 /// How long a pipe is left after a small read before it is read again (see [`pump`]): the
 /// lines of a trickle reach viewers up to this much later, stamped when read.
-const READ_LINGER: Duration = Duration::from_millis(3);
+const READ_LINGER: Duration = Duration::from_millis(20);
 /// How long a pipe's line waits for a full file queue before it is dropped.
 pub const WRITER_STALL: Duration = Duration::from_secs(1);
 /// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
@@ -296,17 +296,18 @@ impl Queue {
     }
 }
 
-/// When the file writer writes, as a pure state: told of queues that got lines, it lingers
-/// [`LINGER`] from the first so a busy app's lines go out in one write (and one wake-up of the
-/// writer) per batch rather than one per line; one of Hangar's own lines ends the linger at
-/// once, so the operation that wrote it ("stopped", "sent SIGKILL") may return and whoever
-/// reads the file then (`hangar logs`) finds it there. Viewers are never delayed: they get each
-/// line as it comes ([`AppLog::push`]).
+/// When the file writer writes, as a pure state: writes are paced to at most one per [`LINGER`].
+/// Lines that come after a quiet spell (a trickle, already gathered by the pipes' read linger)
+/// are written at once, so one batch costs one wake-up of the writer; lines that come sooner
+/// after the last write (a burst, many apps at once) wait until [`LINGER`] after it and go out
+/// together. One of Hangar's own lines is written at once, so the operation that wrote it
+/// ("stopped", "sent SIGKILL") may return and whoever reads the file then (`hangar logs`) finds
+/// it there. Viewers are never delayed: they get each line as it comes ([`AppLog::push`]).
 #[derive(Default)]
 struct Plan {
     listed: Vec<Arc<Queue>>,
-    /// When the first of the lines waiting was told.
-    since: Option<Instant>,
+    /// When the last batch was written.
+    last: Option<Instant>,
     urgent: bool,
     /// The writer waits for news: the next line must wake it.
     idle: bool,
@@ -324,11 +325,10 @@ enum Step {
 impl Plan {
     /// A queue got its first line (`Some`), or one of Hangar's own (`urgent`): whether the
     /// writer must be woken for it.
-    fn tell(&mut self, queue: Option<Arc<Queue>>, urgent: bool, now: Instant) -> bool {
+    fn tell(&mut self, queue: Option<Arc<Queue>>, urgent: bool) -> bool {
         if let Some(q) = queue {
             self.listed.push(q);
         }
-        self.since.get_or_insert(now);
         let wake = self.idle || (urgent && !self.urgent);
         self.urgent |= urgent;
         self.idle = false;
@@ -339,15 +339,15 @@ impl Plan {
         if self.listed.is_empty() {
             self.idle = true;
             self.urgent = false;
-            self.since = None;
             return Step::Wait;
         }
-        let until = *self.since.get_or_insert(now) + LINGER;
-        if !self.urgent && now < until {
-            return Step::Linger(until);
+        if let Some(until) = self.last.map(|w| w + LINGER) {
+            if !self.urgent && now < until {
+                return Step::Linger(until);
+            }
         }
         self.urgent = false;
-        self.since = None;
+        self.last = Some(now);
         Step::Write(std::mem::take(&mut self.listed))
     }
 }
@@ -361,7 +361,7 @@ struct Writer {
 
 impl Writer {
     fn tell(&self, queue: Option<Arc<Queue>>, urgent: bool) {
-        let wake = lock(&self.plan).tell(queue, urgent, Instant::now());
+        let wake = lock(&self.plan).tell(queue, urgent);
         if wake {
             self.wake.notify_one();
         }
@@ -987,23 +987,25 @@ mod tests {
 
     /// The writer's plan on made-up instants: when it waits, lingers and writes.
     #[test]
-    fn an_apps_lines_linger_but_hangars_own_lines_are_written_at_once() {
+    fn writes_are_paced_but_hangars_own_lines_are_written_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (queue(dir.path()), queue(dir.path()));
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut plan = Plan::default();
         assert!(matches!(plan.next(t0), Step::Wait));
-        // An app's first line wakes the writer, which lingers from then.
-        assert!(
-            plan.tell(Some(a.clone()), false, t0),
-            "an idle writer is woken"
-        );
-        assert!(matches!(plan.next(t0), Step::Linger(u) if u == t0 + LINGER));
-        // More lines meanwhile, of this app or another, wake no one and do not move the end.
-        assert!(!plan.tell(None, false, ms(1)));
-        assert!(!plan.tell(Some(b.clone()), false, ms(1)));
+        // After a quiet spell an app's lines wake the writer and are written at once.
+        assert!(plan.tell(Some(a.clone()), false), "an idle writer is woken");
+        assert!(matches!(plan.next(t0), Step::Write(q) if q.len() == 1));
+        assert!(matches!(plan.next(t0), Step::Wait));
+        // Lines sooner than LINGER after that write, of this app or another, linger until then.
+        assert!(plan.tell(Some(a.clone()), false));
         assert!(matches!(plan.next(ms(1)), Step::Linger(u) if u == t0 + LINGER));
+        assert!(
+            !plan.tell(Some(b.clone()), false),
+            "a lingering writer is not woken"
+        );
+        assert!(matches!(plan.next(ms(2)), Step::Linger(u) if u == t0 + LINGER));
         // At the end of the linger both are written, in one go.
         match plan.next(t0 + LINGER) {
             Step::Write(q) => assert_eq!(q.len(), 2),
@@ -1011,21 +1013,20 @@ mod tests {
         }
         assert!(matches!(plan.next(t0 + LINGER), Step::Wait));
         // One of Hangar's own lines, alone or while an app's lines linger: written at once.
-        assert!(plan.tell(Some(a.clone()), true, ms(10)));
-        assert!(matches!(plan.next(ms(10)), Step::Write(q) if q.len() == 1));
-        assert!(matches!(plan.next(ms(10)), Step::Wait));
-        assert!(plan.tell(Some(a.clone()), false, ms(20)));
-        assert!(matches!(plan.next(ms(20)), Step::Linger(_)));
-        assert!(
-            plan.tell(None, true, ms(21)),
-            "the lingering writer is woken"
-        );
-        assert!(!plan.tell(None, true, ms(21)), "once is enough");
-        assert!(matches!(plan.next(ms(21)), Step::Write(q) if q.len() == 1));
-        // The next batch lingers again.
-        assert!(matches!(plan.next(ms(21)), Step::Wait));
-        assert!(plan.tell(Some(b), false, ms(30)));
-        assert!(matches!(plan.next(ms(30)), Step::Linger(u) if u == ms(30) + LINGER));
+        let w = t0 + LINGER;
+        assert!(plan.tell(Some(a.clone()), true));
+        assert!(matches!(plan.next(w), Step::Write(q) if q.len() == 1));
+        assert!(matches!(plan.next(w), Step::Wait));
+        assert!(plan.tell(Some(a.clone()), false));
+        assert!(matches!(plan.next(w), Step::Linger(_)));
+        assert!(plan.tell(None, true), "the lingering writer is woken");
+        assert!(!plan.tell(None, true), "once is enough");
+        assert!(matches!(plan.next(w), Step::Write(q) if q.len() == 1));
+        assert!(matches!(plan.next(w), Step::Wait));
+        // A trickle's batch long after the last write goes out at once again.
+        let later = w + LINGER * 3;
+        assert!(plan.tell(Some(b), false));
+        assert!(matches!(plan.next(later), Step::Write(q) if q.len() == 1));
     }
 
     /// Issue 15: the file queue is bounded in bytes. A flood of long lines while the writer is
