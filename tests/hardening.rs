@@ -655,7 +655,12 @@ fn a_confined_app_cannot_read_environments(e: &TestEngine) {
             env.display()
         );
         let (status, body) = probe(e, "c", "read", &env);
-        assert_eq!(status, 200, "unconfined, {} is readable: {body}", env.display());
+        assert_eq!(
+            status,
+            200,
+            "unconfined, {} is readable: {body}",
+            env.display()
+        );
         if pid == b {
             assert!(body.contains(&format!("APP_KEY={key}")), "{body}");
         } else {
@@ -671,7 +676,11 @@ fn as_a_normal_user_a_confined_app_cannot_read_another_apps_environment() {
     let (_code, toml) = probe_code();
     let e = TestEngine::start_as_user(&toml, 65534);
     a_confined_app_cannot_read_environments(&e);
-    assert!(!e.log_text("a").contains("runs as root"), "{}", e.log_text("a"));
+    assert!(
+        !e.log_text("a").contains("runs as root"),
+        "{}",
+        e.log_text("a")
+    );
 }
 
 /// As root, an app kept CAP_SYS_ADMIN and CAP_PERFMON, and with either Landlock's refusal
@@ -688,7 +697,8 @@ fn as_root_a_confined_app_cannot_read_another_apps_environment() {
     let e = TestEngine::start_with(&toml);
     a_confined_app_cannot_read_environments(&e);
     assert!(
-        e.log_text("a").contains("runs as root: CAP_SYS_ADMIN and CAP_PERFMON left out"),
+        e.log_text("a")
+            .contains("runs as root: CAP_SYS_ADMIN and CAP_PERFMON left out"),
         "{}",
         e.log_text("a")
     );
@@ -713,7 +723,11 @@ fn a_start_that_the_confinement_stops_says_so() {
             demo.display()
         )
     };
-    let e = TestEngine::start_with(&format!("{}{}", rt("wrapped", ""), rt("open", "confine = false")));
+    let e = TestEngine::start_with(&format!(
+        "{}{}",
+        rt("wrapped", ""),
+        rt("open", "confine = false")
+    ));
     e.ok(&["create", "w", "--runtime", "wrapped"]);
     let err = e.fails(&["start", "w"]);
     let said = "exited with code 126 before it was ready; it runs confined by Landlock (runtimes.wrapped.confine): a program or folder it needs is not granted; grant it with cwd, or set confine = false";

@@ -195,8 +195,8 @@ fn link_chain(file: &Path) -> Vec<PathBuf> {
 fn interpreter(script: &Path, cwd: &Path, path: Option<&str>) -> Vec<PathBuf> {
     use std::io::Read;
     let mut head = Vec::new();
-    let read = std::fs::File::open(script)
-        .and_then(|f| f.take(SHEBANG_BYTES).read_to_end(&mut head));
+    let read =
+        std::fs::File::open(script).and_then(|f| f.take(SHEBANG_BYTES).read_to_end(&mut head));
     if read.is_err() || !head.starts_with(b"#!") {
         return Vec::new();
     }
@@ -883,7 +883,10 @@ mod tests {
         .unwrap();
         let folders = code_folders("tool", r, Some(&venv.join("bin").display().to_string()));
         let real = |p: &Path| std::fs::canonicalize(p).unwrap();
-        assert!(folders.iter().any(|f| real(f) == real(&venv)), "{folders:?}");
+        assert!(
+            folders.iter().any(|f| real(f) == real(&venv)),
+            "{folders:?}"
+        );
         assert!(
             folders
                 .iter()
@@ -894,13 +897,26 @@ mod tests {
         // node_modules: PKG/node_modules/.bin/app -> ../app/cli.js, with `#!/usr/bin/env node`.
         let pkg = r.join("app-root");
         let tree = pkg.join("node_modules");
-        for d in [tree.join(".bin"), tree.join("app"), tree.join("dep"), r.join("nodejs/bin")] {
+        for d in [
+            tree.join(".bin"),
+            tree.join("app"),
+            tree.join("dep"),
+            r.join("nodejs/bin"),
+        ] {
             std::fs::create_dir_all(d).unwrap();
         }
-        std::fs::write(tree.join("app/cli.js"), "#!/usr/bin/env -S node --no-warnings\n").unwrap();
+        std::fs::write(
+            tree.join("app/cli.js"),
+            "#!/usr/bin/env -S node --no-warnings\n",
+        )
+        .unwrap();
         symlink("../app/cli.js", tree.join(".bin/app")).unwrap();
         std::fs::write(r.join("nodejs/bin/node"), "ELF").unwrap();
-        let path = format!("{}:{}", tree.join(".bin").display(), r.join("nodejs/bin").display());
+        let path = format!(
+            "{}:{}",
+            tree.join(".bin").display(),
+            r.join("nodejs/bin").display()
+        );
         let folders = code_folders("app", r, Some(&path));
         let has = |p: &Path| folders.iter().any(|f| real(f) == real(p));
         assert!(has(&pkg), "the folder that holds node_modules: {folders:?}");
@@ -916,7 +932,10 @@ mod tests {
             Some(1),
             &["Error: EACCES: permission denied, open '/x'".into()]
         ));
-        assert!(likely_cause(None, &["sh: 1: exec: /x: Permission denied".into()]));
+        assert!(likely_cause(
+            None,
+            &["sh: 1: exec: /x: Permission denied".into()]
+        ));
         assert!(!likely_cause(Some(1), &["boom".into()]));
         let off = Confinement::Off("not confined".into());
         assert_eq!(off.hint(), None);

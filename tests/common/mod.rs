@@ -168,7 +168,10 @@ impl TestEngine {
             user: uid.map(|uid| (uid, reachable_binaries())),
         };
         if let Some(uid) = uid {
-            for p in [e.home.path().to_path_buf(), e.home.path().join("hangar.toml")] {
+            for p in [
+                e.home.path().to_path_buf(),
+                e.home.path().join("hangar.toml"),
+            ] {
                 std::os::unix::fs::chown(&p, Some(uid), Some(uid)).expect("chown the home");
             }
         }
