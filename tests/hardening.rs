@@ -516,15 +516,7 @@ http.createServer((req, res) => {
 /// reads the token (so the refusals above are the confinement's); the demo app runs confined.
 #[test]
 fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() {
-    let code = tempfile::tempdir().expect("code folder");
-    std::fs::write(code.path().join("probe.js"), PROBE_APP).unwrap();
-    let rt = |name: &str, extra: &str| {
-        format!(
-            "[runtimes.{name}]\ncommand = [\"node\", \"probe.js\"]\ncwd = {:?}\n{extra}\n",
-            code.path().display().to_string()
-        )
-    };
-    let toml = format!("{}{}", rt("probe", ""), rt("open", "confine = false"));
+    let (code, toml) = probe_code();
     let e = TestEngine::start_with(&toml);
     for (name, runtime) in [("a", "probe"), ("b", "demo"), ("c", "open")] {
         e.ok(&["create", name, "--runtime", runtime]);
@@ -540,15 +532,7 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
         .map(|f| f.path())
         .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .expect("b's backup");
-    let ask = |app: &str, what: &str, path: &std::path::Path| -> (u16, String) {
-        let resp = e
-            .http
-            .get(e.proxy_url(&format!("/_app/{app}/{what}")))
-            .query(&[("path", path.display().to_string())])
-            .send()
-            .expect("proxy request");
-        (resp.status().as_u16(), resp.text().unwrap_or_default())
-    };
+    let ask = |app: &str, what: &str, path: &std::path::Path| probe(&e, app, what, path);
     let token = e.token();
     let engine = e.engine_pid().expect("the engine's pid");
     for secret in [
@@ -615,6 +599,143 @@ fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() 
             e.log_text(demo)
         );
     }
+}
+
+/// Ask the probe app `app` to do `what` (`read`, `write`, `signal`, `tmp`) with `path`:
+/// (status, body).
+fn probe(e: &TestEngine, app: &str, what: &str, path: &std::path::Path) -> (u16, String) {
+    let resp = e
+        .http
+        .get(e.proxy_url(&format!("/_app/{app}/{what}")))
+        .query(&[("path", path.display().to_string())])
+        .send()
+        .expect("proxy request");
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+/// A folder with the probe app, readable by every user; its `probe` runtime (confined) and its
+/// `open` runtime (`confine = false`) for `hangar.toml`.
+fn probe_code() -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let code = tempfile::tempdir().expect("code folder");
+    std::fs::set_permissions(code.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(code.path().join("probe.js"), PROBE_APP).unwrap();
+    let rt = |name: &str, extra: &str| {
+        format!(
+            "[runtimes.{name}]\ncommand = [\"node\", \"probe.js\"]\ncwd = {:?}\n{extra}\n",
+            code.path().display().to_string()
+        )
+    };
+    let toml = format!("{}{}", rt("probe", ""), rt("open", "confine = false"));
+    (code, toml)
+}
+
+/// On engine `e` (its hangar.toml from [`probe_code`]): a confined app cannot read another
+/// app's `/proc/PID/environ` (its `DATABASE_URL` and `APP_KEY`) nor the engine's; the same app
+/// unconfined reads both, so the refusals are the confinement's.
+fn a_confined_app_cannot_read_environments(e: &TestEngine) {
+    for (name, runtime) in [("a", "probe"), ("b", "demo"), ("c", "open")] {
+        e.ok(&["create", name, "--runtime", runtime]);
+    }
+    e.ok(&["start", "b"]);
+    let b = e.pid("b");
+    let key = environ(b)
+        .into_iter()
+        .find(|(k, _)| k == "APP_KEY")
+        .map(|(_, v)| v)
+        .expect("b's APP_KEY");
+    assert!(environ(b).iter().any(|(k, _)| k == "DATABASE_URL"));
+    let engine = e.engine_pid().expect("the engine's pid");
+    for pid in [b, engine] {
+        let env = std::path::PathBuf::from(format!("/proc/{pid}/environ"));
+        assert_eq!(
+            probe(e, "a", "read", &env),
+            (403, "EACCES".to_string()),
+            "a confined app read {}",
+            env.display()
+        );
+        let (status, body) = probe(e, "c", "read", &env);
+        assert_eq!(
+            status,
+            200,
+            "unconfined, {} is readable: {body}",
+            env.display()
+        );
+        if pid == b {
+            assert!(body.contains(&format!("APP_KEY={key}")), "{body}");
+        } else {
+            assert!(body.contains("HANGAR_LOG=info"), "{body}");
+        }
+    }
+}
+
+/// Landlock keeps one domain from another's `/proc/PID/environ` for an engine that runs as a
+/// normal user (here `nobody`, through `setpriv`).
+#[test]
+fn as_a_normal_user_a_confined_app_cannot_read_another_apps_environment() {
+    let (_code, toml) = probe_code();
+    let e = TestEngine::start_as_user(&toml, 65534);
+    a_confined_app_cannot_read_environments(&e);
+    assert!(
+        !e.log_text("a").contains("runs as root"),
+        "{}",
+        e.log_text("a")
+    );
+}
+
+/// As root, an app kept CAP_SYS_ADMIN and CAP_PERFMON, and with either Landlock's refusal
+/// did not hold (measured on Linux 6.18); a root engine leaves them out of each confined app's
+/// bounding set, and says so in the app's log.
+#[test]
+fn as_root_a_confined_app_cannot_read_another_apps_environment() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test is about an engine that runs as root (CI runs as root)"
+    );
+    let (_code, toml) = probe_code();
+    let e = TestEngine::start_with(&toml);
+    a_confined_app_cannot_read_environments(&e);
+    assert!(
+        e.log_text("a")
+            .contains("runs as root: CAP_SYS_ADMIN and CAP_PERFMON left out"),
+        "{}",
+        e.log_text("a")
+    );
+    let caps = std::fs::read_to_string(format!("/proc/{}/status", e.pid("a"))).unwrap();
+    let bounding = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapBnd");
+    assert_eq!(bounding & (1 << 21 | 1 << 38), 0, "{bounding:x}");
+}
+
+/// A confined app whose shell wrapper runs a program in a folder it is not granted exits with
+/// 126 before it answers: the start's error and its log say the confinement is the likely
+/// cause and what to do; the same wrapper unconfined starts.
+#[test]
+fn a_start_that_the_confinement_stops_says_so() {
+    let demo = demo_bin();
+    let rt = |name: &str, extra: &str| {
+        format!(
+            "[runtimes.{name}]\ncommand = [\"sh\", \"-c\", \"exec {} serve --port $PORT\"]\nhealth = \"/_health\"\nrestart_limit = 1\n{extra}\n",
+            demo.display()
+        )
+    };
+    let e = TestEngine::start_with(&format!(
+        "{}{}",
+        rt("wrapped", ""),
+        rt("open", "confine = false")
+    ));
+    e.ok(&["create", "w", "--runtime", "wrapped"]);
+    let err = e.fails(&["start", "w"]);
+    let said = "exited with code 126 before it was ready; it runs confined by Landlock (runtimes.wrapped.confine): a program or folder it needs is not granted; grant it with cwd, or set confine = false";
+    assert!(err.contains(said), "{err}");
+    assert!(e.log_text("w").contains(said), "{}", e.log_text("w"));
+    e.ok(&["create", "o", "--runtime", "open"]);
+    e.ok(&["start", "o"]);
+    assert!(!e.log_text("o").contains("confined by Landlock"));
 }
 
 /// Every `/proc/PID/cmdline` readable now that holds `needle`.

@@ -56,6 +56,12 @@ fn datasette_runs_from_its_preset_under_its_prefix() {
     let home = r.text().unwrap();
     assert!(home.contains("href=\"/_app/ds/data\""), "{home}");
     assert!(e.home_path().join("apps/ds/data.db").is_file());
+    // Confined: the venv's interpreter outside the venv is granted, nothing else is needed.
+    assert!(
+        e.log_text("ds").contains("confined by Landlock"),
+        "{}",
+        e.log_text("ds")
+    );
     // What its own JSON client asks: a query through the prefixed API.
     let r = c
         .get(e.proxy_url("/_app/ds/data.json?sql=select+6*7+as+answer&_shape=array"))
@@ -90,6 +96,12 @@ fn node_red_runs_from_its_preset_with_its_editor_socket_under_its_prefix() {
     let r = c.get(e.proxy_url("/_app/flows/")).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().unwrap().contains("Node-RED"));
+    // Confined: the node_modules tree `node-red` links into, and the `node` it names, are granted.
+    assert!(
+        e.log_text("flows").contains("confined by Landlock"),
+        "{}",
+        e.log_text("flows")
+    );
     // What the editor asks first: its settings, which know the prefix.
     let settings: Value = c
         .get(e.proxy_url("/_app/flows/settings"))

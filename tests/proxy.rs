@@ -661,8 +661,6 @@ fn a_third_party_app_with_its_own_base_path_setting_works_under_its_prefix() {
 command = [{bin:?}, "serve", "--host", "127.0.0.1", "--port", "${{PORT}}", "--setting", "base_url", "${{HANGAR_BASE_PATH}}/", "--create", "${{HANGAR_DATA_DIR}}/notes.db"]
 health = "/-/versions.json"
 prefix = "strip"
-# A venv's python is a link to an interpreter outside the venv, which Landlock would refuse.
-confine = false
 "#,
         bin = datasette()
     );

@@ -512,9 +512,6 @@ fn preset(name: &str) -> Option<FileRuntime> {
             ])),
             health: Some("/-/versions.json".into()),
             prefix: Some(Prefix::Strip),
-            // Unconfined: a venv's `python` links to an interpreter outside the venv, which a
-            // Landlock grant of the program's own folder does not reach.
-            confine: Some(false),
             version_command: Some(strings(&["datasette", "--version"])),
             env: [("DATASETTE_SECRET", "${APP_KEY}")]
                 .into_iter()
@@ -543,9 +540,6 @@ fn preset(name: &str) -> Option<FileRuntime> {
             ])),
             health: Some("/".into()),
             prefix: Some(Prefix::Keep),
-            // Unconfined: `node-red` is a link into a node_modules tree whose other packages
-            // a Landlock grant of the program's own folder does not reach.
-            confine: Some(false),
             ..FileRuntime::default()
         }),
         // Any program: each app gives its own (`hangar create NAME -- PROGRAM [ARGS…]`, stored

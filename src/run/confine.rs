@@ -3,20 +3,30 @@
 //! just before exec.
 //!
 //! An app reads, writes and runs its own data folder, its runtime's working folder (`cwd`) and
-//! the folder of an attached SQLite file (`DB_STORAGE`); it reads and runs its program's folder
-//! (the install prefix when that folder is a `bin`, as for node, a Python venv or pyenv's shims)
-//! and the system's shared folders ([`SYSTEM_READ`]); it writes [`SYSTEM_WRITE`] (`/tmp`,
-//! `/var/tmp`, `/dev`). Nothing inside Hangar's home but its own data folder is granted: not the
-//! token, the registry, other apps' data folders, backups or logs. A granted folder that holds
-//! the home (`/tmp` for a home under it, a `cwd` of `~`) is granted entry by entry, without the
-//! branch that leads to the home; entries made in it later are out of reach, so when that folder
-//! is `/tmp` the app's `TMPDIR` is `.tmp` in its data folder. From Landlock ABI 6 on an app also
-//! cannot signal a process outside its own (the engine, other apps). Not closed: `/proc` is
-//! readable, so another process's `/proc/PID/environ` of the same user (another app's
-//! `DATABASE_URL`) is too (measured on Linux 6.18).
+//! the folder of an attached SQLite file (`DB_STORAGE`); it reads and runs its program's code
+//! ([`code_folders`]: the program's folder, the install prefix when that folder is a `bin`, the
+//! same for every link to the real file and for the interpreter a `#!` line names, the folder
+//! that holds a `node_modules` tree, a Python venv's `home`) and the system's shared folders
+//! ([`SYSTEM_READ`]); it writes [`SYSTEM_WRITE`] (`/tmp`, `/var/tmp`, `/dev`). Nothing inside
+//! Hangar's home but its own data folder is granted: not the token, the registry, other apps'
+//! data folders, backups or logs. A granted folder that holds the home (`/tmp` for a home under
+//! it, a `cwd` of `~`) is granted entry by entry, without the branch that leads to the home;
+//! entries made in it later are out of reach, so when that folder is `/tmp` the app's `TMPDIR`
+//! is `.tmp` in its data folder. From Landlock ABI 6 on an app also cannot signal a process
+//! outside its own (the engine, other apps).
+//!
+//! Other processes' `/proc/PID/environ` (another app's `DATABASE_URL` and `APP_KEY`, the
+//! engine's environment): Landlock refuses a process in one domain the ptrace-class access to a
+//! process outside its domain, which is what reading it takes. Measured on Linux 6.18: for an
+//! engine that runs as a normal user that holds; as root, an app that keeps `CAP_SYS_ADMIN` or
+//! `CAP_PERFMON` reads it anyway (dropping `CAP_SYS_PTRACE` changes nothing), so a root engine
+//! drops both from each confined app's bounding set before exec ([`ROOT_ENVIRON_CAPS`]; it
+//! needs `CAP_SETPCAP`, and without it the start's line says the hole stays open). Not closed:
+//! the rest of `/proc` (command lines, the process list) stays readable.
 //!
 //! Invariants: between fork and exec only async-signal-safe calls run (`prctl`, one syscall on a
-//! ruleset already made); a kernel without Landlock runs the app unconfined and the start says
+//! ruleset already made); what is read to make a plan is bounded (links, interpreters, the bytes
+//! of a `#!` line and a `pyvenv.cfg`); a kernel without Landlock runs the app unconfined and the start says
 //! so; any other failure to confine fails the start, naming `runtimes.<name>.confine`.
 
 use std::path::{Path, PathBuf};
@@ -81,15 +91,8 @@ pub fn plan(l: &Launch) -> Plan {
             b.grant(dir, Access::ReadWrite, 0);
         }
     }
-    if let Some(program) = find_program(l.program, l.cwd, l.env.get("PATH").map(String::as_str)) {
-        let mut dirs = vec![code_folder(&program)];
-        if let Ok(real) = std::fs::canonicalize(&program) {
-            dirs.push(code_folder(&real));
-        }
-        dirs.dedup();
-        for d in dirs.into_iter().flatten() {
-            b.grant(&d, Access::Read, 0);
-        }
+    for d in code_folders(l.program, l.cwd, l.env.get("PATH").map(String::as_str)) {
+        b.grant(&d, Access::Read, 0);
     }
     for p in SYSTEM_READ {
         b.grant(Path::new(p), Access::Read, 0);
@@ -111,6 +114,136 @@ fn find_program(program: &str, cwd: &Path, path: Option<&str>) -> Option<PathBuf
     std::env::split_paths(path?)
         .map(|dir| cwd.join(dir).join(program))
         .find(|p| p.is_file())
+}
+
+/// At most this many links are followed from one program (a loop ends here too).
+const MAX_LINKS: usize = 16;
+/// At most this many files are looked at for one launch: the program, then the interpreters
+/// their `#!` lines name (`/usr/bin/env` and the program it runs count as two).
+const MAX_PROGRAMS: usize = 6;
+/// The bytes of a program read for its `#!` line.
+const SHEBANG_BYTES: u64 = 256;
+/// The bytes of a `pyvenv.cfg` read for its `home`.
+const PYVENV_BYTES: u64 = 4096;
+
+/// Every folder of code one launch runs from, to be read and run: for the program (found on
+/// `path`) and each interpreter its `#!` line names (`#!/usr/bin/env node`: `env`, and the
+/// `node` on `path`), the folder of the file and of every link on the way to the real file
+/// ([`code_folder`]), the folder that holds the outermost `node_modules` it lives in (a
+/// package's `.bin` link and the packages it loads), and a Python venv's `home` (the
+/// interpreter the venv's `python` links to). Bounded: [`MAX_PROGRAMS`] files,
+/// [`MAX_LINKS`] links each, a few bytes read of each file.
+fn code_folders(program: &str, cwd: &Path, path: Option<&str>) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = Vec::new();
+    let mut queue: std::collections::VecDeque<PathBuf> =
+        find_program(program, cwd, path).into_iter().collect();
+    let mut seen = 0;
+    while let Some(exe) = queue.pop_front() {
+        if seen == MAX_PROGRAMS {
+            break;
+        }
+        seen += 1;
+        let chain = link_chain(&exe);
+        for file in &chain {
+            let Some(dir) = code_folder(file) else {
+                continue;
+            };
+            if let Some(home) = venv_home(&dir) {
+                folders.extend(code_folder(&home.join("python")));
+            }
+            folders.push(dir);
+            folders.extend(node_modules_root(file));
+        }
+        if let Some(real) = chain.last() {
+            queue.extend(interpreter(real, cwd, path));
+        }
+    }
+    let mut unique = Vec::new();
+    for f in folders {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
+    }
+    unique
+}
+
+/// `file`, each link it leads through (a relative link read from its own folder), and the
+/// real file at the end.
+fn link_chain(file: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![file.to_path_buf()];
+    let mut at = file.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let Ok(to) = std::fs::read_link(&at) else {
+            break;
+        };
+        at = match at.parent() {
+            Some(dir) if to.is_relative() => dir.join(to),
+            _ => to,
+        };
+        chain.push(at.clone());
+    }
+    if let Ok(real) = std::fs::canonicalize(file) {
+        if !chain.contains(&real) {
+            chain.push(real);
+        }
+    }
+    chain
+}
+
+/// What the kernel runs for a script: the interpreter its `#!` line names, and for
+/// `/usr/bin/env [-S] [VAR=…] NAME` also NAME as found on `path`. Nothing for a binary.
+fn interpreter(script: &Path, cwd: &Path, path: Option<&str>) -> Vec<PathBuf> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read =
+        std::fs::File::open(script).and_then(|f| f.take(SHEBANG_BYTES).read_to_end(&mut head));
+    if read.is_err() || !head.starts_with(b"#!") {
+        return Vec::new();
+    }
+    let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let Some(first) = words.next() else {
+        return Vec::new();
+    };
+    let first = PathBuf::from(first);
+    let mut found = Vec::new();
+    if first.file_name().is_some_and(|n| n == "env") {
+        if let Some(name) = words.find(|w| !w.starts_with('-') && !w.contains('=')) {
+            found.extend(find_program(name, cwd, path));
+        }
+    }
+    found.insert(0, first);
+    found
+}
+
+/// The folder that holds the outermost `node_modules` above `file` (never `/`).
+fn node_modules_root(file: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(file).ok()?;
+    let mut root = PathBuf::new();
+    for part in real.components() {
+        if part.as_os_str() == "node_modules" {
+            return (root.parent().is_some()).then_some(root);
+        }
+        root.push(part);
+    }
+    None
+}
+
+/// The `home` of a Python venv whose prefix is `dir` (its `pyvenv.cfg`): the folder of the
+/// interpreter the venv's `python` links to.
+fn venv_home(dir: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(dir.join("pyvenv.cfg"))
+        .ok()?
+        .take(PYVENV_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "home").then(|| dir.join(v.trim()))
+    })
 }
 
 /// The folder of a program's code: its own folder, or the install prefix above a `bin`.
@@ -226,6 +359,8 @@ pub enum Confinement {
         line: String,
         /// The app's `TMPDIR`, when `/tmp` could not be granted whole.
         tmpdir: Option<PathBuf>,
+        /// Its runtime's name, for [`Confinement::hint`].
+        runtime: String,
     },
     Off(String),
 }
@@ -252,6 +387,85 @@ impl Confinement {
             Confinement::On { line, .. } | Confinement::Off(line) => line,
         }
     }
+
+    /// What a failed start of a confined app adds to its reason: that the confinement is the
+    /// likely cause and what to do. `None` for an unconfined app.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Confinement::On { runtime, .. } => Some(format!(
+                "it runs confined by Landlock (runtimes.{runtime}.confine): a program or folder it needs is not granted; grant it with cwd, or set confine = false"
+            )),
+            Confinement::Off(_) => None,
+        }
+    }
+}
+
+/// Whether an app that exited before it answered was likely stopped by its confinement: it
+/// exited with 126 (a shell's "cannot run": a program it runs was refused), or its last
+/// stderr lines say a permission was denied.
+pub fn likely_cause(code: Option<i32>, stderr: &[String]) -> bool {
+    code == Some(126)
+        || stderr
+            .iter()
+            .any(|l| l.contains("Permission denied") || l.contains("EACCES"))
+}
+
+/// Capabilities with which an app that runs as root still reads another process's
+/// `/proc/PID/environ` through Landlock's ptrace rule (measured on Linux 6.18: either one is
+/// enough, CAP_SYS_PTRACE is not needed; without both the read is refused), as (number, name).
+const ROOT_ENVIRON_CAPS: [(u32, &str); 2] = [(21, "CAP_SYS_ADMIN"), (38, "CAP_PERFMON")];
+/// The capability dropping from the bounding set takes.
+const CAP_SETPCAP: u32 = 8;
+
+/// What an engine that runs as root does about [`ROOT_ENVIRON_CAPS`] (asked once per engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// Not root, or root whose bounding set has none of them: nothing to do.
+    No,
+    /// Root: these capabilities (a bit each) are dropped from each confined app's bounding
+    /// set, so its exec does not give them back.
+    Drop(u64),
+    /// Root without CAP_SETPCAP: they stay, and so does the hole.
+    CannotDrop,
+}
+
+fn root() -> Root {
+    static ROOT: std::sync::OnceLock<Root> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        // SAFETY: geteuid has no failure and touches no memory.
+        if unsafe { libc::geteuid() } != 0 {
+            return Root::No;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let caps = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        let wanted = ROOT_ENVIRON_CAPS
+            .iter()
+            .fold(0u64, |m, (cap, _)| m | 1 << cap);
+        let drop = caps("CapBnd:") & wanted;
+        if drop == 0 {
+            Root::No
+        } else if caps("CapEff:") & (1 << CAP_SETPCAP) != 0 {
+            Root::Drop(drop)
+        } else {
+            tracing::warn!("Hangar runs as root without CAP_SETPCAP: confined apps can still read other processes' /proc/PID/environ (run Hangar as a normal user)");
+            Root::CannotDrop
+        }
+    })
+}
+
+/// The names of [`ROOT_ENVIRON_CAPS`], as the log says them.
+fn root_cap_names() -> String {
+    ROOT_ENVIRON_CAPS
+        .iter()
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// The confinement of one launch of an app of `runtime` (`confine` its setting): a ruleset
@@ -267,14 +481,33 @@ pub fn prepare(runtime: &str, confine: bool, l: &Launch) -> Result<Confinement, 
         Err(why) => return Ok(Confinement::Off(format!("not confined: {why}"))),
     };
     let plan = plan(l);
-    let ruleset = Ruleset::new(&plan, abi)?;
+    let mut line = plan.describe(abi);
+    let drop = match root() {
+        Root::No => 0,
+        Root::Drop(caps) => {
+            line.push_str(&format!(
+                "; runs as root: {} left out of its capabilities, so other processes' /proc/PID/environ is out of its reach",
+                root_cap_names()
+            ));
+            caps
+        }
+        Root::CannotDrop => {
+            line.push_str(&format!(
+                "; runs as root: other processes' /proc/PID/environ stays readable (dropping {} needs CAP_SETPCAP, which Hangar lacks); run Hangar as a normal user",
+                root_cap_names()
+            ));
+            0
+        }
+    };
+    let ruleset = Ruleset::new(&plan, abi, drop)?;
     if let Some(t) = &plan.tmpdir {
         std::fs::create_dir_all(t).map_err(ConfineError::TmpDir)?;
     }
     Ok(Confinement::On {
         ruleset,
-        line: plan.describe(abi),
+        line,
         tmpdir: plan.tmpdir,
+        runtime: runtime.to_string(),
     })
 }
 
@@ -379,14 +612,16 @@ mod sys {
     }
 
     /// A ruleset made from a plan, ready to be applied in a child (its descriptor closes on
-    /// exec, and in the engine when this is dropped).
+    /// exec, and in the engine when this is dropped), with the capabilities (a bit each) the
+    /// child drops from its bounding set first.
     #[derive(Debug)]
     pub struct Ruleset {
         fd: OwnedFd,
+        drop_caps: u64,
     }
 
     impl Ruleset {
-        pub fn new(plan: &Plan, abi: u32) -> Result<Ruleset, ConfineError> {
+        pub fn new(plan: &Plan, abi: u32, drop_caps: u64) -> Result<Ruleset, ConfineError> {
             let all = handled(abi);
             let attr = RulesetAttr {
                 handled_access_fs: all,
@@ -449,28 +684,48 @@ mod sys {
                     });
                 }
             }
-            Ok(Ruleset { fd })
+            Ok(Ruleset { fd, drop_caps })
         }
 
-        /// The descriptor [`restrict_self`] takes in the child.
-        pub fn raw(&self) -> RawFd {
-            self.fd.as_raw_fd()
+        /// What the child does with it: plain numbers, copied into the child.
+        pub fn restrict(&self) -> Restrict {
+            Restrict {
+                fd: self.fd.as_raw_fd(),
+                drop_caps: self.drop_caps,
+            }
         }
     }
 
-    /// Confine the calling process (and what it runs) by the ruleset `fd`. Async-signal-safe:
-    /// meant for between fork and exec.
-    pub fn restrict_self(fd: RawFd) -> std::io::Result<()> {
-        // SAFETY: two system calls on plain integers; no memory is touched or allocated.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
+    /// A ruleset's descriptor and the capabilities to drop, for the child.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Restrict {
+        fd: RawFd,
+        drop_caps: u64,
+    }
+
+    impl Restrict {
+        /// Confine the calling process (and what it runs): drop the capabilities from its
+        /// bounding set, then `no_new_privs` and the ruleset. Async-signal-safe: meant for
+        /// between fork and exec.
+        pub fn apply(self) -> std::io::Result<()> {
+            // SAFETY: system calls on plain integers; no memory is touched or allocated.
+            unsafe {
+                for cap in 0..64 {
+                    if self.drop_caps & (1 << cap) != 0
+                        && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::syscall(libc::SYS_landlock_restrict_self, self.fd, 0u32) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
-            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -486,20 +741,25 @@ mod sys {
     pub struct Ruleset;
 
     impl Ruleset {
-        pub fn new(_: &Plan, _: u32) -> Result<Ruleset, ConfineError> {
+        pub fn new(_: &Plan, _: u32, _: u64) -> Result<Ruleset, ConfineError> {
             Ok(Ruleset)
         }
-        pub fn raw(&self) -> i32 {
-            -1
+        pub fn restrict(&self) -> Restrict {
+            Restrict
         }
     }
 
-    pub fn restrict_self(_: i32) -> std::io::Result<()> {
-        Ok(())
+    #[derive(Debug, Clone, Copy)]
+    pub struct Restrict;
+
+    impl Restrict {
+        pub fn apply(self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }
 
-pub use sys::restrict_self;
+pub use sys::Restrict;
 
 #[cfg(test)]
 mod tests {
@@ -592,5 +852,92 @@ mod tests {
         assert_eq!(granted(&p, &Path::new("/usr/lib")), Some(Access::Read));
         // ROOT holds the home here (the code's prefix): still not the home.
         assert_eq!(granted(&p, &home), None);
+    }
+
+    /// A Python venv (its `python` a link to an interpreter elsewhere, named by `pyvenv.cfg`)
+    /// and a node_modules tree (`.bin/x` a link to a script whose `#!/usr/bin/env node` names
+    /// the `node` on PATH): the interpreter's install, the whole tree and node's are granted.
+    #[test]
+    fn a_venv_and_a_node_modules_tree_get_their_interpreters_and_their_packages() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        // The interpreter's install, outside the venv.
+        let py = r.join("pyenv/versions/3.11/bin");
+        std::fs::create_dir_all(&py).unwrap();
+        std::fs::create_dir_all(r.join("pyenv/versions/3.11/lib/python3.11")).unwrap();
+        std::fs::write(py.join("python3.11"), "ELF").unwrap();
+        symlink("python3.11", py.join("python3")).unwrap();
+        let venv = r.join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        symlink(py.join("python3"), venv.join("bin/python3")).unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            format!("home = {}\nversion = 3.11\n", py.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            venv.join("bin/tool"),
+            format!("#!{}\nimport tool\n", venv.join("bin/python3").display()),
+        )
+        .unwrap();
+        let folders = code_folders("tool", r, Some(&venv.join("bin").display().to_string()));
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap();
+        assert!(
+            folders.iter().any(|f| real(f) == real(&venv)),
+            "{folders:?}"
+        );
+        assert!(
+            folders
+                .iter()
+                .any(|f| real(f) == real(&r.join("pyenv/versions/3.11"))),
+            "{folders:?}"
+        );
+
+        // node_modules: PKG/node_modules/.bin/app -> ../app/cli.js, with `#!/usr/bin/env node`.
+        let pkg = r.join("app-root");
+        let tree = pkg.join("node_modules");
+        for d in [
+            tree.join(".bin"),
+            tree.join("app"),
+            tree.join("dep"),
+            r.join("nodejs/bin"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(
+            tree.join("app/cli.js"),
+            "#!/usr/bin/env -S node --no-warnings\n",
+        )
+        .unwrap();
+        symlink("../app/cli.js", tree.join(".bin/app")).unwrap();
+        std::fs::write(r.join("nodejs/bin/node"), "ELF").unwrap();
+        let path = format!(
+            "{}:{}",
+            tree.join(".bin").display(),
+            r.join("nodejs/bin").display()
+        );
+        let folders = code_folders("app", r, Some(&path));
+        let has = |p: &Path| folders.iter().any(|f| real(f) == real(p));
+        assert!(has(&pkg), "the folder that holds node_modules: {folders:?}");
+        assert!(has(&r.join("nodejs")), "node, found on PATH: {folders:?}");
+        assert!(has(Path::new("/usr")), "env itself: {folders:?}");
+    }
+
+    /// Only a confined app's start gets the hint, and only for 126 or a denied permission.
+    #[test]
+    fn confinement_is_blamed_for_126_or_a_denied_permission() {
+        assert!(likely_cause(Some(126), &[]));
+        assert!(likely_cause(
+            Some(1),
+            &["Error: EACCES: permission denied, open '/x'".into()]
+        ));
+        assert!(likely_cause(
+            None,
+            &["sh: 1: exec: /x: Permission denied".into()]
+        ));
+        assert!(!likely_cause(Some(1), &["boom".into()]));
+        let off = Confinement::Off("not confined".into());
+        assert_eq!(off.hint(), None);
     }
 }

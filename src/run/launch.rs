@@ -175,11 +175,11 @@ pub fn command(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    let ruleset = confine.map(|r| r.raw());
+    let restrict = confine.map(|r| r.restrict());
     let nice = res.nice;
     let procs = res.group.as_ref().map(|g| g.procs.clone());
     // SAFETY: only async-signal-safe calls run in the child: prctl, setpriority, open/write/
-    // close in `join_self` (its CString made before the fork), and `restrict_self` (prctl and
+    // close in `join_self` (its CString made before the fork), and `Restrict::apply` (prctl and
     // one system call on a descriptor made before the fork). The order matters: the memory
     // group is joined before Landlock, which would refuse the write to the cgroup file.
     unsafe {
@@ -193,8 +193,8 @@ pub fn command(
             if let Some(p) = &procs {
                 let _ = crate::base::cgroup::join_self(p);
             }
-            if let Some(fd) = ruleset {
-                crate::run::confine::restrict_self(fd)?;
+            if let Some(r) = restrict {
+                r.apply()?;
             }
             Ok(())
         });

@@ -246,11 +246,13 @@ pub enum StartError {
     },
     #[error("port {0} is taken by another program; free it or give the app another port (`hangar` edit or --port)")]
     PortTaken(u16),
-    #[error("cannot start {program:?}: {source}")]
+    /// `hint`: empty, or `; ` and the confinement's [`confine::Confinement::hint`].
+    #[error("cannot start {program:?}: {source}{hint}")]
     Spawn {
         program: String,
         #[source]
         source: std::io::Error,
+        hint: String,
     },
     #[error("the process vanished at once")]
     Vanished,
@@ -1179,10 +1181,17 @@ impl Actor {
             match launch::command(&p.argv, &p.env, &p.cwd, p.confinement.ruleset(), res).spawn() {
                 Ok(c) => c,
                 Err(source) => {
+                    let hint = match p.confinement.hint() {
+                        Some(h) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                            format!("; {h}")
+                        }
+                        _ => String::new(),
+                    };
                     return Ended::Failed(StartError::Spawn {
                         program: p.runtime.command[0].clone(),
                         source,
-                    })
+                        hint,
+                    });
                 }
             };
         let Some(pid) = child.id() else {
@@ -1209,15 +1218,17 @@ impl Actor {
         let ready = loop {
             tokio::select! {
                 exit = child.wait() => {
-                    let reason = describe_exit(exit);
+                    let code = exit.as_ref().ok().and_then(|st| st.code());
+                    let reason = format!("{} before it was ready", describe_exit(exit));
                     drain(&mut pumps).await;
-                    self.log.sys(format!("{reason} before it was ready"));
+                    let reason = self.blame_confinement(reason, code, p);
+                    self.log.sys(reason.clone());
                     self.end_leftovers(pid, p).await;
                     if let Some(reason) = self.killed_for_memory(res, oom_before) {
                         self.log.sys(reason.clone());
                         break Err(Ended::OverMemory { reason, uptime: Duration::ZERO });
                     }
-                    break Err(Ended::Crashed { reason: format!("{reason} before it was ready"), uptime: Duration::ZERO });
+                    break Err(Ended::Crashed { reason, uptime: Duration::ZERO });
                 }
                 _ = &mut deadline => {
                     self.stop_process(&mut child, pid, p).await;
@@ -1441,6 +1452,25 @@ impl Actor {
         }
     }
 
+    /// `reason` (an exit before the app was ready), with the confinement's hint when it is the
+    /// likely cause ([`confine::likely_cause`]: status 126, or a permission denied on stderr).
+    fn blame_confinement(&self, reason: String, code: Option<i32>, p: &Prepared) -> String {
+        let Some(hint) = p.confinement.hint() else {
+            return reason;
+        };
+        let stderr: Vec<String> = self
+            .log
+            .recent(10, Some(Stream::Err))
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        if confine::likely_cause(code, &stderr) {
+            format!("{reason}; {hint}")
+        } else {
+            reason
+        }
+    }
+
     /// After the leader exited by itself: end whatever it left in its group.
     async fn end_leftovers(&self, pid: u32, p: &Prepared) {
         if crate::base::process::group_alive(pid) {
@@ -1599,6 +1629,7 @@ mod tests {
         let spawn = StartError::Spawn {
             program: "node".into(),
             source: io,
+            hint: String::new(),
         };
         assert_eq!(spawn.to_string(), "cannot start \"node\": No such file");
         let source = std::error::Error::source(&spawn).map(|e| e.to_string());

@@ -111,6 +111,9 @@ pub struct TestEngine {
     pub http: reqwest::blocking::Client,
     /// Extra environment for the engine process (it passes e.g. HANGAR_DEMO_SCHEMA on to apps).
     pub env: Vec<(String, String)>,
+    /// The user the engine runs as (`setpriv`), and the folder that user runs `hangar` and
+    /// `hangar-demo` from; `None`: the test's own user.
+    user: Option<(u32, tempfile::TempDir)>,
 }
 
 impl TestEngine {
@@ -125,6 +128,17 @@ impl TestEngine {
 
     /// Like [`TestEngine::start_with`], with extra environment for the engine process.
     pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> TestEngine {
+        Self::start_full(toml, env, None)
+    }
+
+    /// Like [`TestEngine::start_with`], the engine run as the user `uid` (the test runs as
+    /// root): the home is that user's (also its `HOME`), and it runs copies of `hangar` and
+    /// `hangar-demo` from a folder it can reach. The CLI still runs as the test's user.
+    pub fn start_as_user(toml: &str, uid: u32) -> TestEngine {
+        Self::start_full(toml, &[], Some(uid))
+    }
+
+    fn start_full(toml: &str, env: &[(&str, &str)], uid: Option<u32>) -> TestEngine {
         let home = tempfile::tempdir().expect("temp home");
         let (proxy_port, api_port) = engine_ports();
         // Each engine of a test run takes its app ports from a window of its own.
@@ -151,7 +165,16 @@ impl TestEngine {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            user: uid.map(|uid| (uid, reachable_binaries())),
         };
+        if let Some(uid) = uid {
+            for p in [
+                e.home.path().to_path_buf(),
+                e.home.path().join("hangar.toml"),
+            ] {
+                std::os::unix::fs::chown(&p, Some(uid), Some(uid)).expect("chown the home");
+            }
+        }
         e.spawn();
         e
     }
@@ -173,7 +196,23 @@ impl TestEngine {
             .append(true)
             .open(self.home.path().join("serve.log"))
             .unwrap();
-        let child = hangar_cmd(self.home.path())
+        let mut cmd = match &self.user {
+            None => hangar_cmd(self.home.path()),
+            Some((uid, bins)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .args(["--clear-groups", "--"])
+                    .arg(bins.path().join("hangar"))
+                    .arg("--home")
+                    .arg(self.home.path())
+                    .env("HANGAR_DEMO_BIN", bins.path().join("hangar-demo"))
+                    .env("HOME", self.home.path())
+                    .stdin(Stdio::null());
+                c
+            }
+        };
+        let child = cmd
             .arg("serve")
             .env("HANGAR_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -381,6 +420,21 @@ impl Drop for TestEngine {
             self.stop_engine();
         }
     }
+}
+
+/// A folder any user can reach with `hangar` and `hangar-demo` in it (linked, else copied: the
+/// build folder may be under a home only its owner enters).
+fn reachable_binaries() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a folder for the binaries");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for bin in [hangar_bin(), demo_bin()] {
+        let to = dir.path().join(bin.file_name().expect("a file name"));
+        if std::fs::hard_link(&bin, &to).is_err() {
+            std::fs::copy(&bin, &to).expect("copy a binary");
+        }
+    }
+    dir
 }
 
 /// Is any process alive (not a zombie) in process group `pgid`?
