@@ -817,7 +817,7 @@ impl Engine {
             display_name,
             domain,
             idle_timeout,
-            port: _,
+            port: asked,
             memory_max,
             nice,
         } = checked;
@@ -844,7 +844,7 @@ impl Engine {
         };
         notices.extend(generated_notice(&req.name, &secret_env));
         let now = crate::base::clock::now();
-        let record = AppRecord {
+        let mut record = AppRecord {
             name: req.name.clone(),
             display_name,
             start_mode: req.start_mode.unwrap_or(StartMode::OnVisit),
@@ -885,16 +885,16 @@ impl Engine {
                 data_dir.display()
             ))(e));
         }
-        if let Err(e) = self.registry.insert(&record).await {
+        if let Err(e) = self.insert_new(&mut record, asked.is_none()).await {
             if made_dir {
                 let _ = std::fs::remove_dir_all(&data_dir);
             }
             if !attached {
                 self.discard_db(&record.db).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
-        tracing::info!(app = %record.name, port, "created");
+        tracing::info!(app = %record.name, port = record.port, "created");
         self.supervisor.add(&record.name);
         self.supervisor.changed(&record.name);
         if record.start_mode == StartMode::WithMain && !opts.hold {
@@ -907,6 +907,22 @@ impl Engine {
         let mut view = self.view(&record.name).await?;
         view.notices = notices;
         Ok(view)
+    }
+
+    /// Insert a new app's record. A port Hangar picked (`picked`) that another create took
+    /// in the meantime (two creates at once can find the same port free) is picked again:
+    /// each such refusal is another create's success, so this ends; bounded all the same.
+    async fn insert_new(&self, record: &mut AppRecord, picked: bool) -> Result<(), EngineError> {
+        const PICKS: usize = 64;
+        for _ in 1..PICKS {
+            match self.registry.insert(record).await {
+                Err(RegistryError::Conflict(i)) if picked && i.field == "port" => {
+                    record.port = self.free_port().await?;
+                }
+                done => return Ok(done?),
+            }
+        }
+        Ok(self.registry.insert(record).await?)
     }
 
     /// Drop what provisioning made for an app that was not registered after all.
