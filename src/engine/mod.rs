@@ -203,14 +203,7 @@ impl CreateApp {
             ));
         };
         match &self.command {
-            Some(c) => {
-                let engine_env = crate::base::config::engine_vars();
-                c.check(&|v| {
-                    engine_env.contains(v)
-                        || runtime.env.contains_key(v)
-                        || self.env.contains_key(v)
-                })?;
-            }
+            Some(c) => c.check_for_app(Some(&runtime.env), &self.env)?,
             None if runtime.per_app() => {
                 return Err(Invalid::new(
                     "command",
@@ -307,6 +300,12 @@ pub struct AppView {
     /// (put to sleep), its idle timeout.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The app's own memory limit (bytes) and nice value, without its runtime's: what
+    /// `hangar dump` writes and `apply` compares. Absent: none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_memory_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_nice: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -963,13 +962,10 @@ impl Engine {
         if let Some(c) = &edit.command {
             let app = self.registry.get(name).await?;
             let runtime = self.runtimes.get(&self.runtimes.name_of(&app));
-            let env = edit.env.as_ref().unwrap_or(&app.env);
-            let engine_env = crate::base::config::engine_vars();
-            c.check(&|v| {
-                engine_env.contains(v)
-                    || env.contains_key(v)
-                    || runtime.as_ref().is_some_and(|r| r.env.contains_key(v))
-            })?;
+            c.check_for_app(
+                runtime.as_ref().map(|r| &r.env),
+                edit.env.as_ref().unwrap_or(&app.env),
+            )?;
         }
         let app = self.registry.update(name, &edit).await?;
         if edit.nice.is_some() {
@@ -1344,6 +1340,8 @@ impl Engine {
             memory_restarts: state.as_ref().map(|s| s.memory_restarts).unwrap_or(0),
             nice: app.nice.or(rt.as_ref().and_then(|r| r.nice)),
             reason: state.as_ref().and_then(|s| s.reason.clone()),
+            own_memory_max: app.memory_max,
+            own_nice: app.nice,
         }
     }
 
@@ -1478,6 +1476,8 @@ mod tests {
             memory_restarts: 0,
             nice: None,
             reason: None,
+            own_memory_max: None,
+            own_nice: None,
         };
         let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17,"memory_max":null,"memory_enforced_by":null,"memory_restarts":0,"nice":null,"reason":null}"#;
         assert_eq!(serde_json::to_string(&view).unwrap(), json);
