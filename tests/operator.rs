@@ -524,6 +524,7 @@ fn every_verb_answers_json_and_one_error_shape() {
         vec!["create", "Bad Name", "--json"],
         vec!["start", "nosuch", "--json"],
         vec!["edit", "j1", "--port", "80", "--json"],
+        vec!["exec", "nosuch", "--json", "--", "true"],
     ] {
         let out = e.hangar(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -536,8 +537,56 @@ fn every_verb_answers_json_and_one_error_shape() {
     }
     let out = e.hangar(&["create", "Bad Name", "--json"]);
     assert_eq!(json_of(&stdout(&out))["field"], "name");
+    // exec: the program's output is its own, as it is; a program that cannot be run is
+    // Hangar's refusal, in the one shape, with a shell's status.
+    let out = e.ok(&["exec", "j1", "--json", "--", "printenv", "HANGAR_APP"]);
+    assert_eq!(out, "j1\n");
+    let out = e.hangar(&["exec", "j1", "--json", "--", "no-such-program-here"]);
+    assert_eq!(out.status.code(), Some(127));
+    let err = json_of(&stdout(&out));
+    assert_eq!(err["field"], "program", "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-program-here")),
+        "{err}"
+    );
     let out = e.ok(&["kill", "--json"]);
     json_of(&out);
+}
+
+/// `hangar list | head -1`: a reader that goes away ends the CLI as a closed pipe ends other
+/// programs (SIGPIPE, silently), never with Rust's "failed printing to stdout" panic; both the
+/// line writers (`list`, `delete`) and the streaming ones (`logs`) do.
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = TestEngine::start();
+    e.ok(&["create", "piped"]);
+    for args in [
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["logs", "-n", "50"],
+        vec!["delete", "piped"],
+    ] {
+        let mut child = hangar_cmd(e.home_path())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hangar");
+        // The reader is gone before hangar writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for hangar");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        // 13: SIGPIPE, as `cat` ends when its reader goes.
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {}", out.status);
+    }
+    assert!(!e.listed("piped"), "the verb itself was done");
 }
 
 #[test]
