@@ -294,7 +294,7 @@ pub fn size(field: &'static str, s: &str) -> Result<u64, Invalid> {
 /// `1536K`, `0`): what `hangar dump` writes.
 pub fn size_text(bytes: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
