@@ -1,5 +1,6 @@
 use clap::Parser;
 
+#[macro_use]
 mod cli;
 
 fn main() {
@@ -17,10 +18,14 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(cli::run(cli)) {
+        // A reader that went away (`hangar logs | head`): ended as other programs end.
+        if let Some(io) = cli::output::closed_stdout(&e) {
+            cli::output::stdout_failed(io);
+        }
         // One clear line: the error and its causes; with --json also the one error shape on
         // standard output.
         if cli::output::wants_json() {
-            println!("{}", cli::output::error_json(&e));
+            outln!("{}", cli::output::error_json(&e));
         }
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("hangar: {}", msg.join(": "));

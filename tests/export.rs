@@ -284,3 +284,40 @@ fn names_that_would_clash_as_kubernetes_names_cannot_both_exist() {
     assert!(err.contains("same database name"), "{err}");
     e.ok(&["export", "kubernetes", "a_b"]);
 }
+
+/// An app on a runtime that `hangar reload` added is exported with that runtime (the runtimes
+/// in force, not the ones the engine started with): its health path and prefix in the
+/// manifests, its port and prefix in nginx's direct routes.
+#[test]
+fn an_app_on_a_runtime_added_by_reload_is_exported_with_it() {
+    let e = TestEngine::start();
+    let toml = e.home_path().join("hangar.toml");
+    let first = std::fs::read_to_string(&toml).unwrap();
+    let later = demo_runtime(
+        "later",
+        &[],
+        "health = \"/ready-later\"\nprefix = \"strip\"",
+    );
+    std::fs::write(&toml, format!("{first}\n{later}")).unwrap();
+    let out = e.ok(&["reload"]);
+    // The watcher may have read it first.
+    assert!(
+        out.contains("added: later") || out.contains("no runtime changed"),
+        "{out}"
+    );
+    let port = free_port().to_string();
+    e.ok(&["create", "lat", "--runtime", "later", "--port", &port]);
+
+    let k8s = e.ok(&["export", "kubernetes", "lat"]);
+    assert!(k8s.contains("path: /ready-later"), "{k8s}");
+    assert!(!k8s.contains("/_app/lat/ready-later"), "stripped: {k8s}");
+    let nginx = e.ok(&["export", "nginx", "lat", "--direct"]);
+    assert!(
+        nginx.contains(&format!("server 127.0.0.1:{port};")),
+        "{nginx}"
+    );
+    assert!(
+        nginx.contains("proxy_pass http://hangar_app_lat/;"),
+        "the prefix stripped: {nginx}"
+    );
+}

@@ -428,6 +428,53 @@ fn the_environment_an_app_is_given() {
     assert_eq!(info["data_dir"], data_dir.display().to_string());
 }
 
+/// Ten creates at once, each asking Hangar for a free port, in a range with barely room for
+/// them: every one is made, each on a port of its own (two that picked one port do not end in
+/// a refusal of the registry's: the second picks again).
+#[test]
+fn creates_at_once_each_get_a_port_of_their_own() {
+    // 12 ports for main and 10 apps, below the kernel's ephemeral range and away from the
+    // windows other tests' engines take (15000-29999).
+    let base = (0..200)
+        .map(|i| 30200 + ((std::process::id() + i * 7) % 200) as u16 * 12)
+        .find(|b| (*b..*b + 12).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
+        .expect("12 free ports in a row");
+    let e = TestEngine::start_with(&format!("app_ports = \"{base}-{}\"\n", base + 11));
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let e = &e;
+        let threads: Vec<_> = (0..10)
+            .map(|i| {
+                s.spawn(move || {
+                    let body = serde_json::json!({ "name": format!("at{i}") });
+                    e.api(reqwest::Method::POST, "/apps", Some(body))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a create thread"))
+            .collect()
+    });
+    for (status, answer) in &answers {
+        assert_eq!(*status, 201, "{answer}");
+    }
+    let mut ports: Vec<u64> = e
+        .list()
+        .iter()
+        .map(|a| a["port"].as_u64().expect("a port"))
+        .collect();
+    assert_eq!(ports.len(), 11, "main and the ten");
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 11, "each on a port of its own: {ports:?}");
+    assert!(
+        ports
+            .iter()
+            .all(|p| (u64::from(base)..=u64::from(base) + 11).contains(p)),
+        "{ports:?}"
+    );
+}
+
 #[test]
 fn a_port_taken_by_another_program_is_reported_before_the_start() {
     let e = TestEngine::start();

@@ -33,7 +33,9 @@ fn apply_creates_changes_prunes_and_a_second_run_changes_nothing() {
     let e = TestEngine::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let p1 = free_port();
+    let demo = demo_bin().display().to_string();
     e.ok(&["create", "old1"]);
+    // tool: every field an app has, its own program and resources included.
     let file = write(
         dir.path(),
         "apps.toml",
@@ -49,6 +51,15 @@ API_KEY = "s3cret-one"
 [apps.blog]
 pinned = true
 idle_timeout = 600
+
+[apps.tool]
+start_mode = "with-main"
+memory_max = "64M"
+nice = 5
+[apps.tool.command]
+argv = ["{demo}", "serve", "--port", "${{PORT}}"]
+health = "/_health"
+prefix = "keep"
 "#
         ),
     );
@@ -59,14 +70,18 @@ idle_timeout = 600
     assert!(plan.contains("+ blog (create)"), "{plan}");
     assert!(plan.contains("- old1 (delete, database kept)"), "{plan}");
     assert!(plan.contains("+ env.API_KEY"), "{plan}");
+    assert!(plan.contains("+ tool (create)"), "{plan}");
+    assert!(plan.contains("memory_max = 64M"), "{plan}");
+    assert!(plan.contains("nice = 5"), "{plan}");
+    assert!(plan.contains("command.argv = ["), "{plan}");
     assert!(!plan.contains("s3cret"), "a value is never printed: {plan}");
-    assert!(plan.contains("plan: 2 to create, 0 to change"), "{plan}");
+    assert!(plan.contains("plan: 3 to create, 0 to change"), "{plan}");
     assert!(!e.listed("shop") && e.listed("old1"));
 
     // Apply: created, pruned (its data folder kept aside), the with-main app running.
     let out = e.ok(&["apply", "-f", &file, "--prune"]);
     assert!(
-        out.contains("applied: 2 created, 0 changed (0 restarted), 1 deleted"),
+        out.contains("applied: 3 created, 0 changed (0 restarted), 1 deleted"),
         "{out}"
     );
     assert!(!e.listed("old1"));
@@ -80,21 +95,33 @@ idle_timeout = 600
         (blog["pinned"].clone(), blog["idle_timeout"].clone()),
         (Value::Bool(true), Value::from(600))
     );
+    let tool = view(&e, "tool");
+    assert_eq!(tool["runtime"], "command", "{tool}");
+    assert_eq!(tool["command"]["argv"][0], demo.as_str(), "{tool}");
+    assert_eq!(tool["command"]["health"], "/_health", "{tool}");
+    assert_eq!(
+        (tool["memory_max"].clone(), tool["nice"].clone()),
+        (Value::from(64u64 << 20), Value::from(5))
+    );
+    e.wait_status("tool", "running", Duration::from_secs(30));
 
     // The same file again: nothing changes, nothing restarts.
     let pid = e.pid("shop");
+    let tool_pid = e.pid("tool");
     let again = e.ok(&["apply", "-f", &file, "--prune"]);
     assert!(
-        again.contains("0 created, 0 changed (0 restarted), 0 deleted, 2 unchanged"),
+        again.contains("0 created, 0 changed (0 restarted), 0 deleted, 3 unchanged"),
         "{again}"
     );
     assert_eq!(e.pid("shop"), pid, "an unchanged app is not restarted");
+    assert_eq!(e.pid("tool"), tool_pid, "an unchanged app is not restarted");
 
     // A changed env restarts the running app; a changed display name alone would not.
     let changed = std::fs::read_to_string(&file)
         .unwrap()
         .replace("s3cret-one", "s3cret-two")
-        .replace("pinned = true", "pinned = false");
+        .replace("pinned = true", "pinned = false")
+        .replace("memory_max = \"64M\"", "memory_max = \"96M\"");
     std::fs::write(&file, changed).unwrap();
     let plan = e.ok(&["apply", "-f", &file, "--dry-run", "--json"]);
     let plan = json_of(&plan);
@@ -112,25 +139,50 @@ idle_timeout = 600
     assert!(out.contains("~ shop (change, restart)"), "{out}");
     assert!(out.contains("~ blog (change)"), "{out}");
     assert!(out.contains("~ pinned: true → false"), "{out}");
+    assert!(out.contains("~ tool (change, restart)"), "{out}");
+    assert!(out.contains("~ memory_max: 64M → 96M"), "{out}");
     e.wait_status("shop", "running", Duration::from_secs(30));
     assert_ne!(e.pid("shop"), pid, "the env changed: restarted");
     assert_eq!(view(&e, "shop")["env"]["API_KEY"], "s3cret-two");
+    e.wait_status("tool", "running", Duration::from_secs(30));
+    assert_ne!(
+        e.pid("tool"),
+        tool_pid,
+        "the memory limit changed: restarted"
+    );
+    assert_eq!(view(&e, "tool")["memory_max"], 96u64 << 20);
 
     // dump, then apply of the dump: a no-op (env left out without --secrets, kept as is).
     let dumped = e.ok(&["dump"]);
     assert!(!dumped.contains("s3cret"), "{dumped}");
     assert!(dumped.contains("[apps.shop]"), "{dumped}");
+    assert!(dumped.contains("[apps.tool.command]"), "{dumped}");
+    assert!(dumped.contains("memory_max = \"96M\""), "{dumped}");
+    assert!(dumped.contains("nice = 5"), "{dumped}");
     let dump_file = write(dir.path(), "dump.toml", &dumped);
     let out = e.ok(&["apply", "-f", &dump_file, "--prune"]);
     assert!(
-        out.contains("0 created, 0 changed (0 restarted), 0 deleted, 2 unchanged"),
+        out.contains("0 created, 0 changed (0 restarted), 0 deleted, 3 unchanged"),
         "{out}"
     );
     let secrets = e.ok(&["dump", "--secrets"]);
     assert!(secrets.contains("s3cret-two"), "{secrets}");
     let secrets_file = write(dir.path(), "secrets.toml", &secrets);
     let out = e.ok(&["apply", "-f", &secrets_file]);
-    assert!(out.contains("2 unchanged"), "{out}");
+    assert!(out.contains("3 unchanged"), "{out}");
+
+    // The dump made apps anew: on a fresh engine, the same apps with the same fields (this
+    // engine's apps stopped: their ports are the file's).
+    e.ok(&["stop", "--all"]);
+    let fresh = TestEngine::start();
+    let out = fresh.ok(&["apply", "-f", &secrets_file]);
+    assert!(out.contains("applied: 3 created"), "{out}");
+    let out = fresh.ok(&["apply", "-f", &secrets_file]);
+    assert!(out.contains("3 unchanged"), "{out}");
+    let again = view(&fresh, "tool");
+    for key in ["command", "memory_max", "nice", "start_mode", "runtime"] {
+        assert_eq!(again[key], view(&e, "tool")[key], "{key}");
+    }
 }
 
 #[test]
@@ -147,6 +199,8 @@ fn a_bad_apps_file_names_the_app_and_field_and_changes_nothing() {
     );
     let err = e.fails(&["apply", "-f", &bad_port, "--prune"]);
     assert!(err.contains("apps.bad1.port"), "{err}");
+    let out = e.hangar(&["apply", "-f", &bad_port, "--json"]);
+    assert_eq!(json_of(&stdout(&out))["field"], "apps.bad1.port");
     let typo = write(dir.path(), "b.toml", "[apps.good1]\nprot = 5000\n");
     let err = e.fails(&["apply", "-f", &typo]);
     assert!(err.contains("apps.good1.prot"), "{err}");
@@ -168,6 +222,42 @@ fn a_bad_apps_file_names_the_app_and_field_and_changes_nothing() {
     let runtime = write(dir.path(), "f.toml", "[apps.keep1]\nruntime = \"nope\"\n");
     let err = e.fails(&["apply", "-f", &runtime]);
     assert!(err.contains("apps.keep1.runtime"), "{err}");
+    // The program and the resources, by create's and edit's own rules, on a new app and on
+    // one that exists.
+    for (text, field) in [
+        ("[apps.good1]\nnice = 40\n", "apps.good1.nice"),
+        ("[apps.keep1]\nnice = -21\n", "apps.keep1.nice"),
+        (
+            "[apps.good1]\nmemory_max = \"1K\"\n",
+            "apps.good1.memory_max",
+        ),
+        (
+            "[apps.keep1]\nmemory_max = \"lots\"\n",
+            "apps.keep1.memory_max",
+        ),
+        (
+            "[apps.good1]\ncommand = { argv = [] }\n",
+            "apps.good1.command",
+        ),
+        (
+            "[apps.good1]\ncommand = { argv = [\"srv\"], health = \"up\" }\n",
+            "apps.good1.command.health",
+        ),
+        (
+            "[apps.keep1]\ncommand = { argv = [\"srv\", \"${NOT_A_VARIABLE_HERE}\"] }\n",
+            "apps.keep1.command",
+        ),
+        (
+            "[apps.good1]\ncommand = { program = \"x\" }\n",
+            "apps.good1.command",
+        ),
+    ] {
+        let f = write(dir.path(), "g.toml", text);
+        let out = e.hangar(&["apply", "-f", &f, "--json"]);
+        assert!(!out.status.success(), "{text}");
+        let err = json_of(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(err["field"], field, "{text}: {err}");
+    }
     let names = |l: Vec<Value>| -> Vec<String> {
         l.iter()
             .map(|a| a["name"].as_str().unwrap().to_string())
@@ -433,6 +523,7 @@ fn every_verb_answers_json_and_one_error_shape() {
         vec!["create", "Bad Name", "--json"],
         vec!["start", "nosuch", "--json"],
         vec!["edit", "j1", "--port", "80", "--json"],
+        vec!["exec", "nosuch", "--json", "--", "true"],
     ] {
         let out = e.hangar(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -445,8 +536,56 @@ fn every_verb_answers_json_and_one_error_shape() {
     }
     let out = e.hangar(&["create", "Bad Name", "--json"]);
     assert_eq!(json_of(&stdout(&out))["field"], "name");
+    // exec: the program's output is its own, as it is; a program that cannot be run is
+    // Hangar's refusal, in the one shape, with a shell's status.
+    let out = e.ok(&["exec", "j1", "--json", "--", "printenv", "HANGAR_APP"]);
+    assert_eq!(out, "j1\n");
+    let out = e.hangar(&["exec", "j1", "--json", "--", "no-such-program-here"]);
+    assert_eq!(out.status.code(), Some(127));
+    let err = json_of(&stdout(&out));
+    assert_eq!(err["field"], "program", "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-program-here")),
+        "{err}"
+    );
     let out = e.ok(&["kill", "--json"]);
     json_of(&out);
+}
+
+/// `hangar list | head -1`: a reader that goes away ends the CLI as a closed pipe ends other
+/// programs (SIGPIPE, silently), never with Rust's "failed printing to stdout" panic; both the
+/// line writers (`list`, `delete`) and the streaming ones (`logs`) do.
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = TestEngine::start();
+    e.ok(&["create", "piped"]);
+    for args in [
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["logs", "-n", "50"],
+        vec!["delete", "piped"],
+    ] {
+        let mut child = hangar_cmd(e.home_path())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hangar");
+        // The reader is gone before hangar writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for hangar");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        // 13: SIGPIPE, as `cat` ends when its reader goes.
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {}", out.status);
+    }
+    assert!(!e.listed("piped"), "the verb itself was done");
 }
 
 #[test]

@@ -79,12 +79,16 @@ impl From<EngineError> for ApiError {
 }
 
 impl ApiError {
-    /// The kind of refusal, and the field at fault when there is one.
-    fn kind(&self) -> (ErrorKind, Option<&'static str>) {
+    /// The kind of refusal, and the field at fault when there is one (a refused step of an
+    /// apps file: `apps.NAME.FIELD`, as the file names it).
+    fn kind(&self) -> (ErrorKind, Option<String>) {
         match &self.0 {
-            EngineError::Invalid(i) => (ErrorKind::Invalid, Some(i.field)),
-            EngineError::Plan { invalid, .. } => (ErrorKind::Invalid, Some(invalid.field)),
-            EngineError::Conflict(i) => (ErrorKind::Conflict, Some(i.field)),
+            EngineError::Invalid(i) => (ErrorKind::Invalid, Some(i.field.to_string())),
+            EngineError::Plan { app, invalid } => (
+                ErrorKind::Invalid,
+                Some(format!("apps.{app}.{}", invalid.field)),
+            ),
+            EngineError::Conflict(i) => (ErrorKind::Conflict, Some(i.field.to_string())),
             EngineError::NotFound(_) => (ErrorKind::NotFound, None),
             EngineError::Refused(_) => (ErrorKind::Refused, None),
             EngineError::Start { .. } => (ErrorKind::StartFailed, None),
@@ -96,7 +100,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (kind, field) = self.kind();
-        error(kind, field, &self.0.to_string())
+        error(kind, field.as_deref(), &self.0.to_string())
     }
 }
 

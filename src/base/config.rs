@@ -153,6 +153,16 @@ pub enum Prefix {
     Strip,
 }
 
+impl Prefix {
+    /// Its spelling in `hangar.toml`, an apps file and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefix::Keep => "keep",
+            Prefix::Strip => "strip",
+        }
+    }
+}
+
 /// How to tell a runtime's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Version {
@@ -252,6 +262,22 @@ impl AppCommand {
             }
         }
         Ok(())
+    }
+
+    /// [`AppCommand::check`] for one app: its templates may name the engine's variables, its
+    /// runtime's `env` keys (`runtime_env`) and its own env keys (`app_env`). Create, edit and
+    /// `apply`'s plan check an app's program through this.
+    pub fn check_for_app(
+        &self,
+        runtime_env: Option<&BTreeMap<String, String>>,
+        app_env: &BTreeMap<String, String>,
+    ) -> Result<(), crate::base::validate::Invalid> {
+        let engine_env = engine_vars();
+        self.check(&|v| {
+            engine_env.contains(v)
+                || app_env.contains_key(v)
+                || runtime_env.is_some_and(|e| e.contains_key(v))
+        })
     }
 }
 

@@ -290,6 +290,17 @@ pub fn size(field: &'static str, s: &str) -> Result<u64, Invalid> {
     Ok(bytes as u64)
 }
 
+/// A size as [`size`] reads it back, in the largest unit that holds it exactly (`600M`,
+/// `1536K`, `0`): what `hangar dump` writes.
+pub fn size_text(bytes: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 /// A per-app memory limit: a [`size`] of at least [`MIN_MEMORY_MAX`]; 0 means none.
 pub fn memory_max(s: &str) -> Result<Option<u64>, Invalid> {
     match size("memory_max", s)? {
@@ -367,6 +378,11 @@ mod tests {
             assert!(e.message.contains("600M"), "{bad}: {}", e.message);
         }
         assert_eq!(memory_max("0"), Ok(None));
+        for b in [0, 1, 1023, 4 << 20, 600 << 20, 1536 << 10, 3 << 29, 2 << 40] {
+            assert_eq!(size("x", &size_text(b)), Ok(b), "{}", size_text(b));
+        }
+        assert_eq!(size_text(600 << 20), "600M");
+        assert_eq!(size_text(3 << 29), "1536M");
         assert!(memory_max("1M").is_err());
         assert_eq!(SizeInput::Bytes(64 << 20).memory_max(), Ok(Some(64 << 20)));
         assert_eq!(nice(19), Ok(19));

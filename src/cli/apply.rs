@@ -58,7 +58,7 @@ pub async fn apply(c: &Client, a: ApplyArgs) -> Result<()> {
         })
         .await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_plan(&report);
     }
@@ -76,7 +76,7 @@ pub async fn apply(c: &Client, a: ApplyArgs) -> Result<()> {
 /// The plan as a diff: `+` create, `~` change, `-` delete, then one summary line.
 fn print_plan(r: &ApplyReport) {
     for s in r.steps.iter().filter(|s| s.action != Action::Unchanged) {
-        println!("{}", step_head(s));
+        outln!("{}", step_head(s));
         for f in &s.fields {
             let env = f.field.starts_with("env.");
             let line = match (&f.from, &f.to, env) {
@@ -88,16 +88,16 @@ fn print_plan(r: &ApplyReport) {
                 (Some(from), None, false) => format!("    ~ {}: {from} → (none)", f.field),
                 (None, None, false) => format!("      {}", f.field),
             };
-            println!("{line}");
+            outln!("{line}");
         }
         if let Some(e) = &s.error {
-            println!("    failed: {e}");
+            outln!("    failed: {e}");
         }
     }
     let n = |a| r.count(a);
     let restarts = r.steps.iter().filter(|s| s.restart).count();
     if r.dry_run {
-        println!(
+        outln!(
             "plan: {} to create, {} to change ({restarts} to restart), {} to delete, {} unchanged (dry run: nothing was changed)",
             n(Action::Create),
             n(Action::Change),
@@ -105,7 +105,7 @@ fn print_plan(r: &ApplyReport) {
             n(Action::Unchanged)
         );
     } else if r.failed().is_none() {
-        println!(
+        outln!(
             "applied: {} created, {} changed ({restarts} restarted), {} deleted, {} unchanged",
             n(Action::Create),
             n(Action::Change),
@@ -130,7 +130,7 @@ pub async fn dump(c: &Client, a: DumpArgs) -> Result<()> {
     let apps = c.list().await?;
     let file = AppsFile::of(&apps, a.secrets);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&file)?);
+        outln!("{}", serde_json::to_string_pretty(&file)?);
         return Ok(());
     }
     let mut text =
@@ -147,7 +147,7 @@ pub async fn dump(c: &Client, a: DumpArgs) -> Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {} ({} apps)", path.display(), file.apps.len());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }

@@ -127,9 +127,9 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
     };
     if names.is_empty() {
         if a.json {
-            println!("{}", json!({ "apps": [], "ok": 0, "failed": 0 }));
+            outln!("{}", json!({ "apps": [], "ok": 0, "failed": 0 }));
         } else {
-            println!("no app matches; nothing to {}", verb.name());
+            outln!("no app matches; nothing to {}", verb.name());
         }
         return Ok(());
     }
@@ -144,14 +144,14 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
         match r {
             Ok(v) => {
                 if !a.json {
-                    println!("{}", done_line(verb, &v));
+                    outln!("{}", done_line(verb, &v));
                 }
                 results.push(json!({ "name": v.name, "ok": true, "status": v.status, "pid": v.pid, "error": null }));
             }
             Err(e) if one => return Err(e.into()),
             Err(e) => {
                 if !a.json {
-                    println!("{name}: {} failed: {e}", verb.name());
+                    outln!("{name}: {} failed: {e}", verb.name());
                 }
                 results.push(json!({ "name": name, "ok": false, "status": null, "pid": null, "error": e.to_string() }));
                 failed.push((name.clone(), e.to_string()));
@@ -160,14 +160,14 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
     }
     let ok = names.len() - failed.len();
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "apps": results, "ok": ok, "failed": failed.len() })
             )?
         );
     } else if !one {
-        println!(
+        outln!(
             "{} {ok} of {} apps{}",
             verb.past(),
             names.len(),

@@ -99,7 +99,7 @@ pub async fn backup(
                 let info: BackupInfo =
                     serde_json::from_value(result).context("the backup's result")?;
                 if !json {
-                    println!(
+                    outln!(
                         "backed up {} to {} ({})",
                         info.app,
                         info.file.display(),
@@ -116,7 +116,7 @@ pub async fn backup(
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&made)?);
+        outln!("{}", serde_json::to_string_pretty(&made)?);
     }
     if !failed.is_empty() {
         bail!(
@@ -133,20 +133,23 @@ pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()>
     let answer = c.backups(name.as_deref()).await?;
     let list = answer.backups;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if list.is_empty() {
-        println!("no backups yet (`hangar backup NAME` makes one)");
+        outln!("no backups yet (`hangar backup NAME` makes one)");
         return Ok(());
     }
     let w = list.iter().map(|b| b.app.len()).max().unwrap_or(3).max(3);
-    println!(
+    outln!(
         "{:<w$}  {:<20}  {:<14}  {:>10}  FILE",
-        "APP", "CREATED", "REASON", "SIZE"
+        "APP",
+        "CREATED",
+        "REASON",
+        "SIZE"
     );
     for b in &list {
-        println!(
+        outln!(
             "{:<w$}  {:<20}  {:<14}  {:>10}  {}",
             b.app,
             b.created_at,
@@ -155,7 +158,7 @@ pub async fn backups(c: &Client, name: Option<String>, json: bool) -> Result<()>
             b.name
         );
     }
-    println!(
+    outln!(
         "automatic backups (before-upgrade, before-delete) are kept {} days; restore one with `hangar restore FILE [--as NEW_NAME]`",
         answer.keep_days
     );
@@ -183,12 +186,15 @@ pub async fn restore(
     let result = follow(c, &job, "restoring").await?;
     let view: AppView = serde_json::from_value(result).context("the restored app")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "restored {} (port {}, {}); open {}",
-        view.name, view.port, view.db, view.url
+        view.name,
+        view.port,
+        view.db,
+        view.url
     );
     print_notices(&view);
     Ok(())
@@ -209,7 +215,7 @@ pub async fn import(
         })
         .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     let made = if r.dry_run { "would create" } else { "created" };
@@ -224,14 +230,16 @@ pub async fn import(
         .unwrap_or(4)
         .max(4);
     if r.dry_run {
-        println!("dry run: nothing is changed");
+        outln!("dry run: nothing is changed");
     }
-    println!(
+    outln!(
         "{} applications in {} (runtime {})",
-        r.rows, r.source, r.runtime
+        r.rows,
+        r.source,
+        r.runtime
     );
     if !rows.is_empty() {
-        println!("{:<w$}  {:<12}  {:<9}  DATABASE", "NAME", "RESULT", "START");
+        outln!("{:<w$}  {:<12}  {:<9}  DATABASE", "NAME", "RESULT", "START");
     }
     for (what, x) in &rows {
         let mut line = format!(
@@ -241,9 +249,9 @@ pub async fn import(
         if let Some(why) = &x.reason {
             line.push_str(&format!("  ({why})"));
         }
-        println!("{line}");
+        outln!("{line}");
     }
-    println!(
+    outln!(
         "{} {made}, {} skipped, {} conflicting",
         r.created.len(),
         r.skipped.len(),

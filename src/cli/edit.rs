@@ -10,58 +10,98 @@ use anyhow::Result;
 use clap::Args;
 
 use hangar::api::client::Client;
+use hangar::base::validate::{self, SizeInput};
 use hangar::engine::AppView;
 use hangar::store::registry::{AppEdit, StartMode};
 
 use crate::cli::output::Failure;
 
+// The flags `create` and `edit` share, flattened into both: one declaration each (name, value,
+// type, rule). The help texts are create's; `EditArgs` gives edit's own wording (`mut_arg`).
+// No doc comment on these structs: a flattened struct's would replace the verb's own help.
 #[derive(Args, Debug)]
-pub struct EditArgs {
-    pub name: String,
+pub struct AppFlags {
     #[arg(long, value_name = "S")]
     pub display_name: Option<String>,
-    /// with-main or on-visit.
+    /// with-main: starts with the engine; on-visit (default): starts on its first request.
     #[arg(long, value_name = "MODE")]
     pub start_mode: Option<String>,
+    /// Its own port (default: a free one).
     #[arg(long, value_name = "N")]
-    pub port: Option<u16>,
-    /// A custom domain; an empty one ("") removes it.
+    pub port: Option<u32>,
+    /// A custom domain that leads to it.
     #[arg(long, value_name = "HOST")]
     pub domain: Option<String>,
     /// Pin it to the menu.
-    #[arg(long, conflicts_with = "unpin")]
-    pub pin: bool,
     #[arg(long)]
-    pub unpin: bool,
-    /// Set these environment values (repeatable); other keys are kept.
+    pub pin: bool,
+    /// Its own environment values.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Set the values of an env file (dotenv: KEY=VALUE, quotes, # comments, export);
+    /// Environment values from an env file (dotenv: KEY=VALUE, quotes, # comments, export);
     /// repeatable, later files and --env win.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
+    /// On-visit apps: go dormant after SECS with no request and no open connection (a
+    /// visit starts it again). Default: never.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<i64>,
+    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G; 0: the
+    /// runtime's default); the kernel enforces it too where Hangar can make a cgroup.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPU priority of its process group, -20 (first) to 19 (last); default: the runtime's.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl AppFlags {
+    pub fn start_mode(&self) -> Result<Option<StartMode>> {
+        Ok(self
+            .start_mode
+            .as_deref()
+            .map(str::parse::<StartMode>)
+            .transpose()?)
+    }
+
+    /// The env values given: the env files', then `--env`'s.
+    pub fn env_given(&self) -> Result<BTreeMap<String, String>> {
+        env_values(&self.env_file, &self.env)
+    }
+
+    pub fn memory_max(&self) -> Option<SizeInput> {
+        self.memory_max.clone().map(SizeInput::Text)
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("start_mode", |a| a.help("with-main or on-visit")),
+    mut_arg("port", |a| a.help(None::<&str>)),
+    mut_arg("domain", |a| a.help("A custom domain; an empty one (\"\") removes it")),
+    mut_arg("env", |a| a.help("Set these environment values (repeatable); other keys are kept")),
+    mut_arg("env_file", |a| a.help("Set the values of an env file (dotenv: KEY=VALUE, quotes, # comments, export); repeatable, later files and --env win")),
+    mut_arg("idle_timeout", |a| a.help("Seconds of no visit after which an on-visit app goes dormant; 0: never")),
+    mut_arg("memory_max", |a| a.help("Restart it when its whole process tree holds more than SIZE (600M, 1.5G); 0 removes its own limit (the runtime's applies). Takes effect at its next start")),
+    mut_arg("nice", |a| a.help("CPU priority of its process group, -20 to 19; 0 removes its own (the runtime's applies). A running app is reniced at once")),
+)]
+pub struct EditArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub app: AppFlags,
+    #[arg(long, conflicts_with = "pin")]
+    pub unpin: bool,
     /// Remove these environment keys (repeatable).
     #[arg(long = "unset-env", value_name = "KEY")]
     pub unset_env: Vec<String>,
     /// Replace the whole environment with what --env-file and --env give.
     #[arg(long)]
     pub replace_env: bool,
-    /// Seconds of no visit after which an on-visit app goes dormant; 0: never.
-    #[arg(long, value_name = "SECS")]
-    pub idle_timeout: Option<u32>,
-    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G); 0 removes
-    /// its own limit (the runtime's applies). Takes effect at its next start.
-    #[arg(long, value_name = "SIZE")]
-    pub memory_max: Option<String>,
-    /// CPU priority of its process group, -20 to 19; 0 removes its own (the runtime's
-    /// applies). A running app is reniced at once.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub nice: Option<i64>,
     /// Restart the app when it runs and its port or environment changed.
     #[arg(long)]
     pub restart: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The values of `files` (in order), then of `args` (`KEY=VALUE`): the later wins.
@@ -86,12 +126,9 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 
 pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
     let before = c.status(&a.name).await?;
-    let start_mode = a
-        .start_mode
-        .as_deref()
-        .map(str::parse::<StartMode>)
-        .transpose()?;
-    let given = env_values(&a.env_file, &a.env)?;
+    let f = &a.app;
+    let start_mode = f.start_mode()?;
+    let given = f.env_given()?;
     let env_touched = !given.is_empty() || !a.unset_env.is_empty() || a.replace_env;
     let env = env_touched.then(|| {
         let mut env = if a.replace_env {
@@ -106,28 +143,25 @@ pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
         env
     });
     let edit = AppEdit {
-        display_name: a.display_name.clone(),
+        display_name: f.display_name.clone(),
         start_mode,
-        port: a.port,
-        domain: a.domain.clone().map(|d| (!d.is_empty()).then_some(d)),
-        pinned: match (a.pin, a.unpin) {
+        // The rules create's values meet, checked here for edit's narrower types.
+        port: f
+            .port
+            .map(|p| validate::port(i64::from(p), &[]))
+            .transpose()?,
+        domain: f.domain.clone().map(|d| (!d.is_empty()).then_some(d)),
+        pinned: match (f.pin, a.unpin) {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
         },
         env,
-        idle_timeout: a.idle_timeout,
+        idle_timeout: f.idle_timeout.map(validate::idle_timeout).transpose()?,
         // An app's own program is changed through the API (`PATCH /apps/NAME` with `command`).
         command: None,
-        memory_max: a
-            .memory_max
-            .clone()
-            .map(hangar::base::validate::SizeInput::Text),
-        nice: a
-            .nice
-            .map(hangar::base::validate::nice)
-            .transpose()
-            .map_err(|e| Failure::field("nice", e.message.clone()))?,
+        memory_max: f.memory_max(),
+        nice: f.nice.map(validate::nice).transpose()?,
     };
     let nothing = edit.display_name.is_none()
         && edit.start_mode.is_none()
@@ -153,28 +187,28 @@ pub async fn run(c: &Client, a: EditArgs) -> Result<()> {
         c.restart(&a.name).await?;
         restarted = true;
     }
-    if a.json {
+    if f.json {
         let out = serde_json::json!({
             "name": after.name,
             "changed": changes.iter().map(|(f, _)| f).collect::<Vec<_>>(),
             "restarted": restarted,
             "status": after.status,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if changes.is_empty() {
-        println!("{}: nothing changed", after.name);
+        outln!("{}: nothing changed", after.name);
         return Ok(());
     }
-    println!("edited {}", after.name);
+    outln!("edited {}", after.name);
     for (_, line) in &changes {
-        println!("  {line}");
+        outln!("  {line}");
     }
     if restarted {
-        println!("restarted {}", after.name);
+        outln!("restarted {}", after.name);
     } else if run_settings && after.status.is_active() {
-        println!(
+        outln!(
             "{} runs with its old settings until restarted: `hangar restart {}` (or edit --restart)",
             after.name, after.name
         );

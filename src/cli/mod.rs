@@ -1,6 +1,10 @@
 //! The `hangar` command line (the contract in docs/contracts.md). Each verb is one API call, except `serve`,
 //! which hosts the engine itself.
 
+// First: `out!` and `outln!` are for every module below.
+#[macro_use]
+pub(crate) mod output;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -161,6 +165,10 @@ pub enum Command {
     /// status is hangar's.
     Exec {
         name: String,
+        /// Hangar's own refusals (no such app, a program that cannot be run) as the one JSON
+        /// error shape on stdout; the program's output is its own.
+        #[arg(long)]
+        json: bool,
         /// The program and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
         program: Vec<String>,
@@ -196,29 +204,15 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     pub name: String,
-    #[arg(long, value_name = "S")]
-    pub display_name: Option<String>,
-    /// with-main: starts with the engine; on-visit (default): starts on its first request.
-    #[arg(long, value_name = "MODE")]
-    pub start_mode: Option<String>,
-    /// Its own port (default: a free one).
-    #[arg(long, value_name = "N")]
-    pub port: Option<u32>,
-    /// A custom domain that leads to it.
-    #[arg(long, value_name = "HOST")]
-    pub domain: Option<String>,
-    /// Pin it to the menu.
-    #[arg(long)]
-    pub pin: bool,
+    // The flags `edit` takes too.
+    #[command(flatten)]
+    pub app: crate::cli::edit::AppFlags,
     /// new-database (default), schema, or a connection URL.
     #[arg(long, value_name = "new-database|schema|URL")]
     pub db: Option<String>,
     /// Runtime from hangar.toml (default: the main app's).
     #[arg(long, value_name = "R")]
     pub runtime: Option<String>,
-    /// Its own environment values.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
     /// With `-- PROGRAM`: whether the program sees the /_app/NAME prefix (default: strip).
     #[arg(long, value_name = "keep|strip", requires = "program")]
     pub prefix: Option<String>,
@@ -229,23 +223,6 @@ pub struct CreateArgs {
     /// are replaced when it starts (quote them for the shell: '${PORT}').
     #[arg(last = true, value_name = "PROGRAM [ARGS]")]
     pub program: Vec<String>,
-    /// Environment values from an env file (dotenv: KEY=VALUE, quotes, # comments, export);
-    /// repeatable, later files and --env win.
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
-    /// On-visit apps: go dormant after SECS with no request and no open connection (a
-    /// visit starts it again). Default: never.
-    #[arg(long, value_name = "SECS")]
-    pub idle_timeout: Option<i64>,
-    #[arg(long)]
-    pub json: bool,
-    /// Restart it when its whole process tree holds more than SIZE (600M, 1.5G; 0: the
-    /// runtime's default); the kernel enforces it too where Hangar can make a cgroup.
-    #[arg(long, value_name = "SIZE")]
-    pub memory_max: Option<String>,
-    /// CPU priority of its process group, -20 (first) to 19 (last); default: the runtime's.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub nice: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -293,9 +270,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kill { json } => {
             if !home.engine_running() {
                 if json {
-                    println!("{}", json!({ "stopped": false, "engine": false }));
+                    outln!("{}", json!({ "stopped": false, "engine": false }));
                 } else {
-                    println!("no engine runs on {}", home.root().display());
+                    outln!("no engine runs on {}", home.root().display());
                 }
                 return Ok(());
             }
@@ -309,9 +286,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bail!("the engine is still stopping its apps after 120 s");
             }
             if json {
-                println!("{}", json!({ "stopped": true, "engine": true }));
+                outln!("{}", json!({ "stopped": true, "engine": true }));
             } else {
-                println!("every app stopped; the engine ended");
+                outln!("every app stopped; the engine ended");
             }
             Ok(())
         }
@@ -423,7 +400,11 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
         Command::Apply(args) => crate::cli::apply::apply(c, args).await,
         Command::Dump(args) => crate::cli::apply::dump(c, args).await,
         Command::Monit { count, json } => crate::cli::monit::run(c, count, json).await,
-        Command::Exec { name, program } => crate::cli::run_cmd::exec(c, &name, program).await,
+        Command::Exec {
+            name,
+            json,
+            program,
+        } => crate::cli::run_cmd::exec(c, &name, program, json).await,
         Command::Reload { json } => crate::cli::run_cmd::reload(c, json).await,
         Command::Serve { .. }
         | Command::Kill { .. }
@@ -435,35 +416,34 @@ async fn client_command(c: &Client, command: Command) -> Result<()> {
 }
 
 async fn create(c: &Client, a: CreateArgs) -> Result<()> {
-    let env = crate::cli::edit::env_values(&a.env_file, &a.env)?;
-    let start_mode = a
-        .start_mode
-        .as_deref()
-        .map(str::parse::<hangar::store::registry::StartMode>)
-        .transpose()?;
+    let f = &a.app;
     let req = CreateApp {
+        env: f.env_given()?,
+        start_mode: f.start_mode()?,
+        memory_max: f.memory_max(),
         name: a.name,
-        display_name: a.display_name,
-        start_mode,
-        port: a.port,
-        domain: a.domain,
-        pinned: a.pin,
+        display_name: f.display_name.clone(),
+        port: f.port,
+        domain: f.domain.clone(),
+        pinned: f.pin,
         db: a.db,
         runtime: a.runtime,
-        env,
-        idle_timeout: a.idle_timeout,
+        idle_timeout: f.idle_timeout,
         command: crate::cli::run_cmd::app_command(a.program, a.prefix, a.health)?,
-        memory_max: a.memory_max.map(hangar::base::validate::SizeInput::Text),
-        nice: a.nice,
+        nice: f.nice,
     };
     let v = c.create(&req).await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
+    if f.json {
+        outln!("{}", serde_json::to_string_pretty(&json_view(&v))?);
         return Ok(());
     }
-    println!(
+    outln!(
         "created {} ({}, port {}, {}); open {}",
-        v.name, v.start_mode, v.port, v.db, v.url
+        v.name,
+        v.start_mode,
+        v.port,
+        v.db,
+        v.url
     );
     print_notices(&v);
     Ok(())
@@ -472,10 +452,10 @@ async fn create(c: &Client, a: CreateArgs) -> Result<()> {
 /// What a new app (created or restored) asks of the operator.
 pub(crate) fn print_notices(v: &AppView) {
     for n in &v.notices {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if v.start_mode == hangar::store::registry::StartMode::OnVisit {
-        println!(
+        outln!(
             "it starts on its first visit, or now with `hangar start {}`",
             v.name
         );
@@ -485,7 +465,7 @@ pub(crate) fn print_notices(v: &AppView) {
 async fn list(c: &Client, json: bool) -> Result<()> {
     let apps = c.list().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
+        outln!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
     } else {
         print_table(&apps);
     }
@@ -495,7 +475,7 @@ async fn list(c: &Client, json: bool) -> Result<()> {
 async fn status(c: &Client, name: &str, json: bool) -> Result<()> {
     let v = c.status(name).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&json_view(&v))?);
+        outln!("{}", serde_json::to_string_pretty(&json_view(&v))?);
     } else {
         print_status(&v);
     }
@@ -507,7 +487,7 @@ async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool, json: bool) ->
         if !std::io::stdin().is_terminal() {
             bail!("--drop-db deletes {name}'s data for good; add --yes to confirm");
         }
-        print!("This deletes {name} and drops its database. Type its name to confirm: ");
+        out!("This deletes {name} and drops its database. Type its name to confirm: ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
@@ -517,15 +497,15 @@ async fn delete(c: &Client, name: &str, drop_db: bool, yes: bool, json: bool) ->
     }
     let r = c.delete(name, drop_db).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!("deleted {}", r.name);
+    outln!("deleted {}", r.name);
     for d in r.dropped {
-        println!("  dropped: {d}");
+        outln!("  dropped: {d}");
     }
     for k in r.kept {
-        println!("  kept: {k}");
+        outln!("  kept: {k}");
     }
     Ok(())
 }
@@ -543,13 +523,13 @@ async fn export(c: &Client, a: ExportArgs) -> Result<()> {
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if a.json {
-                println!("{}", json!({ "kind": a.kind, "file": path }));
+                outln!("{}", json!({ "kind": a.kind, "file": path }));
             } else {
                 eprintln!("wrote {}", path.display());
             }
         }
-        None if a.json => println!("{}", json!({ "kind": a.kind, "text": text })),
-        None => print!("{text}"),
+        None if a.json => outln!("{}", json!({ "kind": a.kind, "text": text })),
+        None => out!("{text}"),
     }
     Ok(())
 }
@@ -562,9 +542,9 @@ async fn open(c: &Client, home: &Home, no_browser: bool, json: bool) -> Result<(
     let link = c.login_code().await?;
     if no_browser {
         if json {
-            println!("{}", json!({ "url": link.url }));
+            outln!("{}", json!({ "url": link.url }));
         } else {
-            println!("{}", link.url);
+            outln!("{}", link.url);
         }
         return Ok(());
     }
@@ -575,9 +555,9 @@ async fn open(c: &Client, home: &Home, no_browser: bool, json: bool) -> Result<(
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("file://{}", file.display()));
     if json {
-        println!("{}", json!({ "url": file_url }));
+        outln!("{}", json!({ "url": file_url }));
     } else {
-        println!("{file_url}");
+        outln!("{file_url}");
     }
     open_in_browser(&file_url);
     Ok(())
@@ -704,12 +684,12 @@ fn print_table(apps: &[AppView]) {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(head.to_vec()));
+    outln!("{}", line(head.to_vec()));
     for r in &rows {
-        println!("{}", line(r.iter().map(|s| s.as_str()).collect()));
+        outln!("{}", line(r.iter().map(|s| s.as_str()).collect()));
     }
     for a in apps.iter().filter(|a| a.error.is_some()) {
-        println!("{}: {}", a.name, a.error.as_deref().unwrap_or(""));
+        outln!("{}: {}", a.name, a.error.as_deref().unwrap_or(""));
     }
 }
 
@@ -760,10 +740,10 @@ fn print_status(v: &AppView) {
         ("error", v.error.clone().unwrap_or("-".into())),
     ];
     for (k, val) in rows {
-        println!("{k:>13}  {val}");
+        outln!("{k:>13}  {val}");
     }
     if let Some(c) = &v.command {
-        println!(
+        outln!(
             "{:>13}  {}",
             "command",
             crate::cli::run_cmd::shell_words(&c.argv)
@@ -792,7 +772,7 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let progress = !json && std::io::stderr().is_terminal();
     if !json {
-        println!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
+        outln!("{:<width$}  {:<10}  VERSION", "NAME", "RESULT");
     }
     let mut reports: Vec<UpgradeReport> = Vec::new();
     for n in &names {
@@ -814,12 +794,12 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
             if let Some(e) = &r.error {
                 row.push_str(&format!("  ({e})"));
             }
-            println!("{row}");
+            outln!("{row}");
         }
         reports.push(r);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
     }
     let failed: Vec<&UpgradeReport> = reports
         .iter()
@@ -852,7 +832,6 @@ mod edit;
 mod logs;
 mod logs_all;
 mod monit;
-pub(crate) mod output;
 mod run_cmd;
 mod shell;
 mod startup;

@@ -1,9 +1,71 @@
-//! What every verb shares about its output: the one error shape of `--json`
+//! What every verb shares about its output: writing to standard output (`out!`, `outln!`: a
+//! reader that went away, as `hangar list | head -1`'s, ends the process as it ends other
+//! command-line programs, never with a panic), the one error shape of `--json`
 //! (`{"error": MESSAGE, "field": FIELD-or-null}` on standard output, with exit status 1), colour
 //! only on a terminal and never under `NO_COLOR`, and the per-app progress and summary line of
 //! the bulk verbs.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+/// `print!` for the CLI: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*), false)
+    };
+}
+
+/// `println!` for the CLI: see [`write_out`].
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*), true)
+    };
+}
+
+/// Write to standard output (a line with `newline`). std's `print!` panics when the reader has
+/// gone ("failed printing to stdout: Broken pipe"); here that ends the process quietly.
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut o = std::io::stdout().lock();
+    let written = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = written {
+        drop(o);
+        stdout_failed(&e);
+    }
+}
+
+/// Standard output cannot be written. A reader that went away (EPIPE): the process ends as
+/// SIGPIPE ends any command-line program, silently (a shell sees status 141); anything else:
+/// one line on stderr and exit status 1.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        closed_pipe();
+    }
+    eprintln!("hangar: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
+/// End as a closed pipe ends other programs: SIGPIPE, with its default action. Only here is
+/// the signal's action reset: while the CLI works, a write to a socket the engine closed stays
+/// an error (Rust ignores SIGPIPE), never a silent death.
+fn closed_pipe() -> ! {
+    use nix::sys::signal::{raise, signal, SigHandler, Signal};
+    // SAFETY: the default action is not a handler; no code runs on the signal.
+    if unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.is_ok() {
+        let _ = raise(Signal::SIGPIPE);
+    }
+    std::process::exit(141);
+}
+
+/// Whether an error that ends a verb is standard output's closed pipe (a verb that writes
+/// with `writeln!` returns it): the caller ends as [`stdout_failed`] does.
+pub fn closed_stdout(e: &anyhow::Error) -> Option<&std::io::Error> {
+    e.downcast_ref::<std::io::Error>()
+        .filter(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
 
 use serde_json::json;
 

@@ -46,11 +46,13 @@ pub(crate) fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// `hangar exec NAME -- PROGRAM [ARGS…]`: this process becomes PROGRAM, with exactly the app's
-/// environment (the engine's, as a start builds it) in the app's working folder, so its exit
-/// status, its signals and the terminal are the program's own. Exit 127 when PROGRAM is not
-/// found, 126 when it cannot be run, as a shell does.
-pub(crate) async fn exec(c: &Client, name: &str, program: Vec<String>) -> Result<()> {
+/// `hangar exec NAME [--json] -- PROGRAM [ARGS…]`: this process becomes PROGRAM, with exactly
+/// the app's environment (the engine's, as a start builds it) in the app's working folder, so
+/// its output, its exit status, its signals and the terminal are the program's own. Exit 127
+/// when PROGRAM is not found, 126 when it cannot be run, as a shell does; with `--json` that
+/// refusal is also the one error shape on stdout (field `program`), as every other refusal of
+/// exec is (`main.rs`).
+pub(crate) async fn exec(c: &Client, name: &str, program: Vec<String>, json: bool) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let Some((prog, args)) = program.split_first() else {
         bail!("give the program to run after `--`: hangar exec NAME -- PROGRAM [ARGS…]");
@@ -73,10 +75,15 @@ pub(crate) async fn exec(c: &Client, name: &str, program: Vec<String>) -> Result
         .envs(&s.env)
         .current_dir(&s.cwd)
         .exec();
-    eprintln!(
-        "hangar: cannot run {prog:?} in {} for {name}: {err}",
+    let why = format!(
+        "cannot run {prog:?} in {} for {name}: {err}",
         s.cwd.display()
     );
+    if json {
+        let failure = anyhow::Error::new(crate::cli::output::Failure::field("program", &why));
+        outln!("{}", crate::cli::output::error_json(&failure));
+    }
+    eprintln!("hangar: {why}");
     std::process::exit(match err.kind() {
         std::io::ErrorKind::NotFound => 127,
         _ => 126,
@@ -87,11 +94,11 @@ pub(crate) async fn exec(c: &Client, name: &str, program: Vec<String>) -> Result
 pub(crate) async fn reload(c: &Client, json: bool) -> Result<()> {
     let r = c.reload().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     if r.is_empty() {
-        println!("hangar.toml read again: no runtime changed");
+        outln!("hangar.toml read again: no runtime changed");
     }
     for (what, names) in [
         ("added", &r.added),
@@ -99,17 +106,17 @@ pub(crate) async fn reload(c: &Client, json: bool) -> Result<()> {
         ("removed", &r.removed),
     ] {
         if !names.is_empty() {
-            println!("{what}: {}", names.join(", "));
+            outln!("{what}: {}", names.join(", "));
         }
     }
     if !r.running_on_changed.is_empty() {
-        println!(
+        outln!(
             "running on the old settings until restarted: {}",
             r.running_on_changed.join(", ")
         );
     }
     for n in &r.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     Ok(())
 }

@@ -160,7 +160,7 @@ pub fn startup(home: &Home, a: StartupArgs) -> Result<()> {
     let demo = std::env::var("HANGAR_DEMO_BIN").ok();
     let text = unit(&exe, root, a.user, run_as.as_deref(), demo.as_deref());
     if a.print {
-        print!("{text}");
+        out!("{text}");
         return Ok(());
     }
     let dir = unit_dir(a.user)?;
@@ -185,25 +185,25 @@ pub fn startup(home: &Home, a: StartupArgs) -> Result<()> {
         true
     };
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "unit": name, "path": path, "user": a.user, "enabled": enabled })
         );
         return Ok(());
     }
-    println!("wrote {}", path.display());
+    outln!("wrote {}", path.display());
     let sc = if a.user {
         "systemctl --user"
     } else {
         "systemctl"
     };
     if enabled {
-        println!("enabled and started {name}: `{sc} status {name}` shows it");
+        outln!("enabled and started {name}: `{sc} status {name}` shows it");
     } else {
-        println!("enable it with `{sc} daemon-reload && {sc} enable --now {name}`");
+        outln!("enable it with `{sc} daemon-reload && {sc} enable --now {name}`");
     }
     if a.user {
-        println!(
+        outln!(
             "a user unit starts at login; to start it at boot without a login: `loginctl enable-linger {}`",
             current_user().unwrap_or_else(|| "$USER".into())
         );
@@ -227,12 +227,12 @@ pub fn unstartup(home: &Home, a: StartupArgs) -> Result<()> {
         systemctl(a.user, &["daemon-reload"])?;
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "unit": name, "path": path, "removed": true })
         );
     } else {
-        println!("removed {}", path.display());
+        outln!("removed {}", path.display());
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::validate::{Invalid, MAIN};
+use crate::base::config::AppCommand;
+use crate::base::validate::{self, Invalid, SizeInput, MAIN};
 use crate::engine::{AppView, CreateApp, Engine, EngineError};
 use crate::run::launch;
 use crate::store::registry::{AppEdit, StartMode};
@@ -55,6 +56,17 @@ pub struct AppSpec {
     /// Seconds; 0: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u32>,
+    /// Its own program (`create NAME -- PROGRAM`): `argv`, and `prefix`/`health` over its
+    /// runtime's. An app that has one keeps it when the key is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<AppCommand>,
+    /// Its own memory limit (`--memory-max`): a size (`"600M"`) or bytes; `0`: none of its
+    /// own (the runtime's applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<SizeInput>,
+    /// Its own nice value (`--nice`), -20..19; `0`: none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i64>,
     /// The app's whole own environment: a key not listed is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
@@ -74,6 +86,11 @@ impl AppSpec {
             runtime: Some(v.runtime.clone()),
             db: None,
             idle_timeout: Some(v.idle_timeout.unwrap_or(0)),
+            command: v.command.clone(),
+            memory_max: Some(SizeInput::Text(validate::size_text(
+                v.own_memory_max.unwrap_or(0),
+            ))),
+            nice: Some(i64::from(v.own_nice.unwrap_or(0))),
             env: secrets.then(|| v.env.clone()),
         }
     }
@@ -163,11 +180,17 @@ impl ApplyReport {
     }
 }
 
-/// A refusal of the plan: the app and the field.
+/// A refusal of the plan: the app and the field (as the file names it: a program's `health`
+/// is `command.health`).
 fn refuse(app: &str, i: Invalid) -> EngineError {
+    let invalid = match i.field {
+        "health" => Invalid::new("command.health", i.message),
+        "prefix" => Invalid::new("command.prefix", i.message),
+        _ => i,
+    };
     EngineError::Plan {
         app: app.to_string(),
-        invalid: i,
+        invalid,
     }
 }
 
@@ -295,11 +318,9 @@ impl Engine {
             runtime: spec.runtime.clone(),
             env: spec.env.clone().unwrap_or_default(),
             idle_timeout: spec.idle_timeout.map(i64::from),
-            // An app's own program (`create -- PROGRAM`) is not a key of the apps file yet.
-            command: None,
-            // Nor are the resources (`--memory-max`, `--nice`): `hangar edit` sets them.
-            memory_max: None,
-            nice: None,
+            command: spec.command.clone(),
+            memory_max: spec.memory_max.clone(),
+            nice: spec.nice,
         };
         let checked = req
             .check(&self.config, &self.runtimes.all())
@@ -322,6 +343,13 @@ impl Engine {
         set("runtime", spec.runtime.clone());
         set("db", spec.db.as_deref().map(db_shown));
         set("idle_timeout", spec.idle_timeout.map(|s| s.to_string()));
+        if let Some(c) = &spec.command {
+            set("command.argv", Some(argv_shown(&c.argv)));
+            set("command.prefix", c.prefix.map(|p| p.as_str().to_string()));
+            set("command.health", c.health.clone());
+        }
+        set("memory_max", checked.memory_max.map(validate::size_text));
+        set("nice", checked.nice.map(|n| n.to_string()));
         for k in req.env.keys() {
             set(&format!("env.{k}"), Some("set".into()));
         }
@@ -422,7 +450,54 @@ impl Engine {
             edit.env = Some(env.clone());
             env_changed = true;
         }
-        let restart = edit.port.is_some() || env_changed;
+        if let Some(c) = spec
+            .command
+            .as_ref()
+            .filter(|c| Some(*c) != v.command.as_ref())
+        {
+            c.check_for_app(
+                self.runtimes.get(&v.runtime).as_ref().map(|r| &r.env),
+                spec.env.as_ref().unwrap_or(&v.env),
+            )
+            .map_err(|i| refuse(name, i))?;
+            let old = v.command.as_ref();
+            let argv = |c: Option<&AppCommand>| c.map(|c| argv_shown(&c.argv));
+            let prefix =
+                |c: Option<&AppCommand>| c.and_then(|c| c.prefix).map(|p| p.as_str().to_string());
+            let health = |c: Option<&AppCommand>| c.and_then(|c| c.health.clone());
+            for (field, from, to) in [
+                ("command.argv", argv(old), argv(Some(c))),
+                ("command.prefix", prefix(old), prefix(Some(c))),
+                ("command.health", health(old), health(Some(c))),
+            ] {
+                if from != to {
+                    note(field, from, to);
+                }
+            }
+            edit.command = Some(c.clone());
+        }
+        if let Some(m) = &spec.memory_max {
+            let to = m.memory_max().map_err(|i| refuse(name, i))?;
+            if to != v.own_memory_max {
+                let shown = |b: Option<u64>| validate::size_text(b.unwrap_or(0));
+                note("memory_max", Some(shown(v.own_memory_max)), Some(shown(to)));
+                edit.memory_max = Some(SizeInput::Bytes(to.unwrap_or(0)));
+            }
+        }
+        if let Some(n) = spec.nice {
+            let to = validate::nice(n).map_err(|i| refuse(name, i))?;
+            let from = v.own_nice.unwrap_or(0);
+            if to != from {
+                note("nice", Some(from.to_string()), Some(to.to_string()));
+                edit.nice = Some(to);
+            }
+        }
+        // What a running process was started with: a change restarts it.
+        let restart = edit.port.is_some()
+            || env_changed
+            || edit.command.is_some()
+            || edit.memory_max.is_some()
+            || edit.nice.is_some();
         let edit = edit
             .check(&self.reserved_ports())
             .map_err(|i| refuse(name, i))?;
@@ -459,6 +534,11 @@ impl Engine {
             },
         ))
     }
+}
+
+/// A program's words as a plan shows them: a JSON array, as the file writes them.
+fn argv_shown(argv: &[String]) -> String {
+    serde_json::to_string(argv).unwrap_or_else(|_| argv.join(" "))
 }
 
 /// A `db` value as a plan shows it: a URL without its password.

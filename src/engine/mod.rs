@@ -203,14 +203,7 @@ impl CreateApp {
             ));
         };
         match &self.command {
-            Some(c) => {
-                let engine_env = crate::base::config::engine_vars();
-                c.check(&|v| {
-                    engine_env.contains(v)
-                        || runtime.env.contains_key(v)
-                        || self.env.contains_key(v)
-                })?;
-            }
+            Some(c) => c.check_for_app(Some(&runtime.env), &self.env)?,
             None if runtime.per_app() => {
                 return Err(Invalid::new(
                     "command",
@@ -307,6 +300,12 @@ pub struct AppView {
     /// (put to sleep), its idle timeout.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The app's own memory limit (bytes) and nice value, without its runtime's: what
+    /// `hangar dump` writes and `apply` compares. Absent: none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_memory_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_nice: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -817,7 +816,7 @@ impl Engine {
             display_name,
             domain,
             idle_timeout,
-            port: _,
+            port: asked,
             memory_max,
             nice,
         } = checked;
@@ -844,7 +843,7 @@ impl Engine {
         };
         notices.extend(generated_notice(&req.name, &secret_env));
         let now = crate::base::clock::now();
-        let record = AppRecord {
+        let mut record = AppRecord {
             name: req.name.clone(),
             display_name,
             start_mode: req.start_mode.unwrap_or(StartMode::OnVisit),
@@ -885,16 +884,16 @@ impl Engine {
                 data_dir.display()
             ))(e));
         }
-        if let Err(e) = self.registry.insert(&record).await {
+        if let Err(e) = self.insert_new(&mut record, asked.is_none()).await {
             if made_dir {
                 let _ = std::fs::remove_dir_all(&data_dir);
             }
             if !attached {
                 self.discard_db(&record.db).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
-        tracing::info!(app = %record.name, port, "created");
+        tracing::info!(app = %record.name, port = record.port, "created");
         self.supervisor.add(&record.name);
         self.supervisor.changed(&record.name);
         if record.start_mode == StartMode::WithMain && !opts.hold {
@@ -907,6 +906,22 @@ impl Engine {
         let mut view = self.view(&record.name).await?;
         view.notices = notices;
         Ok(view)
+    }
+
+    /// Insert a new app's record. A port Hangar picked (`picked`) that another create took
+    /// in the meantime (two creates at once can find the same port free) is picked again:
+    /// each such refusal is another create's success, so this ends; bounded all the same.
+    async fn insert_new(&self, record: &mut AppRecord, picked: bool) -> Result<(), EngineError> {
+        const PICKS: usize = 64;
+        for _ in 1..PICKS {
+            match self.registry.insert(record).await {
+                Err(RegistryError::Conflict(i)) if picked && i.field == "port" => {
+                    record.port = self.free_port().await?;
+                }
+                done => return Ok(done?),
+            }
+        }
+        Ok(self.registry.insert(record).await?)
     }
 
     /// Drop what provisioning made for an app that was not registered after all.
@@ -947,13 +962,10 @@ impl Engine {
         if let Some(c) = &edit.command {
             let app = self.registry.get(name).await?;
             let runtime = self.runtimes.get(&self.runtimes.name_of(&app));
-            let env = edit.env.as_ref().unwrap_or(&app.env);
-            let engine_env = crate::base::config::engine_vars();
-            c.check(&|v| {
-                engine_env.contains(v)
-                    || env.contains_key(v)
-                    || runtime.as_ref().is_some_and(|r| r.env.contains_key(v))
-            })?;
+            c.check_for_app(
+                runtime.as_ref().map(|r| &r.env),
+                edit.env.as_ref().unwrap_or(&app.env),
+            )?;
         }
         let app = self.registry.update(name, &edit).await?;
         if edit.nice.is_some() {
@@ -1328,6 +1340,8 @@ impl Engine {
             memory_restarts: state.as_ref().map(|s| s.memory_restarts).unwrap_or(0),
             nice: app.nice.or(rt.as_ref().and_then(|r| r.nice)),
             reason: state.as_ref().and_then(|s| s.reason.clone()),
+            own_memory_max: app.memory_max,
+            own_nice: app.nice,
         }
     }
 
@@ -1462,6 +1476,8 @@ mod tests {
             memory_restarts: 0,
             nice: None,
             reason: None,
+            own_memory_max: None,
+            own_nice: None,
         };
         let json = r#"{"name":"shop","display_name":"The shop","status":"backoff","pid":4242,"port":15001,"start_mode":"on-visit","domain":"shop.example.test","pinned":true,"url":"http://127.0.0.1:8080/_app/shop/","urls":["http://127.0.0.1:8080/_app/shop/","http://shop.localhost:8080/"],"db":"SQLite /home/h/apps/shop/app.sqlite","cpu_percent":1.5,"memory_bytes":1048576,"uptime_seconds":null,"restarts":2,"error":"exited with code 3","runtime":"demo","desired":"dormant","env":{"A":"1"},"progress":null,"log_lines_lost":0,"created_at":"2024-05-01T10:00:00Z","idle_timeout":300,"version":17,"memory_max":null,"memory_enforced_by":null,"memory_restarts":0,"nice":null,"reason":null}"#;
         assert_eq!(serde_json::to_string(&view).unwrap(), json);

@@ -352,7 +352,8 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn insert(&self, app: &AppRecord) -> Result<(), RegistryError> {
+    /// A new app's name, port and domain are free (the refusal names the holder).
+    async fn check_new(&self, app: &AppRecord) -> Result<(), RegistryError> {
         if self.get(&app.name).await.is_ok() {
             return Err(RegistryError::Conflict(Invalid::new(
                 "name",
@@ -363,13 +364,19 @@ impl Registry {
             )));
         }
         self.check_unique(Some(app.port), app.domain.as_deref(), &app.name)
-            .await?;
+            .await
+    }
+
+    /// Register a new app. A name, port or domain another app holds is a `Conflict` naming it,
+    /// also when that app was inserted between the check and this write (two creates at once).
+    pub async fn insert(&self, app: &AppRecord) -> Result<(), RegistryError> {
+        self.check_new(app).await?;
         let db_json = serde_json::to_string(&app.db).map_err(|e| damaged(&app.name, e))?;
         let env_json = serde_json::to_string(&app.env).map_err(|e| damaged(&app.name, e))?;
         let command_json = command_json(&app.name, app.command.as_ref())?;
         let secret_env_json =
             serde_json::to_string(&app.secret_env).map_err(|e| damaged(&app.name, e))?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO apps (name, display_name, start_mode, port, domain, pinned, runtime, db_json, env_json, secret_env_json, app_key, desired, last_version, idle_timeout, memory_max, nice, created_at, updated_at, command_json)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -393,8 +400,16 @@ impl Registry {
         .bind(&app.updated_at)
         .bind(command_json)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Another insert came between the check and this one: the check says who holds what.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                self.check_new(app).await?;
+                Err(RegistryError::Db(sqlx::Error::Database(db)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Apply an edit in one statement; the caller has validated the values.

@@ -145,7 +145,12 @@ impl TestEngine {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let window = 15000 + ((std::process::id() * 7 + n * 13) % 150) * 100;
-        let ports = format!("app_ports = \"{}-{}\"\n", window, window + 99);
+        // A test that sets its own `app_ports` keeps it.
+        let ports = if toml.contains("app_ports") {
+            String::new()
+        } else {
+            format!("app_ports = \"{}-{}\"\n", window, window + 99)
+        };
         std::fs::write(
             home.path().join("hangar.toml"),
             format!("proxy_port = {proxy_port}\napi_port = {api_port}\n{ports}{toml}"),

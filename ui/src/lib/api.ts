@@ -61,6 +61,9 @@ export interface AppView {
   nice?: number | null;
   /** Why Hangar itself last stopped or restarted it (memory limit, memory budget, idle). */
   reason?: string | null;
+  /** Its own memory limit (bytes) and nice value, without its runtime's; absent: none. */
+  own_memory_max?: number;
+  own_nice?: number;
 }
 
 /** GET /host: the machine's figures and, when `memory_budget` is set, the budget and use. */
