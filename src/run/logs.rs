@@ -131,7 +131,7 @@ const LINGER: Duration = Duration::from_millis(10);
 const READ_BUF: usize = 64 * 1024;
 /// How long a pipe is left after a small read before it is read again (see [`pump`]): the
 /// lines of a trickle reach viewers up to this much later, stamped when read.
-const READ_LINGER: Duration = Duration::from_millis(20);
+const READ_LINGER: Duration = Duration::from_millis(40);
 /// How long a pipe's line waits for a full file queue before it is dropped.
 pub const WRITER_STALL: Duration = Duration::from_secs(1);
 /// Live lines kept for viewers that are behind. Every app has this ring from the start, so it is
@@ -444,7 +444,7 @@ pub fn spawn_pump(
     log: Arc<AppLog>,
 ) -> tokio::task::JoinHandle<()> {
     let run = async move {
-        match fd.and_then(tokio::net::unix::pipe::Receiver::from_owned_fd) {
+        match fd.and_then(Pipe::new) {
             Ok(pipe) => pump(pipe, stream, log).await,
             Err(e) => log.sys(format!("cannot read the app's {}: {e}", stream.as_str())),
         }
@@ -713,19 +713,88 @@ fn write_batch(
     (file, lost, error)
 }
 
+/// What [`pump`] reads: a byte source that can be left alone for a while.
+pub trait Source: AsyncRead + Unpin {
+    /// Leave the source for `d`: nothing it does meanwhile may cost a wake-up.
+    fn rest(&mut self, d: Duration) -> impl std::future::Future<Output = ()>;
+}
+
+impl Source for &[u8] {
+    async fn rest(&mut self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// A child's pipe on the pipes' thread. While it rests it is out of that thread's epoll set:
+/// a registered pipe wakes its reader's thread at every write the app makes (an edge per write),
+/// so a read linger alone would save the reads but not the wake-ups.
+pub struct Pipe(PipeState);
+
+enum PipeState {
+    Watched(tokio::net::unix::pipe::Receiver),
+    Resting(std::os::fd::OwnedFd),
+    /// Taking it out or putting it back failed: read as ended.
+    Gone,
+}
+
+impl Pipe {
+    fn new(fd: std::os::fd::OwnedFd) -> std::io::Result<Pipe> {
+        Ok(Pipe(PipeState::Watched(
+            tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?,
+        )))
+    }
+}
+
+impl Source for Pipe {
+    async fn rest(&mut self, d: Duration) {
+        if let PipeState::Watched(r) = std::mem::replace(&mut self.0, PipeState::Gone) {
+            self.0 = match r.into_nonblocking_fd() {
+                Ok(fd) => PipeState::Resting(fd),
+                Err(e) => {
+                    tracing::warn!("cannot set a pipe aside: {e}");
+                    PipeState::Gone
+                }
+            };
+        }
+        tokio::time::sleep(d).await;
+    }
+}
+
+impl AsyncRead for Pipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if matches!(self.0, PipeState::Resting(_)) {
+            if let PipeState::Resting(fd) = std::mem::replace(&mut self.0, PipeState::Gone) {
+                match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                    Ok(r) => self.0 = PipeState::Watched(r),
+                    Err(e) => return std::task::Poll::Ready(Err(e)),
+                }
+            }
+        }
+        match &mut self.0 {
+            PipeState::Watched(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            // An ended read: the pump stops.
+            _ => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
 /// Drain one of a child's pipes into its log, cutting lines at [`MAX_LINE`].
 ///
 /// After a small read (an app printing a line now and then) the pipe is left for
 /// [`READ_LINGER`] before it is read again, so a trickle of lines costs one wake-up of the pipes'
 /// thread per few lines rather than one per line; a full read (a burst) is followed at once.
-pub async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, log: Arc<AppLog>) {
+pub async fn pump(reader: impl Source, stream: Stream, log: Arc<AppLog>) {
     let mut reader = BufReader::with_capacity(READ_BUF, reader);
     let mut line: Vec<u8> = Vec::new();
     let mut small = false;
     loop {
         let refill = reader.buffer().is_empty();
         if refill && small {
-            tokio::time::sleep(READ_LINGER).await;
+            reader.get_mut().rest(READ_LINGER).await;
         }
         let Ok(chunk) = reader.fill_buf().await else {
             break;
