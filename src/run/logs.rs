@@ -725,6 +725,13 @@ impl Source for &[u8] {
     }
 }
 
+/// A socket (`bench/logs.rs` feeds the pump through one): it stays registered while it rests.
+impl Source for tokio::net::UnixStream {
+    async fn rest(&mut self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// A child's pipe on the pipes' thread. While it rests it is out of that thread's epoll set:
 /// a registered pipe wakes its reader's thread at every write the app makes (an edge per write),
 /// so a read linger alone would save the reads but not the wake-ups.
