@@ -22,7 +22,7 @@ for w in "${want[@]}"; do
     desktop)
       pkgs+=(libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
              libayatana-appindicator3-1 xvfb xauth webkit2gtk-driver dbus-daemon dbus-x11
-             xdotool imagemagick desktop-file-utils python3-gi libglib2.0-bin)
+             xdotool imagemagick desktop-file-utils python3-gi libglib2.0-bin trayer)
       ;;
     *) echo "install-deps: unknown purpose '$w'; accepted: run, test, desktop" >&2; exit 2 ;;
   esac
