@@ -64,7 +64,9 @@ impl Home {
     /// `--home`, else `HANGAR_HOME` (clap reads it), else the OS data folder.
     pub fn resolve(explicit: Option<PathBuf>) -> Result<Home, HomeError> {
         let root = match explicit {
-            Some(p) => p,
+            // Made absolute here: an app's paths (its data folder, `DB_STORAGE`, the SQLite URL)
+            // are read from its own working folder, where `--home home` means something else.
+            Some(p) => std::path::absolute(&p).map_err(io(&p))?,
             None => Home::default_root().ok_or(HomeError::NoDefault)?,
         };
         Ok(Home { root })
@@ -290,6 +292,13 @@ impl Drop for EngineLock {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_relative_home_is_made_absolute() {
+        let home = super::Home::resolve(Some("some/home".into())).unwrap();
+        assert!(home.root().is_absolute(), "{}", home.root().display());
+        assert!(home.root().ends_with("some/home"));
+    }
+
     use super::*;
 
     #[test]
