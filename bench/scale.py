@@ -68,6 +68,13 @@ def proxy_cpu_s(pid):
     return total / TCK
 
 
+def tcp_active_opens():
+    """Connections this machine opened so far (wrk's and the proxy's upstream ones)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("ActiveOpens")])
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -199,7 +206,7 @@ def main():
 
         # ------------------------------------------------ 1b. Hangar starts them
         with open(os.path.join(home, "hangar.toml"), "w") as f:
-            f.write(f'proxy_port = {PROXY}\napi_port = {API}\napp_ports = "{BASE_PORT}-{BASE_PORT + 1999}"\n'
+            f.write(f'proxy_port = {PROXY}\napi_port = {API}\napp_ports = "{BASE_PORT + 2000}-{BASE_PORT + 2999}"\n'
                     f"max_connections_per_ip = 4096\n[main]\nenabled = false\n")
         engine = subprocess.Popen([HANGAR, "--home", home, "serve"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve.log"), "w"))
@@ -211,11 +218,13 @@ def main():
         api = Api(home)
         log(f"registering {N_REG} apps ...")
 
+        failed = []
+
         def create(i):
             st, body = api.call("POST", "/apps", {"name": f"s{i}", "port": BASE_PORT + i,
                                                   "start_mode": "on-visit"})
             if st >= 300:
-                raise SystemExit(f"create s{i}: {st} {body[:200]}")
+                failed.append(f"create s{i}: {st} {body[:300]}")
         threads = []
         for k in range(4):
             t = threading.Thread(target=lambda k=k: [create(i) for i in range(k, N_REG, 4)])
@@ -223,6 +232,9 @@ def main():
             threads.append(t)
         for t in threads:
             t.join()
+        if failed:
+            # A thread's SystemExit is swallowed: the failures are collected and raised here.
+            raise SystemExit(f"{len(failed)} creates failed, first: {failed[0]}")
         log(f"hangar: starting {N_START} apps at once ...")
         targets = [(BASE_PORT + i, f"/_app/s{i}/_health") for i in range(N_START)]
         t0 = time.monotonic()
@@ -329,6 +341,7 @@ def main():
                 f.write(f'local n = 0\nrequest = function()\n  n = n + 1\n'
                         f'  return wrk.format("GET", "/_app/s" .. (n % {N_RUN}) .. "/api/info")\nend\n')
             for label, extra in (("1 app", []), (f"{N_RUN} apps, round robin", ["-s", lua])):
+                o0 = tcp_active_opens()
                 c0 = proxy_cpu_s(pid)
                 r = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECS}s", *extra,
                                     f"http://127.0.0.1:{PROXY}/_app/s0/api/info"],
@@ -336,8 +349,10 @@ def main():
                 used = proxy_cpu_s(pid) - c0
                 reqs = int(r.split(" requests in ")[0].split()[-1])
                 non2xx = r.split("Non-2xx or 3xx responses: ")[1].split()[0] if "Non-2xx" in r else "0"
+                opened = tcp_active_opens() - o0
                 out.append(f"| proxy CPU per request, {label} (wrk -t2 -c64, {WRK_SECS} s) | "
-                           f"{used / reqs * 1e6:.1f} µs | {reqs / WRK_SECS:,.0f} req/s, non-2xx {non2xx} |")
+                           f"{used / reqs * 1e6:.1f} µs | {reqs / WRK_SECS:,.0f} req/s, non-2xx {non2xx}, "
+                           f"{opened} TCP connections opened on the machine |")
     finally:
         if engine:
             hangar(home, "kill", check=False)
