@@ -913,15 +913,16 @@ impl Engine {
     /// each such refusal is another create's success, so this ends; bounded all the same.
     async fn insert_new(&self, record: &mut AppRecord, picked: bool) -> Result<(), EngineError> {
         const PICKS: usize = 64;
-        for _ in 1..PICKS {
+        let mut picks = 1;
+        loop {
             match self.registry.insert(record).await {
-                Err(RegistryError::Conflict(i)) if picked && i.field == "port" => {
+                Err(RegistryError::Conflict(i)) if picked && i.field == "port" && picks < PICKS => {
+                    picks += 1;
                     record.port = self.free_port().await?;
                 }
                 done => return Ok(done?),
             }
         }
-        Ok(self.registry.insert(record).await?)
     }
 
     /// Drop what provisioning made for an app that was not registered after all.

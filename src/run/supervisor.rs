@@ -890,16 +890,10 @@ impl Actor {
                 self.crashes += 1;
                 let limit = prep.runtime.restart_limit;
                 if self.crashes >= limit {
-                    let stderr: Vec<String> = self
-                        .log
-                        .recent(10, Some(Stream::Err))
-                        .into_iter()
-                        .map(|l| l.text)
-                        .collect();
                     return self.fail(Arc::new(StartError::GaveUp {
                         crashes: self.crashes,
                         reason,
-                        stderr,
+                        stderr: self.last_stderr(),
                     }));
                 }
                 self.set(|s| s.restarts += 1);
@@ -1452,19 +1446,23 @@ impl Actor {
         }
     }
 
+    /// The app's last lines on stderr (at most 10): what a crash report shows, and where a
+    /// refusal of the confinement shows.
+    fn last_stderr(&self) -> Vec<String> {
+        self.log
+            .recent(10, Some(Stream::Err))
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
+    }
+
     /// `reason` (an exit before the app was ready), with the confinement's hint when it is the
     /// likely cause ([`confine::likely_cause`]: status 126, or a permission denied on stderr).
     fn blame_confinement(&self, reason: String, code: Option<i32>, p: &Prepared) -> String {
         let Some(hint) = p.confinement.hint() else {
             return reason;
         };
-        let stderr: Vec<String> = self
-            .log
-            .recent(10, Some(Stream::Err))
-            .into_iter()
-            .map(|l| l.text)
-            .collect();
-        if confine::likely_cause(code, &stderr) {
+        if confine::likely_cause(code, &self.last_stderr()) {
             format!("{reason}; {hint}")
         } else {
             reason
