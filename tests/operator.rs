@@ -556,7 +556,8 @@ fn every_verb_answers_json_and_one_error_shape() {
 
 /// `hangar list | head -1`: a reader that goes away ends the CLI as a closed pipe ends other
 /// programs (SIGPIPE, silently), never with Rust's "failed printing to stdout" panic; both the
-/// line writers (`list`, `delete`) and the streaming ones (`logs`) do.
+/// line writers (`list`, `delete`), the streaming ones (`logs`) and those clap's own writers
+/// make (`completions`, `man`) do.
 #[test]
 fn a_reader_that_goes_away_ends_the_cli_quietly() {
     use std::os::unix::process::ExitStatusExt;
@@ -566,6 +567,10 @@ fn a_reader_that_goes_away_ends_the_cli_quietly() {
         vec!["list"],
         vec!["list", "--json"],
         vec!["logs", "-n", "50"],
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["completions", "fish"],
+        vec!["man"],
         vec!["delete", "piped"],
     ] {
         let mut child = hangar_cmd(e.home_path())

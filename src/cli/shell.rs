@@ -1,7 +1,11 @@
 //! `hangar completions bash|zsh|fish` (clap_complete) and `hangar man` (clap_mangen): both
 //! made from the command line's own declaration, so they never fall behind a verb or a flag.
-//! The .deb installs them (scripts/package-deb.sh).
+//! The .deb installs them (scripts/package-deb.sh). Their write errors reach `main` as the
+//! `io::Error`s they are, so a reader that went away (`hangar completions bash | head -1`) ends
+//! the verb as it ends the others (`output.rs`): clap_complete's writer panics on a failed
+//! write, so a script is made in memory first.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -23,13 +27,16 @@ pub struct ManArgs {
 
 pub fn completions(shell: ShellKind) -> Result<()> {
     let mut cmd = crate::cli::Cli::command();
-    let mut out = std::io::stdout().lock();
     let shell = match shell {
         ShellKind::Bash => clap_complete::Shell::Bash,
         ShellKind::Zsh => clap_complete::Shell::Zsh,
         ShellKind::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, &mut cmd, "hangar", &mut out);
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "hangar", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(())
 }
 
