@@ -152,13 +152,30 @@ prefix = "keep"
     );
     assert_eq!(view(&e, "tool")["memory_max"], 96u64 << 20);
 
+    // A changed nice value alone is applied live, as `edit --nice` does: no restart.
+    let tool_pid = e.pid("tool");
+    let changed = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("nice = 5", "nice = 9");
+    std::fs::write(&file, changed).unwrap();
+    let out = e.ok(&["apply", "-f", &file]);
+    assert!(out.contains("~ tool (change)\n"), "{out}");
+    assert!(
+        out.contains("~ nice: 5 → 9 (applied without restart)"),
+        "{out}"
+    );
+    assert!(out.contains("1 changed (0 restarted)"), "{out}");
+    assert_eq!(e.pid("tool"), tool_pid, "only the nice value changed");
+    assert_eq!(nice_of(tool_pid), 9, "reniced at once");
+    assert_eq!(view(&e, "tool")["nice"], 9);
+
     // dump, then apply of the dump: a no-op (env left out without --secrets, kept as is).
     let dumped = e.ok(&["dump"]);
     assert!(!dumped.contains("s3cret"), "{dumped}");
     assert!(dumped.contains("[apps.shop]"), "{dumped}");
     assert!(dumped.contains("[apps.tool.command]"), "{dumped}");
     assert!(dumped.contains("memory_max = \"96M\""), "{dumped}");
-    assert!(dumped.contains("nice = 5"), "{dumped}");
+    assert!(dumped.contains("nice = 9"), "{dumped}");
     let dump_file = write(dir.path(), "dump.toml", &dumped);
     let out = e.ok(&["apply", "-f", &dump_file, "--prune"]);
     assert!(

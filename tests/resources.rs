@@ -10,13 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-/// The nice value of `pid` (field 19 of /proc/PID/stat).
-fn nice_of(pid: u32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    rest.split(' ').nth(16).unwrap().parse().unwrap()
-}
-
 #[test]
 fn an_app_over_its_memory_limit_is_restarted_with_the_reason_and_ends_in_error() {
     // Grows 8 MiB a second: passes 48 MiB within seconds, well below the kernel's ceiling

@@ -84,6 +84,10 @@ fn print_plan(r: &ApplyReport) {
                 (Some(_), None, true) => format!("    - {}", f.field),
                 (_, _, true) => format!("    ~ {} (value changed)", f.field),
                 (None, Some(to), false) => format!("      {} = {to}", f.field),
+                // The engine renices a running app at once (no restart), as `edit` does.
+                (Some(from), Some(to), false) if f.field == "nice" => {
+                    format!("    ~ nice: {from} → {to} (applied without restart)")
+                }
                 (Some(from), Some(to), false) => format!("    ~ {}: {from} → {to}", f.field),
                 (Some(from), None, false) => format!("    ~ {}: {from} → (none)", f.field),
                 (None, None, false) => format!("      {}", f.field),

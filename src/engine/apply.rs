@@ -1,6 +1,7 @@
 //! `hangar apply` and `hangar dump`: a whole setup as one file (`[apps.NAME]` tables), and the
 //! plan that brings the registry to it: create what is missing, edit what differs (restarting a
-//! running app whose run settings changed), and with `prune` delete what the file does not name.
+//! running app whose run settings changed; a nice value is applied live, by `Engine::edit`), and
+//! with `prune` delete what the file does not name.
 //!
 //! Invariants: the whole plan is checked before the first change, and a refusal names the app
 //! and the field (`apps.NAME.FIELD: …`); a key the file leaves out is left as it is, so a file
@@ -156,7 +157,8 @@ pub struct Step {
     pub name: String,
     pub action: Action,
     pub fields: Vec<FieldChange>,
-    /// A running app whose run settings (port, env) change is restarted.
+    /// A running app whose run settings (port, env, own program, memory limit) change is
+    /// restarted; a new nice value is applied to it live.
     pub restart: bool,
     /// A delete that drops the database Hangar made.
     pub drop_db: bool,
@@ -492,12 +494,12 @@ impl Engine {
                 edit.nice = Some(to);
             }
         }
-        // What a running process was started with: a change restarts it.
+        // What a running process was started with: a change restarts it. A nice value is not:
+        // `Engine::edit` renices a running app's whole group at once, as `hangar edit` does.
         let restart = edit.port.is_some()
             || env_changed
             || edit.command.is_some()
-            || edit.memory_max.is_some()
-            || edit.nice.is_some();
+            || edit.memory_max.is_some();
         let edit = edit
             .check(&self.reserved_ports())
             .map_err(|i| refuse(name, i))?;
