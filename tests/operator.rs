@@ -337,6 +337,47 @@ restart_limit = 1
     assert!(out.contains("started 1 of 1 apps"), "{out}");
 }
 
+/// A bulk start runs a few starts at once, yet prints one line per app in the order the apps
+/// were selected (`list`'s: main, then by name), and then its summary.
+#[test]
+fn a_bulk_start_of_many_apps_prints_them_in_list_order() {
+    // Each app leaves a mark, then becomes ready only once two apps have begun: started one at
+    // a time, the first would wait out its start timeout and fail.
+    let marks = tempfile::tempdir().expect("temp dir");
+    let m = marks.path().display();
+    let demo = demo_bin().display().to_string();
+    let script = format!(
+        "touch {m}/$$$$; while [ \"$$(ls {m} | wc -l)\" -lt 2 ]; do sleep 0.05; done; exec {demo} serve --port $$PORT"
+    );
+    let e = TestEngine::start_with(&format!(
+        "[runtimes.together]\ncommand = [\"sh\", \"-c\", {script:?}]\nstart_timeout = 10\nconfine = false\n"
+    ));
+    // Made out of name order: the lines follow the names, not the creates.
+    let names = ["fern", "alder", "elm", "birch", "dogwood", "cedar"];
+    for n in names {
+        e.ok(&["create", n, "--runtime", "together"]);
+    }
+    let out = e.ok(&["start", "--all"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let mut sorted = names.to_vec();
+    sorted.sort_unstable();
+    let expected: Vec<String> = std::iter::once("main")
+        .chain(sorted)
+        .map(|n| format!("{n} is running"))
+        .collect();
+    assert_eq!(lines.len(), expected.len() + 1, "{out}");
+    for (line, start) in lines.iter().zip(&expected) {
+        assert!(
+            line.starts_with(start.as_str()),
+            "{start:?} expected: {out}"
+        );
+    }
+    assert_eq!(lines[expected.len()], "started 7 of 7 apps", "{out}");
+    for n in names {
+        assert_eq!(e.status(n), "running", "{n}");
+    }
+}
+
 #[test]
 fn logs_of_every_app_come_in_time_order_with_their_names() {
     let demo = demo_bin().display().to_string();

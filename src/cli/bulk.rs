@@ -1,15 +1,17 @@
 //! `hangar start|stop|restart` on several apps: names (globs too), `--all`, `--status`,
-//! `--runtime`. One app at a time, each waited for (a restart waits until the app answers its
-//! health path again before the next begins: a rolling restart); a line per app, one summary
-//! line, and exit status 1 when any failed. `restart` without names restarts only the apps
+//! `--runtime`. Each app waited for; a start or stop handles a few at once
+//! (`engine::START_PARALLEL`), a restart one at a time (it waits until the app answers its
+//! health path again before the next begins: a rolling restart); a line per app in the order
+//! the apps were selected, one summary line, and exit status 1 when any failed. `restart` without names restarts only the apps
 //! that run (a stopped or dormant app stays so) unless `--status` says otherwise.
 
 use anyhow::{bail, Result};
 use clap::Args;
+use futures_util::StreamExt;
 use serde_json::json;
 
 use hangar::api::client::Client;
-use hangar::engine::AppView;
+use hangar::engine::{AppView, START_PARALLEL};
 
 use crate::cli::output::Failure;
 
@@ -135,12 +137,24 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
     }
     let mut results = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
-    for name in &names {
-        let r = match verb {
-            Verb::Start => c.start(name).await,
-            Verb::Stop => c.stop(name).await,
-            Verb::Restart => c.restart(name).await,
-        };
+    // `buffered` answers in the order the calls were made, whichever lands first.
+    let at_once = if verb == Verb::Restart {
+        1
+    } else {
+        START_PARALLEL
+    };
+    let calls = futures_util::stream::iter(&names)
+        .map(|name| async move {
+            let r = match verb {
+                Verb::Start => c.start(name).await,
+                Verb::Stop => c.stop(name).await,
+                Verb::Restart => c.restart(name).await,
+            };
+            (name, r)
+        })
+        .buffered(at_once);
+    futures_util::pin_mut!(calls);
+    while let Some((name, r)) = calls.next().await {
         match r {
             Ok(v) => {
                 if !a.json {

@@ -419,8 +419,9 @@ impl std::ops::Deref for Engine {
     }
 }
 
-/// How many apps start at once when the engine starts.
-const BOOT_PARALLEL: usize = 4;
+/// How many apps start at once: when the engine starts, and in the CLI's bulk `start` and
+/// `stop` (the control panel's bulk actions take as many: `BULK_PARALLEL` in the UI).
+pub const START_PARALLEL: usize = 4;
 
 impl Engine {
     /// Take the home (refusing if another engine holds it), load the configuration and the
@@ -497,7 +498,7 @@ impl Engine {
             }
             self.supervisor.add(&app.name);
         }
-        let slots = Arc::new(tokio::sync::Semaphore::new(BOOT_PARALLEL));
+        let slots = Arc::new(tokio::sync::Semaphore::new(START_PARALLEL));
         for app in apps {
             let boot_it = match (app.start_mode, app.desired) {
                 (_, Desired::Stopped) => false,
