@@ -113,7 +113,16 @@ pub fn timestamp() -> String {
             c.1 = now.format(&f).unwrap_or_default();
             c.0 = secs;
         }
-        format!("{}.{:03}Z", c.1, now.millisecond())
+        // Every line is stamped: one allocation of the exact size, no formatting machinery.
+        let ms = now.millisecond();
+        let mut ts = String::with_capacity(c.1.len() + 5);
+        ts.push_str(&c.1);
+        ts.push('.');
+        for d in [ms / 100, ms / 10 % 10, ms % 10] {
+            ts.push(char::from(b'0' + d as u8));
+        }
+        ts.push('Z');
+        ts
     })
 }
 
@@ -517,6 +526,14 @@ impl AppLog {
     /// of output loses nothing: the pipe (and so the app) follows the disk's pace.
     pub async fn push_wait(&self, stream: Stream, text: String) {
         let mut line = self.offer(stream, text);
+        // Most lines find room: only a full queue pays for the wait's set-up.
+        match self.queue.enqueue(line) {
+            Ok(()) => {
+                self.stalled.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(l) => line = l,
+        }
         let deadline = tokio::time::Instant::now() + WRITER_STALL;
         loop {
             let room = self.queue.room.notified();
@@ -838,8 +855,12 @@ async fn emit(line: &mut Vec<u8>, stream: Stream, log: &AppLog) {
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    log.push_wait(stream, String::from_utf8_lossy(line).into_owned())
-        .await;
+    // Valid UTF-8 (nearly every line) is checked by the fast path and copied once.
+    let text = match std::str::from_utf8(line) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
+    };
+    log.push_wait(stream, text).await;
     line.clear();
 }
 
@@ -1054,6 +1075,31 @@ pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_is_rfc3339_utc_with_milliseconds_and_round_trips_through_the_file() {
+        for _ in 0..50 {
+            let ts = timestamp();
+            let b = ts.as_bytes();
+            assert_eq!(b.len(), 24, "{ts}");
+            for (i, c) in b.iter().enumerate() {
+                let want_digit = !matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23);
+                assert_eq!(c.is_ascii_digit(), want_digit, "{ts} at {i}");
+            }
+            assert_eq!(&ts[19..20], ".");
+            assert!(ts.ends_with('Z'), "{ts}");
+            let parsed = time::OffsetDateTime::parse(
+                &ts,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .expect("RFC 3339");
+            let ago = time::OffsetDateTime::now_utc() - parsed;
+            assert!(ago >= time::Duration::ZERO && ago < time::Duration::seconds(5), "{ts}");
+            let line = LogLine::now(Stream::Out, "é text".into());
+            assert_eq!(LogLine::parse_file_line(line.to_file_line().trim_end()), line);
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
 
     fn queue(dir: &Path) -> Arc<Queue> {
         AppLog::open(dir.join("q.log"), Rotation::default())
