@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+import nginx_peer
+
 HANGAR, DEMO = sys.argv[1], sys.argv[2]
 DURATION = int(os.environ.get("DURATION", "5"))
 # The setups take turns, ROUNDS times, and each figure is the median of its rounds: a machine
@@ -199,43 +201,8 @@ def run(work, procs):
     cli("start", "b")
     backend_pid = json.loads(cli("status", "b", "--json"))["pid"]
 
-    nginx_conf = os.path.join(work, "nginx.conf")
-    os.makedirs(os.path.join(work, "nginx-tmp"))
-    os.chmod(os.path.join(work, "nginx-tmp"), 0o777)
-    with open(nginx_conf, "w") as f:
-        f.write(f"""
-worker_processes auto;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/nginx-tmp/body;
-    proxy_temp_path {work}/nginx-tmp/proxy;
-    fastcgi_temp_path {work}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {work}/nginx-tmp/uwsgi;
-    scgi_temp_path {work}/nginx-tmp/scgi;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-    upstream app {{ server 127.0.0.1:{app_port}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{nginx_port};
-        location / {{
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_read_timeout 300s;
-        }}
-    }}
-}}
-""")
     ERROR_LOGS.extend([f"{work}/nginx-error.log", os.path.join(work, "serve.log")])
-    nginx = subprocess.Popen(["nginx", "-c", nginx_conf, "-p", work], stdout=log, stderr=log)
+    nginx = nginx_peer.start(work, nginx_port, [("/", app_port)], log)
     procs.append(nginx)
     path = "/_app/b/api/info"
     wait_http(app_port, path)

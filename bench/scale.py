@@ -7,11 +7,12 @@
    `hangar list --json` and of `GET /api/v1/apps`, the fan-out of events to 10 open panels (SSE
    clients of `/api/v1/events`): the time from an edit until all 10 have it, and the engine's CPU
    per event with 10 panels against none.
-3. The proxy's CPU per request (its `hangar-proxy-N` threads, utime+stime) with wrk on one app,
-   then round robin over 200 apps.
+3. The proxy's CPU per request (its `hangar-proxy-N` threads, utime+stime) and context switches
+   per request with wrk on one app, then round robin over 200 apps, flat out and paced to the
+   same load, against nginx (one upstream per app, kept connections) in the same run.
 
 Usage: bench/scale.py   (env HANGAR_BIN, HANGAR_DEMO_BIN; default $CARGO_TARGET_DIR/release;
-N_START=50 N_REG=1000 N_RUN=200 PANELS=10 EDITS=100 IDLE_SECS=20 WRK_SECS=10)
+N_START=50 N_REG=1000 N_RUN=200 PANELS=10 EDITS=100 IDLE_SECS=20 WRK_SECS=10 PACED_RPS=5000)
 """
 import http.client
 import json
@@ -25,6 +26,8 @@ import tempfile
 import threading
 import time
 
+import nginx_peer
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 HANGAR = os.environ.get("HANGAR_BIN", os.path.join(TARGET, "release", "hangar"))
@@ -36,6 +39,7 @@ PANELS = int(os.environ.get("PANELS", 10))
 EDITS = int(os.environ.get("EDITS", 100))
 IDLE_SECS = float(os.environ.get("IDLE_SECS", 20))
 WRK_SECS = int(os.environ.get("WRK_SECS", 10))
+PACED_RPS = int(os.environ.get("PACED_RPS", 5000))
 TCK = os.sysconf("SC_CLK_TCK")
 PROXY, API = 21790, 21791
 BASE_PORT = 23000
@@ -55,17 +59,27 @@ def cpu_s(pid):
     return ticks(f"/proc/{pid}/stat") / TCK
 
 
-def proxy_cpu_s(pid):
-    total = 0
+def proxy_tasks(pid):
+    """The /proc folders of the engine's proxy threads (`hangar-proxy-N`)."""
+    out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if not f.read().startswith("hangar-proxy"):
-                    continue
-            total += ticks(f"/proc/{pid}/task/{tid}/stat")
+                if f.read().startswith("hangar-proxy"):
+                    out.append(f"/proc/{pid}/task/{tid}")
         except OSError:
             pass
-    return total / TCK
+    return out
+
+
+def cost(tasks):
+    """CPU seconds (user + system) and context switches of these /proc task folders so far."""
+    cpu, switches = 0, 0
+    for t in tasks:
+        cpu += ticks(f"{t}/stat")
+        with open(f"{t}/status") as f:
+            switches += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    return cpu / TCK, switches
 
 
 def tcp_active_opens():
@@ -335,24 +349,59 @@ def main():
         ]
 
         # ------------------------------------------------ 3. proxy CPU per request
-        if shutil.which("wrk"):
-            lua = os.path.join(work, "rr.lua")
-            with open(lua, "w") as f:
-                f.write(f'local n = 0\nrequest = function()\n  n = n + 1\n'
-                        f'  return wrk.format("GET", "/_app/s" .. (n % {N_RUN}) .. "/api/info")\nend\n')
-            for label, extra in (("1 app", []), (f"{N_RUN} apps, round robin", ["-s", lua])):
-                o0 = tcp_active_opens()
-                c0 = proxy_cpu_s(pid)
-                r = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECS}s", *extra,
-                                    f"http://127.0.0.1:{PROXY}/_app/s0/api/info"],
-                                   stdout=subprocess.PIPE, text=True, check=True).stdout
-                used = proxy_cpu_s(pid) - c0
-                reqs = int(r.split(" requests in ")[0].split()[-1])
-                non2xx = r.split("Non-2xx or 3xx responses: ")[1].split()[0] if "Non-2xx" in r else "0"
-                opened = tcp_active_opens() - o0
-                out.append(f"| proxy CPU per request, {label} (wrk -t2 -c64, {WRK_SECS} s) | "
-                           f"{used / reqs * 1e6:.1f} µs | {reqs / WRK_SECS:,.0f} req/s, non-2xx {non2xx}, "
-                           f"{opened} TCP connections opened on the machine |")
+        # Hangar and nginx (one upstream per app, kept connections) in the same run, each
+        # with wrk on one app and round robin over N_RUN apps: flat out, then paced to the same
+        # offered load (PACED_RPS; a proxy's cost per request falls as its load rises, since
+        # one wake-up serves more requests, so only equal loads compare).
+        if not shutil.which("wrk") or not shutil.which("nginx"):
+            raise SystemExit("the proxy phase needs wrk and nginx: scripts/install-deps.sh bench")
+        ngx_port = PROXY + 9
+        ngx_work = os.path.join(work, "nginx")
+        os.makedirs(ngx_work)
+        nginx = nginx_peer.start(ngx_work, ngx_port,
+                                 [(f"/_app/s{i}/", BASE_PORT + i) for i in range(N_RUN)],
+                                 open(os.path.join(ngx_work, "out.log"), "w"))
+        try:
+            for _ in range(100):
+                if answers(ngx_port, "/_app/s0/api/info"):
+                    break
+                time.sleep(0.05)
+            peers = [("Hangar", PROXY, proxy_tasks(pid)),
+                     ("nginx", ngx_port, [f"/proc/{p}" for p in nginx_peer.pids(nginx)[1:]])]
+            delay = max(1, round(64 * 1000 / PACED_RPS))  # ms between a connection's requests
+            figures = {}
+            for paced in (False, True):
+                for spread in ("1 app", f"{N_RUN} apps, round robin"):
+                    lua = os.path.join(work, f"wrk-{paced}-{spread[0]}.lua")
+                    with open(lua, "w") as f:
+                        if spread != "1 app":
+                            f.write(f'local n = 0\nrequest = function()\n  n = n + 1\n'
+                                    f'  return wrk.format("GET", "/_app/s" .. (n % {N_RUN}) .. "/api/info")\nend\n')
+                        if paced:
+                            f.write(f"delay = function() return {delay} end\n")
+                    for name, port, tasks in peers:
+                        o0, (c0, s0) = tcp_active_opens(), cost(tasks)
+                        r = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECS}s", "-s", lua,
+                                            f"http://127.0.0.1:{port}/_app/s0/api/info"],
+                                           stdout=subprocess.PIPE, text=True, check=True).stdout
+                        c1, s1 = cost(tasks)
+                        reqs = int(r.split(" requests in ")[0].split()[-1])
+                        bad = r.split("Non-2xx or 3xx responses: ")[1].split()[0] if "Non-2xx" in r else "0"
+                        figures[(paced, spread, name)] = (
+                            (c1 - c0) / reqs * 1e6, (s1 - s0) / reqs, reqs / WRK_SECS, bad,
+                            tcp_active_opens() - o0)
+            for paced in (False, True):
+                load = f"paced to {64000 // delay:,} req/s at most" if paced else "flat out"
+                for spread in ("1 app", f"{N_RUN} apps, round robin"):
+                    h, n = figures[(paced, spread, "Hangar")], figures[(paced, spread, "nginx")]
+                    out.append(
+                        f"| proxy CPU per request, {spread}, {load} (wrk -t2 -c64, {WRK_SECS} s) | "
+                        f"{h[0]:.1f} µs, {h[1]:.2f} switches, {h[2]:,.0f} req/s, non-2xx {h[3]}, "
+                        f"{h[4]} TCP opens | nginx {n[0]:.1f} µs, {n[1]:.2f} switches, "
+                        f"{n[2]:,.0f} req/s, non-2xx {n[3]} |")
+        finally:
+            nginx.terminate()
+            nginx.wait()
     finally:
         if engine:
             hangar(home, "kill", check=False)
