@@ -130,7 +130,7 @@ for entry in $HANGAR_BINS; do
   cat >"$H/hangar.toml" <<EOF
 proxy_port = $((17890 + 2 * n))
 api_port = $((17891 + 2 * n))
-app_ports = "17700-17799"
+app_ports = "17600-17699"
 [main]
 enabled = false
 [runtimes.py]
