@@ -2,7 +2,7 @@
 // Chromium driven by playwright-core. Nothing is mocked; a missing part fails loudly.
 
 import { spawn, spawnSync, execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -35,11 +35,13 @@ export function freePort() {
   });
 }
 
-/** Start an engine; resolves once it printed its control-panel link. */
-export async function startEngine({ uiDir = join(UI_DIR, 'dist') } = {}) {
+/** Start an engine (`config`: the text of its `hangar.toml`); resolves once it printed its
+ * control-panel link. */
+export async function startEngine({ uiDir = join(UI_DIR, 'dist'), config = null } = {}) {
   if (!existsSync(join(uiDir, 'index.html'))) throw new Error(`the UI is not built (${uiDir}); run \`npm run build\` in ui/`);
   const { hangar, demo } = bins();
   const home = mkdtempSync(join(tmpdir(), 'hangar-e2e-'));
+  if (config !== null) writeFileSync(join(home, 'hangar.toml'), config);
   const proxyPort = await freePort();
   let apiPort = await freePort();
   while (apiPort === proxyPort) apiPort = await freePort();

@@ -1,7 +1,7 @@
 // End to end: a real engine, a real browser. Every page is screenshotted into test-output/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEngine, launchBrowser, shot, docShot, DOCS_SHOTS } from './harness.mjs';
 
@@ -95,6 +95,20 @@ test('create an app through the form; refusals appear beside their field', async
   await portMsg.filter({ hasText: String(e.proxyPort) }).waitFor();
   assert.equal(await page.locator('#f-port').getAttribute('aria-invalid'), 'true');
   await shot(page, 'form-refused-port');
+  // A memory limit below the smallest is the engine's refusal, beside its field; a nice value
+  // that is not a number is refused before anything is sent.
+  await page.locator('#f-port').fill('');
+  await page.locator('#f-nice').fill('high');
+  await page.getByTestId('submit').click();
+  await page.getByTestId('nice-message').filter({ hasText: 'from -20' }).waitFor();
+  assert.equal(await page.locator('#f-nice').getAttribute('aria-invalid'), 'true');
+  await page.locator('#f-nice').fill('7');
+  await page.locator('#f-memory').fill('3M');
+  await page.getByTestId('submit').click();
+  await page.getByTestId('memory-message').filter({ hasText: 'below the smallest limit' }).waitFor();
+  assert.equal(await page.locator('#f-memory').getAttribute('aria-invalid'), 'true');
+  assert.equal(e.cli('status', APP).code, 1, 'a refused create stores nothing');
+  await page.locator('#f-memory').fill('300M');
   // Fix it and create. The create's answer (the app as it was then: not yet running) is held
   // back until the event stream has said it runs, as a slow network or a busy machine can do:
   // the late answer must not turn the row back.
@@ -153,6 +167,9 @@ test('the detail page shows live charts and the app’s figures', async () => {
   await page.getByRole('heading', { name: 'E2E shop' }).waitFor();
   await page.waitForFunction(() => /MiB|KiB/.test(document.querySelector('[data-testid="detail-mem"]')?.textContent ?? ''));
   assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
+  // The limit and the priority the form gave it.
+  assert.match(await page.getByTestId('detail-memory-max').textContent(), /^300 MiB/);
+  assert.equal(await page.getByTestId('detail-nice').textContent(), '7');
   // Uptime counts on with the live samples (no event comes while the app just runs).
   const uptime = () => page.locator('[data-testid="detail-uptime"]').textContent();
   const before = await uptime();
@@ -176,10 +193,22 @@ test('edit changes the display name, and the list follows', async () => {
   const display = page.locator('#f-display');
   await display.waitFor();
   await page.waitForFunction(() => document.querySelector('#f-display')?.value === 'E2E shop');
+  assert.equal(await page.locator('#f-memory').inputValue(), '300M', 'the stored limit, as it is typed');
+  assert.equal(await page.locator('#f-nice').inputValue(), '7');
   await shot(page, 'edit');
+  const pid = JSON.parse(e.cli('status', APP, '--json').stdout).pid;
   await display.fill('E2E store');
+  await page.locator('#f-memory').fill('512M');
+  await page.locator('#f-nice').fill('3');
   await page.getByTestId('submit').click();
   await page.getByRole('heading', { name: 'E2E store' }).waitFor();
+  const after = JSON.parse(e.cli('status', APP, '--json').stdout);
+  assert.equal(after.memory_max, 512 * 2 ** 20);
+  assert.equal(after.nice, 3);
+  assert.equal(after.pid, pid, 'a new limit and priority need no restart');
+  // The running process has the new priority at once (field 19 of its stat).
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  assert.equal(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16], '3');
 });
 
 test('the log viewer shows a request to the app as it happens, and finds it', async () => {

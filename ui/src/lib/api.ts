@@ -84,6 +84,10 @@ export interface CreateBody {
   runtime?: string;
   env?: Record<string, string>;
   idle_timeout?: number | null;
+  /** A size (`600M`) or bytes; absent: the runtime's. */
+  memory_max?: string | number;
+  /** -20..19; absent: the runtime's. */
+  nice?: number;
 }
 
 export interface EditBody {
@@ -94,6 +98,10 @@ export interface EditBody {
   pinned?: boolean;
   env?: Record<string, string>;
   idle_timeout?: number | null;
+  /** A size (`600M`) or bytes; `0` removes the app's own limit. */
+  memory_max?: string | number;
+  /** -20..19; `0` removes the app's own value. */
+  nice?: number;
 }
 
 export interface DeleteReport {

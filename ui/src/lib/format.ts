@@ -13,6 +13,15 @@ export function bytes(b: number | null | undefined): string {
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
+/** A size as the engine reads it back, in the largest unit that holds it exactly (`600M`,
+ * `1536K`): what a form field shows for a stored limit. */
+export function sizeText(b: number): string {
+  for (const [unit, n] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) {
+    if (b !== 0 && b % n === 0) return `${b / n}${unit}`;
+  }
+  return String(b);
+}
+
 export function percent(p: number | null | undefined): string {
   if (p == null || !Number.isFinite(p)) return '–';
   return `${p >= 100 ? p.toFixed(0) : p.toFixed(1)}%`;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkName, generateName, NAME_RULE } from './name';
 import { parseAnsi, stripAnsi, styleCss, paletteColour } from './ansi';
 import { LogBuffer, markSegments, type LogLine } from './logbuffer';
-import { bytes, percent, duration, clock, statusLabel } from './format';
+import { bytes, percent, duration, clock, statusLabel, sizeText } from './format';
 import { MAX_SCROLL_PX, rowAt, scrollHeight, scrollTopFor, atEnd, revealRow, rowsToRender, maxScrollTop } from './virtual';
 import { SseParser } from './sse';
 import { SampleRing, sparkPath } from './samples';
@@ -171,6 +171,14 @@ describe('log buffer', () => {
 });
 
 describe('formatting', () => {
+  it('sizeText reads back as the engine reads a size (src/base/validate.rs size_text)', () => {
+    expect(sizeText(600 * 2 ** 20)).toBe('600M');
+    expect(sizeText(2 ** 31)).toBe('2G');
+    expect(sizeText(1536 * 1024)).toBe('1536K');
+    expect(sizeText(2 ** 40)).toBe('1T');
+    expect(sizeText(1000)).toBe('1000');
+    expect(sizeText(0)).toBe('0');
+  });
   it('bytes', () => {
     expect(bytes(null)).toBe('–');
     expect(bytes(512)).toBe('512 B');
