@@ -175,6 +175,14 @@ fn a_memory_budget_puts_the_least_recently_visited_app_to_sleep_never_a_pinned_o
         "{v}"
     );
     assert!(e.log_text("a1").contains("memory budget"), "logged");
+    // `hangar list` ends with what is left of the budget, and how many sleep for it.
+    let list = e.ok(&["list"]);
+    let last = list.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("memory budget: apps hold ")
+            && last.contains(" of 330.0 MiB; 1 put to sleep for it"),
+        "{list}"
+    );
     assert_eq!(desired_and_status(&e, "b1").1, "running");
     assert_eq!(desired_and_status(&e, "c1").1, "running");
     let (code, host) = e.api(reqwest::Method::GET, "/host", None);

@@ -468,6 +468,23 @@ async fn list(c: &Client, json: bool) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&json_views(&apps))?);
     } else {
         print_table(&apps);
+        // With a memory budget, what is left of it: the operator's "how many more fit".
+        if let Some(b) = c.host().await?.memory_budget {
+            let asleep = apps
+                .iter()
+                .filter(|a| a.reason.as_deref().is_some_and(|r| r.starts_with("memory budget")))
+                .filter(|a| !a.status.is_active())
+                .count();
+            outln!(
+                "memory budget: apps hold {} of {}{}",
+                human_bytes(Some(b.used_bytes)),
+                human_bytes(Some(b.budget_bytes)),
+                match asleep {
+                    0 => String::new(),
+                    n => format!("; {n} put to sleep for it (woken on their next visit)"),
+                }
+            );
+        }
     }
     Ok(())
 }
