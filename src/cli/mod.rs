@@ -472,7 +472,11 @@ async fn list(c: &Client, json: bool) -> Result<()> {
         if let Some(b) = c.host().await?.memory_budget {
             let asleep = apps
                 .iter()
-                .filter(|a| a.reason.as_deref().is_some_and(|r| r.starts_with("memory budget")))
+                .filter(|a| {
+                    a.reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("memory budget"))
+                })
                 .filter(|a| !a.status.is_active())
                 .count();
             outln!(

@@ -1088,15 +1088,19 @@ mod tests {
             }
             assert_eq!(&ts[19..20], ".");
             assert!(ts.ends_with('Z'), "{ts}");
-            let parsed = time::OffsetDateTime::parse(
-                &ts,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .expect("RFC 3339");
+            let parsed =
+                time::OffsetDateTime::parse(&ts, &time::format_description::well_known::Rfc3339)
+                    .expect("RFC 3339");
             let ago = time::OffsetDateTime::now_utc() - parsed;
-            assert!(ago >= time::Duration::ZERO && ago < time::Duration::seconds(5), "{ts}");
+            assert!(
+                ago >= time::Duration::ZERO && ago < time::Duration::seconds(5),
+                "{ts}"
+            );
             let line = LogLine::now(Stream::Out, "é text".into());
-            assert_eq!(LogLine::parse_file_line(line.to_file_line().trim_end()), line);
+            assert_eq!(
+                LogLine::parse_file_line(line.to_file_line().trim_end()),
+                line
+            );
             std::thread::sleep(Duration::from_micros(300));
         }
     }
