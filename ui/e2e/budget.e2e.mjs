@@ -61,7 +61,8 @@ test('the top bar shows the budget, and the app put to sleep says why', async ()
   });
   assert.equal(status('b1').status, 'running');
   assert.equal(status('c1').status, 'running');
-  await page.locator('tr[data-app="a1"] [data-status="stopped"]').waitFor();
+  // The list says it sleeps (a visit wakes it), not merely that it stopped.
+  await page.locator('tr[data-app="a1"] [data-status="stopped"]').filter({ hasText: 'Asleep' }).waitFor();
   await shot(page, 'budget-list');
   await page.goto(`${e.base}/#/apps/a1`);
   const reason = page.getByTestId('detail-reason');

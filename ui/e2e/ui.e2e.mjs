@@ -248,6 +248,10 @@ test('stop it from the list', async () => {
   await row(APP).getByRole('button', { name: `Stop ${APP}` }).click();
   await row(APP).locator('[data-status="stopped"]').waitFor({ timeout: 30000 });
   assert.equal(JSON.parse(e.cli('status', APP, '--json').stdout).status, 'stopped');
+  // Stopped by the operator: plainly stopped (a visit does not wake it), where an on-visit app
+  // that waits for its first visit is asleep.
+  assert.equal((await row(APP).locator('[data-status="stopped"]').textContent()).trim(), 'Stopped');
+  assert.equal((await row('e2e_taken').locator('[data-status="stopped"]').textContent()).trim(), 'Asleep');
 });
 
 test('back it up from its page, and restore the backup beside it under a new name', async () => {
