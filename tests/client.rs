@@ -58,6 +58,8 @@ async fn every_route(e: &TestEngine) {
     assert_eq!(info.api_port, e.api_port);
     assert_eq!(info.proxy_port, e.proxy_port);
     assert!(info.runtimes.contains(&info.main_runtime), "{info:?}");
+    // The panel's bulk actions run as many at once as the engine's own.
+    assert_eq!(info.start_parallel, hangar::engine::START_PARALLEL);
 
     let bad = c.validate_name("Not A Name").await.expect("validate");
     assert!(!bad.ok && bad.message.is_some(), "{bad:?}");

@@ -164,6 +164,7 @@ async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
             .as_deref()
             .and_then(crate::base::dialect::Dialect::of)
             .map(|d| d.as_str().to_string()),
+        start_parallel: crate::engine::START_PARALLEL,
     })
 }
 

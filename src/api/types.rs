@@ -64,6 +64,15 @@ pub struct EngineInfo {
     pub runtimes: Vec<String>,
     /// `postgres` or `mysql` when a data service is configured.
     pub data_service: Option<String>,
+    /// How many starts or stops a bulk action runs at once (`engine::START_PARALLEL`: the
+    /// engine's boot, `hangar start NAME…` and the panel use the one figure).
+    #[serde(default = "one")]
+    pub start_parallel: usize,
+}
+
+/// An engine that does not say runs one at a time.
+fn one() -> usize {
+    1
 }
 
 /// `GET /apps`.

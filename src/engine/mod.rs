@@ -420,7 +420,8 @@ impl std::ops::Deref for Engine {
 }
 
 /// How many apps start at once: when the engine starts, and in the CLI's bulk `start` and
-/// `stop` (the control panel's bulk actions take as many: `BULK_PARALLEL` in the UI).
+/// `stop`; the control panel's bulk actions read it from `GET /api/v1/engine`
+/// (`start_parallel`).
 pub const START_PARALLEL: usize = 4;
 
 impl Engine {

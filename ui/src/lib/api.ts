@@ -17,6 +17,8 @@ export interface EngineInfo {
   main_runtime: string;
   runtimes: string[];
   data_service: null | 'postgres' | 'mysql' | string;
+  /** How many starts or stops a bulk action runs at once: the engine's own figure. */
+  start_parallel?: number;
 }
 
 export type Status = 'stopped' | 'starting' | 'running' | 'stopping' | 'upgrading' | 'backoff' | 'error';

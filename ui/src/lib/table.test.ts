@@ -150,7 +150,7 @@ describe('bulk actions', () => {
   it('an empty selection calls nothing', async () => {
     const out = await runBulk([], async () => {
       throw new Error('called');
-    }, () => {});
+    }, () => {}, 4);
     expect(out.size).toBe(0);
   });
   it('sum up in one line', () => {

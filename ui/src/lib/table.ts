@@ -158,19 +158,16 @@ export function bulkSkip(action: BulkAction, status: string, rules: StatusRules)
   return null;
 }
 
-/** At most this many calls of one bulk action are on their way at once. */
-export const BULK_PARALLEL = 4;
-
 /**
  * Run `action` over `names`: one call each through `call` (null = done, else the failure's
- * sentence), at most `parallel` at a time; `report` hears each app's outcome as it lands.
- * Resolves with every outcome once all have landed; never rejects.
+ * sentence), at most `parallel` at a time (the engine's `start_parallel`); `report` hears each
+ * app's outcome as it lands. Resolves with every outcome once all have landed; never rejects.
  */
 export async function runBulk(
   names: readonly string[],
   call: (name: string) => Promise<string | null>,
   report: (name: string, o: Outcome) => void,
-  parallel = BULK_PARALLEL,
+  parallel: number,
 ): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   let next = 0;
