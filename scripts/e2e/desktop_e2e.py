@@ -396,8 +396,9 @@ def main():
     # lists the apps with their states.
     menu = tray_of(desktop_pid)
     log(f"the tray menu is {menu[0]} {menu[1]}")
-    tray_wait(menu, "blog stopped and main running",
-              lambda l: app_label_has(l, "The blog", "stopped") and sni.find(l, "~ — running"))
+    # blog starts on a visit and has not had one: asleep (a visit starts it), not stopped.
+    tray_wait(menu, "blog asleep and main running",
+              lambda l: app_label_has(l, "The blog", "asleep") and sni.find(l, "~ — running"))
     for entry in ("Open Hangar", "Start all", "Stop all", "Quit Hangar"):
         if sni.find(tray_layout(menu), entry) is None:
             fail(f"the tray menu has no {entry!r}:\n{tray_text(menu)}")
@@ -604,9 +605,9 @@ def from_menu():
         wait("the main window (started from the menu)", lambda: x_windows("^Hangar$"), timeout=60)
         screenshot("from-menu")
         menu = tray_of(pid)
-        # blog starts on a visit: after a restart it waits, stopped, until one comes (or a Start).
-        tray_wait(menu, "main running, blog stopped", lambda l: sni.find(l, "~Main app — running")
-                  and app_label_has(l, "The blog", "stopped"))
+        # blog starts on a visit: after a restart it waits, asleep, until one comes (or a Start).
+        tray_wait(menu, "main running, blog asleep", lambda l: sni.find(l, "~Main app — running")
+                  and app_label_has(l, "The blog", "asleep"))
         tray_click(menu, "~The blog — ", "Start")
         wait("blog running (tray, started from the menu)", lambda: app_status("blog") == "running")
         status, _ = proxy_get("/_app/blog/api/info")

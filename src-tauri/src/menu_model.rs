@@ -19,6 +19,9 @@ pub struct AppItem {
     pub status: Status,
     pub pinned: bool,
     pub restarts: u32,
+    /// Stopped, and its next visit starts it (never started, stopped when idle, put to sleep by
+    /// the memory budget): the menu says `asleep`, as the panel does, not `stopped`.
+    pub asleep: bool,
 }
 
 impl From<&hangar::engine::AppView> for AppItem {
@@ -29,6 +32,8 @@ impl From<&hangar::engine::AppView> for AppItem {
             status: v.status,
             pinned: v.pinned,
             restarts: v.restarts,
+            asleep: v.status == Status::Stopped
+                && v.desired == hangar::store::registry::Desired::Dormant,
         }
     }
 }
@@ -216,6 +221,8 @@ fn app_entry(app: &AppItem) -> Entry {
     let mut status = app.status.to_string();
     if app.status == Status::Backoff && app.restarts > 0 {
         status = format!("crashed, restart {}", app.restarts);
+    } else if app.asleep {
+        status = "asleep".into();
     }
     let pin = if app.pinned { "📌 " } else { "" };
     Entry::Submenu {
@@ -346,6 +353,7 @@ mod tests {
             status,
             pinned,
             restarts: 0,
+            asleep: false,
         }
     }
 
@@ -407,6 +415,22 @@ mod tests {
         );
         assert_eq!(m.icon, Icon::Normal);
         assert_eq!(m.tooltip, "Hangar — 2 of 4 apps running");
+    }
+
+    #[test]
+    fn an_app_its_next_visit_starts_is_asleep_one_the_operator_stopped_is_stopped() {
+        let mut sleeping = app("blog", Status::Stopped, false);
+        sleeping.asleep = true;
+        let s = TrayState {
+            apps: vec![sleeping, app("shop", Status::Stopped, false)],
+            ..TrayState::default()
+        };
+        let m = build(&s);
+        let l = labels(&m.entries);
+        assert!(l.contains(&"○ App blog — asleep >".to_string()), "{l:?}");
+        assert!(l.contains(&"○ App shop — stopped >".to_string()), "{l:?}");
+        // Asleep is stopped for the actions: Start is offered.
+        assert!(enabled(&m, "start:blog"));
     }
 
     #[test]

@@ -129,6 +129,7 @@ mod tests {
                 status,
                 pinned: false,
                 restarts,
+                asleep: false,
             },
             (status == Status::Error).then(|| "exited with code 3".to_string()),
             MemoryRestarts::default(),

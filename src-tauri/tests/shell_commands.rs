@@ -334,9 +334,10 @@ fn tray_model_and_actions_follow_the_engine() {
     let f = Fixture::new();
     f.create("wiki");
     let model = |f: &Fixture| f.invoke("tray_model", json!({})).unwrap().to_string();
-    // The menu follows the engine's events (debounced), not a poll of ours.
+    // The menu follows the engine's events (debounced), not a poll of ours. A new on-visit app
+    // waits for its first visit: asleep.
     wait_for(
-        || model(&f).contains("wiki — stopped").then_some(()),
+        || model(&f).contains("wiki — asleep").then_some(()),
         "wiki in the tray menu",
     );
     f.tray_click("start:wiki").unwrap();
@@ -352,6 +353,8 @@ fn tray_model_and_actions_follow_the_engine() {
     );
     assert_eq!(f.app_view("wiki").status, Status::Stopped);
     assert_eq!(f.app_view("main").status, Status::Stopped);
+    // Stopped by the operator (here from the tray): stopped, not asleep.
+    assert!(model(&f).contains("wiki — stopped"), "{}", model(&f));
     f.tray_click("start-all").unwrap();
     assert_eq!(f.app_view("wiki").status, Status::Running);
     assert_eq!(f.app_view("main").status, Status::Running);
