@@ -732,22 +732,17 @@ fn write_batch(
 
 /// What [`pump`] reads: a byte source that can be left alone for a while.
 pub trait Source: AsyncRead + Unpin {
-    /// Leave the source for `d`: nothing it does meanwhile may cost a wake-up.
-    fn rest(&mut self, d: Duration) -> impl std::future::Future<Output = ()>;
-}
-
-impl Source for &[u8] {
-    async fn rest(&mut self, d: Duration) {
-        tokio::time::sleep(d).await;
+    /// Leave the source for `d`: nothing it does meanwhile may cost a wake-up. By default it
+    /// only sleeps (the source stays registered).
+    fn rest(&mut self, d: Duration) -> impl std::future::Future<Output = ()> {
+        tokio::time::sleep(d)
     }
 }
 
-/// A socket (`bench/logs.rs` feeds the pump through one): it stays registered while it rests.
-impl Source for tokio::net::UnixStream {
-    async fn rest(&mut self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
+impl Source for &[u8] {}
+
+/// A socket (`bench/logs.rs` feeds the pump through one).
+impl Source for tokio::net::UnixStream {}
 
 /// A child's pipe on the pipes' thread. While it rests it is out of that thread's epoll set:
 /// a registered pipe wakes its reader's thread at every write the app makes (an edge per write),
