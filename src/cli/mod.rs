@@ -475,7 +475,7 @@ async fn list(c: &Client, json: bool) -> Result<()> {
                 .filter(|a| {
                     a.reason
                         .as_deref()
-                        .is_some_and(|r| r.starts_with("memory budget"))
+                        .is_some_and(|r| r.starts_with(hangar::run::monitor::BUDGET_REASON))
                 })
                 .filter(|a| !a.status.is_active())
                 .count();

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::{AppEntry, Proxy};
 use crate::base::validate::MAIN;
+use crate::run::monitor::BUDGET_REASON;
 use crate::run::supervisor::{mib, Status};
 use crate::store::registry::StartMode;
 
@@ -105,13 +106,13 @@ async fn fit(proxy: &Proxy, need: u64, for_app: Option<&str>) -> usize {
             .unwrap_or_else(|| "never visited since it started".into());
         let why = match for_app {
             Some(other) => format!(
-                "memory budget: making room for {other} (apps hold {} of {}, {other} took {} in its last run); put to sleep as the least recently visited ({idle})",
+                "{BUDGET_REASON}: making room for {other} (apps hold {} of {}, {other} took {} in its last run); put to sleep as the least recently visited ({idle})",
                 mib(fig.used_bytes),
                 mib(fig.budget_bytes),
                 mib(need)
             ),
             None => format!(
-                "memory budget: apps hold {} of {}; put to sleep as the least recently visited ({idle})",
+                "{BUDGET_REASON}: apps hold {} of {}; put to sleep as the least recently visited ({idle})",
                 mib(fig.used_bytes),
                 mib(fig.budget_bytes)
             ),

@@ -672,6 +672,10 @@ pub async fn run(engine: Arc<Core>) {
     }
 }
 
+/// How the reason of an app the memory budget put to sleep begins (`AppView::reason`): the
+/// budget writes it, clients (`hangar list`) count by it.
+pub const BUDGET_REASON: &str = "memory budget";
+
 /// The memory budget as it stands: the budget in bytes, what the running apps hold now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetFigures {
