@@ -3,18 +3,14 @@
 // budget; the app put to sleep says why on its page, and a visit wakes it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEngine, launchBrowser, shot } from './harness.mjs';
+import { startEngine, openPage, shot } from './harness.mjs';
 
-let e, ctx, page;
-const pageErrors = [];
+let e, ctx, page, pageErrors;
 
 before(async () => {
   // Three apps of ~130 MiB each; the budget fits two.
   e = await startEngine({ config: 'memory_budget = "330M"\n' });
-  ctx = await launchBrowser();
-  page = await ctx.newPage();
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.setDefaultTimeout(30000);
+  ({ ctx, page, errors: pageErrors } = await openPage({ timeout: 30000 }));
 });
 
 after(async () => {

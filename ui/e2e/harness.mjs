@@ -139,6 +139,17 @@ export async function launchBrowser() {
   return context;
 }
 
+/** A browser on a fresh profile and one page on it, whose script errors are collected in
+ * `errors` (each suite asserts none at its end). */
+export async function openPage({ timeout = 20000 } = {}) {
+  const ctx = await launchBrowser();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.setDefaultTimeout(timeout);
+  return { ctx, page, errors };
+}
+
 export function shot(page, name) {
   mkdirSync(OUT, { recursive: true });
   return page.screenshot({ path: join(OUT, `ui-${name}.png`), fullPage: true });

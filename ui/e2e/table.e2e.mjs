@@ -4,10 +4,9 @@
 // keeps the filter and the sort (they live in the URL).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEngine, launchBrowser, shot, docShot } from './harness.mjs';
+import { startEngine, openPage, shot, docShot } from './harness.mjs';
 
-let e, ctx, page;
-const pageErrors = [];
+let e, ctx, page, pageErrors;
 
 // 6 shops, 10 blogs, 36 services: 52 sub-apps.
 const SHOPS = Array.from({ length: 6 }, (_, i) => `shop_${i}`);
@@ -28,10 +27,7 @@ before(async () => {
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
-  ctx = await launchBrowser();
-  page = await ctx.newPage();
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.setDefaultTimeout(20000);
+  ({ ctx, page, errors: pageErrors } = await openPage());
 });
 
 after(async () => {

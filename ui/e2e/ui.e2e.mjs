@@ -3,18 +3,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEngine, launchBrowser, shot, docShot, DOCS_SHOTS } from './harness.mjs';
+import { startEngine, openPage, shot, docShot, DOCS_SHOTS } from './harness.mjs';
 
-let e, ctx, page;
-const pageErrors = [];
+let e, ctx, page, pageErrors;
 const APP = 'e2e_app';
 
 before(async () => {
   e = await startEngine();
-  ctx = await launchBrowser();
-  page = await ctx.newPage();
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.setDefaultTimeout(20000);
+  ({ ctx, page, errors: pageErrors } = await openPage());
 });
 
 after(async () => {
