@@ -344,3 +344,78 @@ fn the_reader_sees_paths_and_circles() {
     assert!(named.contains(&vec!["base".into(), "web".into(), "escape".into()]));
     assert!(named_paths("use crate::{a, b};", &own, false).is_err());
 }
+
+/// Source paths a doc names in backquotes (`src/run/logs.rs`, `ui/src/lib/api.ts`): each must
+/// exist, read from the repository's root, from `src/` (ARCHITECTURE.md's code map), from
+/// `src-tauri/src/` (the shell's rows) or from the doc's own folder (`ui/README.md`). A doc that
+/// names a file that moved sends a newcomer nowhere.
+fn named_source_paths(text: &str) -> Vec<String> {
+    const EXT: &[&str] = &[
+        "rs", "ts", "svelte", "sh", "mjs", "js", "py", "toml", "json", "sql",
+    ];
+    let mut out = Vec::new();
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let ok_chars = quoted
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+        let ext = quoted.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+        let file = quoted.rsplit('/').next().unwrap_or("");
+        if ok_chars
+            && quoted.contains('/')
+            && !quoted.starts_with('/')
+            && !quoted.contains("..")
+            && file.contains('.')
+            && EXT.contains(&ext)
+        {
+            out.push(quoted.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_source_path_a_doc_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "SECURITY.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    for dir in ["docs", "ui", "bench"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "md") {
+                    docs.push(e.path());
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for doc in &docs {
+        let Ok(text) = std::fs::read_to_string(doc) else {
+            continue;
+        };
+        let own = doc.parent().unwrap_or(root);
+        for p in named_source_paths(&text) {
+            let bases = [root, &root.join("src"), &root.join("src-tauri/src"), own];
+            if !bases.iter().any(|b| b.join(&p).exists()) {
+                missing.push(format!(
+                    "{}: `{p}`",
+                    doc.strip_prefix(root).unwrap_or(doc).display()
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs name source files that do not exist (moved or renamed?):\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_doc_reader_finds_source_paths_only() {
+    let found = named_source_paths(
+        "see `src/run/logs.rs` and `logs/<name>.log`, `hangar.toml`, `/etc/x.conf`, `ui/src/lib/api.ts`",
+    );
+    assert_eq!(found, vec!["src/run/logs.rs".to_string(), "ui/src/lib/api.ts".to_string()]);
+}
