@@ -17,7 +17,7 @@ for w in "${want[@]}"; do
     run) ;;
     test)
       pkgs+=(postgresql mariadb-server sqlite3 nginx wrk chromium xvfb xauth dbus-daemon imagemagick
-             desktop-file-utils procps psmisc systemd)
+             desktop-file-utils procps psmisc systemd dpkg-dev lintian)
       ;;
     desktop)
       pkgs+=(libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
@@ -40,11 +40,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >&2
 fi
 
+export PATH="$HOME/.cargo/bin:$PATH"
+# The toolchain: the lockfile's crates need Rust 1.95 (Cargo.toml's rust-version says the same).
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "install-deps: cargo is missing; install a Rust toolchain (rustup, Rust 1.85 or newer) and run again" >&2
+  echo "install-deps: cargo is missing; install Rust 1.95 or newer with rustup (https://rustup.rs: curl ... | sh, or Debian's rustup package on newer releases) and run again" >&2
   exit 1
 fi
+rust_have=$(rustc --version | sed -n 's/^rustc \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+read -r rmaj rmin <<<"$rust_have"
+if [ -z "$rmaj" ] || [ "$rmaj" -lt 1 ] || { [ "$rmaj" -eq 1 ] && [ "$rmin" -lt 95 ]; }; then
+  echo "install-deps: Rust 1.95 or newer is needed (found $(rustc --version)): rustup update stable" >&2
+  exit 1
+fi
+# Node.js 20 or newer for the control panel (Debian 12's own nodejs is 18: take NodeSource's
+# nodejs 20 package, or nvm).
 if ! command -v node >/dev/null 2>&1; then
-  echo "install-deps: node (20 or newer) and npm are needed for the UI; install them and run again" >&2
+  echo "install-deps: Node.js 20 or newer and npm are needed for the control panel (Debian 12 ships 18: install NodeSource's nodejs 20 package or use nvm) and run again" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: Node.js 20 or newer is needed (found $(node --version); Debian 12 ships 18: install NodeSource's nodejs 20 package or use nvm)" >&2
   exit 1
 fi

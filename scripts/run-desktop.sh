@@ -30,11 +30,19 @@ if [ ! -f ui/dist/index.html ] && command -v npm >/dev/null 2>&1; then
   (cd ui && npm ci --no-audit --no-fund && npm run build) >&2
 fi
 
-if [ -n "$headless" ]; then
+# One build for both README commands: where the desktop's libraries are installed this is the
+# very build `scripts/test.sh` makes (the same packages, targets and features), so running one
+# after the other compiles nothing twice. A server without them builds the engine alone.
+if [ -n "$headless" ] && ! pkg-config --exists webkit2gtk-4.1 2>/dev/null; then
   cargo build -p hangar -p hangar-demo
+else
+  scripts/build.sh
+fi
+scripts/link-bin.sh
+
+if [ -n "$headless" ]; then
   echo "Starting Hangar headless (Ctrl-C stops it and every app)…" >&2
   exec "$HANGAR_BIN" "${args[@]}" serve
 fi
-cargo build -p hangar -p hangar-demo -p hangar-desktop
 echo "Starting Hangar's desktop app (Quit in the tray, or Ctrl-C, stops it and every app)…" >&2
 exec "$CARGO_TARGET_DIR/debug/hangar-desktop" "${args[@]}"

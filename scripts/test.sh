@@ -8,8 +8,9 @@ scripts/install-deps.sh run test desktop
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-step "build"
-cargo build --workspace --all-targets
+step "build (the same build scripts/run.sh makes)"
+scripts/build.sh
+scripts/link-bin.sh
 
 step "a real third-party app for the proxy test (Datasette, from PyPI)"
 scripts/install-datasette.sh >/dev/null
