@@ -40,7 +40,7 @@ ldconfig -p | grep libayatana-appindicator3.so.1 >/dev/null \
   || die "libayatana-appindicator3-1 is missing (the tray loads it at run time): apt-get install libayatana-appindicator3-1"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-  (cd "$ROOT" && cargo build -p hangar -p hangar-demo -p hangar-desktop)
+  "$ROOT/scripts/build.sh"
 fi
 export HANGAR_DESKTOP_BIN=${HANGAR_DESKTOP_BIN:-$TARGET/debug/hangar-desktop}
 HANGAR=${HANGAR_BIN:-$TARGET/debug/hangar}

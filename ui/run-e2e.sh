@@ -11,7 +11,8 @@ if [ ! -x "$chromium" ]; then
 fi
 command -v node >/dev/null || { echo "run-e2e: node is missing (node 20 or newer is needed)" >&2; exit 1; }
 target="${CARGO_TARGET_DIR:-$repo/target}"
-(cd "$repo" && cargo build --workspace --quiet)
+# The one build of scripts/build.sh (the same features as scripts/test.sh and scripts/run.sh).
+"$repo/scripts/build.sh"
 # The target folder may be shared: run private copies of the binaries just built.
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
