@@ -3,7 +3,7 @@
 
 // The layers, lowest first. A module imports only from its own layer and the ones listed
 // before it (`api` and `proxy` share a floor and never import each other); `host` starts the
-// services. ARCHITECTURE.md states the rule and tests/layers.rs checks it.
+// services. ARCHITECTURE.md states the rule and tests/it/layers.rs checks it.
 pub mod api;
 pub mod base;
 pub mod engine;

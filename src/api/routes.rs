@@ -1,6 +1,6 @@
 //! The API's paths as a client writes them, below `/api/v1`: one builder per route, used by the
 //! typed client (`client.rs`). The server writes the same routes once, as templates, in
-//! `api::router`; tests/client.rs calls every builder through the client against a real engine.
+//! `api::router`; tests/it/client.rs calls every builder through the client against a real engine.
 //!
 //! Invariant: a name or id given to a builder is percent-encoded as one path segment, so no
 //! value ever changes which route is asked.

@@ -315,7 +315,7 @@ describe('view order', () => {
   });
 });
 
-// The fixture is what GET /api/v1/statuses answers: tests/lifecycle.rs checks the engine serves
+// The fixture is what GET /api/v1/statuses answers: tests/it/lifecycle.rs checks the engine serves
 // exactly it, so these are the engine's own rules.
 describe('status rules', () => {
   const table = served.statuses as StatusRule[];

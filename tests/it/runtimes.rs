@@ -2,7 +2,7 @@
 //! (`create NAME -- PROGRAM`), `hangar.toml` read again while apps run (`reload` and the file
 //! watcher), and `exec` with an app's environment. Real engine, real processes, the real proxy.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

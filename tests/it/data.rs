@@ -11,7 +11,7 @@
 //!   options JSON, sort, createdAt, updatedAt) on each dialect: dry run, run, second run,
 //!   conflicts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

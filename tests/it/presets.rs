@@ -4,7 +4,7 @@
 //! under `/_app/<name>/` through the proxy as its own client would. Fails when either is
 //! missing, never skips.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

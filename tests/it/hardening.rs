@@ -1,6 +1,6 @@
 //! Issue 8's protections, each with a test that fails without it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the server wrote it from (the two sides share one contract). The CLI covers the verbs it
 //! uses; this covers the rest too (edit, name check, connection test, history, host, events).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The proxy, end to end: a real engine, real `hangar-demo` app processes, real HTTP and
 //! WebSocket clients on the proxy port.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! itself there on its first start, and answers under its prefix. Needs the real NocoBase
 //! (`scripts/install-nocobase.sh`) and the throwaway PostgreSQL; fails when either is missing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

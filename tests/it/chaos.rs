@@ -6,7 +6,7 @@
 //! The moments are drawn from a seed printed at the start (HANGAR_CHAOS_SEED replays a run);
 //! HANGAR_CHAOS_ROUNDS sets how many rounds (default 12).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 

@@ -1,7 +1,7 @@
 //! `hangar export`: the real nginx accepts and serves the exported config; the Kubernetes
 //! manifests parse back into k8s-openapi's typed models and keep every route.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

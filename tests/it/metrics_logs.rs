@@ -1,7 +1,7 @@
 //! CPU, memory and logs per app, end to end: a real engine, real app processes (hangar-demo
 //! run as a grandchild by a small shell runtime), the real CLI and API.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //!
 //! Every name made on a server carries a per-run suffix, so runs and tests never collide.
 
-mod common;
+use crate::common;
 
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;

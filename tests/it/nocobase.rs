@@ -7,7 +7,7 @@
 //! A NocoBase boot costs 10-60 s of CPU on a small machine: each test shares one engine between
 //! its apps and boots each app as few times as the checks allow.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

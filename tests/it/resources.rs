@@ -3,7 +3,7 @@
 //! (least recently visited apps put to sleep, pinned ones never, no request lost) and the CPU
 //! priority of an app's whole process group. Real engine, real `hangar-demo` processes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

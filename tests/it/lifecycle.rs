@@ -1,6 +1,6 @@
 //! The engine foundation, end to end through the real CLI, a real engine and real app processes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

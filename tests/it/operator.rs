@@ -2,7 +2,7 @@
 //! app processes: `apply`/`dump`, bulk `start|stop|restart`, `logs` of every app, `edit` and
 //! env files, `--json` on every verb, completions and man pages, the systemd unit.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;
