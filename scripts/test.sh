@@ -8,6 +8,9 @@ scripts/install-deps.sh run test desktop
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
+step "fast checks first: formatting, clippy, the panel's types (scripts/check.sh)"
+scripts/check.sh
+
 step "build (the same build scripts/run.sh makes)"
 scripts/build.sh
 scripts/link-bin.sh

@@ -545,7 +545,7 @@ fn the_status_rules_are_served_as_one_table() {
     let e = TestEngine::start();
     let (code, served) = e.api(reqwest::Method::GET, "/statuses", None);
     assert_eq!(code, 200, "{served}");
-    let fixture: Value = serde_json::from_str(include_str!("../ui/src/lib/statuses.fixture.json"))
+    let fixture: Value = serde_json::from_str(include_str!("../../ui/src/lib/statuses.fixture.json"))
         .expect("the fixture is JSON");
     assert_eq!(
         served, fixture,
