@@ -376,10 +376,15 @@ fn named_source_paths(text: &str) -> Vec<String> {
 #[test]
 fn every_source_path_a_doc_names_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut docs: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "SECURITY.md", "BENCHMARKS.md"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect();
+    let mut docs: Vec<PathBuf> = [
+        "README.md",
+        "ARCHITECTURE.md",
+        "SECURITY.md",
+        "BENCHMARKS.md",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
     for dir in ["docs", "ui", "bench"] {
         if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
             for e in entries.flatten() {
@@ -417,5 +422,11 @@ fn the_doc_reader_finds_source_paths_only() {
     let found = named_source_paths(
         "see `src/run/logs.rs` and `logs/<name>.log`, `hangar.toml`, `/etc/x.conf`, `ui/src/lib/api.ts`",
     );
-    assert_eq!(found, vec!["src/run/logs.rs".to_string(), "ui/src/lib/api.ts".to_string()]);
+    assert_eq!(
+        found,
+        vec![
+            "src/run/logs.rs".to_string(),
+            "ui/src/lib/api.ts".to_string()
+        ]
+    );
 }

@@ -545,8 +545,9 @@ fn the_status_rules_are_served_as_one_table() {
     let e = TestEngine::start();
     let (code, served) = e.api(reqwest::Method::GET, "/statuses", None);
     assert_eq!(code, 200, "{served}");
-    let fixture: Value = serde_json::from_str(include_str!("../../ui/src/lib/statuses.fixture.json"))
-        .expect("the fixture is JSON");
+    let fixture: Value =
+        serde_json::from_str(include_str!("../../ui/src/lib/statuses.fixture.json"))
+            .expect("the fixture is JSON");
     assert_eq!(
         served, fixture,
         "the rules changed: update ui/src/lib/statuses.fixture.json (the UI's test reads it)"
