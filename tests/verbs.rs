@@ -109,7 +109,10 @@ fn usage_errors_exit_2_and_start_no_engine() {
             err.starts_with("error: ") && err.contains(words),
             "{args:?}: {err}"
         );
-        assert!(err.contains("Usage:"), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("Usage: hangar {}", args[0])),
+            "{args:?}: {err}"
+        );
     }
     assert!(
         !home.path().join("engine.json").exists() && !home.path().join("logs").exists(),

@@ -288,6 +288,8 @@ pub fn check_usage(cli: &Cli) {
         _ => return,
     };
     let mut cmd = Cli::command();
+    // Built, so the verb's usage reads `hangar VERB …`.
+    cmd.build();
     let err = match cmd.find_subcommand_mut(verb) {
         Some(sub) => sub.error(clap::error::ErrorKind::MissingRequiredArgument, message),
         None => cmd.error(clap::error::ErrorKind::MissingRequiredArgument, message),
