@@ -5,6 +5,7 @@ mod cli;
 
 fn main() {
     let cli = cli::Cli::parse();
+    cli::check_usage(&cli);
     hangar::base::process::raise_open_files_limit();
     hangar::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -24,11 +25,11 @@ fn main() {
         }
         // One clear line: the error and its causes; with --json also the one error shape on
         // standard output.
-        if cli::output::wants_json() {
+        // A verb that already wrote its document (bulk results) writes no second one.
+        if cli::output::wants_json() && !cli::output::reported(&e) {
             outln!("{}", cli::output::error_json(&e));
         }
-        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        eprintln!("hangar: {}", msg.join(": "));
+        eprintln!("hangar: {}", cli::output::error_line(&e));
         std::process::exit(1);
     }
 }

@@ -46,6 +46,9 @@ pub enum ClientError {
     Timeout { secs: u64, log: String },
     #[error("cannot start the engine: {0}")]
     Spawn(std::io::Error),
+    /// The engine this client started ended before it answered: its own error.
+    #[error("the engine could not start: {message} (its log: {log})")]
+    EngineFailed { message: String, log: String },
     #[error(transparent)]
     Home(#[from] crate::base::home::HomeError),
     #[error("unexpected answer from the engine: {0}")]
@@ -77,11 +80,12 @@ impl Client {
     /// Connect to the engine of `home`; with `autostart`, start one in the background first
     /// when none runs.
     pub async fn connect(home: &Home, autostart: bool) -> Result<Client, ClientError> {
+        let mut started = None;
         if !home.engine_running() {
             if !autostart {
                 return Err(ClientError::NoEngine(home.root().display().to_string()));
             }
-            start_background(home)?;
+            started = Some(start_background(home)?);
             eprintln!(
                 "hangar: started the engine in the background (home {})",
                 home.root().display()
@@ -89,6 +93,16 @@ impl Client {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
+            // The engine started here ended (a bad hangar.toml, a port taken): its own error,
+            // at once. Another engine that took the home meanwhile is as good.
+            if let Some((child, from)) = started.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    if !home.engine_running() {
+                        return Err(engine_failed(home, *from, status));
+                    }
+                    started = None;
+                }
+            }
             if let (Some(info), Ok(token)) = (home.engine_info(), home.read_token()) {
                 let client = Client {
                     base: format!("http://{}/api/v1", info.api),
@@ -464,8 +478,41 @@ fn api_error(status: StatusCode, text: &str) -> ClientError {
     }
 }
 
-/// Start `hangar serve` for `home`, detached, its output going to the engine's log.
-fn start_background(home: &Home) -> Result<(), ClientError> {
+/// The error of an engine that ended before it answered: the last `hangar: …` line it wrote
+/// to its log after `from` (the log's length before it started), else its last line.
+fn engine_failed(home: &Home, from: u64, status: std::process::ExitStatus) -> ClientError {
+    use std::io::{Read, Seek, SeekFrom};
+    const MOST: u64 = 64 * 1024;
+    let path = home.engine_log();
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(&path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(from);
+        let start = from.max(len.saturating_sub(MOST));
+        if f.seek(SeekFrom::Start(start)).is_ok() {
+            let _ = f.take(MOST).read_to_string(&mut text);
+        }
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("hangar: "))
+        .or(lines.last().copied())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("it exited ({status}) without a word"));
+    ClientError::EngineFailed {
+        message,
+        log: path.display().to_string(),
+    }
+}
+
+/// Start `hangar serve` for `home`, detached, its output going to the engine's log; the child,
+/// and the log's length before it started.
+fn start_background(home: &Home) -> Result<(std::process::Child, u64), ClientError> {
     home.prepare()?;
     let exe = std::env::current_exe().map_err(ClientError::Spawn)?;
     let log = std::fs::OpenOptions::new()
@@ -473,6 +520,7 @@ fn start_background(home: &Home) -> Result<(), ClientError> {
         .append(true)
         .open(home.engine_log())
         .map_err(ClientError::Spawn)?;
+    let from = log.metadata().map(|m| m.len()).unwrap_or(0);
     let log2 = log.try_clone().map_err(ClientError::Spawn)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--home")
@@ -489,8 +537,8 @@ fn start_background(home: &Home) -> Result<(), ClientError> {
             Ok(())
         });
     }
-    cmd.spawn().map_err(ClientError::Spawn)?;
-    Ok(())
+    let child = cmd.spawn().map_err(ClientError::Spawn)?;
+    Ok((child, from))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! - `GET /metrics/stream` — server-sent events: `tick` (every app's and the host's figures),
 //!   `event` (start, stop, crash, restart); while one is open the sampler runs every second;
 //! - `GET /host` — the machine's current figures and the sampler in use;
-//! - `GET /apps/{name}/logs/search?q=&regex=&since=&until=&limit=` — search over the current
+//! - `GET /apps/{name}/logs/search?q=&regex=&since=&until=&limit=&stream=` — search over the current
 //!   and rotated log files.
 
 use std::convert::Infallible;
@@ -160,7 +160,19 @@ pub(crate) async fn search(
         since: None,
         until: None,
         limit: p.limit.unwrap_or(1000),
+        stream: None,
     };
+    if let Some(raw) = p.stream.filter(|s| !s.is_empty()) {
+        match crate::run::logs::Stream::parse(&raw) {
+            Some(s) => q.stream = Some(s),
+            None => {
+                return refuse(
+                    "stream",
+                    format!("{raw:?} is not a stream; accepted: out, err, sys, file"),
+                )
+            }
+        }
+    }
     if q.limit == 0 || q.limit > 100_000 {
         return refuse("limit", "must be from 1 to 100000");
     }

@@ -144,7 +144,7 @@ pub struct LogLines {
     pub lines: Vec<LogLine>,
 }
 
-/// `GET /apps/{name}/logs/search?q=&regex=&since=&until=&limit=`, as the query carries it (the
+/// `GET /apps/{name}/logs/search?q=&regex=&since=&until=&limit=&stream=`, as the query carries it (the
 /// route checks each field and names the one it refuses).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchParams {
@@ -156,6 +156,9 @@ pub struct SearchParams {
     pub until: Option<String>,
     /// 1 to 100000 (default 1000).
     pub limit: Option<usize>,
+    /// Only lines of this stream: out, err, sys or file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 /// `GET /apps/{name}/metrics?range=`: `5m`, `1h` (default), `24h`, `7d`…

@@ -22,6 +22,7 @@ pub struct ApplyArgs {
     /// Print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON instead of text (shapes: docs/contracts.md).
     #[arg(long)]
     pub json: bool,
 }

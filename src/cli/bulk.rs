@@ -13,7 +13,7 @@ use serde_json::json;
 use hangar::api::client::Client;
 use hangar::engine::{AppView, START_PARALLEL};
 
-use crate::cli::output::Failure;
+use crate::cli::output::{Failure, Reported};
 
 #[derive(Args, Debug)]
 pub struct BulkArgs {
@@ -29,6 +29,7 @@ pub struct BulkArgs {
     /// Only apps of this runtime (repeatable).
     #[arg(long, value_name = "R")]
     pub runtime: Vec<String>,
+    /// Print JSON instead of text (shapes: docs/contracts.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -103,17 +104,15 @@ fn select(apps: Vec<AppView>, a: &BulkArgs, verb: Verb) -> Result<Vec<AppView>> 
     Ok(chosen)
 }
 
-pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
-    if a.names.is_empty() && !a.all && a.status.is_empty() && a.runtime.is_empty() {
-        return Err(Failure::field(
-            "name",
-            format!(
-                "give the apps to {}: names, --all, --status or --runtime",
-                verb.name()
-            ),
-        )
-        .into());
+impl BulkArgs {
+    /// No name and no filter: a usage error (`cli::check_usage`), found before any engine is
+    /// reached or started.
+    pub fn selects_nothing(&self) -> bool {
+        self.names.is_empty() && !self.all && self.status.is_empty() && self.runtime.is_empty()
     }
+}
+
+pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
     let one = a.names.len() == 1
         && !a.all
         && a.status.is_empty()
@@ -193,7 +192,7 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
         );
     }
     if !failed.is_empty() {
-        bail!(
+        let line = format!(
             "{} of {} apps failed to {}: {}",
             failed.len(),
             names.len(),
@@ -204,6 +203,8 @@ pub async fn run(c: &Client, verb: Verb, a: BulkArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // With --json the results above are the one document; they tell each failure.
+        return Err(Reported(line).into());
     }
     Ok(())
 }

@@ -84,6 +84,8 @@ pub async fn backup(
             } else {
                 std::env::current_dir()?.join(d)
             };
+            // Written as the operator reads it: `-o ./bk` is `/cwd/bk`, not `/cwd/./bk`.
+            let d: PathBuf = d.components().collect();
             std::fs::create_dir_all(&d)
                 .with_context(|| format!("cannot create {}", d.display()))?;
             Some(d)
@@ -119,12 +121,14 @@ pub async fn backup(
         outln!("{}", serde_json::to_string_pretty(&made)?);
     }
     if !failed.is_empty() {
-        bail!(
+        // With --json the list above is the one document.
+        return Err(crate::cli::output::Reported(format!(
             "{} of {} backups failed: {}",
             failed.len(),
             names.len(),
             failed.join(", ")
-        );
+        ))
+        .into());
     }
     Ok(())
 }

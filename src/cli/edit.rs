@@ -21,6 +21,7 @@ use crate::cli::output::Failure;
 // No doc comment on these structs: a flattened struct's would replace the verb's own help.
 #[derive(Args, Debug)]
 pub struct AppFlags {
+    /// The name shown in the control panel and the tray (default: NAME).
     #[arg(long, value_name = "S")]
     pub display_name: Option<String>,
     /// with-main: starts with the engine; on-visit (default): starts on its first request.
@@ -53,6 +54,7 @@ pub struct AppFlags {
     /// CPU priority of its process group, -20 (first) to 19 (last); default: the runtime's.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nice: Option<i64>,
+    /// Print JSON instead of text (shapes: docs/contracts.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -79,7 +81,8 @@ impl AppFlags {
 #[derive(Args, Debug)]
 #[command(
     mut_arg("start_mode", |a| a.help("with-main or on-visit")),
-    mut_arg("port", |a| a.help(None::<&str>)),
+    mut_arg("port", |a| a.help("Its own port; a running app moves at its next restart")),
+    mut_arg("display_name", |a| a.help("The name shown in the control panel and the tray")),
     mut_arg("domain", |a| a.help("A custom domain; an empty one (\"\") removes it")),
     mut_arg("env", |a| a.help("Set these environment values (repeatable); other keys are kept")),
     mut_arg("env_file", |a| a.help("Set the values of an env file (dotenv: KEY=VALUE, quotes, # comments, export); repeatable, later files and --env win")),
@@ -91,6 +94,7 @@ pub struct EditArgs {
     pub name: String,
     #[command(flatten)]
     pub app: AppFlags,
+    /// Unpin it from the menu.
     #[arg(long, conflicts_with = "pin")]
     pub unpin: bool,
     /// Remove these environment keys (repeatable).
@@ -102,6 +106,27 @@ pub struct EditArgs {
     /// Restart the app when it runs and its port or environment changed.
     #[arg(long)]
     pub restart: bool,
+}
+
+impl EditArgs {
+    /// Whether a flag asks for a change (`--restart` and `--json` alone do not): without one,
+    /// a usage error (`cli::check_usage`), found before any engine is reached or started.
+    pub fn changes_something(&self) -> bool {
+        let f = &self.app;
+        f.display_name.is_some()
+            || f.start_mode.is_some()
+            || f.port.is_some()
+            || f.domain.is_some()
+            || f.pin
+            || self.unpin
+            || !f.env.is_empty()
+            || !f.env_file.is_empty()
+            || !self.unset_env.is_empty()
+            || self.replace_env
+            || f.idle_timeout.is_some()
+            || f.memory_max.is_some()
+            || f.nice.is_some()
+    }
 }
 
 /// The values of `files` (in order), then of `args` (`KEY=VALUE`): the later wins.

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use hangar::api::client::{Client, ClientError};
 use hangar::api::types::SearchParams;
-use hangar::run::logs::LogLine;
+use hangar::run::logs::{LogLine, Stream};
 
 // No doc comment here, so the verb's own is its help.
 #[derive(Args, Debug)]
@@ -36,9 +36,41 @@ pub struct LogsArgs {
     /// Only lines up to this time: RFC 3339, or a time ago.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Only the app's standard output (as pm2's --out).
+    #[arg(long, conflicts_with = "err")]
+    pub out: bool,
+    /// Only the app's standard error (as pm2's --err).
+    #[arg(long)]
+    pub err: bool,
     /// Lines as JSON, one object a line: {app, ts, stream, text}.
     #[arg(long)]
     pub json: bool,
+}
+
+impl LogsArgs {
+    /// The one stream asked for (`--out`, `--err`).
+    pub(crate) fn stream(&self) -> Option<Stream> {
+        match (self.out, self.err) {
+            (true, _) => Some(Stream::Out),
+            (_, true) => Some(Stream::Err),
+            _ => None,
+        }
+    }
+
+    /// Whether the engine searches the files (a pattern, a time, a stream) rather than
+    /// giving the last lines.
+    pub(crate) fn searching(&self) -> bool {
+        self.grep.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+            || self.stream().is_some()
+    }
+
+    /// How many lines: `-n`, else 1000 for a search by pattern or time, else 20.
+    pub(crate) fn count(&self) -> usize {
+        let found = self.grep.is_some() || self.since.is_some() || self.until.is_some();
+        self.lines.unwrap_or(if found { 1000 } else { 20 })
+    }
 }
 
 /// One app's log (`hangar logs NAME`); without a name the CLI runs `logs_all::run` instead.
@@ -46,8 +78,8 @@ pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
     let Some(name) = a.name.clone() else {
         anyhow::bail!("an app's name is needed here; `hangar logs` without one shows every app");
     };
-    let searching = a.grep.is_some() || a.since.is_some() || a.until.is_some();
-    let n = a.lines.unwrap_or(if searching { 1000 } else { 20 });
+    let searching = a.searching();
+    let n = a.count();
     let keep = line_filter(&a)?;
     let show = |l: &LogLine| {
         if a.json {
@@ -70,16 +102,16 @@ pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
         let s = c.follow_logs(&name, initial).await?;
         drop(out);
         futures_util::pin_mut!(s);
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(l) if keep(&l) => {
+        loop {
+            match s.next().await {
+                Some(Ok(l)) if keep(&l) => {
                     let mut o = std::io::stdout().lock();
                     writeln!(o, "{}", show(&l))?;
                     o.flush()?;
                 }
                 // A line this client cannot read is skipped.
-                Ok(_) | Err(ClientError::Decode(_)) => {}
-                Err(e) => return Err(e.into()),
+                Some(Ok(_)) | Some(Err(ClientError::Decode(_))) => {}
+                Some(Err(_)) | None => return stream_ended(c, Some(&name)).await,
             }
         }
     } else if !searching {
@@ -90,7 +122,21 @@ pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The live lines `-f` keeps: those the engine's search would find (`--grep`, `--regex`).
+/// A live stream (`logs -f`, `monit`) ended: one line that says why, never an HTTP client's
+/// chain of causes. The engine ended; or `app` was deleted (its own refusal); or the engine,
+/// still answering, closed it as it stops.
+pub(crate) async fn stream_ended(c: &Client, app: Option<&str>) -> Result<()> {
+    if c.engine().await.is_err() {
+        anyhow::bail!("the engine ended; nothing more to show");
+    }
+    if let Some(name) = app {
+        c.status(name).await?;
+    }
+    anyhow::bail!("the engine closed the stream; it is stopping")
+}
+
+/// The live lines `-f` keeps: those the engine's search would find (`--grep`, `--regex`,
+/// `--out`, `--err`).
 pub(crate) fn line_filter(
     a: &LogsArgs,
 ) -> Result<impl Fn(&LogLine) -> bool + Send + Sync + 'static> {
@@ -104,10 +150,14 @@ pub(crate) fn line_filter(
         _ => None,
     };
     let grep = a.grep.clone();
-    Ok(move |l: &LogLine| match (&re, &grep) {
-        (Some(re), _) => re.is_match(&l.text),
-        (None, Some(g)) => l.text.contains(g.as_str()),
-        (None, None) => true,
+    let stream = a.stream();
+    Ok(move |l: &LogLine| {
+        stream.is_none_or(|s| l.stream == s)
+            && match (&re, &grep) {
+                (Some(re), _) => re.is_match(&l.text),
+                (None, Some(g)) => l.text.contains(g.as_str()),
+                (None, None) => true,
+            }
     })
 }
 
@@ -119,6 +169,7 @@ pub(crate) fn search_params(a: &LogsArgs, n: usize) -> SearchParams {
         since: a.since.clone(),
         until: a.until.clone(),
         limit: Some(n.clamp(1, 100_000)),
+        stream: a.stream().map(|s| s.as_str().to_string()),
     }
 }
 

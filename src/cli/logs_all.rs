@@ -20,8 +20,8 @@ use crate::cli::output::{colour, paint};
 const LIVE_QUEUE: usize = 1024;
 
 pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
-    let searching = a.grep.is_some() || a.since.is_some() || a.until.is_some();
-    let n = a.lines.unwrap_or(if searching { 1000 } else { 20 });
+    let searching = a.searching();
+    let n = a.count();
     let keep = line_filter(&a)?;
     let names: Vec<String> = c.list().await?.into_iter().map(|v| v.name).collect();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
@@ -95,6 +95,8 @@ pub async fn run(c: &Client, a: LogsArgs) -> Result<()> {
             writeln!(o, "{}", show(&app, &l))?;
             o.flush()?;
         }
+        // Every app's stream ended: the engine's end, told once.
+        return crate::cli::logs::stream_ended(c, None).await;
     }
     Ok(())
 }

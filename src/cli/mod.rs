@@ -35,8 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the engine headless, in the foreground.
     Serve {
+        /// The proxy's port (default: hangar.toml's proxy_port).
         #[arg(long, value_name = "N")]
         proxy_port: Option<u16>,
+        /// The API's port (default: hangar.toml's api_port).
         #[arg(long, value_name = "N")]
         api_port: Option<u16>,
     },
@@ -47,19 +49,21 @@ pub enum Command {
     /// Every app: status, pid, port, CPU %, memory, uptime, restarts.
     #[command(alias = "ls")]
     List {
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
     /// One app.
     Status {
         name: String,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
-    /// Start apps (names, globs, --all, --status, --runtime), one at a time, each waited for
-    /// until ready.
+    /// Start apps (names, globs, --all, --status, --runtime), up to four at once, each waited
+    /// for until ready.
     Start(crate::cli::bulk::BulkArgs),
-    /// Stop apps; each stays stopped until started again.
+    /// Stop apps (up to four at once); each stays stopped until started again.
     Stop(crate::cli::bulk::BulkArgs),
     /// Stop and start apps one at a time, each answering again before the next (rolling);
     /// without names only the apps that run.
@@ -74,11 +78,13 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
     /// Stop every app, the main app included, and the engine.
     Kill {
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -91,6 +97,7 @@ pub enum Command {
         /// Every app, one after another.
         #[arg(long)]
         all: bool,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -107,12 +114,14 @@ pub enum Command {
         /// List the backups in the home's backups/ (as `hangar backups`).
         #[arg(long, conflicts_with_all = ["all", "output"])]
         list: bool,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
     /// List the backups (all, or one app's), newest first.
     Backups {
         name: Option<String>,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -125,6 +134,7 @@ pub enum Command {
         /// Where the database goes: new-database, schema or a URL (default: as it was).
         #[arg(long, value_name = "new-database|schema|URL")]
         db: Option<String>,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -143,6 +153,7 @@ pub enum Command {
         /// `nocobase` preset).
         #[arg(long, value_name = "NAME")]
         runtime: Option<String>,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -175,6 +186,7 @@ pub enum Command {
     },
     /// Read hangar.toml again: new and changed runtimes apply to the next start of their apps.
     Reload {
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -195,6 +207,7 @@ pub enum Command {
         /// Only print the link.
         #[arg(long)]
         no_browser: bool,
+        /// Print JSON instead of text (shapes: docs/contracts.md).
         #[arg(long)]
         json: bool,
     },
@@ -232,6 +245,7 @@ pub struct ExportArgs {
     pub kind: String,
     /// One app (default: every app, as with --all).
     pub name: Option<String>,
+    /// Every app (the default without NAME).
     #[arg(long, conflicts_with = "name")]
     pub all: bool,
     /// nginx: send each path straight to the app's port instead of the Hangar proxy.
@@ -249,6 +263,38 @@ pub struct ExportArgs {
     /// {"kind", "text"} (or {"kind", "file"} with -o).
     #[arg(long)]
     pub json: bool,
+}
+
+/// A usage error clap's own rules cannot express, told as clap tells one (its `error:` line
+/// and the verb's usage, exit status 2), before anything is connected or started.
+pub fn check_usage(cli: &Cli) {
+    use clap::CommandFactory;
+    let (verb, message) = match &cli.command {
+        Command::Start(a) | Command::Stop(a) | Command::Restart(a) if a.selects_nothing() => {
+            let verb = match &cli.command {
+                Command::Start(_) => "start",
+                Command::Stop(_) => "stop",
+                _ => "restart",
+            };
+            (
+                verb,
+                format!("give the apps to {verb}: names, --all, --status or --runtime"),
+            )
+        }
+        Command::Edit(a) if !a.changes_something() => (
+            "edit",
+            "nothing to change: give a flag (`hangar edit --help` lists them)".to_string(),
+        ),
+        _ => return,
+    };
+    let mut cmd = Cli::command();
+    // Built, so the verb's usage reads `hangar VERB …`.
+    cmd.build();
+    let err = match cmd.find_subcommand_mut(verb) {
+        Some(sub) => sub.error(clap::error::ErrorKind::MissingRequiredArgument, message),
+        None => cmd.error(clap::error::ErrorKind::MissingRequiredArgument, message),
+    };
+    err.exit()
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -633,15 +679,18 @@ fn open_in_browser(url: &str) {
     }
 }
 
-/// The contract's `--json` fields, and nothing else.
+/// The contract's `--json` fields, and nothing else: everything `status` prints.
 fn json_view(v: &AppView) -> Value {
     json!({
-        "name": v.name, "display_name": v.display_name, "status": v.status, "pid": v.pid, "port": v.port,
-        "start_mode": v.start_mode, "domain": v.domain, "pinned": v.pinned, "url": v.url, "db": v.db,
+        "name": v.name, "display_name": v.display_name, "status": v.status, "asleep": v.asleep(),
+        "pid": v.pid, "port": v.port,
+        "start_mode": v.start_mode, "domain": v.domain, "pinned": v.pinned, "url": v.url,
+        "urls": v.urls, "runtime": v.runtime, "db": v.db,
         "cpu_percent": v.cpu_percent, "memory_bytes": v.memory_bytes, "uptime_seconds": v.uptime_seconds,
-        "restarts": v.restarts, "error": v.error,
+        "restarts": v.restarts, "error": v.error, "idle_timeout": v.idle_timeout,
         "memory_max": v.memory_max, "memory_enforced_by": v.memory_enforced_by,
         "memory_restarts": v.memory_restarts, "nice": v.nice, "reason": v.reason,
+        "command": v.command.as_ref().map(|c| &c.argv),
     })
 }
 
@@ -673,7 +722,7 @@ fn print_table(apps: &[AppView]) {
         .map(|a| {
             [
                 a.name.clone(),
-                a.status.to_string(),
+                a.shown_status().to_string(),
                 a.pid.map(|p| p.to_string()).unwrap_or("-".into()),
                 a.port.to_string(),
                 a.cpu_percent
@@ -718,7 +767,14 @@ fn print_status(v: &AppView) {
     let rows = [
         ("name", v.name.clone()),
         ("display name", v.display_name.clone()),
-        ("status", v.status.to_string()),
+        (
+            "status",
+            if v.asleep() {
+                "asleep (its next visit starts it)".to_string()
+            } else {
+                v.status.to_string()
+            },
+        ),
         ("pid", v.pid.map(|p| p.to_string()).unwrap_or("-".into())),
         ("port", v.port.to_string()),
         ("start mode", v.start_mode.to_string()),
@@ -826,14 +882,15 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
         .iter()
         .filter(|r| r.result == UpgradeResult::Failed)
         .collect();
-    match failed.as_slice() {
-        [] => Ok(()),
-        [one] if reports.len() == 1 => bail!(
+    // With --json the reports above are the one document; they tell each failure.
+    let line = match failed.as_slice() {
+        [] => return Ok(()),
+        [one] if reports.len() == 1 => format!(
             "{} was not upgraded: {}",
             one.name,
             one.error.as_deref().unwrap_or("failed")
         ),
-        _ => bail!(
+        _ => format!(
             "{} of {} upgrades failed: {}",
             failed.len(),
             reports.len(),
@@ -843,7 +900,8 @@ async fn upgrade(c: &Client, name: Option<String>, all: bool, json: bool) -> Res
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    }
+    };
+    Err(crate::cli::output::Reported(line).into())
 }
 
 mod apply;
@@ -856,3 +914,32 @@ mod monit;
 mod run_cmd;
 mod shell;
 mod startup;
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag of every verb says what it does in `--help`.
+    #[test]
+    fn every_flag_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !a.is_positional() && !builtin && a.get_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        walk(&cmd, "hangar", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+        let start = cmd.find_subcommand("start").expect("start");
+        let about = start.get_about().map(|a| a.to_string()).unwrap_or_default();
+        assert!(about.contains("up to four at once"), "{about}");
+    }
+}

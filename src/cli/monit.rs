@@ -18,12 +18,12 @@ pub async fn run(c: &Client, count: Option<u64>, json: bool) -> Result<()> {
     let s = c.metrics_stream().await?;
     futures_util::pin_mut!(s);
     let mut shown = 0u64;
-    while let Some(item) = s.next().await {
-        let snap = match item {
-            Ok(Live::Tick(snap)) => snap,
+    loop {
+        let snap = match s.next().await {
+            Some(Ok(Live::Tick(snap))) => snap,
             // A timeline event (the next tick shows its effect), or one this client cannot read.
-            Ok(Live::Event { .. }) | Err(ClientError::Decode(_)) => continue,
-            Err(e) => return Err(e.into()),
+            Some(Ok(Live::Event { .. })) | Some(Err(ClientError::Decode(_))) => continue,
+            Some(Err(_)) | None => return crate::cli::logs::stream_ended(c, None).await,
         };
         let mut out = std::io::stdout().lock();
         if json {
@@ -36,7 +36,13 @@ pub async fn run(c: &Client, count: Option<u64>, json: bool) -> Result<()> {
             }
             continue;
         }
-        let apps = c.list().await?;
+        let apps = match c.list().await {
+            Ok(apps) => apps,
+            Err(e) => {
+                crate::cli::logs::stream_ended(c, None).await?;
+                return Err(e.into());
+            }
+        };
         let frame = render(&snap, &apps, tty);
         if tty {
             // Home, draw, clear what is left of the previous frame.

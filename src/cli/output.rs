@@ -88,6 +88,34 @@ impl Failure {
     }
 }
 
+/// A failure whose `--json` document is already on standard output (a bulk verb's per-app
+/// results): the process ends with status 1 and this line on stderr, and no second document.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
+
+/// Whether `e`'s JSON document was already written (see [`Reported`]).
+pub fn reported(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Reported>())
+}
+
+/// The one line an error is told in: the error and its causes, each told once (a cause whose
+/// text an earlier one already carries, as an HTTP client's chain often repeats, is left out).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if m.is_empty() || line.contains(&m) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&m);
+    }
+    line
+}
+
 /// The field an error is about, when it is about one: an API refusal's, a CLI failure's, or an
 /// input rule's.
 pub fn field_of(e: &anyhow::Error) -> Option<String> {
@@ -108,8 +136,7 @@ pub fn field_of(e: &anyhow::Error) -> Option<String> {
 /// `--json`'s error: `{"error": "…", "field": "…" | null}`, the message being the line the
 /// text output writes on stderr.
 pub fn error_json(e: &anyhow::Error) -> serde_json::Value {
-    let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    json!({ "error": msg.join(": "), "field": field_of(e) })
+    json!({ "error": error_line(e), "field": field_of(e) })
 }
 
 /// Whether the command line asks for `--json` (before a `--`).
@@ -159,5 +186,20 @@ mod tests {
         );
         let plain = anyhow::anyhow!("no");
         assert_eq!(error_json(&plain), json!({"error": "no", "field": null}));
+    }
+
+    #[test]
+    fn a_cause_is_told_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot reach the engine: {0}")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection reset")]
+        struct Inner;
+        let e = anyhow::Error::new(Outer(Inner)).context("following shop's log");
+        assert_eq!(
+            error_line(&e),
+            "following shop's log: cannot reach the engine: connection reset"
+        );
     }
 }

@@ -97,8 +97,13 @@ pub(crate) async fn reload(c: &Client, json: bool) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    if r.is_empty() {
-        outln!("hangar.toml read again: no runtime changed");
+    match (&r.applied_before, r.is_empty()) {
+        // The file watcher got there first: what it applied is what the operator came for.
+        (Some(before), true) => outln!(
+            "hangar.toml read again: nothing new since its last change was applied ({before})"
+        ),
+        (None, true) => outln!("hangar.toml read again: no runtime changed"),
+        _ => {}
     }
     for (what, names) in [
         ("added", &r.added),

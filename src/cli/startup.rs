@@ -27,6 +27,7 @@ pub struct StartupArgs {
     /// Write (or remove) the unit without calling systemctl.
     #[arg(long)]
     pub no_enable: bool,
+    /// Print JSON instead of text (shapes: docs/contracts.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -78,7 +79,12 @@ pub fn unit(
         "Description=Hangar engine (home {})\n",
         home.display().to_string().replace('%', "%%")
     ));
-    s.push_str("Wants=network-online.target\nAfter=network-online.target\n\n");
+    // The system manager has network-online.target; a user manager has none (a dependency
+    // on it would only be a warning there, and wait for nothing).
+    if !user_unit {
+        s.push_str("Wants=network-online.target\nAfter=network-online.target\n");
+    }
+    s.push('\n');
     s.push_str("[Service]\nType=simple\n");
     s.push_str(&format!(
         "ExecStart={} --home {} serve\n",
@@ -140,6 +146,29 @@ fn systemctl(user: bool, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether systemd manages this machine (its own test, sd_booted's: `/run/systemd/system`)
+/// and, for `--user`, whether the user's manager answers. Asked before anything is written,
+/// so a machine without systemd is told so and left as it was.
+fn systemd_running(user: bool) -> Result<()> {
+    let alternatives = "`hangar startup --print` prints the unit to install by hand; --no-enable writes it without calling systemctl";
+    if !Path::new("/run/systemd/system").is_dir() {
+        bail!("systemd is not running on this machine, so no unit can be enabled; nothing was written ({alternatives})");
+    }
+    if user {
+        let out = Command::new("systemctl")
+            .args(["--user", "show-environment"])
+            .output()
+            .context("cannot run systemctl (is systemd installed?)")?;
+        if !out.status.success() {
+            bail!(
+                "the user's systemd manager does not answer ({}); nothing was written (a login session starts it; {alternatives})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn current_user() -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
@@ -163,6 +192,9 @@ pub fn startup(home: &Home, a: StartupArgs) -> Result<()> {
         out!("{text}");
         return Ok(());
     }
+    if !a.no_enable {
+        systemd_running(a.user)?;
+    }
     let dir = unit_dir(a.user)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(&name);
@@ -180,8 +212,10 @@ pub fn startup(home: &Home, a: StartupArgs) -> Result<()> {
     let enabled = if a.no_enable {
         false
     } else {
-        systemctl(a.user, &["daemon-reload"])?;
-        systemctl(a.user, &["enable", "--now", &name])?;
+        // The unit is written: a failure from here on names it.
+        let enable = systemctl(a.user, &["daemon-reload"])
+            .and_then(|()| systemctl(a.user, &["enable", "--now", &name]));
+        enable.with_context(|| format!("wrote {} but could not enable it", path.display()))?;
         true
     };
     if a.json {
@@ -254,6 +288,16 @@ mod tests {
         assert!(u.contains("ExecStart=\"/usr/bin/hangar\" --home \"/srv/hangar\" serve\n"));
         assert!(u.contains("User=app\n"));
         assert!(u.contains("KillMode=mixed\n"));
+        assert!(u.contains("After=network-online.target\n"));
+        // A user manager has no network-online.target.
+        let u = unit(
+            Path::new("/usr/bin/hangar"),
+            Path::new("/srv/hangar"),
+            true,
+            None,
+            None,
+        );
+        assert!(!u.contains("network-online"), "{u}");
     }
 
     #[test]

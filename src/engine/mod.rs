@@ -203,7 +203,10 @@ impl CreateApp {
             ));
         };
         match &self.command {
-            Some(c) => c.check_for_app(Some(&runtime.env), &self.env)?,
+            Some(c) => {
+                c.check_for_app(Some(&runtime.env), &self.env)?;
+                program_found(c, &runtime.env, &self.env)?;
+            }
             None if runtime.per_app() => {
                 return Err(Invalid::new(
                     "command",
@@ -238,6 +241,57 @@ impl CreateApp {
             nice,
         })
     }
+}
+
+/// An app's own program exists and may be run: an absolute path names an executable file, a
+/// bare name is found on the app's `PATH` (its own, else its runtime's, else the engine's). A
+/// program given through a variable (`${VAR}`) or relative to the working folder is left to
+/// the start.
+fn program_found(
+    c: &AppCommand,
+    runtime_env: &BTreeMap<String, String>,
+    app_env: &BTreeMap<String, String>,
+) -> Result<(), Invalid> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(program) = c.argv.first() else {
+        return Ok(());
+    };
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains("${") {
+        return Ok(());
+    }
+    if program.starts_with('/') {
+        let p = std::path::Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(Invalid::new(
+                "command",
+                format!("program {program:?} cannot be run: {e}"),
+            )),
+            Ok(_) if !runnable(p) => Err(Invalid::new(
+                "command",
+                format!("program {program:?} is not an executable file"),
+            )),
+            Ok(_) => Ok(()),
+        };
+    }
+    if program.contains('/') {
+        return Ok(());
+    }
+    let path = app_env
+        .get("PATH")
+        .or_else(|| runtime_env.get("PATH"))
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| runnable(&d.join(program))) {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "command",
+        format!("program {program:?} is not found on PATH ({path}); give its full path"),
+    ))
 }
 
 /// One app as every client sees it: the contract's `list --json` fields, and a few more.
@@ -306,6 +360,24 @@ pub struct AppView {
     pub own_memory_max: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own_nice: Option<i32>,
+}
+
+impl AppView {
+    /// Stopped, and its next visit starts it (an on-visit app never started, stopped when
+    /// idle, put to sleep by the memory budget): "asleep", where the operator's stop is
+    /// "stopped". The CLI, the panel and the tray say the same.
+    pub fn asleep(&self) -> bool {
+        self.status == Status::Stopped && self.desired == Desired::Dormant
+    }
+
+    /// The status as the operator reads it: `asleep` for an asleep app, else the status.
+    pub fn shown_status(&self) -> &'static str {
+        if self.asleep() {
+            "asleep"
+        } else {
+            self.status.as_str()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -481,6 +553,8 @@ impl Engine {
         self.recover().await?;
         self.ensure_main().await?;
         let apps = self.registry.list().await?;
+        // Apps a previous engine left in `error` stay so, with their reason, unstarted.
+        let failed = self.registry.errors().await?;
         for app in &apps {
             if let Some(recorded) = &app.pid {
                 // A previous engine died without stopping this app. Its output pipes died with
@@ -497,11 +571,15 @@ impl Engine {
                 }
                 let _ = self.registry.set_pid(&app.name, None).await;
             }
-            self.supervisor.add(&app.name);
+            match failed.get(&app.name) {
+                Some(why) => self.supervisor.add_failed(&app.name, why.clone()),
+                None => self.supervisor.add(&app.name),
+            };
         }
         let slots = Arc::new(tokio::sync::Semaphore::new(START_PARALLEL));
         for app in apps {
             let boot_it = match (app.start_mode, app.desired) {
+                _ if failed.contains_key(&app.name) => false,
                 (_, Desired::Stopped) => false,
                 (StartMode::WithMain, _) => true,
                 (StartMode::OnVisit, Desired::Running) => {

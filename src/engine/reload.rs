@@ -28,6 +28,10 @@ pub struct ReloadReport {
     pub running_on_changed: Vec<String>,
     /// What the reload did not apply (keys that need the engine to start again).
     pub notes: Vec<String>,
+    /// When nothing changed: the last reload that changed something (the file watcher's,
+    /// when the file was saved), what it did and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_before: Option<String>,
 }
 
 impl ReloadReport {
@@ -39,8 +43,29 @@ impl ReloadReport {
 impl Engine {
     /// Read `hangar.toml` again and put its runtimes in force (see the module's invariants).
     pub async fn reload(&self) -> Result<ReloadReport, EngineError> {
-        let _one = self.runtimes.reloading.lock().await;
-        let result = self.reload_now().await;
+        let mut last = self.runtimes.reloading.lock().await;
+        let mut result = self.reload_now().await;
+        match &mut result {
+            Ok(r) if r.is_empty() => r.applied_before = last.clone(),
+            Ok(r) => {
+                let mut did = Vec::new();
+                for (what, names) in [
+                    ("added", &r.added),
+                    ("changed", &r.changed),
+                    ("removed", &r.removed),
+                ] {
+                    if !names.is_empty() {
+                        did.push(format!("{what} {}", names.join(", ")));
+                    }
+                }
+                *last = Some(format!(
+                    "{} at {}",
+                    did.join("; "),
+                    crate::base::clock::now()
+                ));
+            }
+            Err(_) => {}
+        }
         match &result {
             Ok(r) if r.is_empty() => tracing::info!("hangar.toml read again: no runtime changed"),
             Ok(r) => tracing::info!(

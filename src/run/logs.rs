@@ -40,6 +40,13 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// A stream's name as [`Stream::as_str`] writes it; `None` for any other text.
+    pub fn parse(s: &str) -> Option<Stream> {
+        [Stream::Out, Stream::Err, Stream::Sys, Stream::File]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Out => "out",
@@ -75,13 +82,7 @@ impl LogLine {
     pub fn parse_file_line(line: &str) -> LogLine {
         let mut parts = line.splitn(3, ' ');
         let ts = parts.next().unwrap_or("");
-        let stream = match parts.next() {
-            Some("out") => Some(Stream::Out),
-            Some("err") => Some(Stream::Err),
-            Some("sys") => Some(Stream::Sys),
-            Some("file") => Some(Stream::File),
-            _ => None,
-        };
+        let stream = parts.next().and_then(Stream::parse);
         match stream {
             Some(stream) => LogLine {
                 ts: ts.to_string(),
@@ -452,10 +453,15 @@ pub fn spawn_pump(
     stream: Stream,
     log: Arc<AppLog>,
 ) -> tokio::task::JoinHandle<()> {
+    // One of the app's pipes from now on, so a `settle` right after the spawn waits for it.
+    let id = log.drain.join();
     let run = async move {
-        match fd.and_then(Pipe::new) {
+        match fd.and_then(|fd| Pipe::new(fd, log.drain.clone(), id)) {
             Ok(pipe) => pump(pipe, stream, log).await,
-            Err(e) => log.sys(format!("cannot read the app's {}: {e}", stream.as_str())),
+            Err(e) => {
+                log.drain.leave(id);
+                log.sys(format!("cannot read the app's {}: {e}", stream.as_str()))
+            }
         }
     };
     match pipes() {
@@ -471,6 +477,72 @@ pub struct AppLog {
     recent: Mutex<VecDeque<Arc<LogLine>>>,
     /// The writer was found stuck: drop without waiting until its queue has room again.
     stalled: std::sync::atomic::AtomicBool,
+    /// The app's pipes, asked to hand over what they hold before one of Hangar's own lines.
+    drain: Arc<Drain>,
+}
+
+/// How long one of Hangar's own lines waits for the app's pipes to be read ([`AppLog::settle`]).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// The pipes of one app's processes and what they were asked: each reads what its pipe holds
+/// when asked (up to "nothing more now", or its end) and says so.
+#[derive(Default)]
+struct Drain {
+    /// The last request's number; each pipe takes the requests through its receiver.
+    asked: std::sync::OnceLock<tokio::sync::watch::Sender<u64>>,
+    /// Each open pipe: its id and the last request it answered.
+    pipes: Mutex<Vec<(u64, u64)>>,
+    next_id: AtomicU64,
+    answered: tokio::sync::Notify,
+}
+
+impl Drain {
+    fn asked(&self) -> &tokio::sync::watch::Sender<u64> {
+        self.asked.get_or_init(|| tokio::sync::watch::channel(0).0)
+    }
+
+    fn join(&self) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = *self.asked().borrow();
+        lock(&self.pipes).push((id, now));
+        id
+    }
+
+    fn answer(&self, id: u64, request: u64) {
+        if let Some(p) = lock(&self.pipes).iter_mut().find(|p| p.0 == id) {
+            p.1 = p.1.max(request);
+        }
+        self.answered.notify_waiters();
+    }
+
+    fn leave(&self, id: u64) {
+        lock(&self.pipes).retain(|p| p.0 != id);
+        self.answered.notify_waiters();
+    }
+
+    /// Ask every open pipe, and wait (at most [`SETTLE`]) until each answered or ended.
+    async fn settle(&self) {
+        if lock(&self.pipes).is_empty() {
+            return;
+        }
+        let mut request = 0;
+        self.asked().send_modify(|n| {
+            *n += 1;
+            request = *n;
+        });
+        let all = async {
+            loop {
+                let answered = self.answered.notified();
+                tokio::pin!(answered);
+                answered.as_mut().enable();
+                if lock(&self.pipes).iter().all(|p| p.1 >= request) {
+                    return;
+                }
+                answered.await;
+            }
+        };
+        let _ = tokio::time::timeout(SETTLE, all).await;
+    }
 }
 
 impl AppLog {
@@ -495,6 +567,7 @@ impl AppLog {
             live,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             stalled: std::sync::atomic::AtomicBool::new(false),
+            drain: Arc::new(Drain::default()),
         })
     }
 
@@ -605,6 +678,13 @@ impl AppLog {
 
     pub fn sys(&self, text: impl Into<String>) {
         self.push(Stream::Sys, text.into());
+    }
+
+    /// Have the app's pipes read what they hold now (their lines pushed first), waiting at most
+    /// [`SETTLE`]: one of Hangar's own lines written next ("ready", "stopped") lands after
+    /// every line the app wrote before it.
+    pub async fn settle(&self) {
+        self.drain.settle().await;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
@@ -737,6 +817,16 @@ pub trait Source: AsyncRead + Unpin {
     fn rest(&mut self, d: Duration) -> impl std::future::Future<Output = ()> {
         tokio::time::sleep(d)
     }
+
+    /// A request to hand over what the source holds ([`AppLog::settle`]): the next read reads
+    /// it at once, whatever the source's readiness says, and answers the request when nothing
+    /// is left. By default nothing to do (only a child's pipe takes part).
+    fn ask(&mut self, _request: u64) {}
+
+    /// The requests this source answers, when it takes part.
+    fn requests(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 impl Source for &[u8] {}
@@ -747,7 +837,20 @@ impl Source for tokio::net::UnixStream {}
 /// A child's pipe on the pipes' thread. While it rests it is out of that thread's epoll set:
 /// a registered pipe wakes its reader's thread at every write the app makes (an edge per write),
 /// so a read linger alone would save the reads but not the wake-ups.
-pub struct Pipe(PipeState);
+pub struct Pipe {
+    state: PipeState,
+    drain: Arc<Drain>,
+    /// Its place among the app's pipes ([`Drain`]).
+    id: u64,
+    /// The request to answer at the next read that finds nothing (0: none).
+    asked: u64,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.drain.leave(self.id);
+    }
+}
 
 enum PipeState {
     Watched(tokio::net::unix::pipe::Receiver),
@@ -757,17 +860,49 @@ enum PipeState {
 }
 
 impl Pipe {
-    fn new(fd: std::os::fd::OwnedFd) -> std::io::Result<Pipe> {
-        Ok(Pipe(PipeState::Watched(
-            tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?,
-        )))
+    /// The pipe `fd`, already one of the app's pipes as `id` ([`Drain::join`]).
+    fn new(fd: std::os::fd::OwnedFd, drain: Arc<Drain>, id: u64) -> std::io::Result<Pipe> {
+        let state = PipeState::Watched(tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?);
+        Ok(Pipe {
+            state,
+            drain,
+            id,
+            asked: 0,
+        })
+    }
+
+    /// A read of the descriptor itself, past the reactor's idea of its readiness (which may
+    /// not have seen the latest write yet): what the pipe holds now, or `WouldBlock`.
+    fn read_now(&self, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = match &self.state {
+            PipeState::Watched(r) => r.as_raw_fd(),
+            PipeState::Resting(fd) => fd.as_raw_fd(),
+            PipeState::Gone => return Ok(()),
+        };
+        let room = buf.initialize_unfilled();
+        // SAFETY: `room` is initialised memory of `room.len()` bytes we own for the call.
+        let n = unsafe { libc::read(fd, room.as_mut_ptr().cast(), room.len()) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        buf.advance(n as usize);
+        Ok(())
     }
 }
 
 impl Source for Pipe {
+    fn ask(&mut self, request: u64) {
+        self.asked = self.asked.max(request);
+    }
+
+    fn requests(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.drain.asked().subscribe())
+    }
+
     async fn rest(&mut self, d: Duration) {
-        if let PipeState::Watched(r) = std::mem::replace(&mut self.0, PipeState::Gone) {
-            self.0 = match r.into_nonblocking_fd() {
+        if let PipeState::Watched(r) = std::mem::replace(&mut self.state, PipeState::Gone) {
+            self.state = match r.into_nonblocking_fd() {
                 Ok(fd) => PipeState::Resting(fd),
                 Err(e) => {
                     tracing::warn!("cannot set a pipe aside: {e}");
@@ -785,19 +920,45 @@ impl AsyncRead for Pipe {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        if matches!(self.0, PipeState::Resting(_)) {
-            if let PipeState::Resting(fd) = std::mem::replace(&mut self.0, PipeState::Gone) {
+        // Asked to hand over what it holds: read it now; nothing left answers the request.
+        if self.asked > 0 {
+            match self.read_now(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let request = std::mem::take(&mut self.asked);
+                    self.drain.answer(self.id, request);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Bytes, or the end (the pump ends and the pipe leaves): the request stays
+                // until a read finds nothing.
+                other => return std::task::Poll::Ready(other),
+            }
+        }
+        if matches!(self.state, PipeState::Resting(_)) {
+            if let PipeState::Resting(fd) = std::mem::replace(&mut self.state, PipeState::Gone) {
                 match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-                    Ok(r) => self.0 = PipeState::Watched(r),
+                    Ok(r) => self.state = PipeState::Watched(r),
                     Err(e) => return std::task::Poll::Ready(Err(e)),
                 }
             }
         }
-        match &mut self.0 {
+        match &mut self.state {
             PipeState::Watched(r) => std::pin::Pin::new(r).poll_read(cx, buf),
             // An ended read: the pump stops.
             _ => std::task::Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// A request to hand over what a source holds (`AppLog::settle`): it ends a pump's rest and
+/// its wait for bytes. Never, for a source that takes no requests.
+async fn asked(r: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match r {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
@@ -807,14 +968,38 @@ impl AsyncRead for Pipe {
 /// [`READ_LINGER`] before it is read again, so a trickle of lines costs one wake-up of the pipes'
 /// thread per few lines rather than one per line; a full read (a burst) is followed at once.
 pub async fn pump(reader: impl Source, stream: Stream, log: Arc<AppLog>) {
+    let mut requests = reader.requests();
     let mut reader = BufReader::with_capacity(READ_BUF, reader);
+    // A request made between the spawn and now is answered by the first read.
+    if let Some(r) = &requests {
+        let request = *r.borrow();
+        reader.get_mut().ask(request);
+    }
     let mut line: Vec<u8> = Vec::new();
     let mut small = false;
     loop {
         let refill = reader.buffer().is_empty();
         if refill && small {
-            reader.get_mut().rest(READ_LINGER).await;
+            tokio::select! {
+                () = reader.get_mut().rest(READ_LINGER) => {}
+                () = asked(&mut requests) => {}
+            }
         }
+        if let Some(r) = requests
+            .as_mut()
+            .filter(|r| r.has_changed().unwrap_or(false))
+        {
+            let request = *r.borrow_and_update();
+            reader.get_mut().ask(request);
+        }
+        let filled = tokio::select! {
+            biased;
+            r = reader.fill_buf() => r.map(|c| c.len()),
+            () = asked(&mut requests) => continue,
+        };
+        let Ok(_) = filled else {
+            break;
+        };
         let Ok(chunk) = reader.fill_buf().await else {
             break;
         };
@@ -935,6 +1120,8 @@ pub struct SearchQuery {
     pub until: Option<String>,
     /// At most this many matches: the newest ones.
     pub limit: usize,
+    /// Only lines of this stream (`logs --out`, `--err`).
+    pub stream: Option<Stream>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -952,31 +1139,9 @@ pub enum SearchError {
 }
 
 /// Turn `since`/`until` input into a stamp comparable with ours: RFC 3339 (any offset), or a
-/// time ago such as `10m`, `2h`, `7d`.
+/// time ago such as `10m`, `2h`, `7d` (`base::clock`'s one reader of times).
 pub fn parse_time(s: &str, key: &str) -> Result<String, SearchError> {
-    use time::format_description::well_known::Rfc3339;
-    let t = if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        t
-    } else {
-        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: i64 = num.parse().map_err(|_| {
-            SearchError::Invalid(format!(
-                "{key} {s:?} is not accepted; accepted: an RFC 3339 time (2026-11-24T02:10:00Z) or a time ago such as 30s, 10m, 2h, 7d"
-            ))
-        })?;
-        let secs = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86400,
-            _ => {
-                return Err(SearchError::Invalid(format!(
-                    "{key} {s:?}: the unit must be s, m, h or d"
-                )))
-            }
-        };
-        time::OffsetDateTime::now_utc() - time::Duration::seconds(secs)
-    };
+    let t = crate::base::clock::parse_moment(s, key).map_err(|e| SearchError::Invalid(e.0))?;
     let f = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -1046,6 +1211,9 @@ pub fn search(path: &Path, q: &SearchQuery) -> Result<SearchResult, SearchError>
                 if q.until.as_deref().is_some_and(|u| line.ts.as_str() > u) {
                     continue;
                 }
+            }
+            if q.stream.is_some_and(|s| line.stream != s) {
+                continue;
             }
             let hit = match &re {
                 Some(re) => re.is_match(&line.text),
@@ -1273,6 +1441,13 @@ mod tests {
         assert_eq!(r.lines.len(), 5);
         assert!(r.truncated);
         assert_eq!(r.lines[4].text, "filler 29");
+        let q = SearchQuery {
+            pattern: "needle-old".into(),
+            limit: 10,
+            stream: Some(Stream::Err),
+            ..Default::default()
+        };
+        assert!(search(&path, &q).unwrap().lines.is_empty(), "an out line");
         let q = SearchQuery {
             pattern: "needle".into(),
             limit: 5,

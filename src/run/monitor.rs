@@ -458,25 +458,17 @@ impl Monitor {
     }
 }
 
-/// `5m`, `1h`, `24h`, `7d`, `90s`: a range of at most 7 days.
+/// `5m`, `1h`, `24h`, `7d`, `90s`: a range of at most 7 days (`base::clock`'s one reader of
+/// spans).
 pub fn parse_range(s: &str) -> Result<i64, String> {
     let err = || {
-        format!("range {s:?} is not accepted; accepted: a number and a unit s, m, h or d, up to 7d (such as 5m, 1h, 24h, 7d)")
+        format!("range {s:?} is not accepted; accepted: a span from 1s up to 7d (such as 5m, 1h, 24h, 7d)")
     };
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| err())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(err()),
-    };
-    if secs <= 0 || secs > 7 * 86400 {
-        return Err(err());
+    let d = crate::base::clock::parse_span(s, "range").map_err(|_| err())?;
+    match i64::try_from(d.as_secs()) {
+        Ok(secs) if (1..=7 * 86400).contains(&secs) => Ok(secs),
+        _ => Err(err()),
     }
-    Ok(secs)
 }
 
 /// What the last state of an app was, to tell events from state changes.

@@ -18,7 +18,9 @@ pub struct Runtimes {
     main: String,
     set: std::sync::RwLock<Arc<BTreeMap<String, Runtime>>>,
     /// Held by a reload from reading the file to putting its runtimes in force: one at a time.
-    pub reloading: tokio::sync::Mutex<()>,
+    /// It keeps what the last reload that changed something did, and when (a `hangar reload`
+    /// just after the file watcher applied a change tells that, not "nothing changed").
+    pub reloading: tokio::sync::Mutex<Option<String>>,
 }
 
 impl Runtimes {
@@ -26,7 +28,7 @@ impl Runtimes {
         Runtimes {
             main: config.main.runtime.clone(),
             set: std::sync::RwLock::new(Arc::new(config.runtimes.clone())),
-            reloading: tokio::sync::Mutex::new(()),
+            reloading: tokio::sync::Mutex::new(None),
         }
     }
 

@@ -311,11 +311,19 @@ pub enum StartError {
 /// A [`StartError`] as every waiter of one start gets it.
 pub type Failure = Arc<StartError>;
 
+/// The last stderr lines as a reason quotes them: each distinct line once, in the order each
+/// first came (a crash loop writes the same line every time).
 fn stderr_tail(lines: &[String]) -> String {
-    if lines.is_empty() {
+    let mut distinct: Vec<&str> = Vec::new();
+    for l in lines {
+        if !distinct.contains(&l.as_str()) {
+            distinct.push(l);
+        }
+    }
+    if distinct.is_empty() {
         String::new()
     } else {
-        format!("; last stderr: {}", lines.join(" | "))
+        format!("; last stderr: {}", distinct.join(" | "))
     }
 }
 
@@ -396,13 +404,33 @@ impl Supervisor {
 
     /// Begin supervising `name` (idle until told otherwise).
     pub fn add(&self, name: &str) -> AppHandle {
+        self.add_in(name, None)
+    }
+
+    /// An app a previous engine left in `error`: it stays so, with its reason, until it is
+    /// started or stopped.
+    pub fn add_failed(&self, name: &str, error: String) -> AppHandle {
+        self.add_in(name, Some(error))
+    }
+
+    fn add_in(&self, name: &str, error: Option<String>) -> AppHandle {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = apps.get(name) {
             return h.clone();
         }
         let (tx, rx) = mpsc::channel(64);
-        let (state_tx, state) = watch::channel(AppState::new());
+        let mut first = AppState::new();
+        if error.is_some() {
+            first.status = Status::Error;
+            first.error = error;
+        }
+        let (state_tx, state) = watch::channel(first);
         let state_tx = Arc::new(state_tx);
+        tokio::spawn(keep_error(
+            name.to_string(),
+            state_tx.subscribe(),
+            self.ctx.registry.clone(),
+        ));
         let log = AppLog::open(self.ctx.home.app_log(name), Rotation::default());
         let actor = Actor {
             name: name.to_string(),
@@ -1255,6 +1283,8 @@ impl Actor {
         }
         let boot = started.elapsed();
         tracing::debug!(app = %self.name, "ready {:?} after the spawn", boot);
+        // What the app wrote before it answered ("listening on …") comes first.
+        self.log.settle().await;
         self.log.sys(format!(
             "ready in {} ms (pid {pid}, port {})",
             boot.as_millis(),
@@ -1432,6 +1462,7 @@ impl Actor {
     /// SIGTERM the group, SIGKILL after the stop timeout, reap the leader.
     async fn stop_process(&self, child: &mut tokio::process::Child, pid: u32, p: &Prepared) {
         self.set(|s| s.status = Status::Stopping);
+        self.log.settle().await;
         self.log.sys(format!("stopping (SIGTERM to group {pid})"));
         let killed = crate::base::process::end_group(pid, p.runtime.stop_timeout).await;
         if killed {
@@ -1442,6 +1473,8 @@ impl Actor {
         }
         let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         if let Ok(st) = status {
+            // Its last lines ("shutting down") before the stop's, and before a restart's next.
+            self.log.settle().await;
             self.log.sys(format!("stopped ({})", describe_exit(st)));
         }
     }
@@ -1496,6 +1529,25 @@ fn needs_upgrade(p: &Prepared) -> bool {
     match (&p.runtime.upgrade, &p.version, &p.app.last_version) {
         (Some(_), Some(version), Some(last)) => last != version,
         _ => false,
+    }
+}
+
+/// Record each change of an app's error in the registry, in order, so that its `error` state
+/// and reason survive an engine restart. Ends with the app.
+async fn keep_error(
+    name: String,
+    mut state: watch::Receiver<AppState>,
+    registry: crate::store::registry::Registry,
+) {
+    let mut kept = state.borrow_and_update().error.clone();
+    while state.changed().await.is_ok() {
+        let now = state.borrow_and_update().error.clone();
+        if now != kept {
+            if let Err(e) = registry.set_error(&name, now.as_deref()).await {
+                tracing::warn!(app = %name, "cannot record its error state: {e}");
+            }
+            kept = now;
+        }
     }
 }
 
@@ -1617,6 +1669,11 @@ mod tests {
         );
         assert_eq!(
             gave_up(vec!["boom".into(), "bang".into()]),
+            "crashed 3 times in a row, last exited with code 1; not restarting until started again; last stderr: boom | bang"
+        );
+        // A line written by every crash is quoted once.
+        assert_eq!(
+            gave_up(["boom", "bang", "boom", "boom", "bang"].map(String::from).to_vec()),
             "crashed 3 times in a row, last exited with code 1; not restarting until started again; last stderr: boom | bang"
         );
         assert_eq!(

@@ -494,6 +494,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Record why the app is in `error` (`None`: it is not), for the next engine.
+    pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<(), RegistryError> {
+        sqlx::query("UPDATE apps SET error = ? WHERE name = ?")
+            .bind(error)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The apps a previous engine left in `error`, and why.
+    pub async fn errors(&self) -> Result<BTreeMap<String, String>, RegistryError> {
+        let rows = sqlx::query("SELECT name, error FROM apps WHERE error IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in &rows {
+            out.insert(r.try_get("name")?, r.try_get("error")?);
+        }
+        Ok(out)
+    }
+
     /// Remember the running process (pid and its start time, in this boot) so a later engine
     /// can find it.
     pub async fn set_pid(&self, name: &str, pid: Option<(u32, u64)>) -> Result<(), RegistryError> {

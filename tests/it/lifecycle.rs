@@ -169,6 +169,12 @@ fn list_json_has_the_contract_fields() {
         "memory_restarts",
         "nice",
         "reason",
+        // Everything `status` prints (issue 28).
+        "asleep",
+        "urls",
+        "runtime",
+        "idle_timeout",
+        "command",
     ];
     let obj = j1.as_object().unwrap();
     for f in fields {

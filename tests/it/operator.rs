@@ -521,8 +521,10 @@ fn env_files_and_edit_set_values_without_printing_them() {
     let r = json_of(&out);
     assert_eq!(r["name"], "envy");
     assert_eq!(view(&e, "envy")["domain"], Value::Null);
-    let err = e.fails(&["edit", "envy"]);
-    assert!(err.contains("nothing to change"), "{err}");
+    // Nothing to change is a usage error (tests/verbs.rs).
+    let out = e.hangar(&["edit", "envy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));
     let err = e.fails(&["edit", "envy", "--port", &e.api_port.to_string()]);
     assert!(err.contains("port"), "{err}");
 }
