@@ -21,3 +21,4 @@ mod properties;
 mod proxy;
 mod resources;
 mod runtimes;
+mod verbs;

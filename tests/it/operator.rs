@@ -521,7 +521,7 @@ fn env_files_and_edit_set_values_without_printing_them() {
     let r = json_of(&out);
     assert_eq!(r["name"], "envy");
     assert_eq!(view(&e, "envy")["domain"], Value::Null);
-    // Nothing to change is a usage error (tests/verbs.rs).
+    // Nothing to change is a usage error (tests/it/verbs.rs).
     let out = e.hangar(&["edit", "envy"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));

@@ -4,7 +4,7 @@
 //! stopped, live streams that end in one line, logs without colour codes, clean paths, reload
 //! after the watcher, a machine without systemd.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::path::Path;
