@@ -56,6 +56,9 @@ function measureTable() {
   const bad = (m) => out.problems.push(m);
   const se = document.scrollingElement;
   if (se.scrollWidth > se.clientWidth) bad(`the page scrolls sideways: ${se.scrollWidth} > ${se.clientWidth}`);
+  // The top bar is one line (long pinned names give way).
+  const top = document.querySelector('header.top');
+  if (box(top).height > 50) bad(`the top bar takes ${box(top).height} px, more than one line`);
   // Header cells: in a row, none overlapping the next, none clipping its label.
   const ths = [...document.querySelectorAll('[data-testid="apps-table"] thead th')].filter(shown);
   for (let i = 0; i + 1 < ths.length; i++) {
@@ -108,6 +111,10 @@ function measureTable() {
     const url = tr.querySelector('[data-testid="url"]');
     if (!url) bad(`${name}: no URL`);
     else if (url.title !== url.href) bad(`${name}: the URL's title (${url.title}) is not the whole URL (${url.href})`);
+    // The icon actions say what they do: a name for a screen reader, a tooltip for the mouse.
+    for (const el of tr.querySelectorAll('[data-testid="actions"] .icon')) {
+      if (!el.getAttribute('aria-label') || !el.title) bad(`${name}: an icon action without a name or a tooltip: ${el.outerHTML.slice(0, 80)}`);
+    }
     // The actions on one line.
     const acts = [...tr.querySelectorAll('[data-testid="actions"] > *')].filter(shown);
     if (acts.length < 4) bad(`${name}: ${acts.length} actions shown`);
@@ -223,6 +230,20 @@ test('the row menu is a menu button: arrows, Escape and Enter from the keyboard'
   await page.locator('#f-display').waitFor();
   await page.waitForFunction(() => document.querySelector('#f-display')?.value === 'Customer relations (EU)');
   await noAxeViolation('the edit form');
+});
+
+test('the row menu backs an app up, and the row says where to', async () => {
+  await sized(SIZES[0], 'light');
+  await page.goto(`${e.base}/#/`);
+  const row = page.locator('tr[data-app="shop"]');
+  await row.getByRole('button', { name: 'More actions for shop' }).click();
+  await page.getByRole('menu').getByRole('menuitem', { name: 'Back up' }).click();
+  await row.getByRole('status').filter({ hasText: /^backed up to shop\./ }).waitFor({ timeout: 30000 });
+  const listed = JSON.parse(e.cli('backups', 'shop', '--json').stdout);
+  assert.equal(listed.length, 1, 'the CLI sees the archive');
+  assert.equal((await row.getByRole('status').textContent()).trim(), `backed up to ${listed[0].name}`);
+  const m = await page.evaluate(measureTable);
+  assert.deepEqual(m.problems, [], 'the note keeps the row at two lines');
 });
 
 test('below 600 px each app is a card, still without sideways scroll', async () => {
