@@ -4,7 +4,7 @@
 // boxes): no sideways scroll, header cells that neither overlap nor clip, links on one line,
 // each row's actions on one line, rows at most two lines of text; below 600 px the rows are
 // cards. The row menu is a menu button driven from the keyboard. axe-core finds no violation
-// on any page (apps, an app's page, the log viewer, the new-app and edit forms, a dialog).
+// on any page (apps, an app's page, the log viewer, the new-app and edit forms, the dialogs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEngine, openPage, shot, axeViolations } from './harness.mjs';
@@ -244,6 +244,23 @@ test('the row menu backs an app up, and the row says where to', async () => {
   assert.equal((await row.getByRole('status').textContent()).trim(), `backed up to ${listed[0].name}`);
   const m = await page.evaluate(measureTable);
   assert.deepEqual(m.problems, [], 'the note keeps the row at two lines');
+});
+
+test('the dialogs have no accessibility violation: migrate, restore', async () => {
+  await page.goto(`${e.base}/#/`);
+  await page.getByTestId('import-legacy').click();
+  const imp = page.getByTestId('import-dialog');
+  await imp.waitFor();
+  await noAxeViolation('the migrate dialog');
+  await imp.getByRole('button', { name: 'Cancel' }).click();
+  await imp.waitFor({ state: 'hidden' });
+  // The backup made from the row menu, restored from the app's page.
+  await page.goto(`${e.base}/#/apps/shop`);
+  await page.getByTestId('restore-as').first().click();
+  const dialog = page.getByTestId('restore-dialog');
+  await dialog.getByTestId('restore-name').waitFor();
+  await noAxeViolation('the restore dialog');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
 });
 
 test('below 600 px each app is a card, still without sideways scroll', async () => {
