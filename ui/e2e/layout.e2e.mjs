@@ -115,6 +115,12 @@ function measureTable() {
     for (const el of tr.querySelectorAll('[data-testid="actions"] .icon')) {
       if (!el.getAttribute('aria-label') || !el.title) bad(`${name}: an icon action without a name or a tooltip: ${el.outerHTML.slice(0, 80)}`);
     }
+    // Every icon is drawn: its symbol exists and has a shape.
+    for (const use of tr.querySelectorAll('svg use')) {
+      if (!shown(use.closest('svg'))) continue;
+      const href = use.getAttribute('href');
+      if (!document.querySelector(`symbol${href}`) || !(use.getBBox().width > 0)) bad(`${name}: the icon ${href} draws nothing`);
+    }
     // The actions on one line.
     const acts = [...tr.querySelectorAll('[data-testid="actions"] > *')].filter(shown);
     if (acts.length < 4) bad(`${name}: ${acts.length} actions shown`);
