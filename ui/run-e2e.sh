@@ -24,6 +24,6 @@ fi
 npm run --silent build
 npx vitest run
 HANGAR_BIN="$bin/hangar" HANGAR_DEMO_BIN="$bin/hangar-demo" HANGAR_TEST_OUTPUT="$repo/test-output" \
-  node --test --test-concurrency=1 --test-reporter=spec e2e/ui.e2e.mjs e2e/table.e2e.mjs e2e/budget.e2e.mjs
+  node --test --test-concurrency=1 --test-reporter=spec e2e/ui.e2e.mjs e2e/table.e2e.mjs e2e/budget.e2e.mjs e2e/layout.e2e.mjs
 echo "screenshots: $repo/test-output/ui-*.png"
 if [ -n "${HANGAR_DOCS_SHOTS:-}" ]; then echo "documentation pictures: $HANGAR_DOCS_SHOTS"; fi

@@ -115,6 +115,10 @@ export async function startEngine({ uiDir = join(UI_DIR, 'dist'), config = null 
   };
 }
 
+/** The browser's window in the suites, and the desktop app's window (its pictures' size). */
+export const VIEWPORT = { width: 1400, height: 900 };
+export const DESKTOP = { width: 1100, height: 720 };
+
 /** A browser context on a fresh profile (playwright wants the profile as userDataDir). */
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) {
@@ -124,7 +128,7 @@ export async function launchBrowser() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    viewport: { width: 1400, height: 900 },
+    viewport: VIEWPORT,
     acceptDownloads: true,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -173,4 +177,20 @@ export async function docShot(page, name) {
   // 256 colours are plenty for a UI and less than half the bytes (ImageMagick, when present).
   const q = spawnSync('convert', [file, '-colors', '256', `PNG8:${file}`], { encoding: 'utf8', timeout: 60000 });
   if (q.error || q.status !== 0) console.error(`docShot: ${name}.png kept at full colour (convert: ${q.error?.message ?? q.stderr.trim()})`);
+}
+
+/**
+ * The accessibility rules' violations on the page as it is now: axe-core (the npm package) run
+ * in the page, every rule it applies by default. Each violation as `rule (impact): targets`, so
+ * an assertion's message names what to fix.
+ */
+export async function axeViolations(page) {
+  const { default: axe } = await import('axe-core');
+  // Evaluated, not a script tag: the panel's Content-Security-Policy allows no inline script.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axe.source);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+  return found.map((v) => `${v.id} (${v.impact}): ${v.targets.slice(0, 5).join(', ')}${v.targets.length > 5 ? ` and ${v.targets.length - 5} more` : ''}`);
 }

@@ -4,7 +4,7 @@
 // keeps the filter and the sort (they live in the URL).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEngine, openPage, shot, docShot } from './harness.mjs';
+import { startEngine, openPage, shot, docShot, DOCS_SHOTS, DESKTOP, VIEWPORT } from './harness.mjs';
 
 let e, ctx, page, pageErrors;
 
@@ -118,7 +118,12 @@ test('select every shop shown and start them in bulk: each row says how it went'
   await page.waitForFunction(() => /MiB/.test(document.querySelector('tbody tr[data-app] [data-testid="mem"]')?.textContent ?? ''), null, { timeout: 30000 });
   await page.waitForTimeout(3000); // a few samples on the sparklines
   await shot(page, 'table-many');
-  await docShot(page, 'apps-table');
+  // The README's picture at the desktop window's size.
+  if (DOCS_SHOTS) {
+    await page.setViewportSize(DESKTOP);
+    await docShot(page, 'apps-table');
+    await page.setViewportSize(VIEWPORT);
+  }
 });
 
 test('stop a selection in bulk: what is not selected keeps running; what is stopped already is skipped', async () => {

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEngine, openPage, shot, docShot, DOCS_SHOTS } from './harness.mjs';
+import { startEngine, openPage, shot, docShot, DOCS_SHOTS, DESKTOP, VIEWPORT } from './harness.mjs';
 
 let e, ctx, page, pageErrors;
 const APP = 'e2e_app';
@@ -139,11 +139,10 @@ test('the new app starts, its CPU and memory appear live, and it is pinned in th
   }, APP, { timeout: 30000 });
   await page.locator('nav[aria-label="Pinned apps"]').getByText('E2E shop').waitFor();
   // Its own origin is the link to open: every app under /_app/ shares one origin (cookies,
-  // storage) with the others; /_app/NAME/ is listed second.
+  // storage) with the others. The table shows that one URL; the app's page lists /_app/NAME/ too.
   const own = `http://${APP}.localhost:${e.proxyPort}/`;
-  assert.equal(await row(APP).getByRole('link', { name: `View ${APP} (opens its URL)` }).getAttribute('href'), own);
-  assert.deepEqual(await row(APP).locator('.urls a').evaluateAll((as) => as.map((a) => a.href)),
-    [own, `http://127.0.0.1:${e.proxyPort}/_app/${APP}/`]);
+  assert.equal(await row(APP).getByRole('link', { name: `Open ${APP} in the browser` }).getAttribute('href'), own);
+  assert.deepEqual(await row(APP).locator('td.c-urls a').evaluateAll((as) => as.map((a) => a.href)), [own]);
   const visit = await ctx.newPage();
   const answer = await visit.goto(own);
   assert.ok(answer.ok(), `${own} answered ${answer.status()}`);
@@ -163,6 +162,8 @@ test('the detail page shows live charts and the app’s figures', async () => {
   await page.getByRole('heading', { name: 'E2E shop' }).waitFor();
   await page.waitForFunction(() => /MiB|KiB/.test(document.querySelector('[data-testid="detail-mem"]')?.textContent ?? ''));
   assert.equal(await page.locator('.chart canvas').count(), 2, 'two uPlot charts');
+  assert.deepEqual(await page.locator('dd.urls a').evaluateAll((as) => as.map((a) => a.href)),
+    [`http://${APP}.localhost:${e.proxyPort}/`, `http://127.0.0.1:${e.proxyPort}/_app/${APP}/`]);
   // The limit and the priority the form gave it.
   assert.match(await page.getByTestId('detail-memory-max').textContent(), /^300 MiB/);
   assert.equal(await page.getByTestId('detail-nice').textContent(), '7');
@@ -180,7 +181,10 @@ test('the detail page shows live charts and the app’s figures', async () => {
       if (i % 5 === 2) await fetch(`${at}/api/hold?mb=6`);
       await new Promise((r) => setTimeout(r, 1500));
     }
+    await page.setViewportSize(DESKTOP);
+    await page.waitForTimeout(500); // the charts follow their width
     await docShot(page, 'app-detail');
+    await page.setViewportSize(VIEWPORT);
   }
 });
 
@@ -228,7 +232,11 @@ test('the log viewer shows a request to the app as it happens, and finds it', as
   await page.getByTestId('search').fill('');
   await shot(page, 'logs');
   await page.getByTestId('search').blur();
-  await docShot(page, 'log-viewer');
+  if (DOCS_SHOTS) {
+    await page.setViewportSize(DESKTOP);
+    await docShot(page, 'log-viewer');
+    await page.setViewportSize(VIEWPORT);
+  }
   // Pause holds new lines back; resume shows them.
   await page.getByTestId('pause').click();
   const held = `e2e-held-${Date.now()}`;
@@ -285,7 +293,8 @@ test('back it up from its page, and restore the backup beside it under a new nam
 test('delete it with its database: the name must be typed, and the dialog says what was dropped', async () => {
   const dataDir = join(e.home, 'apps', APP);
   assert.ok(existsSync(dataDir), 'the app has a data folder');
-  await row(APP).getByRole('button', { name: `Delete ${APP}` }).click();
+  await row(APP).getByRole('button', { name: `More actions for ${APP}` }).click();
+  await page.getByRole('menu', { name: `More actions for ${APP}` }).getByRole('menuitem', { name: 'Delete…' }).click();
   const dialog = page.getByTestId('delete-dialog');
   await dialog.waitFor();
   await dialog.getByTestId('drop-db').check();

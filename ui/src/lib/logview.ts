@@ -79,11 +79,16 @@ export class LogView {
     this.opts = { timestamps: true, wrap: false, follow: true, ...opts };
     this.scroller = document.createElement('div');
     this.scroller.className = 'lv-scroller';
-    this.scroller.tabIndex = 0;
-    this.scroller.setAttribute('role', 'log');
-    this.scroller.setAttribute('aria-live', 'off');
     this.win = document.createElement('div');
     this.win.className = 'lv-window';
+    // One tab stop, on the window: it scrolls sideways over long lines, so it is what the
+    // keyboard must reach (axe's scrollable-region-focusable); the keys that scroll up and down
+    // move the scroller behind it (onKey).
+    this.win.tabIndex = 0;
+    this.win.setAttribute('role', 'log');
+    this.win.setAttribute('aria-live', 'off');
+    this.win.setAttribute('aria-label', 'Log lines');
+    this.win.addEventListener('keydown', this.onKey);
     this.rowsEl = document.createElement('div');
     this.rowsEl.className = 'lv-rows';
     this.spacer = document.createElement('div');
@@ -105,10 +110,46 @@ export class LogView {
 
   destroy(): void {
     this.ro?.disconnect();
+    this.win.removeEventListener('keydown', this.onKey);
     this.scroller.removeEventListener('scroll', this.onScroll);
     cancelAnimationFrame(this.frame);
     this.scroller.remove();
   }
+
+  /** Up and down from the keyboard, as the scroller itself would scroll with the focus on it. */
+  private onKey = (e: KeyboardEvent) => {
+    if (e.altKey || e.metaKey || e.ctrlKey) return; // Ctrl+End and the like are the page's
+    const s = this.scroller;
+    const page = Math.max(this.rowHeight, this.viewport - this.rowHeight);
+    let to: number;
+    switch (e.key) {
+      case 'ArrowDown':
+        to = s.scrollTop + 2 * this.rowHeight;
+        break;
+      case 'ArrowUp':
+        to = s.scrollTop - 2 * this.rowHeight;
+        break;
+      case 'PageDown':
+        to = s.scrollTop + page;
+        break;
+      case 'PageUp':
+        to = s.scrollTop - page;
+        break;
+      case ' ':
+        to = s.scrollTop + (e.shiftKey ? -page : page);
+        break;
+      case 'Home':
+        to = 0;
+        break;
+      case 'End':
+        to = s.scrollHeight;
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+    s.scrollTop = to;
+  };
 
   private measure() {
     const probe = document.createElement('div');

@@ -5,7 +5,7 @@ import served from './statuses.fixture.json';
 import { parseRoute } from './router.svelte';
 import {
   DEFAULT_QUERY, parseQuery, queryHash, toggleSort, visibleRows, selectionState, bulkSkip, runBulk, bulkSummary,
-  SORT_KEYS, type Outcome, type TableQuery,
+  SORT_KEYS, visitUrl, shortUrl, type Outcome, type TableQuery,
 } from './table';
 
 const rules = new StatusRules(served.statuses as StatusRule[]);
@@ -19,6 +19,24 @@ function app(name: string, over: Partial<AppView> = {}): AppView {
     version: 1, ...over,
   };
 }
+
+describe('the one URL the table shows', () => {
+  const urls = ['http://crm.localhost:13000/', 'http://127.0.0.1:13000/_app/crm/', 'http://crm.eu.example.test:13000/'];
+  it('is the domain’s when the app has one', () => {
+    expect(visitUrl(app('crm', { domain: 'crm.eu.example.test', urls }))).toBe('http://crm.eu.example.test:13000/');
+    expect(visitUrl(app('crm', { domain: 'CRM.eu.example.test', urls }))).toBe('http://crm.eu.example.test:13000/');
+  });
+  it('else the app’s own origin (the first URL), else its proxy address', () => {
+    expect(visitUrl(app('crm', { urls }))).toBe('http://crm.localhost:13000/');
+    // A domain the engine listed no URL for does not invent one.
+    expect(visitUrl(app('crm', { domain: 'other.test', urls }))).toBe('http://crm.localhost:13000/');
+    expect(visitUrl(app('main', { urls: [], url: 'http://127.0.0.1:13000/' }))).toBe('http://127.0.0.1:13000/');
+  });
+  it('is written without its scheme', () => {
+    expect(shortUrl('http://crm.eu.example.test:13000/')).toBe('crm.eu.example.test:13000/');
+    expect(shortUrl('https://a.test/')).toBe('a.test/');
+  });
+});
 
 const q = (over: Partial<TableQuery> = {}): TableQuery => ({ ...DEFAULT_QUERY, ...over });
 const names = (rows: AppView[]) => rows.map((a) => a.name);

@@ -96,7 +96,7 @@ export function sortValue(a: AppView, key: SortKey, rules: StatusRules): Key {
     case 'port':
       return a.port;
     case 'urls':
-      return a.urls[0] ?? null;
+      return visitUrl(a);
     case 'start_mode':
       return a.start_mode;
     case 'domain':
@@ -104,6 +104,31 @@ export function sortValue(a: AppView, key: SortKey, rules: StatusRules): Key {
     case 'pinned':
       return a.pinned ? 1 : 0;
   }
+}
+
+/**
+ * The one address the table shows for an app: the one it is visited at. Its domain's URL when it
+ * has a domain, else the first of its URLs (a sub-app's own origin, `NAME.localhost`; the main
+ * app's proxy address). The app's page lists the others.
+ */
+export function visitUrl(a: Pick<AppView, 'domain' | 'urls' | 'url'>): string {
+  if (a.domain) {
+    const host = a.domain.toLowerCase();
+    const own = a.urls.find((u) => {
+      try {
+        return new URL(u).hostname === host;
+      } catch {
+        return false;
+      }
+    });
+    if (own) return own;
+  }
+  return a.urls[0] ?? a.url;
+}
+
+/** A URL as the table writes it: without its scheme (the link keeps it). */
+export function shortUrl(u: string): string {
+  return u.replace(/^https?:\/\//, '');
 }
 
 /** Text compares as people read it: "App 2" before "App 10". One collator for every compare. */

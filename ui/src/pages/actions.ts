@@ -20,3 +20,14 @@ export async function run(action: Action, name: string): Promise<string | null> 
 // Whether Start and Stop make sense: the engine's rules (lib/statuses.ts), never spelled here.
 export const canStart = (status: string) => store.statuses.canStart(status);
 export const canStop = (status: string) => store.statuses.canStop(status);
+
+/** Back an app up now: the archive made, or the failure's sentence; `onProgress` sees each step. */
+export async function backup(name: string, onProgress: (s: api.JobState) => void): Promise<{ done: api.BackupInfo } | { error: string }> {
+  try {
+    const first = await api.startBackup(name);
+    onProgress(first);
+    return { done: (await api.waitJob(first, onProgress)) as api.BackupInfo };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
