@@ -3,7 +3,8 @@
 //! just before exec.
 //!
 //! An app reads, writes and runs its own data folder, its runtime's working folder (`cwd`) and
-//! the folder of an attached SQLite file (`DB_STORAGE`); it reads and runs its program's code
+//! an attached SQLite file (`DB_STORAGE`, with its journal files; its folder only when nothing
+//! else is in it); it reads and runs its program's code
 //! ([`code_folders`]: the program's folder, the install prefix when that folder is a `bin`, the
 //! same for every link to the real file and for the interpreter a `#!` line names, the folder
 //! that holds a `node_modules` tree, a Python venv's `home`) and the system's shared folders
