@@ -162,6 +162,77 @@ pub const RESERVED_ENV: &[&str] = &[
     "DB_STORAGE",
 ];
 
+/// Variables that make a program load or run code it names: the dynamic loader's and libc's
+/// (ld.so(8) "secure-execution mode", glibc's list of variables it drops for setuid programs),
+/// the shells', and the interpreters' start-up options and library paths (the same names sudo
+/// removes from a command's environment: sudoers(5), `env_reset`, and sudo's table of unsafe
+/// variables). A name ending in `_` is a prefix (`LD_` is every `LD_*`). An app's env from
+/// outside the operator's own hands (a backup archive) never brings these: see
+/// [`runs_code`].
+pub const CODE_ENV: &[&str] = &[
+    // The loader and libc.
+    "LD_",
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "LOCPATH",
+    "MALLOC_TRACE",
+    "NIS_PATH",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "RES_OPTIONS",
+    "TZDIR",
+    // Which program a name runs.
+    "PATH",
+    // Shells.
+    "BASH_ENV",
+    "ENV",
+    "BASH_FUNC_",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "IFS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "ZDOTDIR",
+    // Node.js.
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    // Python.
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "PYTHONINSPECT",
+    "PYTHONUSERBASE",
+    "PYTHONBREAKPOINT",
+    // Perl.
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5DB",
+    "PERLIO_DEBUG",
+    // Ruby.
+    "RUBYOPT",
+    "RUBYLIB",
+    // Java.
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+];
+
+/// Does the variable `key` make a program load or run code it names ([`CODE_ENV`])?
+pub fn runs_code(key: &str) -> bool {
+    CODE_ENV.iter().any(|c| {
+        if c.ends_with('_') {
+            key.starts_with(c)
+        } else {
+            key == *c
+        }
+    })
+}
+
 pub const ENV_RULE: &str = "an env entry is KEY=VALUE where KEY is a letter or '_' followed by letters, digits or '_', not one Hangar sets itself (PORT, APP_PORT, APP_KEY, DATABASE_URL, DB_*, HANGAR_*), and VALUE has no NUL byte";
 
 /// One `--env KEY=VALUE` entry (or an entry of the API's `env` object).
@@ -364,6 +435,34 @@ pub fn schema_name(s: &str) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_that_run_code_are_known_by_name_and_by_prefix() {
+        for k in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "BASH_FUNC_x%%",
+            "NODE_OPTIONS",
+            "PYTHONSTARTUP",
+            "PERL5OPT",
+            "RUBYOPT",
+            "BASH_ENV",
+            "ENV",
+            "PATH",
+        ] {
+            assert!(runs_code(k), "{k}");
+        }
+        for k in [
+            "LANG",
+            "NODE_ENV",
+            "ENVIRONMENT",
+            "MY_PATH",
+            "LDAP_URL",
+            "TZ",
+        ] {
+            assert!(!runs_code(k), "{k}");
+        }
+    }
 
     #[test]
     fn sizes() {

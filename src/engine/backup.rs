@@ -16,7 +16,6 @@ use crate::base::jobs::Job;
 use crate::base::validate::Invalid;
 use crate::engine::{AppView, CreateApp, CreateOpts, Engine, EngineError};
 use crate::store::archive::*;
-use crate::store::registry::{Desired, StartMode};
 
 impl From<BackupError> for EngineError {
     fn from(e: BackupError) -> Self {
@@ -166,6 +165,14 @@ impl Engine {
         } else {
             None
         };
+        // An archive is whatever a file holds: variables that make a program load or run code
+        // it names (`LD_PRELOAD` into the archive's own data folder) are left out, and said so.
+        let (dropped, env): (Vec<_>, Vec<_>) = old
+            .env
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| crate::base::validate::runs_code(k));
+        let dropped: Vec<String> = dropped.into_iter().map(|(k, _)| k).collect();
         let create = CreateApp {
             name: name.clone(),
             display_name: Some(if same || old.display_name != old.name {
@@ -186,7 +193,7 @@ impl Engine {
                 .runtime
                 .clone()
                 .filter(|r| self.runtimes.get(r).is_some()),
-            env: old.env.clone(),
+            env: env.into_iter().collect(),
             command: old.command.clone(),
         };
         job.step("making the app and its database");
@@ -224,20 +231,26 @@ impl Engine {
         if let Some(v) = &old.last_version {
             let _ = self.registry.set_last_version(&name, v).await;
         }
-        let desired = match old.start_mode {
-            StartMode::WithMain => Desired::Running,
-            StartMode::OnVisit => Desired::Dormant,
-        };
-        self.registry.set_desired(&name, desired).await?;
+        // A restored app stays stopped (registered `hold`) until the operator starts it, even
+        // one that started with the engine: nothing of the archive runs before someone looked.
         tracing::info!(app = %name, from = %path.display(), "restored");
-        if old.start_mode == StartMode::WithMain {
-            let engine = self.clone();
-            let n = name.clone();
-            tokio::spawn(async move {
-                let _ = engine.supervisor.start(&n).await;
-            });
+        let mut notices = Vec::new();
+        if !dropped.is_empty() {
+            notices.push(format!(
+                "left out of its env, as variables that make a program load or run code: {}; set them again with `hangar edit {name} --env KEY=VALUE` if you trust them",
+                dropped.join(", ")
+            ));
+        }
+        notices.push(format!(
+            "restored stopped: nothing of it runs until you start it (`hangar start {name}`)"
+        ));
+        if let Some(h) = self.supervisor.get(&name) {
+            for n in &notices {
+                h.log.sys(format!("restored from {}: {n}", path.display()));
+            }
         }
         let mut view = self.view(&name).await.unwrap_or(view);
+        view.notices.extend(notices);
         if !same && old.domain.is_some() {
             view.notices.push(format!(
                 "the domain {} stays with {}; give {name} one of its own with an edit",

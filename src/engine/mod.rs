@@ -571,6 +571,7 @@ impl Engine {
                 }
                 let _ = self.registry.set_pid(&app.name, None).await;
             }
+            self.supervisor.end_earlier_run(&app.name).await;
             match failed.get(&app.name) {
                 Some(why) => self.supervisor.add_failed(&app.name, why.clone()),
                 None => self.supervisor.add(&app.name),
@@ -782,7 +783,7 @@ impl Engine {
 
     /// Register an app on a database that already exists (a legacy import): the same checks as
     /// [`Engine::create`], nothing is provisioned, and `db.owned` must be empty, so Hangar never
-    /// drops it.
+    /// drops it. The app is registered stopped: it runs only once the operator starts it.
     pub async fn attach(
         self: &Arc<Self>,
         req: CreateApp,
@@ -797,6 +798,7 @@ impl Engine {
             req,
             CreateOpts {
                 db: Some(db),
+                hold: true,
                 ..CreateOpts::default()
             },
         )
@@ -982,6 +984,18 @@ impl Engine {
             tokio::spawn(async move {
                 let _ = engine.supervisor.start(&name).await;
             });
+        }
+        if let Ok(rt) = self.runtimes.of(&record) {
+            let url_secret = url::Url::parse(&record.db.url).is_ok_and(|u| u.password().is_some());
+            let what = match &record.command {
+                Some(_) => format!("the command of {}", record.name),
+                None => format!("runtimes.{}.command", self.runtimes.name_of(&record)),
+            };
+            let found = crate::run::launch::secrets_on_command_line(&rt, url_secret);
+            if let Some(w) = crate::run::launch::secrets_warning(&what, &found) {
+                tracing::warn!(app = %record.name, "{w}");
+                notices.push(w);
+            }
         }
         let mut view = self.view(&record.name).await?;
         view.notices = notices;

@@ -109,6 +109,19 @@ impl Engine {
             }
         }
         report.notes = restart_keys(&self.config, &new);
+        for name in report.added.iter().chain(&report.changed) {
+            let found = new
+                .runtimes
+                .get(name)
+                .map(|rt| crate::run::launch::secrets_on_command_line(rt, true))
+                .unwrap_or_default();
+            if let Some(w) =
+                crate::run::launch::secrets_warning(&format!("runtimes.{name}.command"), &found)
+            {
+                tracing::warn!("{w}");
+                report.notes.push(w);
+            }
+        }
         let touched: Vec<&str> = report.changed.iter().map(String::as_str).collect();
         for app in &apps {
             if touched.contains(&self.runtimes.name_of(app).as_str()) {

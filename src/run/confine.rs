@@ -3,7 +3,8 @@
 //! just before exec.
 //!
 //! An app reads, writes and runs its own data folder, its runtime's working folder (`cwd`) and
-//! the folder of an attached SQLite file (`DB_STORAGE`); it reads and runs its program's code
+//! an attached SQLite file (`DB_STORAGE`, with its journal files; its folder only when nothing
+//! else is in it); it reads and runs its program's code
 //! ([`code_folders`]: the program's folder, the install prefix when that folder is a `bin`, the
 //! same for every link to the real file and for the interpreter a `#!` line names, the folder
 //! that holds a `node_modules` tree, a Python venv's `home`) and the system's shared folders
@@ -19,10 +20,10 @@
 //! engine's environment): Landlock refuses a process in one domain the ptrace-class access to a
 //! process outside its domain, which is what reading it takes. Measured on Linux 6.18: for an
 //! engine that runs as a normal user that holds; as root, an app that keeps `CAP_SYS_ADMIN` or
-//! `CAP_PERFMON` reads it anyway (dropping `CAP_SYS_PTRACE` changes nothing), so a root engine
-//! drops both from each confined app's bounding set before exec ([`ROOT_ENVIRON_CAPS`]; it
-//! needs `CAP_SETPCAP`, and without it the start's line says the hole stays open). Not closed:
-//! the rest of `/proc` (command lines, the process list) stays readable.
+//! `CAP_PERFMON` reads it anyway (dropping `CAP_SYS_PTRACE` changes nothing), so a root engine's
+//! apps run with no capabilities at all (`base::process::AppCaps`, applied by `run::launch`
+//! for every app, confined or not). Not closed: the rest of `/proc` (command lines, the process
+//! list) stays readable.
 //!
 //! Invariants: between fork and exec only async-signal-safe calls run (`prctl`, one syscall on a
 //! ruleset already made); what is read to make a plan is bounded (links, interpreters, the bytes
@@ -87,9 +88,7 @@ pub fn plan(l: &Launch) -> Plan {
     b.grant(l.data_dir, Access::ReadWrite, 0);
     b.grant(l.cwd, Access::ReadWrite, 0);
     if let Some(db) = l.env.get("DB_STORAGE").map(PathBuf::from) {
-        if let Some(dir) = db.parent() {
-            b.grant(dir, Access::ReadWrite, 0);
-        }
+        b.grant_sqlite(&db);
     }
     for d in code_folders(l.program, l.cwd, l.env.get("PATH").map(String::as_str)) {
         b.grant(&d, Access::Read, 0);
@@ -312,6 +311,39 @@ impl Builder {
         }
     }
 
+    /// An attached SQLite file (`DB_STORAGE`, which an import takes from a row it read): the
+    /// file itself and its journal, WAL and shared-memory files, never its folder's other
+    /// files. Its folder is granted only when it holds nothing else (SQLite makes and removes
+    /// its journal there); otherwise the note says what SQLite cannot do.
+    fn grant_sqlite(&mut self, db: &Path) {
+        const COMPANIONS: [&str; 4] = ["", "-journal", "-wal", "-shm"];
+        let Some((dir, name)) = db.parent().zip(db.file_name()) else {
+            return;
+        };
+        if std::fs::canonicalize(dir).is_ok_and(|d| d.starts_with(&self.own)) {
+            return; // in its data folder, granted whole
+        }
+        let name = name.to_string_lossy();
+        let own: Vec<String> = COMPANIONS.iter().map(|c| format!("{name}{c}")).collect();
+        let alone = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .take(MAX_ENTRIES)
+                .flatten()
+                .all(|e| own.iter().any(|o| e.file_name().to_string_lossy() == *o))
+        });
+        if alone {
+            self.grant(dir, Access::ReadWrite, 0);
+            return;
+        }
+        for o in &own {
+            self.grant(&dir.join(o), Access::ReadWrite, 0);
+        }
+        self.plan.notes.push(format!(
+            "{} holds other files: only {name} and its -journal, -wal and -shm files are granted (SQLite cannot make a new journal there: give the database a folder of its own, or keep it in WAL mode)",
+            dir.display()
+        ));
+    }
+
     fn push(&mut self, real: PathBuf, access: Access) {
         if !self.plan.grants.contains(&(real.clone(), access)) {
             self.plan.grants.push((real, access));
@@ -410,64 +442,6 @@ pub fn likely_cause(code: Option<i32>, stderr: &[String]) -> bool {
             .any(|l| l.contains("Permission denied") || l.contains("EACCES"))
 }
 
-/// Capabilities with which an app that runs as root still reads another process's
-/// `/proc/PID/environ` through Landlock's ptrace rule (measured on Linux 6.18: either one is
-/// enough, CAP_SYS_PTRACE is not needed; without both the read is refused), as (number, name).
-const ROOT_ENVIRON_CAPS: [(u32, &str); 2] = [(21, "CAP_SYS_ADMIN"), (38, "CAP_PERFMON")];
-/// The capability dropping from the bounding set takes.
-const CAP_SETPCAP: u32 = 8;
-
-/// What an engine that runs as root does about [`ROOT_ENVIRON_CAPS`] (asked once per engine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Root {
-    /// Not root, or root whose bounding set has none of them: nothing to do.
-    No,
-    /// Root: these capabilities (a bit each) are dropped from each confined app's bounding
-    /// set, so its exec does not give them back.
-    Drop(u64),
-    /// Root without CAP_SETPCAP: they stay, and so does the hole.
-    CannotDrop,
-}
-
-fn root() -> Root {
-    static ROOT: std::sync::OnceLock<Root> = std::sync::OnceLock::new();
-    *ROOT.get_or_init(|| {
-        // SAFETY: geteuid has no failure and touches no memory.
-        if unsafe { libc::geteuid() } != 0 {
-            return Root::No;
-        }
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let caps = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .unwrap_or(0)
-        };
-        let wanted = ROOT_ENVIRON_CAPS
-            .iter()
-            .fold(0u64, |m, (cap, _)| m | 1 << cap);
-        let drop = caps("CapBnd:") & wanted;
-        if drop == 0 {
-            Root::No
-        } else if caps("CapEff:") & (1 << CAP_SETPCAP) != 0 {
-            Root::Drop(drop)
-        } else {
-            tracing::warn!("Hangar runs as root without CAP_SETPCAP: confined apps can still read other processes' /proc/PID/environ (run Hangar as a normal user)");
-            Root::CannotDrop
-        }
-    })
-}
-
-/// The names of [`ROOT_ENVIRON_CAPS`], as the log says them.
-fn root_cap_names() -> String {
-    ROOT_ENVIRON_CAPS
-        .iter()
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join(" and ")
-}
-
 /// The confinement of one launch of an app of `runtime` (`confine` its setting): a ruleset
 /// made from [`plan`], or why there is none.
 pub fn prepare(runtime: &str, confine: bool, l: &Launch) -> Result<Confinement, ConfineError> {
@@ -481,25 +455,8 @@ pub fn prepare(runtime: &str, confine: bool, l: &Launch) -> Result<Confinement, 
         Err(why) => return Ok(Confinement::Off(format!("not confined: {why}"))),
     };
     let plan = plan(l);
-    let mut line = plan.describe(abi);
-    let drop = match root() {
-        Root::No => 0,
-        Root::Drop(caps) => {
-            line.push_str(&format!(
-                "; runs as root: {} left out of its capabilities, so other processes' /proc/PID/environ is out of its reach",
-                root_cap_names()
-            ));
-            caps
-        }
-        Root::CannotDrop => {
-            line.push_str(&format!(
-                "; runs as root: other processes' /proc/PID/environ stays readable (dropping {} needs CAP_SETPCAP, which Hangar lacks); run Hangar as a normal user",
-                root_cap_names()
-            ));
-            0
-        }
-    };
-    let ruleset = Ruleset::new(&plan, abi, drop)?;
+    let line = plan.describe(abi);
+    let ruleset = Ruleset::new(&plan, abi)?;
     if let Some(t) = &plan.tmpdir {
         std::fs::create_dir_all(t).map_err(ConfineError::TmpDir)?;
     }
@@ -612,16 +569,14 @@ mod sys {
     }
 
     /// A ruleset made from a plan, ready to be applied in a child (its descriptor closes on
-    /// exec, and in the engine when this is dropped), with the capabilities (a bit each) the
-    /// child drops from its bounding set first.
+    /// exec, and in the engine when this is dropped).
     #[derive(Debug)]
     pub struct Ruleset {
         fd: OwnedFd,
-        drop_caps: u64,
     }
 
     impl Ruleset {
-        pub fn new(plan: &Plan, abi: u32, drop_caps: u64) -> Result<Ruleset, ConfineError> {
+        pub fn new(plan: &Plan, abi: u32) -> Result<Ruleset, ConfineError> {
             let all = handled(abi);
             let attr = RulesetAttr {
                 handled_access_fs: all,
@@ -684,39 +639,29 @@ mod sys {
                     });
                 }
             }
-            Ok(Ruleset { fd, drop_caps })
+            Ok(Ruleset { fd })
         }
 
-        /// What the child does with it: plain numbers, copied into the child.
+        /// What the child does with it: a plain number, copied into the child.
         pub fn restrict(&self) -> Restrict {
             Restrict {
                 fd: self.fd.as_raw_fd(),
-                drop_caps: self.drop_caps,
             }
         }
     }
 
-    /// A ruleset's descriptor and the capabilities to drop, for the child.
+    /// A ruleset's descriptor, for the child.
     #[derive(Debug, Clone, Copy)]
     pub struct Restrict {
         fd: RawFd,
-        drop_caps: u64,
     }
 
     impl Restrict {
-        /// Confine the calling process (and what it runs): drop the capabilities from its
-        /// bounding set, then `no_new_privs` and the ruleset. Async-signal-safe: meant for
-        /// between fork and exec.
+        /// Confine the calling process (and what it runs): `no_new_privs` and the ruleset.
+        /// Async-signal-safe: meant for between fork and exec.
         pub fn apply(self) -> std::io::Result<()> {
             // SAFETY: system calls on plain integers; no memory is touched or allocated.
             unsafe {
-                for cap in 0..64 {
-                    if self.drop_caps & (1 << cap) != 0
-                        && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -741,7 +686,7 @@ mod sys {
     pub struct Ruleset;
 
     impl Ruleset {
-        pub fn new(_: &Plan, _: u32, _: u64) -> Result<Ruleset, ConfineError> {
+        pub fn new(_: &Plan, _: u32) -> Result<Ruleset, ConfineError> {
             Ok(Ruleset)
         }
         pub fn restrict(&self) -> Restrict {
@@ -922,6 +867,46 @@ mod tests {
         assert!(has(&pkg), "the folder that holds node_modules: {folders:?}");
         assert!(has(&r.join("nodejs")), "node, found on PATH: {folders:?}");
         assert!(has(Path::new("/usr")), "env itself: {folders:?}");
+    }
+
+    /// An attached SQLite file (an import's storage) is granted as a file, with its journal
+    /// files, never the folder that holds other apps' files; a folder of its own is granted.
+    #[test]
+    fn an_attached_sqlite_file_is_granted_never_its_shared_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let home = r.join("hangar");
+        let own = home.join("apps/a1");
+        let shared = r.join("storage/db");
+        let alone = r.join("alone");
+        for d in [&own, &shared, &alone] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for f in ["main.sqlite", "a1.sqlite", "a1.sqlite-wal", "a2.sqlite"] {
+            std::fs::write(shared.join(f), "").unwrap();
+        }
+        std::fs::write(alone.join("a1.sqlite"), "").unwrap();
+        let at = |db: &Path| {
+            let env: BTreeMap<String, String> =
+                [("DB_STORAGE".to_string(), db.display().to_string())].into();
+            plan(&Launch {
+                home: &home,
+                data_dir: &own,
+                cwd: &own,
+                program: "/bin/true",
+                env: &env,
+            })
+        };
+        let p = at(&shared.join("a1.sqlite"));
+        let real = |x: &Path| std::fs::canonicalize(x).unwrap();
+        let exactly = |p: &Plan, x: &Path| p.grants.iter().any(|(g, _)| *g == real(x));
+        assert!(exactly(&p, &shared.join("a1.sqlite")), "{p:?}");
+        assert!(exactly(&p, &shared.join("a1.sqlite-wal")), "{p:?}");
+        assert!(!exactly(&p, &shared), "never the shared folder: {p:?}");
+        assert!(!exactly(&p, &shared.join("main.sqlite")), "{p:?}");
+        assert!(p.notes.iter().any(|n| n.contains("holds other files")));
+        let p = at(&alone.join("a1.sqlite"));
+        assert!(exactly(&p, &alone), "a folder of its own: {p:?}");
     }
 
     /// Only a confined app's start gets the hint, and only for 126 or a denied permission.

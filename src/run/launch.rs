@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::base::config::{expand, Prefix, Runtime, Version};
 use crate::base::home::Home;
+use crate::base::process::AppCaps;
 use crate::base::validate::MAIN;
 use crate::store::registry::AppRecord;
 
@@ -130,6 +131,75 @@ pub fn setting(
     Ok(Setting { env, argv, cwd })
 }
 
+/// Could the variable `key` hold a secret? Hangar's own (`APP_KEY`, `DB_PASSWORD`, and
+/// `DATABASE_URL` when `url_secret`: a URL with a password), and any name that says so
+/// (`…PASSWORD…`, `…SECRET…`, `…TOKEN…`, `…PASSWD…`).
+fn secret_name(key: &str, url_secret: bool) -> bool {
+    match key {
+        "APP_KEY" | "DB_PASSWORD" => true,
+        "DATABASE_URL" => url_secret,
+        _ => ["PASSWORD", "SECRET", "TOKEN", "PASSWD"]
+            .iter()
+            .any(|w| key.to_ascii_uppercase().contains(w)),
+    }
+}
+
+/// The `${VAR}` names a template expands.
+fn expanded_names(template: &str) -> Vec<String> {
+    let seen = std::cell::RefCell::new(Vec::new());
+    let _ = expand(template, &|var| {
+        seen.borrow_mut().push(var.to_string());
+        Some(String::new())
+    });
+    seen.into_inner()
+}
+
+/// The secrets `runtime`'s command (an app's own command, when [`Runtime::for_app`] put it
+/// there) expands onto the process's command line, which every user of the machine reads in
+/// `/proc/PID/cmdline`: each as `${VAR}`, or `${VAR} (from ${SECRET})` for a runtime's env
+/// value that expands one. `url_secret`: `DATABASE_URL` holds a password. Empty: none.
+pub fn secrets_on_command_line(runtime: &Runtime, url_secret: bool) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut words: Vec<&String> = runtime.command.iter().collect();
+    if let Some(u) = &runtime.upgrade {
+        words.extend(u);
+    }
+    if let Version::Command(v) = &runtime.version {
+        words.extend(v);
+    }
+    for word in words {
+        for var in expanded_names(word) {
+            let why = if secret_name(&var, url_secret) {
+                Some(format!("${{{var}}}"))
+            } else {
+                runtime.env.get(&var).and_then(|v| {
+                    expanded_names(v)
+                        .into_iter()
+                        .find(|inner| secret_name(inner, url_secret))
+                        .map(|inner| format!("${{{var}}} (from ${{{inner}}})"))
+                })
+            };
+            if let Some(w) = why {
+                if !found.contains(&w) {
+                    found.push(w);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The warning for [`secrets_on_command_line`]'s answer about `what` (`the command of NAME`,
+/// `runtimes.NAME`), or `None` when there is nothing to say.
+pub fn secrets_warning(what: &str, found: &[String]) -> Option<String> {
+    (!found.is_empty()).then(|| {
+        format!(
+            "{what} puts {} on its command line, which every user of this machine can read (/proc/PID/cmdline); have the program read it from its environment instead (in `sh -c`, write $$VAR so the shell expands it)",
+            found.join(", ")
+        )
+    })
+}
+
 /// Expand `${VAR}` in every word of `argv`.
 pub fn expand_all(
     argv: &[String],
@@ -155,9 +225,11 @@ pub fn working_dir(
     }
 }
 
-/// A command prepared to run in a process group of its own, with its pipes captured and a
-/// parent-death signal so it never outlives an engine that died; confined by `confine` (made
-/// before the fork, applied in the child) when given.
+/// A command prepared to run in a session (and so a process group) of its own, with no
+/// controlling terminal, its pipes captured and a parent-death signal so it never outlives an
+/// engine that died; under a root engine with no capabilities ([`AppCaps`]); confined by
+/// `confine` (made before the fork, applied in the child) when given. Every process Hangar
+/// starts for an app is made here: its start, its runtime's version and upgrade commands.
 pub fn command(
     argv: &[String],
     env: &BTreeMap<String, String>,
@@ -173,17 +245,23 @@ pub fn command(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(false);
     let restrict = confine.map(|r| r.restrict());
     let nice = res.nice;
     let procs = res.group.as_ref().map(|g| g.procs.clone());
-    // SAFETY: only async-signal-safe calls run in the child: prctl, setpriority, open/write/
-    // close in `join_self` (its CString made before the fork), and `Restrict::apply` (prctl and
-    // one system call on a descriptor made before the fork). The order matters: the memory
-    // group is joined before Landlock, which would refuse the write to the cgroup file.
+    let caps = AppCaps::of_engine();
+    // SAFETY: only async-signal-safe calls run in the child: setsid, prctl, setpriority,
+    // open/write/close in `join_self` (its CStrings made before the fork), capget/capset in
+    // `AppCaps::apply`, and `Restrict::apply` (prctl and one system call on a descriptor made
+    // before the fork). The order matters: the cgroups are joined before Landlock, which would
+    // refuse the write to the cgroup file.
     unsafe {
         cmd.pre_exec(move || {
+            // A session of its own: no controlling terminal (no TIOCSTI into the engine's
+            // shell), and its own process group (pgid = pid), which a stop signals.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             // A failure of these two does not stop the start; the caller checks the outcome
             // ([`nice_of`], `AppGroup::holds`) and says so in the app's log.
@@ -193,6 +271,7 @@ pub fn command(
             if let Some(p) = &procs {
                 let _ = crate::base::cgroup::join_self(p);
             }
+            caps.apply()?;
             if let Some(r) = restrict {
                 r.apply()?;
             }
@@ -202,12 +281,12 @@ pub fn command(
     cmd
 }
 
-/// What an app's process group runs with: its CPU priority and its memory group.
+/// What an app's process group runs with: its CPU priority and its cgroups.
 #[derive(Debug, Clone, Default)]
 pub struct Resources {
     /// The nice value of its first process; every child inherits it.
     pub nice: Option<i32>,
-    /// The memory cgroup its first process joins before exec (so every child is inside).
+    /// The cgroups its first process joins before exec (so every child is inside).
     pub group: Option<crate::base::cgroup::AppGroup>,
 }
 
@@ -333,11 +412,14 @@ fn status_code(head: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
-/// The runtime's current version: static, or the trimmed output of its version command.
+/// The runtime's current version: static, or the trimmed output of its version command, run
+/// as the app's start runs ([`command`]: its own session, no capabilities, and the app's
+/// Landlock ruleset `confine`), never with more than the app itself may do.
 pub async fn runtime_version(
     runtime: &Runtime,
     env: &BTreeMap<String, String>,
     cwd: &PathBuf,
+    confine: Option<&crate::run::confine::Ruleset>,
 ) -> Result<Option<String>, LaunchError> {
     match &runtime.version {
         Version::None => Ok(None),
@@ -346,13 +428,8 @@ pub async fn runtime_version(
             let what = format!("runtimes.{}.version_command", runtime.name);
             let program = argv[0].clone();
             let argv = expand_all(argv, env, &what)?;
-            let mut cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..])
-                .env_clear()
-                .envs(env)
-                .current_dir(cwd)
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
+            let mut cmd = command(&argv, env, cwd, confine, &Resources::default());
+            cmd.kill_on_drop(true);
             let out = match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
                 Err(_) => return Err(LaunchError::VersionTimeout { what }),
                 Ok(Err(source)) => {
@@ -395,6 +472,36 @@ mod tests {
             }
         });
         port
+    }
+
+    /// A secret put on a command line is found directly and through a runtime's env value;
+    /// `$${APP_KEY}` (a shell's own expansion) and a URL without a password are not.
+    #[test]
+    fn secrets_on_a_command_line_are_found() {
+        let mut rt = crate::base::config::Config::parse(
+            "[runtimes.r]\ncommand = [\"srv\", \"--key\", \"${APP_KEY}\", \"${DATABASE_URL}\", \"--s\", \"${S}\", \"$${DB_PASSWORD}\"]\nenv = { S = \"x${APP_KEY}\" }\n",
+            std::path::Path::new("hangar.toml"),
+        )
+        .unwrap()
+        .runtimes
+        .remove("r")
+        .unwrap();
+        assert_eq!(
+            secrets_on_command_line(&rt, false),
+            vec!["${APP_KEY}", "${S} (from ${APP_KEY})"]
+        );
+        assert!(secrets_on_command_line(&rt, true).contains(&"${DATABASE_URL}".to_string()));
+        let w = secrets_warning("runtimes.r", &secrets_on_command_line(&rt, false)).unwrap();
+        assert!(
+            w.contains("/proc/PID/cmdline") && w.contains("${APP_KEY}"),
+            "{w}"
+        );
+        rt.command = vec![
+            "sh".into(),
+            "-c".into(),
+            "exec srv --key \"$$APP_KEY\"".into(),
+        ];
+        assert_eq!(secrets_on_command_line(&rt, true), Vec::<String>::new());
     }
 
     #[tokio::test]

@@ -443,6 +443,7 @@ impl Supervisor {
             upgrade_waiters: Vec::new(),
             crashes: 0,
             pid_write: None,
+            group: None,
         };
         tokio::spawn(actor.run());
         let handle = AppHandle {
@@ -549,6 +550,30 @@ impl Supervisor {
             .unwrap_or(Err(WakeError::Gone))
     }
 
+    /// At the engine's start, before `name` runs: end what an earlier engine's run of it left
+    /// in its cgroup (a child that left its process group outlives an engine that was killed),
+    /// and remove the group. Whether anything was left.
+    pub async fn end_earlier_run(&self, name: &str) -> bool {
+        let cgroups = self
+            .ctx
+            .cgroups
+            .get_or_init(|| crate::base::cgroup::Cgroups::detect(self.ctx.home.root()));
+        let Some(g) = cgroups
+            .as_ref()
+            .ok()
+            .and_then(|cg| cg.left_by_earlier_run(name))
+        else {
+            return false;
+        };
+        let left = !g.members().is_empty();
+        if left {
+            tracing::warn!(app = %name, "ending processes an earlier run left in its cgroup");
+            g.kill();
+        }
+        let _ = tokio::task::spawn_blocking(move || g.remove()).await;
+        left
+    }
+
     /// End the app's process (keeping `desired`) and forget it.
     pub async fn remove(&self, name: &str) {
         self.ask(name, Cmd::Shutdown).await;
@@ -606,6 +631,8 @@ struct Actor {
     crashes: u32,
     /// The running process's pid being recorded in the registry.
     pid_write: Option<tokio::task::JoinHandle<()>>,
+    /// The current run's cgroups, if it has any: a stop ends every process in them.
+    group: Option<crate::base::cgroup::AppGroup>,
 }
 
 impl Actor {
@@ -653,7 +680,10 @@ impl Actor {
         p: &Prepared,
     ) -> tokio::task::JoinHandle<Result<Option<String>, launch::LaunchError>> {
         let (runtime, env, cwd) = (p.runtime.clone(), p.env.clone(), p.cwd.clone());
-        tokio::spawn(async move { launch::runtime_version(&runtime, &env, &cwd).await })
+        let confinement = p.confinement.clone();
+        tokio::spawn(async move {
+            launch::runtime_version(&runtime, &env, &cwd, confinement.ruleset()).await
+        })
     }
 
     fn notify_ready(&mut self, port: u16) {
@@ -962,9 +992,14 @@ impl Actor {
         if let Some(tmp) = confinement.tmpdir() {
             env.insert("TMPDIR".into(), tmp.display().to_string());
         }
+        // Every process of this run carries it: a stop finds one that left the process group.
+        let marker = crate::base::secret::random_hex(16);
+        env.insert(crate::base::process::INSTANCE_VAR.into(), marker.clone());
+        // Asked as the app runs: confined as it is (an archive's env and data folder are
+        // whatever the archive held).
         let gates = always || (runtime.upgrade.is_some() && app.last_version.is_some());
         let version = if gates {
-            launch::runtime_version(&runtime, &env, &cwd).await?
+            launch::runtime_version(&runtime, &env, &cwd, confinement.ruleset()).await?
         } else {
             None
         };
@@ -976,7 +1011,8 @@ impl Actor {
             cwd,
             version,
             version_later: !gates,
-            confinement,
+            confinement: Arc::new(confinement),
+            marker,
         })
     }
 
@@ -1099,33 +1135,54 @@ impl Actor {
         tasks
     }
 
-    /// The run's memory limit and priority: the app's own, else its runtime's; the memory
-    /// group made where the kernel allows. Recorded in the state for `status`.
-    fn resources(&self, p: &Prepared) -> launch::Resources {
+    /// The run's memory limit and priority: the app's own, else its runtime's; the app's
+    /// cgroups made where the kernel allows (always, so a stop ends every process it made; with
+    /// the memory ceiling when it has a limit). Recorded in the state for `status`.
+    async fn resources(&self, p: &Prepared) -> launch::Resources {
         let limit = p.app.memory_max.or(p.runtime.memory_max);
         let nice = p.app.nice.or(p.runtime.nice);
-        let mut enforced = None;
-        let mut group = None;
-        if let Some(bytes) = limit {
-            let cgroups = self
-                .ctx
-                .cgroups
-                .get_or_init(|| crate::base::cgroup::Cgroups::detect(self.ctx.home.root()));
-            let ceiling = crate::base::cgroup::ceiling(bytes);
-            enforced = Some(match cgroups {
-                Ok(cg) => match cg.prepare(&self.name, ceiling) {
-                    Ok(g) => {
-                        group = Some(g);
-                        format!(
-                            "the sampler, and the kernel ({}) at {}",
-                            cg.describe(),
-                            mib(ceiling)
-                        )
+        let cgroups = self
+            .ctx
+            .cgroups
+            .get_or_init(|| crate::base::cgroup::Cgroups::detect(self.ctx.home.root()));
+        let ceiling = limit.map(crate::base::cgroup::ceiling);
+        let group = match cgroups {
+            Ok(cg) => match cg.prepare(&self.name, ceiling) {
+                Ok(g) => Ok(g),
+                Err(e) => Err(format!("the app's cgroup could not be made: {e}")),
+            },
+            Err(why) => Err(format!("the kernel's limit is not available: {why}")),
+        };
+        let enforced = limit.map(|_| match (&group, cgroups) {
+            (Ok(g), Ok(cg)) if g.memory.is_some() => format!(
+                "the sampler, and the kernel ({}) at {}",
+                cg.memory().unwrap_or("a cgroup"),
+                mib(ceiling.unwrap_or(0))
+            ),
+            (Ok(_), Ok(cg)) => format!(
+                "the sampler (the kernel's limit is not available: {})",
+                cg.memory().err().unwrap_or("no memory controller")
+            ),
+            (Err(why), _) | (_, Err(why)) => format!("the sampler ({why})"),
+        });
+        let group = group.ok();
+        if let Some(g) = &group {
+            // What an earlier run left in its group (an engine that was killed): it would hold
+            // the app's port.
+            let left = g.members();
+            if !left.is_empty() {
+                self.log.sys(format!(
+                    "ending {} process(es) an earlier run left in its cgroup",
+                    left.len()
+                ));
+                g.kill();
+                for _ in 0..50 {
+                    if g.members().is_empty() {
+                        break;
                     }
-                    Err(e) => format!("the sampler (the app's cgroup could not be made: {e})"),
-                },
-                Err(why) => format!("the sampler (the kernel's limit is not available: {why})"),
-            });
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
         }
         self.set(|s| {
             s.memory_max = limit;
@@ -1146,10 +1203,17 @@ impl Actor {
                 )),
             }
         }
-        if let Some(limit) = self.state.borrow().memory_max {
-            let by = self.state.borrow().memory_enforced_by.clone();
-            match &r.group {
-                Some(g) if !g.holds(pid) => {
+        let in_group = r.group.as_ref().map(|g| g.holds(pid));
+        if in_group == Some(false) {
+            self.log.sys("the process could not join its cgroup: a stop finds what it starts by its process group and the marker in its environment");
+        }
+        let (limit, by) = {
+            let st = self.state.borrow();
+            (st.memory_max, st.memory_enforced_by.clone())
+        };
+        if let Some(limit) = limit {
+            match in_group {
+                Some(false) => {
                     let by = "the sampler (the process could not join its cgroup)".to_string();
                     self.log
                         .sys(format!("memory limit {}: enforced by {by}", mib(limit)));
@@ -1184,10 +1248,12 @@ impl Actor {
     }
 
     async fn run_process(&mut self, p: &Prepared) -> Ended {
-        let res = self.resources(p);
+        let res = self.resources(p).await;
+        self.group = res.group.clone();
         let ended = self.run_with(p, &res).await;
-        if let Some(g) = &res.group {
-            g.remove();
+        self.group = None;
+        if let Some(g) = res.group {
+            let _ = tokio::task::spawn_blocking(move || g.remove()).await;
         }
         ended
     }
@@ -1199,6 +1265,9 @@ impl Actor {
             .sys(format!("starting: {}", p.runtime.command.join(" ")));
         let started = std::time::Instant::now();
         self.log.sys(p.confinement.line());
+        if let Some(line) = crate::base::process::AppCaps::of_engine().line() {
+            self.log.sys(line);
+        }
         let mut child =
             match launch::command(&p.argv, &p.env, &p.cwd, p.confinement.ruleset(), res).spawn() {
                 Ok(c) => c,
@@ -1464,7 +1533,7 @@ impl Actor {
         self.set(|s| s.status = Status::Stopping);
         self.log.settle().await;
         self.log.sys(format!("stopping (SIGTERM to group {pid})"));
-        let killed = crate::base::process::end_group(pid, p.runtime.stop_timeout).await;
+        let killed = self.processes(pid, p).end(p.runtime.stop_timeout).await;
         if killed {
             self.log.sys(format!(
                 "still running after {} s: sent SIGKILL",
@@ -1502,10 +1571,25 @@ impl Actor {
         }
     }
 
-    /// After the leader exited by itself: end whatever it left in its group.
+    /// After the leader exited by itself: end whatever it left (in its process group, its
+    /// cgroup, or marked as this run's).
     async fn end_leftovers(&self, pid: u32, p: &Prepared) {
-        if crate::base::process::group_alive(pid) {
-            crate::base::process::end_group(pid, p.runtime.stop_timeout).await;
+        let procs = self.processes(pid, p);
+        if procs.any_left() {
+            procs.end(p.runtime.stop_timeout).await;
+        }
+    }
+
+    /// Every process of the run whose first process is `pid`.
+    fn processes<'a>(
+        &'a self,
+        pid: u32,
+        p: &'a Prepared,
+    ) -> crate::base::process::AppProcesses<'a> {
+        crate::base::process::AppProcesses {
+            pgid: pid,
+            group: self.group.as_ref(),
+            marker: Some(&p.marker),
         }
     }
 }
@@ -1519,8 +1603,11 @@ struct Prepared {
     version: Option<String>,
     /// The version was not asked before the start: ask and record it once ready.
     version_later: bool,
-    /// The app's Landlock ruleset (or why it has none), for the upgrade and the start.
-    confinement: confine::Confinement,
+    /// The app's Landlock ruleset (or why it has none), for the version and upgrade commands
+    /// and the start (shared with a version asked beside the start).
+    confinement: Arc<confine::Confinement>,
+    /// The value of `process::INSTANCE_VAR` every process of this run carries.
+    marker: String,
 }
 
 /// Has the runtime's version moved since the app last ran, and is there an upgrade command?

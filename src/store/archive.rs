@@ -429,6 +429,14 @@ async fn write_in(
     let data_dir = home.app_dir(&app.name);
     job.step("dumping the database");
     let dump = dump(&app.db, staging).await?;
+    // The dump holds the app's data (and its users' password hashes): readable by Hangar's
+    // user only, in staging and in the archive's header alike (the tools make it 0644).
+    if let Some(f) = dump.file() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = staging.join(f);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format_args!("make {} private", f.display())))?;
+    }
     let manifest = Manifest {
         format: FORMAT,
         hangar_version: env!("CARGO_PKG_VERSION").into(),

@@ -17,6 +17,7 @@ mod nocobase;
 mod nocobase_import;
 mod operator;
 mod presets;
+mod processes;
 mod properties;
 mod proxy;
 mod resources;

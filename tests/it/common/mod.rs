@@ -114,6 +114,9 @@ pub struct TestEngine {
     /// The user the engine runs as (`setpriv`), and the folder that user runs `hangar` and
     /// `hangar-demo` from; `None`: the test's own user.
     user: Option<(u32, tempfile::TempDir)>,
+    /// The engine runs with a terminal of its own as its controlling terminal (as `hangar
+    /// serve` typed into a shell does): the terminal's master side, held open while it runs.
+    terminal: Option<Option<std::os::fd::OwnedFd>>,
 }
 
 impl TestEngine {
@@ -138,7 +141,22 @@ impl TestEngine {
         Self::start_full(toml, &[], Some(uid))
     }
 
+    /// Like [`TestEngine::start_with`], the engine in a session whose controlling terminal is a
+    /// pseudo-terminal the test holds (as `hangar serve` typed into a shell).
+    pub fn start_on_terminal(toml: &str) -> TestEngine {
+        Self::start_inner(toml, &[], None, true)
+    }
+
     fn start_full(toml: &str, env: &[(&str, &str)], uid: Option<u32>) -> TestEngine {
+        Self::start_inner(toml, env, uid, false)
+    }
+
+    fn start_inner(
+        toml: &str,
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+        terminal: bool,
+    ) -> TestEngine {
         let home = tempfile::tempdir().expect("temp home");
         let (proxy_port, api_port) = engine_ports();
         // Each engine of a test run takes its app ports from a window of its own.
@@ -171,6 +189,7 @@ impl TestEngine {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             user: uid.map(|uid| (uid, reachable_binaries())),
+            terminal: terminal.then_some(None),
         };
         if let Some(uid) = uid {
             for p in [
@@ -217,6 +236,42 @@ impl TestEngine {
                 c
             }
         };
+        let mut slave_side = None;
+        if let Some(held) = &mut self.terminal {
+            use std::os::fd::{AsRawFd, FromRawFd};
+            use std::os::unix::process::CommandExt;
+            // SAFETY: posix_openpt and friends on a descriptor this block owns.
+            let (master, slave) = unsafe {
+                let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+                assert!(m >= 0, "a pseudo-terminal");
+                assert_eq!(libc::grantpt(m), 0);
+                assert_eq!(libc::unlockpt(m), 0);
+                let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
+                let s = libc::open(
+                    name.as_ptr(),
+                    libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+                );
+                assert!(s >= 0, "the pseudo-terminal's slave side");
+                (
+                    std::os::fd::OwnedFd::from_raw_fd(m),
+                    std::os::fd::OwnedFd::from_raw_fd(s),
+                )
+            };
+            let fd = slave.as_raw_fd();
+            // SAFETY: setsid and ioctl only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setsid() < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            // The slave side is the engine's controlling terminal; this process keeps the
+            // master open (closing it would hang the terminal up and end the engine).
+            *held = Some(master);
+            slave_side = Some(slave); // until the spawn: the child's pre_exec uses its number
+        }
         let child = cmd
             .arg("serve")
             .env("HANGAR_LOG", "info")
@@ -225,6 +280,7 @@ impl TestEngine {
             .stderr(log)
             .spawn()
             .expect("spawn hangar serve");
+        drop(slave_side);
         self.child = Some(child);
         // Ready when this very process has written engine.json (a crashed engine's may linger)
         // and its API answers.
@@ -468,4 +524,30 @@ pub fn proc_kib(pid: u32, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// `archive` with its manifest (the first entry, JSON) changed by `edit`, written to `to`.
+pub fn with_manifest(archive: &str, to: &std::path::Path, edit: impl Fn(&mut Value)) {
+    let f = std::fs::File::open(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let out = std::fs::File::create(to).unwrap();
+    let mut output = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::fast(),
+    ));
+    for (i, entry) in input.entries().unwrap().enumerate() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if i == 0 {
+            let mut manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            edit(&mut manifest);
+            bytes = serde_json::to_vec(&manifest).unwrap();
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+        }
+        output.append(&header, bytes.as_slice()).unwrap();
+    }
+    output.into_inner().unwrap().finish().unwrap();
 }
