@@ -18,6 +18,10 @@ scripts/link-bin.sh
 step "a real third-party app for the proxy test (Datasette, from PyPI)"
 scripts/install-datasette.sh >/dev/null
 
+step "Jupyter Server for the compatibility suite (PyPI, cached in ~/.cache/hangar/venv-jupyter-server)"
+HANGAR_TEST_JUPYTER="$(scripts/install-jupyter.sh)"
+export HANGAR_TEST_JUPYTER
+
 step "Node-RED for its preset's test (from npm, cached in ~/.cache/hangar/node-red; a minute cold, instant warm)"
 HANGAR_TEST_NODE_RED="$(scripts/install-node-red.sh)"
 export HANGAR_TEST_NODE_RED

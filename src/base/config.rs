@@ -114,6 +114,8 @@ struct FileRuntime {
     log_keep: Option<u64>,
     /// Run its apps under Landlock (default `true`; Linux).
     confine: Option<bool>,
+    /// Folders outside the home its confined apps may write, besides their own.
+    writable: Option<Vec<String>>,
     /// The default memory limit of its apps: a size (`"600M"`) or bytes.
     memory_max: Option<crate::base::validate::SizeInput>,
     /// The default CPU priority (nice, -20..19) of its apps.
@@ -202,6 +204,9 @@ pub struct Runtime {
     pub log_rotation: Rotation,
     /// Its apps run confined by Landlock (`confine`, default `true`): see `run::confine`.
     pub confine: bool,
+    /// Folders outside the home its confined apps may write besides their own (`writable`):
+    /// absolute, checked when `hangar.toml` is read.
+    pub writable: Vec<PathBuf>,
     /// The memory limit of an app that has none of its own (bytes).
     pub memory_max: Option<u64>,
     /// The nice value of an app that has none of its own.
@@ -451,6 +456,7 @@ fn demo_runtime() -> FileRuntime {
         log_max_bytes: None,
         log_keep: None,
         confine: None,
+        writable: None,
         memory_max: None,
         nice: None,
         generated: Vec::new(),
@@ -613,6 +619,7 @@ fn with_preset(rt: FileRuntime, base: FileRuntime) -> FileRuntime {
         log_max_bytes: rt.log_max_bytes.or(base.log_max_bytes),
         log_keep: rt.log_keep.or(base.log_keep),
         confine: rt.confine.or(base.confine),
+        writable: rt.writable.or(base.writable),
         memory_max: rt.memory_max.or(base.memory_max),
         nice: rt.nice.or(base.nice),
         generated: base.generated,
@@ -914,6 +921,8 @@ impl Config {
                     .map_err(|e| value_err(key("memory_max"), e.message))?,
                 None => None,
             };
+            let writable = writable_folders(rt.writable.as_deref().unwrap_or_default(), path)
+                .map_err(|why| value_err(key("writable"), why))?;
             let nice = match rt.nice {
                 Some(n) => Some(
                     crate::base::validate::nice(n)
@@ -946,6 +955,7 @@ impl Config {
                         keep: log_keep as usize,
                     },
                     confine: rt.confine.unwrap_or(true),
+                    writable,
                     memory_max,
                     nice,
                     generated: rt.generated,
@@ -1057,6 +1067,53 @@ pub fn engine_vars() -> std::collections::BTreeSet<String> {
             .map(|s| s.to_string()),
     );
     vars
+}
+
+/// At most this many folders in one runtime's `writable`.
+const MAX_WRITABLE: usize = 64;
+
+/// A runtime's `writable` folders, checked: absolute, without `..`, none inside Hangar's home
+/// (the folder of `hangar.toml`, `config`, when that path is absolute), at most
+/// [`MAX_WRITABLE`]. The error says which and what is accepted.
+fn writable_folders(list: &[String], config: &Path) -> Result<Vec<PathBuf>, String> {
+    const ACCEPTED: &str =
+        "accepted: absolute folders outside Hangar's home, such as [\"/srv/shared\"]";
+    if list.len() > MAX_WRITABLE {
+        return Err(format!(
+            "{} folders; at most {MAX_WRITABLE} are accepted",
+            list.len()
+        ));
+    }
+    let home = config
+        .parent()
+        .filter(|h| h.is_absolute())
+        .map(|h| (h.to_path_buf(), std::fs::canonicalize(h).ok()));
+    list.iter()
+        .map(|s| {
+            let p = PathBuf::from(s);
+            if !p.is_absolute() {
+                return Err(format!("{s:?} is not an absolute path; {ACCEPTED}"));
+            }
+            if p.components().any(|c| c == std::path::Component::ParentDir) {
+                return Err(format!("{s:?} contains \"..\"; {ACCEPTED}"));
+            }
+            if let Some((home, real_home)) = &home {
+                let real = std::fs::canonicalize(&p).ok();
+                let inside = p.starts_with(home)
+                    || real
+                        .as_ref()
+                        .zip(real_home.as_ref())
+                        .is_some_and(|(r, h)| r.starts_with(h));
+                if inside {
+                    return Err(format!(
+                        "{s:?} is inside Hangar's home {} (an app writes only its own data folder there); {ACCEPTED}",
+                        home.display()
+                    ));
+                }
+            }
+            Ok(p)
+        })
+        .collect()
 }
 
 /// Check the `${VAR}` of a template before it is ever expanded: each must be a name `known`
@@ -1182,6 +1239,48 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("hangar.toml"))
+    }
+
+    /// `writable` is absolute folders outside the home (the folder of hangar.toml); anything
+    /// else is refused when hangar.toml is read, naming runtimes.NAME.writable.
+    #[test]
+    fn writable_folders_are_absolute_and_outside_the_home() {
+        let home = tempfile::tempdir().unwrap();
+        let file = home.path().join("hangar.toml");
+        let rt = |w: &str| format!("[runtimes.x]\ncommand = [\"x\"]\nwritable = {w}\n");
+        let c = Config::parse(&rt("[\"/srv/shared\", \"/dev/dri\"]"), &file).unwrap();
+        assert_eq!(
+            c.runtimes["x"].writable,
+            vec![PathBuf::from("/srv/shared"), PathBuf::from("/dev/dri")]
+        );
+        assert!(Config::parse("[runtimes.x]\ncommand = [\"x\"]\n", &file)
+            .unwrap()
+            .runtimes["x"]
+            .writable
+            .is_empty());
+        let inside = home.path().join("apps/a").display().to_string();
+        for (bad, why) in [
+            ("[\"srv/shared\"]".to_string(), "is not an absolute path"),
+            ("[\"/srv/../etc\"]".to_string(), "contains \"..\""),
+            (format!("[{inside:?}]"), "is inside Hangar's home"),
+        ] {
+            let e = Config::parse(&rt(&bad), &file).unwrap_err().to_string();
+            assert!(
+                e.contains("runtimes.x.writable")
+                    && e.contains(why)
+                    && e.contains("accepted: absolute folders outside Hangar's home"),
+                "{bad}: {e}"
+            );
+        }
+        // Through a link into the home, too.
+        let link = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(home.path(), link.path().join("h")).unwrap();
+        let via = link.path().join("h/apps").display().to_string();
+        std::fs::create_dir_all(home.path().join("apps")).unwrap();
+        let e = Config::parse(&rt(&format!("[{via:?}]")), &file)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is inside Hangar's home"), "{e}");
     }
 
     #[test]

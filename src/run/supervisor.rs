@@ -979,8 +979,9 @@ impl Actor {
             home: self.ctx.home.root(),
             data_dir: &data_dir,
             cwd: &cwd,
-            program: &argv[0],
+            writable: &runtime.writable,
             env: &env,
+            user_homes: &confine::user_homes(),
         };
         let confinement =
             confine::prepare(&rt_name, runtime.confine, &launch).map_err(|source| {
@@ -989,8 +990,11 @@ impl Actor {
                     source,
                 }
             })?;
-        if let Some(tmp) = confinement.tmpdir() {
-            env.insert("TMPDIR".into(), tmp.display().to_string());
+        for (k, v) in confinement.env() {
+            match v {
+                Some(v) => env.insert(k.clone(), v.clone()),
+                None => env.remove(k),
+            };
         }
         // Every process of this run carries it: a stop finds one that left the process group.
         let marker = crate::base::secret::random_hex(16);

@@ -856,14 +856,12 @@ fn test_connection_reports_the_servers_reason_without_the_password() {
 fn the_start_and_upgrade_lines_log_the_template_never_the_password() {
     let pg = pg();
     let demo = demo_bin().display().to_string();
-    // `sh` execs a program outside its own folder, which Landlock would refuse: unconfined.
     let runtime = |version: &str| {
         format!(
             "[runtimes.leaky]\n\
              command = [\"/bin/sh\", \"-c\", \"exec \\\"$0\\\" serve --port \\\"$1\\\"\", {demo:?}, \"${{PORT}}\", \"${{DATABASE_URL}}\"]\n\
              upgrade = [\"/bin/sh\", \"-c\", \"exec \\\"$0\\\" upgrade\", {demo:?}, \"${{DATABASE_URL}}\"]\n\
-             version = \"{version}\"\n\
-             confine = false\n"
+             version = \"{version}\"\n"
         )
     };
     let mut e = TestEngine::start_with(&format!("{}{}", data_service(&pg), runtime("1")));

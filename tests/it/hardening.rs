@@ -279,8 +279,6 @@ fn a_full_disk_under_the_logs_loses_counted_lines_and_the_engine_keeps_going() {
 [runtimes.chatty]
 command = ["sh", "-c", "seq 1 40000 | sed 's/^/a line that fills the disk quickly /'; exec {} serve --port $PORT"]
 health = "/_health"
-# sh runs the demo app from the build folder, outside sh's own: unconfined.
-confine = false
 "#,
         demo.display()
     ));
@@ -486,7 +484,7 @@ http.createServer((req, res) => {
 
 /// Apps run under Landlock: a node app cannot read the token, the registry, another app's
 /// database file or a backup, nor signal the engine, and still serves through the proxy,
-/// reads its code, writes its data folder and its TMPDIR; the same app with `confine = false`
+/// reads its code, writes its data folder and its TMPDIR (in its own HOME); the same app with `confine = false`
 /// reads the token (so the refusals above are the confinement's); the demo app runs confined.
 #[test]
 fn a_confined_app_cannot_read_the_token_or_another_apps_data_and_still_serves() {
@@ -697,26 +695,39 @@ fn as_root_a_confined_app_cannot_read_another_apps_environment() {
     assert_eq!(bounding & (1 << 21 | 1 << 38), 0, "{bounding:x}");
 }
 
-/// A confined app whose shell wrapper runs a program in a folder it is not granted exits with
-/// 126 before it answers: the start's error and its log say the confinement is the likely
-/// cause and what to do; the same wrapper unconfined starts.
+/// A confined app whose shell wrapper runs a program kept where no app reaches (here in the
+/// engine user's `~/.ssh`, a key store) exits with 126 before it answers: the start's error and
+/// its log say the confinement is the likely cause and what to do; the same wrapper unconfined
+/// starts.
 #[test]
 fn a_start_that_the_confinement_stops_says_so() {
-    let demo = demo_bin();
+    use std::os::unix::fs::PermissionsExt;
+    let me = tempfile::tempdir().unwrap();
+    let script = me.path().join(".ssh/serve.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {} serve --port \"$PORT\"\n",
+            demo_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let rt = |name: &str, extra: &str| {
         format!(
-            "[runtimes.{name}]\ncommand = [\"sh\", \"-c\", \"exec {} serve --port $PORT\"]\nhealth = \"/_health\"\nrestart_limit = 1\n{extra}\n",
-            demo.display()
+            "[runtimes.{name}]\ncommand = [\"sh\", \"-c\", \"exec {}\"]\nhealth = \"/_health\"\nrestart_limit = 1\n{extra}\n",
+            script.display()
         )
     };
-    let e = TestEngine::start_with(&format!(
-        "{}{}",
-        rt("wrapped", ""),
-        rt("open", "confine = false")
-    ));
+    let home = me.path().display().to_string();
+    let e = TestEngine::start_with_env(
+        &format!("{}{}", rt("wrapped", ""), rt("open", "confine = false")),
+        &[("HOME", &home)],
+    );
     e.ok(&["create", "w", "--runtime", "wrapped"]);
     let err = e.fails(&["start", "w"]);
-    let said = "exited with code 126 before it was ready; it runs confined by Landlock (runtimes.wrapped.confine): a program or folder it needs is not granted; grant it with cwd, or set confine = false";
+    let said = "exited with code 126 before it was ready; it runs confined by Landlock (runtimes.wrapped.confine): it writes only its data folder, its HOME there, /tmp and the folders runtimes.wrapped.writable lists, and reads nothing in Hangar's home or its user's key stores; add a folder it writes to writable, or set confine = false";
     assert!(err.contains(said), "{err}");
     assert!(e.log_text("w").contains(said), "{}", e.log_text("w"));
     e.ok(&["create", "o", "--runtime", "open"]);

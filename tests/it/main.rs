@@ -6,6 +6,7 @@ mod common;
 
 mod chaos;
 mod client;
+mod compat;
 mod data;
 mod databases;
 mod export;

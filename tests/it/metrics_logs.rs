@@ -30,11 +30,10 @@ wait
     script
 }
 
-/// The wrapper runs the demo app from the build folder, outside the wrapper's own folder, which
-/// Landlock would refuse: these runtimes run unconfined (`confine = false`).
+/// A shell wrapper that runs the demo app from the build folder (confined, as every app).
 fn runtime_toml(script: &Path, extra: &str) -> String {
     format!(
-        "[runtimes.wrapped]\ncommand = [\"sh\", {:?}, {:?}]\nhealth = \"/_health\"\nconfine = false\n{extra}\n",
+        "[runtimes.wrapped]\ncommand = [\"sh\", {:?}, {:?}]\nhealth = \"/_health\"\n{extra}\n",
         script.display().to_string(),
         demo_bin().display().to_string()
     )

@@ -350,7 +350,7 @@ fn a_bulk_start_of_many_apps_prints_them_in_list_order() {
         "touch {m}/$$$$; while [ \"$$(ls {m} | wc -l)\" -lt 2 ]; do sleep 0.05; done; exec {demo} serve --port $$PORT"
     );
     let e = TestEngine::start_with(&format!(
-        "[runtimes.together]\ncommand = [\"sh\", \"-c\", {script:?}]\nstart_timeout = 10\nconfine = false\n"
+        "[runtimes.together]\ncommand = [\"sh\", \"-c\", {script:?}]\nstart_timeout = 10\n"
     ));
     // Made out of name order: the lines follow the names, not the creates.
     let names = ["fern", "alder", "elm", "birch", "dogwood", "cedar"];
@@ -385,8 +385,6 @@ fn logs_of_every_app_come_in_time_order_with_their_names() {
         r#"
 [runtimes.talky]
 command = ["sh", "-c", "printf '%s-%s\\n' greeting ${{HANGAR_APP}}; exec \"$0\" serve --port ${{PORT}}", "{demo}"]
-# sh runs the demo app from the build folder, outside sh's own: unconfined.
-confine = false
 "#
     ));
     for n in ["la", "lb", "lc"] {

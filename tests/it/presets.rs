@@ -56,7 +56,7 @@ fn datasette_runs_from_its_preset_under_its_prefix() {
     let home = r.text().unwrap();
     assert!(home.contains("href=\"/_app/ds/data\""), "{home}");
     assert!(e.home_path().join("apps/ds/data.db").is_file());
-    // Confined: the venv's interpreter outside the venv is granted, nothing else is needed.
+    // Confined, with nothing added: the venv and the interpreter it links to are read.
     assert!(
         e.log_text("ds").contains("confined by Landlock"),
         "{}",
@@ -96,7 +96,7 @@ fn node_red_runs_from_its_preset_with_its_editor_socket_under_its_prefix() {
     let r = c.get(e.proxy_url("/_app/flows/")).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().unwrap().contains("Node-RED"));
-    // Confined: the node_modules tree `node-red` links into, and the `node` it names, are granted.
+    // Confined, with nothing added: its node_modules tree and the `node` it names are read.
     assert!(
         e.log_text("flows").contains("confined by Landlock"),
         "{}",
