@@ -144,7 +144,7 @@ fn malformed_http_at_the_proxy_gets_4xx_and_the_proxy_keeps_serving() {
     // Transfer-Encoding and closes the connection (RFC 9112 §6.1): the hidden request never runs.
     let answer = raw(
         e.proxy_port,
-        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     );
     assert_eq!(
         answer.matches("HTTP/1.1 ").count(),
@@ -157,7 +157,7 @@ fn malformed_http_at_the_proxy_gets_4xx_and_the_proxy_keeps_serving() {
         "the hidden request reached the app"
     );
     // A huge header block.
-    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    let mut big = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 200 * 1024));
     big.extend(b"\r\n\r\n");
     let answer = raw(e.proxy_port, &big);
@@ -235,7 +235,7 @@ fn a_slow_client_is_cut_off_and_others_keep_being_served() {
     e.wait_status("main", "running", Duration::from_secs(30));
     // Half a request head, then silence (slowloris).
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
