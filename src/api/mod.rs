@@ -330,6 +330,7 @@ async fn export(
             e.export_kubernetes(
                 q.app.as_deref(),
                 q.image.as_deref().unwrap_or("{runtime}:latest"),
+                q.secrets,
             )
             .await?
         }

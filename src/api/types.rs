@@ -120,7 +120,7 @@ pub struct DbTest {
     pub url: String,
 }
 
-/// `GET /export/{kind}?app=&direct=&listen=&image=`; the answer is plain text.
+/// `GET /export/{kind}?app=&direct=&listen=&image=&secrets=`; the answer is plain text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExportQuery {
     pub app: Option<String>,
@@ -130,6 +130,10 @@ pub struct ExportQuery {
     pub listen: Option<u16>,
     /// kubernetes: the image, `{runtime}` and `{name}` replaced (default `{runtime}:latest`).
     pub image: Option<String>,
+    /// kubernetes: write the secret values (credentials, `APP_KEY`, the apps' env); without
+    /// it their names are kept and their values left empty.
+    #[serde(default)]
+    pub secrets: bool,
 }
 
 /// `GET /apps/{name}/logs?n=` and `/logs/follow?n=`: how many of the last lines.
