@@ -250,6 +250,20 @@ pub struct LoginLink {
     pub expires_in_seconds: u64,
 }
 
+/// `POST /login` (the control panel's page, no token): a login link's one-time code…
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginExchange {
+    pub code: String,
+}
+
+/// …traded for a panel session: the page's bearer from then on, never the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PanelSession {
+    pub session: String,
+    pub expires_in_seconds: u64,
+}
+
 /// The data of the event stream's `removed` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Removed {

@@ -20,8 +20,10 @@ class Store {
   private budgetReadAt = 0;
   /** The event stream is connected. */
   connected = $state(false);
-  /** The engine refused us (no cookie): the page shows how to log in. */
+  /** The engine refused us (no session): the page shows how to log in. */
   unauthorized = $state(false);
+  /** Why the login link just used did not log in (used, expired, another engine's). */
+  loginError = $state<string | null>(null);
   loaded = $state(false);
   lastError = $state<string | null>(null);
   /** Bumped whenever samples change, so charts redraw. */
@@ -46,6 +48,8 @@ class Store {
   }
 
   private async init() {
+    const login = await api.completeLogin();
+    if (login && !login.ok) this.loginError = login.message;
     try {
       this.engine = await api.engine();
       this.statuses = new StatusRules(await api.statuses());
