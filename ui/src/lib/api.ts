@@ -206,15 +206,21 @@ const ORIGIN = injected.api ?? '';
 const BASE = `${ORIGIN}/api/v1`;
 const authHeaders = (): Record<string, string> => authHeader(readSession(pageStorage()));
 
-/** On a login link (`/login?code=…`): trade its code for a session, then show the route it
- *  leads to (its `#/…`) without the code. `null`: this page is no login link. */
-export async function completeLogin(): Promise<LoginOutcome | null> {
-  const loc = (globalThis as unknown as { location?: Location }).location;
-  const code = loc ? loginCodeOf(loc) : null;
-  if (!loc || code === null) return null;
-  const outcome = await exchangeCode(code, pageStorage(), ORIGIN);
-  history.replaceState(null, '', `/${loc.hash}`);
-  return outcome;
+/** On a login link (`/login?code=…`): its code, and the address bar left without it (`/` and
+ *  the link's `#/route`). Called before the router reads the address. `null`: no login link. */
+export function takeLoginCode(
+  loc: Pick<Location, 'pathname' | 'search' | 'hash'> | undefined = (globalThis as unknown as { location?: Location }).location,
+  hist: Pick<History, 'replaceState'> | undefined = (globalThis as unknown as { history?: History }).history,
+): string | null {
+  if (!loc || loc.pathname !== '/login') return null;
+  const code = loginCodeOf(loc);
+  hist?.replaceState(null, '', `/${loc.hash}`);
+  return code;
+}
+
+/** Trade a login link's code for a session (kept for every call after). `null`: no code. */
+export async function completeLogin(code: string | null): Promise<LoginOutcome | null> {
+  return code === null ? null : exchangeCode(code, pageStorage(), ORIGIN);
 }
 
 /** A path segment, like the CLI's `seg`. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { takeLoginCode } from './api';
 import { authHeader, exchangeCode, forgetSession, loginCodeOf, readSession, SESSION_KEY, type KeyStore } from './auth';
 
 class Mem implements KeyStore {
@@ -53,6 +54,16 @@ describe('the panel login', () => {
     const out = await exchangeCode('used', store, '', f);
     expect(out).toEqual({ ok: false, message: 'this login link cannot be used: it was already used' });
     expect(store.getItem(SESSION_KEY)).toBe('old');
+  });
+
+  it('takes the code out of the address bar before the router sees it, keeping the route', () => {
+    const replaced: string[] = [];
+    const hist = { replaceState: (_d: unknown, _t: string, url?: string | URL | null) => void replaced.push(String(url)) };
+    const link = { pathname: '/login', search: '?code=abc', hash: '#/logs/shop?bare' };
+    expect(takeLoginCode(link, hist)).toBe('abc');
+    expect(replaced).toEqual(['/#/logs/shop?bare']);
+    expect(takeLoginCode({ pathname: '/', search: '?code=abc', hash: '' }, hist)).toBeNull();
+    expect(replaced).toHaveLength(1);
   });
 
   it('a page with no storage has no session', () => {

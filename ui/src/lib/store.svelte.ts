@@ -41,14 +41,15 @@ class Store {
   private newsDuringRefresh = false;
   private started = false;
 
-  start(): void {
+  /** `loginCode`: the code of the login link this page was opened with (api.takeLoginCode). */
+  start(loginCode: string | null = null): void {
     if (this.started) return;
     this.started = true;
-    void this.init();
+    void this.init(loginCode);
   }
 
-  private async init() {
-    const login = await api.completeLogin();
+  private async init(loginCode: string | null) {
+    const login = await api.completeLogin(loginCode);
     if (login && !login.ok) this.loginError = login.message;
     try {
       this.engine = await api.engine();
