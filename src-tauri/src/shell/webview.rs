@@ -166,3 +166,19 @@ pub fn webview_language() -> Option<&'static str> {
     let base = ctype.split(['.', '@']).next().unwrap_or("");
     matches!(base, "" | "C" | "POSIX").then_some("en-US")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_link_keeps_the_windows_route_on_the_same_origin() {
+        let o = "http://127.0.0.1:13001";
+        let link = |u: &str| login_link(&u.parse().unwrap(), "c0de").to_string();
+        assert_eq!(link(&format!("{o}/")), format!("{o}/login?code=c0de"));
+        assert_eq!(
+            link(&format!("{o}{}", LOG_ROUTE.replace("{name}", "shop"))),
+            format!("{o}/login?code=c0de#/logs/shop?bare")
+        );
+    }
+}
