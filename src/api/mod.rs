@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -79,73 +79,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-/// The Hosts the API answers to: its own loopback address, by name or number.
-fn own_hosts(port: u16) -> [String; 3] {
-    [
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-    ]
-}
-
-/// Is the request's Host the API's own (no DNS rebinding)?
-pub(crate) fn host_ok(port: u16, h: &HeaderMap) -> bool {
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    own_hosts(port).iter().any(|a| a == host)
-}
-
-/// The Host must be the API's own and an Origin, when sent, the control panel's (or the
-/// desktop shell's built-in pages'); otherwise the refusal to answer.
-pub(crate) fn own_origin(port: u16, h: &HeaderMap) -> Result<(), Response> {
-    if !host_ok(port, h) {
-        let host = h
-            .get(header::HOST)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        return Err(error(
-            ErrorKind::Forbidden,
-            None,
-            &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
-        ));
-    }
-    if let Some(origin) = h.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let ok = own_hosts(port)
-            .iter()
-            .any(|a| origin == format!("http://{a}"))
-            || origin == "tauri://localhost"
-            || origin == "http://tauri.localhost";
-        if !ok {
-            return Err(error(
-                ErrorKind::Forbidden,
-                None,
-                &format!("Origin {origin:?} may not use this API"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The bearer credential of a request, if it carries one.
-pub(crate) fn bearer(h: &HeaderMap) -> Option<&str> {
-    h.get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
 /// Host, Origin and credential checks, before anything else. The credential is a bearer only:
 /// the API token (the CLI, the desktop shell) or a panel session (panel.rs). No cookie is
 /// read, so a request a browser replays with its cookies alone is refused whatever it claims.
 async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Response {
     let port = engine.config.api_port;
     let h = req.headers();
-    if let Err(refused) = own_origin(port, h) {
+    if let Err(refused) = access::own_origin(port, h) {
         return refused;
     }
-    let presented = bearer(h).unwrap_or("");
+    let presented = access::bearer(h).unwrap_or("");
     if !crate::base::secret::equal(presented, &engine.token)
         && !crate::api::panel::session_ok(port, presented)
     {
@@ -433,6 +376,7 @@ fn removed_event(name: String) -> SseEvent {
         .data(serde_json::to_string(&Removed { name }).unwrap_or_default())
 }
 
+pub(crate) mod access;
 pub mod client;
 pub(crate) mod data;
 pub(crate) mod error;

@@ -168,7 +168,7 @@ pub(crate) async fn login_code(State(e): State<Arc<Engine>>) -> Sorted<LoginLink
 
 /// `POST /api/v1/logout` (behind the guard): the session presented as the bearer ends.
 pub(crate) async fn logout(State(e): State<Arc<Engine>>, headers: HeaderMap) -> StatusCode {
-    if let Some(s) = crate::api::bearer(&headers) {
+    if let Some(s) = crate::api::access::bearer(&headers) {
         end_session(e.config.api_port, s);
     }
     StatusCode::NO_CONTENT
@@ -281,7 +281,7 @@ async fn exchange(
     body: Result<Json<LoginExchange>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let port = ui.engine.config.api_port;
-    if let Err(refused) = crate::api::own_origin(port, &headers) {
+    if let Err(refused) = crate::api::access::own_origin(port, &headers) {
         return refused;
     }
     let mut r = match body {
@@ -380,7 +380,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 async fn static_file(State(ui): State<Ui>, req: Request) -> Response {
     let port = ui.engine.config.api_port;
-    if !crate::api::host_ok(port, req.headers()) {
+    if !crate::api::access::host_ok(port, req.headers()) {
         return forbidden_host(port);
     }
     let path = req.uri().path().to_string();
