@@ -155,6 +155,15 @@ impl Backend {
         }
     }
 
+    /// A one-time login code for the engine's control panel: a window loads the login link
+    /// with it, and the page trades it for a panel session (the token never reaches a page).
+    pub async fn login_code(&self) -> Result<String, BackendError> {
+        match self {
+            Backend::Local(l) => Ok(hangar::api::panel::mint_code(l.engine.config.api_port)),
+            Backend::Remote(r) => Ok(r.client.login_code().await?.code),
+        }
+    }
+
     pub fn home(&self) -> &Home {
         match self {
             Backend::Local(l) => &l.engine.home,

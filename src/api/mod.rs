@@ -1,8 +1,9 @@
 //! The API: JSON over HTTP on loopback, for the CLI, the UI and the desktop shell.
 //!
-//! Invariants: listens on 127.0.0.1 only; every request carries the token (bearer header, or
-//! the UI's same-site cookie); the Host must be the API's own loopback address and an Origin,
-//! when sent, the UI's own, so neither DNS rebinding nor another web page can drive it.
+//! Invariants: listens on 127.0.0.1 only; every request carries a bearer credential (the token,
+//! or a control-panel session, panel.rs) and never is one taken from a cookie; the Host must be
+//! the API's own loopback address and an Origin, when sent, the UI's own, so neither DNS
+//! rebinding nor another web page can drive it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -68,7 +69,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/jobs/{id}", get(data::job))
         .route("/import/nocobase", post(data::import_nocobase))
         .route("/apply", post(apply))
-        .route("/login-code", post(crate::api::panel::login_code));
+        .route("/login-code", post(crate::api::panel::login_code))
+        .route("/logout", post(crate::api::panel::logout));
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(engine.clone(), guard))
@@ -77,76 +79,26 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-/// Host, Origin and token checks, before anything else.
+/// Host, Origin and credential checks, before anything else. The credential is a bearer only:
+/// the API token (the CLI, the desktop shell) or a panel session (panel.rs). No cookie is
+/// read, so a request a browser replays with its cookies alone is refused whatever it claims.
 async fn guard(State(engine): State<Shared>, req: Request, next: Next) -> Response {
     let port = engine.config.api_port;
     let h = req.headers();
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let allowed_hosts = [
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    if !allowed_hosts.iter().any(|a| a == host) {
-        return error(
-            ErrorKind::Forbidden,
-            None,
-            &format!("Host {host:?} is not this API's; use http://127.0.0.1:{port}"),
-        );
+    if let Err(refused) = access::own_origin(port, h) {
+        return refused;
     }
-    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let ok = allowed_hosts
-            .iter()
-            .any(|a| origin == format!("http://{a}"))
-            || origin == "tauri://localhost"
-            || origin == "http://tauri.localhost";
-        if !ok {
-            return error(
-                ErrorKind::Forbidden,
-                None,
-                &format!("Origin {origin:?} may not use this API"),
-            );
-        }
-    }
-    let bearer = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let cookie = h
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("hangar_token="));
-    if bearer.is_none() && cookie.is_some() && !same_origin_fetch(h) {
-        return error(
-            ErrorKind::Forbidden,
-            None,
-            "a request the browser made for another site may not use the control panel's cookie (Sec-Fetch-Site is not same-origin)",
-        );
-    }
-    let presented = bearer.or(cookie).unwrap_or("");
-    if !crate::base::secret::equal(presented, &engine.token) {
+    let presented = access::bearer(h).unwrap_or("");
+    if !crate::base::secret::equal(presented, &engine.token)
+        && !crate::api::panel::session_ok(port, presented)
+    {
         return error(
             ErrorKind::Unauthorized,
             None,
-            "a valid token is required (the home folder's token file)",
+            "a valid token is required (the home folder's token file), or a control-panel session (`hangar open` logs a browser in)",
         );
     }
     next.run(req).await
-}
-
-/// A browser says where a request comes from in `Sec-Fetch-Site`; a cookie-authenticated
-/// request is taken only from the control panel's own pages (`same-origin`) or from a client
-/// that sends no such header (not a browser, or an old one, which the Origin check covers).
-fn same_origin_fetch(h: &axum::http::HeaderMap) -> bool {
-    match h.get("sec-fetch-site") {
-        None => true,
-        Some(v) => v.as_bytes().eq_ignore_ascii_case(b"same-origin"),
-    }
 }
 
 async fn engine_info(State(e): State<Shared>) -> Sorted<EngineInfo> {
@@ -330,6 +282,7 @@ async fn export(
             e.export_kubernetes(
                 q.app.as_deref(),
                 q.image.as_deref().unwrap_or("{runtime}:latest"),
+                q.secrets,
             )
             .await?
         }
@@ -423,6 +376,7 @@ fn removed_event(name: String) -> SseEvent {
         .data(serde_json::to_string(&Removed { name }).unwrap_or_default())
 }
 
+pub(crate) mod access;
 pub mod client;
 pub(crate) mod data;
 pub(crate) mod error;

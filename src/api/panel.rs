@@ -2,86 +2,148 @@
 //!
 //! The UI is served from the API's own origin, so it calls the API without CORS. The browser is
 //! logged in without ever seeing the token: the engine mints a one-time login code
-//! (`hangar serve` prints a URL with one; `hangar open` asks for a fresh one through the
-//! token-protected `POST /api/v1/login-code`), and `GET /login?code=` trades it for an HttpOnly,
-//! SameSite=Strict cookie `hangar_token` limited to `/api/v1`, then redirects to `/`.
+//! (`hangar serve` prints a URL with one; `hangar open` and the desktop shell ask for a fresh one
+//! through the token-protected `POST /api/v1/login-code`). `GET /login?code=` is the UI's page;
+//! it POSTs the code to `/login` and gets a panel session, a secret of its own (not the token),
+//! which it keeps in its origin's `localStorage` and sends as `Authorization: Bearer`. No cookie
+//! carries a credential: cookies ignore ports, so every app's port on 127.0.0.1 would get it.
 //!
 //! Invariants: a login code is random (128 bits), single-use, expires after
-//! [`LOGIN_CODE_TTL`], and only a bounded number are outstanding; static files are served only
-//! from inside the UI folder (no `..`, no absolute paths, symlinks resolved and checked); the
-//! files and `/login` need no token but still check the Host (no DNS rebinding); everything
-//! under `/api/` that no API route answers is a JSON 404, never the UI's index page; the proxy
-//! strips the `hangar_token` cookie before a request reaches an app (cookies ignore ports).
+//! [`LOGIN_CODE_TTL`]; a session is random (256 bits), ends after [`SESSION_TTL`], at `POST
+//! /api/v1/logout` or with the engine; both are bounded in number per engine. Static files are
+//! served only from inside the UI folder (no `..`, no absolute paths, symlinks resolved and
+//! checked); the files and `/login` need no token but still check the Host (no DNS rebinding),
+//! and the exchange the Origin; everything under `/api/` that no API route answers is a JSON
+//! 404, never the UI's index page; the proxy still strips the legacy `hangar_token` cookie
+//! before a request reaches an app.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use serde::Deserialize;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 
 use crate::api::error::{error, ErrorKind};
-use crate::api::types::{LoginLink, Sorted};
+use crate::api::types::{LoginExchange, LoginLink, PanelSession, Sorted};
 use crate::engine::Engine;
 
 /// How long a login code may wait to be used.
 pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(300);
 /// At most this many codes are outstanding per engine; minting more forgets the oldest.
 const MAX_CODES: usize = 32;
-/// The cookie the API's guard accepts in place of the bearer header.
+/// How long a panel session lasts from its login (then the page asks for a fresh link).
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// At most this many panel sessions per engine; a new login forgets the oldest.
+const MAX_SESSIONS: usize = 64;
+/// The legacy cookie (the token itself, before panel sessions): the API no longer reads it, a
+/// login deletes it, and the proxy still strips it from every request it forwards.
 pub use crate::base::web::TOKEN_COOKIE as COOKIE;
 
-struct Code {
+/// Random secrets of one kind, per engine (one process may host several in tests), bounded,
+/// each for a while: the login codes and the panel sessions.
+struct Secrets {
+    ttl: Duration,
+    max: usize,
+    list: Mutex<Vec<Held>>,
+}
+
+struct Held {
     api_port: u16,
-    code: String,
+    secret: String,
     expires: Instant,
 }
 
-fn codes() -> &'static Mutex<Vec<Code>> {
-    static CODES: OnceLock<Mutex<Vec<Code>>> = OnceLock::new();
-    CODES.get_or_init(|| Mutex::new(Vec::new()))
+impl Secrets {
+    const fn new(ttl: Duration, max: usize) -> Secrets {
+        Secrets {
+            ttl,
+            max,
+            list: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        list.retain(|c| c.expires > now);
+        list
+    }
+
+    /// A fresh secret of `bytes` random bytes (hex); over the bound, the oldest goes first.
+    fn mint(&self, api_port: u16, bytes: usize) -> String {
+        let secret = crate::base::secret::random_hex(bytes);
+        let mut list = self.held();
+        while list.iter().filter(|c| c.api_port == api_port).count() >= self.max {
+            match list.iter().position(|c| c.api_port == api_port) {
+                Some(i) => list.remove(i),
+                None => break,
+            };
+        }
+        list.push(Held {
+            api_port,
+            secret: secret.clone(),
+            expires: Instant::now() + self.ttl,
+        });
+        secret
+    }
+
+    fn position(list: &[Held], api_port: u16, secret: &str) -> Option<usize> {
+        if secret.is_empty() {
+            return None;
+        }
+        list.iter()
+            .position(|c| c.api_port == api_port && crate::base::secret::equal(&c.secret, secret))
+    }
+
+    /// Is `secret` held for this engine (and not expired)?
+    fn holds(&self, api_port: u16, secret: &str) -> bool {
+        Self::position(&self.held(), api_port, secret).is_some()
+    }
+
+    /// Forget `secret`: true when it was held (so a code is used once).
+    fn take(&self, api_port: u16, secret: &str) -> bool {
+        let mut list = self.held();
+        match Self::position(&list, api_port, secret) {
+            Some(i) => {
+                list.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
-/// A fresh one-time login code for the engine on `api_port`.
+static CODES: Secrets = Secrets::new(LOGIN_CODE_TTL, MAX_CODES);
+static SESSIONS: Secrets = Secrets::new(SESSION_TTL, MAX_SESSIONS);
+
+/// A fresh one-time login code for the engine on `api_port` (128 bits).
 pub fn mint_code(api_port: u16) -> String {
-    let code = crate::base::secret::random_hex(16);
-    let now = Instant::now();
-    let mut list = codes().lock().unwrap_or_else(|p| p.into_inner());
-    list.retain(|c| c.expires > now);
-    // Bounded per engine (one process may host several in tests); the oldest goes first.
-    while list.iter().filter(|c| c.api_port == api_port).count() >= MAX_CODES {
-        match list.iter().position(|c| c.api_port == api_port) {
-            Some(i) => list.remove(i),
-            None => break,
-        };
-    }
-    list.push(Code {
-        api_port,
-        code: code.clone(),
-        expires: now + LOGIN_CODE_TTL,
-    });
-    code
+    CODES.mint(api_port, 16)
 }
 
 /// Use up a login code: true once, for a code minted for this engine and not yet expired.
 pub fn redeem_code(api_port: u16, code: &str) -> bool {
-    let now = Instant::now();
-    let mut list = codes().lock().unwrap_or_else(|p| p.into_inner());
-    list.retain(|c| c.expires > now);
-    let found = list
-        .iter()
-        .position(|c| c.api_port == api_port && crate::base::secret::equal(&c.code, code));
-    match found {
-        Some(i) => {
-            list.remove(i);
-            true
-        }
-        None => false,
-    }
+    CODES.take(api_port, code)
+}
+
+/// A new panel session for the engine on `api_port` (256 bits): what the control panel sends
+/// as its bearer, in place of the API token, which never reaches a page.
+pub fn mint_session(api_port: u16) -> String {
+    SESSIONS.mint(api_port, 32)
+}
+
+/// Is `secret` a live panel session of the engine on `api_port`?
+pub fn session_ok(api_port: u16, secret: &str) -> bool {
+    SESSIONS.holds(api_port, secret)
+}
+
+/// End a panel session (`POST /api/v1/logout`); true when it was one.
+pub fn end_session(api_port: u16, secret: &str) -> bool {
+    SESSIONS.take(api_port, secret)
 }
 
 /// The URL that logs a browser in to the engine on `api_port` (mints a code).
@@ -102,6 +164,14 @@ pub(crate) async fn login_code(State(e): State<Arc<Engine>>) -> Sorted<LoginLink
         code,
         expires_in_seconds: LOGIN_CODE_TTL.as_secs(),
     })
+}
+
+/// `POST /api/v1/logout` (behind the guard): the session presented as the bearer ends.
+pub(crate) async fn logout(State(e): State<Arc<Engine>>, headers: HeaderMap) -> StatusCode {
+    if let Some(s) = crate::api::access::bearer(&headers) {
+        end_session(e.config.api_port, s);
+    }
+    StatusCode::NO_CONTENT
 }
 
 /// Where the built UI is: `HANGAR_UI_DIR`, else `<exe dir>/../share/hangar/ui`, else the source
@@ -133,8 +203,8 @@ struct Ui {
     dir: Option<Arc<PathBuf>>,
 }
 
-/// The routes that need no token: `/login`, and the UI's files with an SPA fallback. Merged into
-/// the API's router after its guard layer.
+/// The routes that need no token: `/login` (the page, and the code's exchange), and the UI's
+/// files with an SPA fallback. Merged into the API's router after its guard layer.
 pub fn router(engine: Arc<Engine>) -> Router<Arc<Engine>> {
     let dir = find_ui_dir();
     match &dir {
@@ -146,23 +216,10 @@ pub fn router(engine: Arc<Engine>) -> Router<Arc<Engine>> {
         dir: dir.map(Arc::new),
     };
     Router::new()
-        .route("/login", get(login))
+        // GET: the UI's page, which reads the code and POSTs it back here.
+        .route("/login", post(exchange).get(static_file))
         .fallback(get(static_file))
         .with_state(ui)
-}
-
-fn host_ok(port: u16, h: &HeaderMap) -> bool {
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    [
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-    ]
-    .iter()
-    .any(|a| a == host)
 }
 
 fn forbidden_host(port: u16) -> Response {
@@ -213,42 +270,46 @@ fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-#[derive(Deserialize)]
-struct LoginQuery {
-    code: Option<String>,
-}
-
-async fn login(State(ui): State<Ui>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+/// `POST /login {code}`: a one-time code for a panel session `{session, expires_in_seconds}`.
+/// The page keeps the session in its origin's own storage and sends it as its bearer: no cookie
+/// carries a credential (cookies ignore ports, so every app's port would receive it). Only the
+/// API's own Host and Origin may ask; a JSON body needs a CORS preflight from any other site,
+/// which this origin never grants. The answer also deletes the cookie older panels set.
+async fn exchange(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    body: Result<Json<LoginExchange>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let port = ui.engine.config.api_port;
-    if !host_ok(port, &headers) {
-        return forbidden_host(port);
+    if let Err(refused) = crate::api::access::own_origin(port, &headers) {
+        return refused;
     }
-    let code = q.code.unwrap_or_default();
-    if code.is_empty() || !redeem_code(port, &code) {
-        return html_page(
-            StatusCode::FORBIDDEN,
-            "This login link cannot be used",
-            "It was already used, it expired (links last 5 minutes), or it belongs to another engine. Run `hangar open` for a fresh link.",
-        );
-    }
-    let cookie = format!(
-        "{COOKIE}={}; Path=/api/v1; HttpOnly; SameSite=Strict",
-        ui.engine.token
-    );
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    let h = r.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_static("/"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    match HeaderValue::from_str(&cookie) {
-        Ok(v) => {
-            h.insert(header::SET_COOKIE, v);
-        }
-        Err(_) => return html_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Login failed",
-            "The engine's token cannot be sent as a cookie; check the home folder's token file.",
+    let mut r = match body {
+        Err(_) => error(
+            ErrorKind::Invalid,
+            Some("code"),
+            "send {\"code\": \"…\"}, the code of a login link (`hangar open` prints one)",
         ),
-    }
+        Ok(Json(b)) if !redeem_code(port, &b.code) => error(
+            ErrorKind::Forbidden,
+            Some("code"),
+            "this login link cannot be used: it was already used, it expired (links last 5 minutes), or it belongs to another engine; run `hangar open` for a fresh link",
+        ),
+        Ok(_) => {
+            let grant = PanelSession {
+                session: mint_session(port),
+                expires_in_seconds: SESSION_TTL.as_secs(),
+            };
+            let mut r = Json(grant).into_response();
+            let gone = format!("{COOKIE}=; Path=/api/v1; Max-Age=0; HttpOnly; SameSite=Strict");
+            if let Ok(v) = HeaderValue::from_str(&gone) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     harden(&mut r);
     r
 }
@@ -319,7 +380,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 async fn static_file(State(ui): State<Ui>, req: Request) -> Response {
     let port = ui.engine.config.api_port;
-    if !host_ok(port, req.headers()) {
+    if !crate::api::access::host_ok(port, req.headers()) {
         return forbidden_host(port);
     }
     let path = req.uri().path().to_string();
@@ -395,18 +456,26 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_per_engine_and_end() {
+        let s = mint_session(40011);
+        assert_eq!(s.len(), 64, "256 bits");
+        assert!(session_ok(40011, &s));
+        assert!(session_ok(40011, &s), "a session is not used up");
+        assert!(!session_ok(40012, &s), "another engine's session");
+        assert!(!session_ok(40011, ""));
+        assert!(!redeem_code(40011, &s), "a session is no login code");
+        assert!(end_session(40011, &s));
+        assert!(!session_ok(40011, &s), "ended");
+    }
+
+    #[test]
     fn outstanding_codes_are_bounded() {
         let first = mint_code(40003);
         for _ in 0..MAX_CODES {
             mint_code(40003);
         }
         assert!(!redeem_code(40003, &first), "the oldest was forgotten");
-        let n = codes()
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.api_port == 40003)
-            .count();
+        let n = CODES.held().iter().filter(|c| c.api_port == 40003).count();
         assert!(n <= MAX_CODES);
     }
 

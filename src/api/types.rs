@@ -120,7 +120,7 @@ pub struct DbTest {
     pub url: String,
 }
 
-/// `GET /export/{kind}?app=&direct=&listen=&image=`; the answer is plain text.
+/// `GET /export/{kind}?app=&direct=&listen=&image=&secrets=`; the answer is plain text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExportQuery {
     pub app: Option<String>,
@@ -130,6 +130,10 @@ pub struct ExportQuery {
     pub listen: Option<u16>,
     /// kubernetes: the image, `{runtime}` and `{name}` replaced (default `{runtime}:latest`).
     pub image: Option<String>,
+    /// kubernetes: write the secret values (credentials, `APP_KEY`, the apps' env); without
+    /// it their names are kept and their values left empty.
+    #[serde(default)]
+    pub secrets: bool,
 }
 
 /// `GET /apps/{name}/logs?n=` and `/logs/follow?n=`: how many of the last lines.
@@ -246,6 +250,20 @@ pub struct BackupList {
 pub struct LoginLink {
     pub code: String,
     pub url: String,
+    pub expires_in_seconds: u64,
+}
+
+/// `POST /login` (the control panel's page, no token): a login link's one-time code…
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginExchange {
+    pub code: String,
+}
+
+/// …traded for a panel session: the page's bearer from then on, never the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PanelSession {
+    pub session: String,
     pub expires_in_seconds: u64,
 }
 

@@ -157,15 +157,17 @@ pub async fn dump(c: &Client, a: DumpArgs) -> Result<()> {
     Ok(())
 }
 
-/// A file only its owner reads: it may hold env values.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// A file only its owner reads (it may hold secrets: `dump`, `export`): made 0600, and a file
+/// that was there already is made 0600 before anything is written into it.
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(text.as_bytes())
 }

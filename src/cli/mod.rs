@@ -257,7 +257,11 @@ pub struct ExportArgs {
     /// kubernetes: the container image; {runtime} and {name} are replaced.
     #[arg(long, default_value = "{runtime}:latest")]
     pub image: String,
-    /// Write to FILE instead of standard output.
+    /// kubernetes: also write the secret values (database credentials, APP_KEY, the apps'
+    /// env); otherwise their names are kept with empty values.
+    #[arg(long)]
+    pub secrets: bool,
+    /// Write to FILE (mode 0600) instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// {"kind", "text"} (or {"kind", "file"} with -o).
@@ -583,11 +587,12 @@ async fn export(c: &Client, a: ExportArgs) -> Result<()> {
         direct: a.direct,
         listen: Some(a.listen),
         image: Some(a.image),
+        secrets: a.secrets,
     };
     let text = c.export(&a.kind, &q).await?;
     match a.output {
         Some(path) => {
-            std::fs::write(&path, text)
+            crate::cli::apply::write_private(&path, &text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if a.json {
                 outln!("{}", json!({ "kind": a.kind, "file": path }));

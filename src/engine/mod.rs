@@ -1475,11 +1475,13 @@ impl Engine {
         ))
     }
 
-    /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`.
+    /// Manifests for every app (or one); `image` may hold `{runtime}` and `{name}`. Secret
+    /// values only when `secrets` (else their names, empty).
     pub async fn export_kubernetes(
         &self,
         name: Option<&str>,
         image: &str,
+        secrets: bool,
     ) -> Result<String, EngineError> {
         let apps = self.export_apps(name).await?;
         let main_rt = self.config.main.runtime.clone();
@@ -1488,7 +1490,7 @@ impl Engine {
                 .replace("{runtime}", a.runtime.as_deref().unwrap_or(&main_rt))
                 .replace("{name}", &a.name)
         };
-        crate::engine::export::kubernetes(&self.live_config(), &apps, &image_of)
+        crate::engine::export::kubernetes(&self.live_config(), &apps, &image_of, secrets)
             .map_err(|e| EngineError::Refused(e.to_string()))
     }
 }

@@ -5,7 +5,8 @@
 //! Invariants: bodies stream both ways and are never held whole; headers are bounded (64 KiB,
 //! else 431) and malformed requests get 400 from hyper; the proxy never serves the API (its only
 //! own path is the waiting page's status stream, `/_hangar/wait/<name>` under the place that
-//! routes to that app, and only there); a panic while handling
+//! routes to that app, and only there); a Host that does not lead to this machine ([`Names`])
+//! gets 421 and nothing of any app (no DNS rebinding); a panic while handling
 //! one request answers that request with 500 and harms no other (each connection is its own
 //! task); one slow or dead app never holds up another.
 
@@ -76,6 +77,58 @@ struct Table {
     domains: HashMap<String, Arc<AppEntry>>,
 }
 
+/// Why a request goes to no app.
+enum Miss {
+    /// No app of that name (`main` when it is the main app's place).
+    NoApp(String),
+    /// The Host is not a name that leads to this machine (see [`Names`]): answered 421.
+    Misdirected,
+}
+
+/// The Hosts the proxy answers to, so that no web page reaches an app through a name of its
+/// own that it made resolve to this machine (DNS rebinding). Always: `localhost`, `*.localhost`,
+/// a loopback address (127.0.0.0/8, `[::1]`) and the custom domains apps were given. On a bind
+/// that is not loopback (`proxy_bind`, shared on a network) also: any address literal (a page
+/// can never be on a bare address's origin by a name of its own) and the machine's host name,
+/// with and without `.local` (mDNS). A request with no Host at all is no browser's: it passes.
+struct Names {
+    shared: bool,
+    machine: Vec<String>,
+}
+
+impl Names {
+    fn of(bind: std::net::IpAddr) -> Names {
+        let shared = !bind.is_loopback();
+        let mut machine = Vec::new();
+        if shared {
+            if let Ok(n) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+                let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
+                if !n.is_empty() {
+                    machine.push(format!("{n}.local"));
+                    machine.push(n);
+                }
+            }
+        }
+        Names { shared, machine }
+    }
+
+    /// Does `host` (lower case, without its port or a final dot) lead here? Custom domains are
+    /// the route table's, asked by the caller.
+    fn lead_here(&self, host: &str) -> bool {
+        if host.is_empty() || host == "localhost" || host.ends_with(".localhost") {
+            return true;
+        }
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        match literal.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback() || self.shared,
+            Err(_) => self.machine.iter().any(|n| n == host),
+        }
+    }
+}
+
 /// Where a request goes.
 struct Route {
     app: Arc<AppEntry>,
@@ -93,6 +146,8 @@ pub(crate) struct Proxy {
     engine_rt: tokio::runtime::Handle,
     /// The memory budget's memory of each app's peak (see budget.rs).
     budget: budget::Budget,
+    /// The Hosts that lead to this machine.
+    names: Names,
     /// Whole-table loads and one-app updates so far (tests read them).
     loads: std::sync::atomic::AtomicU64,
     updates: std::sync::atomic::AtomicU64,
@@ -355,6 +410,7 @@ impl Proxy {
             loads: Default::default(),
             updates: Default::default(),
             budget: budget::Budget::default(),
+            names: Names::of(engine.config.proxy_bind),
         });
         // Subscribe before the first load, so no change falls between the two.
         let events = engine.events.subscribe();
@@ -498,12 +554,12 @@ impl Proxy {
     }
 
     /// Choose the app: custom domain, then `<name>.localhost` (any port), then
-    /// `/_app/<name>/`, else main. `Err(name)`: no such app.
-    fn route(&self, host: &str, path: &str) -> Result<Route, String> {
+    /// `/_app/<name>/`, else main; a Host that does not lead here ([`Names`]) chooses none.
+    fn route(&self, host: &str, path: &str) -> Result<Route, Miss> {
         let table = self
             .table
             .read()
-            .map_err(|_| "route table poisoned".to_string())?;
+            .map_err(|_| Miss::NoApp("route table poisoned".to_string()))?;
         let host = host
             .rsplit_once(':')
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
@@ -525,24 +581,28 @@ impl Proxy {
         if let Some(r) = found(table.domains.get(host), false) {
             return Ok(r);
         }
+        if !self.names.lead_here(host) {
+            return Err(Miss::Misdirected);
+        }
+        let none = |name: &str| Miss::NoApp(name.to_string());
         if let Some(name) = host.strip_suffix(".localhost") {
-            return found(table.apps.get(name), false).ok_or_else(|| name.to_string());
+            return found(table.apps.get(name), false).ok_or_else(|| none(name));
         }
         if let Some(rest) = path.strip_prefix("/_app/") {
             let name = rest.split('/').next().unwrap_or("");
             if name == MAIN {
-                return Err(name.to_string());
+                return Err(none(name));
             }
-            return found(table.apps.get(name), true).ok_or_else(|| name.to_string());
+            return found(table.apps.get(name), true).ok_or_else(|| none(name));
         }
-        found(table.apps.get(MAIN), false).ok_or_else(|| MAIN.to_string())
+        found(table.apps.get(MAIN), false).ok_or_else(|| none(MAIN))
     }
 
     /// Route, and when the app is unknown, read its record once (at most every 50 ms) in case
     /// it was created a moment ago and its event is still on its way, and try again.
-    async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, String> {
+    async fn route_fresh(self: &Arc<Self>, host: &str, path: &str) -> Result<Route, Miss> {
         let first = self.route(host, path);
-        let Err(name) = &first else {
+        let Err(Miss::NoApp(name)) = &first else {
             return first;
         };
         let due = self
@@ -593,7 +653,8 @@ impl Proxy {
             .await
         {
             Ok(r) => r,
-            Err(name) => return not_found(&req, &name),
+            Err(Miss::NoApp(name)) => return not_found(&req, &name),
+            Err(Miss::Misdirected) => return misdirected(&req, &host),
         };
         let app = route.app;
         if app.name == MAIN && !self.engine.config.main.enabled {
@@ -729,6 +790,22 @@ fn not_found<B>(req: &Request<B>, name: &str) -> Response<Body> {
         "not_found",
         "No such app",
         &message,
+        None,
+        &[],
+    )
+}
+
+/// 421: this server does not answer the name the request was sent to (see [`Names`]).
+fn misdirected<B>(req: &Request<B>, host: &HeaderValue) -> Response<Body> {
+    let host = String::from_utf8_lossy(host.as_bytes());
+    pages::error(
+        pages::wants_html(req.headers()),
+        StatusCode::MISDIRECTED_REQUEST,
+        "misdirected",
+        "Not served under this name",
+        &format!(
+            "This Hangar answers only names that lead to this machine (localhost, *.localhost, a loopback address, an app's own domain), not {host:?}."
+        ),
         None,
         &[],
     )
@@ -1319,6 +1396,50 @@ mod tests {
         assert!(general
             .unwrap()
             .starts_with(b"GET /_app/shop/a HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn names_that_lead_here() {
+        let lo = Names {
+            shared: false,
+            machine: Vec::new(),
+        };
+        for h in [
+            "",
+            "localhost",
+            "a.localhost",
+            "127.0.0.1",
+            "127.200.1.1",
+            "[::1]",
+        ] {
+            assert!(lo.lead_here(h), "{h}");
+        }
+        for h in [
+            "rebind.attacker.example",
+            "192.168.1.5",
+            "[2001:db8::1]",
+            "localhost.evil",
+            "[::ffff:127.0.0.1]",
+            "0.0.0.0",
+        ] {
+            assert!(!lo.lead_here(h), "{h}");
+        }
+        let lan = Names {
+            shared: true,
+            machine: vec!["box.local".into(), "box".into()],
+        };
+        for h in [
+            "192.168.1.5",
+            "[2001:db8::1]",
+            "box",
+            "box.local",
+            "localhost",
+        ] {
+            assert!(lan.lead_here(h), "{h}");
+        }
+        for h in ["rebind.attacker.example", "box.evil", "evil.box"] {
+            assert!(!lan.lead_here(h), "{h}");
+        }
     }
 
     #[test]

@@ -169,6 +169,7 @@ fn kubernetes_manifests_parse_back_into_typed_models_and_keep_every_route() {
     let yaml = e.ok(&[
         "export",
         "kubernetes",
+        "--secrets",
         "--image",
         "registry.test/{runtime}:1",
     ]);
@@ -320,4 +321,99 @@ fn an_app_on_a_runtime_added_by_reload_is_exported_with_it() {
         nginx.contains("proxy_pass http://hangar_app_lat/;"),
         "the prefix stripped: {nginx}"
     );
+}
+
+/// The secret values of a Kubernetes export (an app's `APP_KEY`, its own env, database
+/// credentials) are written only with `--secrets`; without it their names stay, with empty
+/// values. A file written with `-o` is 0600 (a file that was there already too), as `dump -o`.
+#[test]
+fn kubernetes_exports_leave_secrets_out_unless_asked_and_their_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = TestEngine::start();
+    e.ok(&["create", "vault", "--env", "API_PASSWORD=hunter2-colour"]);
+    let (s, setting) = e.api(reqwest::Method::POST, "/apps/vault/exec", None);
+    assert_eq!(s, 200, "{setting}");
+    let key = setting["env"]["APP_KEY"].as_str().unwrap().to_string();
+    assert!(key.len() >= 16, "{setting}");
+
+    let secret_of = |yaml: &str| -> (
+        std::collections::BTreeMap<String, String>,
+        Vec<(String, Option<String>)>,
+    ) {
+        let mut data = Default::default();
+        let mut env = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let v = serde_json::Value::deserialize(doc).unwrap();
+            match v["kind"].as_str().unwrap() {
+                "Secret" if v["metadata"]["name"] == "vault-env" => {
+                    data = serde_json::from_value::<Secret>(v)
+                        .unwrap()
+                        .string_data
+                        .unwrap();
+                }
+                "Deployment" if v["metadata"]["name"] == "vault" => {
+                    let d: Deployment = serde_json::from_value(v).unwrap();
+                    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+                    env = c
+                        .env
+                        .clone()
+                        .unwrap()
+                        .into_iter()
+                        .map(|v| (v.name, v.value))
+                        .collect();
+                }
+                _ => {}
+            }
+        }
+        (data, env)
+    };
+
+    let plain = e.ok(&["export", "kubernetes", "vault"]);
+    assert!(
+        !plain.contains(&key) && !plain.contains("hunter2"),
+        "{plain}"
+    );
+    let (data, env) = secret_of(&plain);
+    assert_eq!(data.get("APP_KEY").map(String::as_str), Some(""), "{plain}");
+    assert!(
+        env.contains(&("API_PASSWORD".to_string(), Some(String::new()))),
+        "{env:?}"
+    );
+    assert!(
+        plain.contains("--secrets"),
+        "it says how to get them: {plain}"
+    );
+
+    let full = e.ok(&["export", "kubernetes", "vault", "--secrets"]);
+    let (data, env) = secret_of(&full);
+    assert_eq!(data.get("APP_KEY"), Some(&key));
+    assert!(
+        env.contains(&("API_PASSWORD".to_string(), Some("hunter2-colour".into()))),
+        "{env:?}"
+    );
+
+    // Files: new ones and ones that were there (0644) alike end 0600, for export and dump.
+    let dir = tempfile::tempdir().unwrap();
+    let there = dir.path().join("there.yaml");
+    std::fs::write(&there, "old").unwrap();
+    std::fs::set_permissions(&there, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let new = dir.path().join("new.yaml");
+    for (file, args) in [
+        (&new, vec!["export", "kubernetes", "vault", "--secrets"]),
+        (&there, vec!["export", "kubernetes", "vault", "--secrets"]),
+    ] {
+        let mut a = args.clone();
+        let f = file.to_str().unwrap();
+        a.extend(["-o", f]);
+        e.ok(&a);
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+        assert!(std::fs::read_to_string(file).unwrap().contains(&key));
+    }
+    let dump = dir.path().join("apps.toml");
+    std::fs::write(&dump, "old").unwrap();
+    std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o644)).unwrap();
+    e.ok(&["dump", "--secrets", "-o", dump.to_str().unwrap()]);
+    let mode = std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "dump over a 0644 file");
 }

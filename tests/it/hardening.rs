@@ -144,7 +144,7 @@ fn malformed_http_at_the_proxy_gets_4xx_and_the_proxy_keeps_serving() {
     // Transfer-Encoding and closes the connection (RFC 9112 §6.1): the hidden request never runs.
     let answer = raw(
         e.proxy_port,
-        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     );
     assert_eq!(
         answer.matches("HTTP/1.1 ").count(),
@@ -157,7 +157,7 @@ fn malformed_http_at_the_proxy_gets_4xx_and_the_proxy_keeps_serving() {
         "the hidden request reached the app"
     );
     // A huge header block.
-    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    let mut big = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 200 * 1024));
     big.extend(b"\r\n\r\n");
     let answer = raw(e.proxy_port, &big);
@@ -235,7 +235,7 @@ fn a_slow_client_is_cut_off_and_others_keep_being_served() {
     e.wait_status("main", "running", Duration::from_secs(30));
     // Half a request head, then silence (slowloris).
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", e.proxy_port)).unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
@@ -828,61 +828,137 @@ fn hangar_open_never_puts_the_login_code_on_a_command_line() {
         .chars()
         .take_while(|c| !matches!(c, '"' | '<' | '&' | '\''))
         .collect();
-    assert!(link.contains("/login?code="), "{link}");
-    let resp = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&link)
-        .send()
-        .unwrap();
-    assert!(
-        resp.headers()
-            .get_all("set-cookie")
-            .iter()
-            .any(|c| c.to_str().unwrap_or("").starts_with("hangar_token=")),
-        "the link logs in: {resp:?}"
-    );
+    let code = link
+        .split_once("/login?code=")
+        .map(|(_, c)| c.to_string())
+        .unwrap_or_else(|| panic!("{link}"));
+    let resp = exchange(&e, &code, None);
+    assert_eq!(resp.status().as_u16(), 200, "the link logs in");
     // The engine's own output (kept by journald, or in logs/engine.log) has no login code.
     let serve_log = std::fs::read_to_string(e.home_path().join("serve.log")).unwrap();
     assert!(!serve_log.contains("code="), "{serve_log}");
     assert!(serve_log.contains("hangar open"), "{serve_log}");
 }
 
-/// A cookie-authenticated API request that a browser made for another site (Sec-Fetch-Site
-/// `cross-site` or `same-site`, a sibling `*.localhost` app) is refused; the panel's own
-/// requests (`same-origin`) and the CLI's bearer token are served.
-#[test]
-fn a_cookie_request_from_another_site_is_refused_and_the_bearer_path_is_not() {
-    let e = TestEngine::start();
-    let url = format!("http://127.0.0.1:{}/api/v1/apps", e.api_port);
-    let cookie = format!("hangar_token={}", e.token());
-    let send = |site: Option<&str>, bearer: bool| {
-        let mut req = e.http.get(&url);
-        if bearer {
-            req = req.bearer_auth(e.token());
-        } else {
-            req = req.header("Cookie", &cookie);
-        }
-        if let Some(s) = site {
-            req = req.header("Sec-Fetch-Site", s);
-        }
-        let resp = req.send().unwrap();
-        (resp.status().as_u16(), resp.text().unwrap_or_default())
-    };
-    for site in ["cross-site", "same-site", "none"] {
-        let (s, body) = send(Some(site), false);
-        assert_eq!(s, 403, "{site}: {body}");
-        assert!(body.contains("Sec-Fetch-Site"), "{body}");
-        let (s, body) = send(Some(site), true);
-        assert_eq!(s, 200, "bearer with {site}: {body}");
+/// The panel's login code, traded at `POST /login` as the panel's page does; the answer.
+fn exchange(e: &TestEngine, code: &str, origin: Option<&str>) -> reqwest::blocking::Response {
+    let mut req = e
+        .http
+        .post(format!("http://127.0.0.1:{}/login", e.api_port))
+        .json(&serde_json::json!({ "code": code }));
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
     }
-    assert_eq!(send(Some("same-origin"), false).0, 200);
-    assert_eq!(
-        send(None, false).0,
-        200,
-        "a client that sends no Sec-Fetch-Site"
+    req.send().unwrap()
+}
+
+/// A fresh login code, as `hangar open` and the desktop shell get one.
+fn login_code(e: &TestEngine) -> String {
+    let (s, v) = e.api(reqwest::Method::POST, "/login-code", None);
+    assert_eq!(s, 200, "{v}");
+    v["code"].as_str().unwrap().to_string()
+}
+
+/// Cookies ignore ports: whatever cookie the panel's login left, every app's own port on
+/// 127.0.0.1 receives it (`http://127.0.0.1:<app port>/api/v1/x.png`). So the login sets none
+/// that is worth anything: the code is traded for a panel session (not the token), which the
+/// page keeps in its origin's storage and sends as a bearer. A request replayed with cookies
+/// only — the old token cookie, or the session as a cookie — with the panel's own Host and
+/// Origin and a same-origin fetch, is refused.
+#[test]
+fn a_request_with_only_cookies_is_refused_and_the_login_gives_a_session_not_the_token() {
+    let e = TestEngine::start();
+    let token = e.token();
+    let base = format!("http://127.0.0.1:{}", e.api_port);
+    let url = format!("{base}/api/v1/apps");
+
+    let code = login_code(&e);
+    let resp = exchange(&e, &code, Some(&base));
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect();
+    let v: Value = resp.json().unwrap();
+    let session = v["session"].as_str().unwrap().to_string();
+    assert_eq!(session.len(), 64, "{v}");
+    assert_ne!(
+        session, token,
+        "the page gets a session of its own, not the token"
     );
-    assert_eq!(send(None, true).0, 200);
+    assert!(!v.to_string().contains(&token), "{v}");
+    // The only cookie it sets deletes the one older panels left.
+    for c in &cookies {
+        assert!(!c.contains(&token) && !c.contains(&session), "{c}");
+        assert!(
+            c.starts_with("hangar_token=;") && c.contains("Max-Age=0"),
+            "{c}"
+        );
+    }
+
+    let panel = |auth: Option<&str>, cookie: Option<&str>| {
+        let mut req = e
+            .http
+            .get(&url)
+            .header("Origin", &base)
+            .header("Sec-Fetch-Site", "same-origin");
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(panel(Some(&session), None), 200, "the session as a bearer");
+    assert_eq!(panel(Some(&token), None), 200, "the CLI's bearer token");
+    for cookie in [
+        format!("hangar_token={token}"),
+        format!("hangar_token={session}"),
+        format!("hangar_session={session}"),
+    ] {
+        assert_eq!(panel(None, Some(&cookie)), 401, "cookies alone: {cookie}");
+    }
+    assert_eq!(panel(Some("0123"), None), 401);
+
+    // The code works once; another site may not trade one; a malformed body says what to send.
+    let again = exchange(&e, &code, Some(&base));
+    assert_eq!(again.status().as_u16(), 403);
+    assert!(again.text().unwrap().contains("hangar open"));
+    let fresh = login_code(&e);
+    let foreign = exchange(&e, &fresh, Some("http://127.0.0.1:1"));
+    assert_eq!(foreign.status().as_u16(), 403);
+    let rebound = e
+        .http
+        .post(format!("{base}/login"))
+        .header("Host", "rebind.attacker.example")
+        .json(&serde_json::json!({ "code": fresh }))
+        .send()
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    assert_eq!(
+        exchange(&e, &fresh, None).status().as_u16(),
+        200,
+        "still unused"
+    );
+    let bad = e
+        .http
+        .post(format!("{base}/login"))
+        .body("code=x")
+        .send()
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+
+    // A session ends at logout; the token does not.
+    let out = e
+        .http
+        .post(format!("{base}/api/v1/logout"))
+        .bearer_auth(&session)
+        .send()
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    assert_eq!(panel(Some(&session), None), 401, "ended");
+    assert_eq!(panel(Some(&token), None), 200);
 }

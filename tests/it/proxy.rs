@@ -608,7 +608,7 @@ fn faults_502_504_and_other_apps_keep_being_served() {
     // Malformed requests and oversized headers get 4xx from the proxy, which keeps serving.
     let out = raw(e.proxy_port, b"GARBAGE\r\n\r\n");
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-    let mut big = b"GET /_app/fine/api/info HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    let mut big = b"GET /_app/fine/api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 100 * 1024));
     big.extend_from_slice(b"\r\n\r\n");
     let out = raw(e.proxy_port, &big);
@@ -633,8 +633,109 @@ fn the_proxy_binds_loopback_by_default_and_all_interfaces_when_told() {
         .send()
         .expect("the proxy answers on every interface");
     assert_eq!(r.status().as_u16(), 200);
+    // Shared on a network it answers any address and the machine's host name, still no
+    // stranger's name (DNS rebinding works on a LAN address as well).
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let machine = machine.trim();
+    for (host, want) in [
+        ("192.0.2.7".to_string(), 200),
+        (format!("[2001:db8::1]:{}", e.proxy_port), 200),
+        (machine.to_string(), 200),
+        (format!("{machine}.local"), 200),
+        ("rebind.attacker.example".to_string(), 421),
+    ] {
+        let r = client()
+            .get(e.proxy_url("/api/info"))
+            .header(HOST, &host)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "{host}");
+    }
     // The API stays on loopback only, whatever the proxy does.
     assert!(TcpStream::connect(("127.0.0.2", e.api_port)).is_err());
+}
+
+/// DNS rebinding: a web page anywhere makes a name of its own resolve to 127.0.0.1 and reads
+/// the local apps through it. The proxy on a loopback bind answers only names that lead to this
+/// machine (127.0.0.0/8, [::1], localhost, *.localhost, an app's own domain); any other Host
+/// gets 421 and nothing of any app — the main app, a sub-app's path, the waiting page and its
+/// stream, on the fast path (a running app, a plain GET) and the general one alike — and wakes
+/// no app.
+#[test]
+fn a_host_that_does_not_lead_here_gets_421_and_no_app_output() {
+    let e = TestEngine::start();
+    e.ok(&["create", "shop", "--domain", "shop.test"]);
+    e.ok(&["create", "lazy"]);
+    e.wait_status("main", "running", Duration::from_secs(30));
+    let c = client();
+    let ask = |host: &str, path: &str, accept: &str| {
+        let r = c
+            .get(e.proxy_url(path))
+            .header(HOST, host)
+            .header(ACCEPT, accept)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let evil = "rebind.attacker.example";
+    for host in [
+        evil.to_string(),
+        format!("{evil}:{}", e.proxy_port),
+        format!("REBIND.attacker.example.:{}", e.proxy_port),
+        "127.0.0.1.attacker.example".to_string(),
+        "localhost.attacker.example".to_string(),
+        "[::ffff:7f00:1]".to_string(),
+    ] {
+        for path in [
+            "/",
+            "/api/info",
+            "/_app/shop/api/info",
+            "/_app/lazy/",
+            "/_app/lazy/_hangar/wait/lazy",
+            "/_hangar/wait/main",
+        ] {
+            for accept in [HTML, "application/json"] {
+                let (s, body) = ask(&host, path, accept);
+                assert_eq!(s, 421, "{host} {path} {accept}: {body}");
+                assert!(
+                    !body.contains("\"app\":\"") && !body.contains("Starting"),
+                    "no app output: {body}"
+                );
+            }
+        }
+    }
+    // The fast path: a plain keep-alive GET to the running main app, then a second one.
+    let out = raw(
+        e.proxy_port,
+        format!(
+            "GET /api/info HTTP/1.1\r\nHost: {evil}\r\n\r\nGET /api/info HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(count(&out, "HTTP/1.1 421"), 2, "{out}");
+    assert!(!out.contains("\"app\":\""), "{out}");
+    assert_eq!(
+        e.status("lazy"),
+        "stopped",
+        "a misdirected request woke no app"
+    );
+
+    // Names that lead here are served.
+    for (host, path, app) in [
+        (format!("127.0.0.1:{}", e.proxy_port), "/api/info", "main"),
+        (format!("127.9.8.7:{}", e.proxy_port), "/api/info", "main"),
+        (format!("localhost:{}", e.proxy_port), "/api/info", "main"),
+        (format!("[::1]:{}", e.proxy_port), "/api/info", "main"),
+        ("LocalHost.".to_string(), "/api/info", "main"),
+        ("shop.localhost".to_string(), "/api/info", "shop"),
+        (format!("shop.test:{}", e.proxy_port), "/api/info", "shop"),
+    ] {
+        let (s, body) = ask(&host, path, "application/json");
+        assert_eq!(s, 200, "{host}: {body}");
+        assert_eq!(json(&body)["app"], app, "{host}");
+    }
+    let (s, _) = ask("nope.localhost", "/", "application/json");
+    assert_eq!(s, 404, "a *.localhost name leads here, to no app");
 }
 
 /// Datasette (PyPI), installed by scripts/install-datasette.sh, or HANGAR_TEST_DATASETTE.
@@ -1076,7 +1177,7 @@ fn connections_over_the_cap_from_one_address_are_refused_and_others_served() {
     std::thread::sleep(Duration::from_millis(300));
     let out = raw(
         e.proxy_port,
-        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert!(out.is_empty(), "a fifth connection was served: {out}");
     // Another address (127.0.0.2, a loopback address of its own) is served.
@@ -1092,7 +1193,7 @@ fn connections_over_the_cap_from_one_address_are_refused_and_others_served() {
             .connect(([127, 0, 0, 1], e.proxy_port).into())
             .await
             .unwrap();
-        s.write_all(b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.write_all(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut out = Vec::new();
@@ -1105,7 +1206,7 @@ fn connections_over_the_cap_from_one_address_are_refused_and_others_served() {
     std::thread::sleep(Duration::from_millis(300));
     let out = raw(
         e.proxy_port,
-        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }

@@ -22,17 +22,23 @@ const row = (name) => page.locator(`tr[data-app="${name}"]`);
 
 test('the printed link logs the browser in once, and the token stays out of reach', async () => {
   const resp = await page.goto(e.loginUrl);
-  assert.equal(new URL(page.url()).pathname, '/');
   assert.ok(resp.ok());
   await page.locator('[data-testid="apps-table"]').waitFor();
+  assert.equal(new URL(page.url()).pathname, '/', 'the code left the address bar');
+  assert.equal(new URL(page.url()).search, '');
+  // The page holds a panel session of its own, in its origin's storage; no cookie at all.
+  const session = await page.evaluate(() => localStorage.getItem('hangar.session'));
+  assert.match(session ?? '', /^[0-9a-f]{64}$/);
+  const token = readFileSync(join(e.home, 'token'), 'utf8').trim();
+  assert.notEqual(session, token, 'the page never holds the API token');
   const cookies = await ctx.cookies(`${e.base}/api/v1/apps`);
-  const c = cookies.find((x) => x.name === 'hangar_token');
-  assert.ok(c, 'the login set the cookie');
-  assert.equal(c.httpOnly, true);
-  assert.equal(c.sameSite, 'Strict');
-  assert.equal(await page.evaluate(() => document.cookie), '', 'the page cannot read the token');
+  assert.deepEqual(cookies.map((c) => c.name), [], 'the login set no cookie');
+  // Cookies ignore ports: an app's port on 127.0.0.1 gets nothing of the login.
+  const appCookies = await ctx.cookies(`http://127.0.0.1:${e.proxyPort}/api/v1/x.png`);
+  assert.deepEqual(appCookies, []);
   // Single use.
-  const again = await fetch(e.loginUrl, { redirect: 'manual' });
+  const code = new URL(e.loginUrl).searchParams.get('code');
+  const again = await fetch(`${e.base}/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }) });
   assert.equal(again.status, 403);
   // The empty state leads to "New sub-app".
   await page.locator('[data-testid="empty-state"]').waitFor();
@@ -40,15 +46,20 @@ test('the printed link logs the browser in once, and the token stays out of reac
   await shot(page, 'apps-empty');
 });
 
-test('a browser without the cookie is told how to log in', async () => {
+test('a browser without a session is told how to log in, and a used link says so', async () => {
   const r = await fetch(`${e.base}/api/v1/apps`);
   assert.equal(r.status, 401);
-  // A persistent context has no siblings: clear its cookies and look again.
   const p2 = await ctx.newPage();
-  await ctx.clearCookies();
   await p2.goto(`${e.base}/`);
+  const kept = await p2.evaluate(() => localStorage.getItem('hangar.session'));
+  await p2.evaluate(() => localStorage.removeItem('hangar.session'));
+  await p2.reload();
   await p2.getByText('Log in to Hangar').waitFor();
   await shot(p2, 'login-needed');
+  // A used link: the page says why it did not log in.
+  await p2.goto(e.loginUrl);
+  await p2.locator('[data-testid="login-error"]').waitFor();
+  assert.match(await p2.locator('[data-testid="login-error"]').innerText(), /already used/);
   await p2.close();
   // `hangar open` mints a fresh one-time link.
   const open = e.cli('open', '--no-browser');
@@ -57,6 +68,8 @@ test('a browser without the cookie is told how to log in', async () => {
   assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/login\?code=[0-9a-f]{32}$/);
   await page.goto(link);
   await page.locator('[data-testid="apps-table"]').waitFor();
+  const fresh = await page.evaluate(() => localStorage.getItem('hangar.session'));
+  assert.ok(fresh && fresh !== kept, 'a new session');
 });
 
 test('create an app through the form; refusals appear beside their field', async () => {

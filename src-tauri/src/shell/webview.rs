@@ -1,11 +1,13 @@
 //! What a window loads: the engine's own control panel when it serves one on its API origin
-//! (else the pages built into the shell), the webview logged in natively, a language WebKit's
-//! `Intl` accepts, and the script that turns log links into native log windows (the windows
-//! themselves, with their link handling, are `windows.rs`).
+//! (else the pages built into the shell), logged in through a one-time login link, a language
+//! WebKit's `Intl` accepts, and the script that turns log links into native log windows (the
+//! windows themselves, with their link handling, are `windows.rs`).
 //!
-//! Invariants: the API token reaches a webview only as an HttpOnly cookie, never a page; no page
-//! shows before the right one (a blank page until the webview is logged in); nothing but the
-//! engine's UI or the built-in pages is opened inside the shell.
+//! Invariants: the API token never reaches a webview (a window loads a one-time login link and
+//! the page trades its code for a panel session, kept in the API origin's own storage; no
+//! cookie holds a credential); no page shows before the right one (a blank page until the
+//! login link is loaded); nothing but the engine's UI or the built-in pages is opened inside
+//! the shell.
 
 use std::time::Duration;
 
@@ -114,10 +116,18 @@ pub(super) fn open_in_browser(url: &str) {
     }
 }
 
-/// Log the webview in (the API's HttpOnly cookie, set natively as `/login` would: the token
-/// never reaches a page, and needs no one-time code, so any window can log itself in) and load
-/// the engine's UI.
-pub(super) fn open_engine_ui<R: Runtime>(
+/// The login link that opens `url` (a page of the engine's UI) logged in: `/login?code=` on the
+/// same origin, with `url`'s route (its fragment) after it.
+pub fn login_link(url: &tauri::Url, code: &str) -> tauri::Url {
+    let mut link = url.clone();
+    link.set_path("/login");
+    link.set_query(Some(&format!("code={code}")));
+    link
+}
+
+/// Log the window in and load the engine's UI: a fresh one-time login code (each window its
+/// own), whose link the page trades for a panel session.
+pub(super) async fn open_engine_ui<R: Runtime>(
     app: &AppHandle<R>,
     w: &tauri::WebviewWindow<R>,
     url: &WebviewUrl,
@@ -126,16 +136,14 @@ pub(super) fn open_engine_ui<R: Runtime>(
     let WebviewUrl::External(url) = url else {
         return Ok(());
     };
-    let cookie = tauri::webview::Cookie::build((
-        hangar::base::web::TOKEN_COOKIE,
-        sh.backend.token().to_string(),
-    ))
-    .domain("127.0.0.1")
-    .path("/api/v1")
-    .http_only(true)
-    .same_site(tauri::webview::cookie::SameSite::Strict)
-    .build();
-    w.set_cookie(cookie)?;
+    let code = match sh.backend.login_code().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cannot log the window in (the page will ask for `hangar open`): {e}");
+            return w.navigate(url.clone());
+        }
+    };
+    let link = login_link(url, &code);
     if let Some(lang) = webview_language() {
         w.with_webview(move |pw| {
             use webkit2gtk::{WebContextExt, WebViewExt};
@@ -144,7 +152,7 @@ pub(super) fn open_engine_ui<R: Runtime>(
             }
         })?;
     }
-    w.navigate(url.clone())
+    w.navigate(link)
 }
 
 /// Under the C/POSIX locale (CI, containers, `LANG=C.UTF-8`) WebKitGTK gives pages the language
@@ -157,4 +165,20 @@ pub fn webview_language() -> Option<&'static str> {
         .unwrap_or_default();
     let base = ctype.split(['.', '@']).next().unwrap_or("");
     matches!(base, "" | "C" | "POSIX").then_some("en-US")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_link_keeps_the_windows_route_on_the_same_origin() {
+        let o = "http://127.0.0.1:13001";
+        let link = |u: &str| login_link(&u.parse().unwrap(), "c0de").to_string();
+        assert_eq!(link(&format!("{o}/")), format!("{o}/login?code=c0de"));
+        assert_eq!(
+            link(&format!("{o}{}", LOG_ROUTE.replace("{name}", "shop"))),
+            format!("{o}/login?code=c0de#/logs/shop?bare")
+        );
+    }
 }

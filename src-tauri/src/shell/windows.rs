@@ -46,7 +46,7 @@ pub async fn show_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         .min_inner_size(480.0, 320.0)
         .build()?;
     if let UiTarget::Engine { .. } = &target {
-        open_engine_ui(app, &w, &target.main_url())?;
+        open_engine_ui(app, &w, &target.main_url()).await?;
     }
     Ok(())
 }
@@ -105,7 +105,9 @@ pub async fn open_logs<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<Str
         .build()
         .map_err(|e| e.to_string())?;
     if let UiTarget::Engine { .. } = &target {
-        open_engine_ui(app, &w, &target.logs_url(name)).map_err(|e| e.to_string())?;
+        open_engine_ui(app, &w, &target.logs_url(name))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(label)
 }

@@ -1,10 +1,12 @@
 // Every call the UI makes to the engine, in one place, with the shapes the engine serves (the
 // Rust side's types: src/api/types.rs and the engine's views and reports).
 //
-// Auth: in the browser the engine's HttpOnly cookie rides along (same origin); the desktop shell
-// may instead set `window.__HANGAR__ = { api: 'http://127.0.0.1:PORT', token }`.
+// Auth: a panel session (auth.ts: a login link's code traded for it, kept in this origin's
+// localStorage) sent as `Authorization: Bearer`; no cookie is sent. A page served elsewhere may
+// set `window.__HANGAR__ = { api: 'http://127.0.0.1:PORT' }` to name the engine's origin.
 
 import { followStream, type SseMessage, type StreamHandle } from './sse';
+import { authHeader, exchangeCode, loginCodeOf, pageStorage, readSession, type LoginOutcome } from './auth';
 import type { LogLine } from './logbuffer';
 import type { StatusRule } from './statuses';
 
@@ -198,11 +200,28 @@ export class ApiError extends Error {
 
 interface Injected {
   api?: string;
-  token?: string;
 }
 const injected: Injected = (globalThis as unknown as { __HANGAR__?: Injected }).__HANGAR__ ?? {};
-const BASE = `${injected.api ?? ''}/api/v1`;
-const authHeaders = (): Record<string, string> => (injected.token ? { Authorization: `Bearer ${injected.token}` } : {});
+const ORIGIN = injected.api ?? '';
+const BASE = `${ORIGIN}/api/v1`;
+const authHeaders = (): Record<string, string> => authHeader(readSession(pageStorage()));
+
+/** On a login link (`/login?code=…`): its code, and the address bar left without it (`/` and
+ *  the link's `#/route`). Called before the router reads the address. `null`: no login link. */
+export function takeLoginCode(
+  loc: Pick<Location, 'pathname' | 'search' | 'hash'> | undefined = (globalThis as unknown as { location?: Location }).location,
+  hist: Pick<History, 'replaceState'> | undefined = (globalThis as unknown as { history?: History }).history,
+): string | null {
+  if (!loc || loc.pathname !== '/login') return null;
+  const code = loginCodeOf(loc);
+  hist?.replaceState(null, '', `/${loc.hash}`);
+  return code;
+}
+
+/** Trade a login link's code for a session (kept for every call after). `null`: no code. */
+export async function completeLogin(code: string | null): Promise<LoginOutcome | null> {
+  return code === null ? null : exchangeCode(code, pageStorage(), ORIGIN);
+}
 
 /** A path segment, like the CLI's `seg`. */
 export const seg = (s: string) => encodeURIComponent(s);
@@ -214,7 +233,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
       method,
       headers: { ...authHeaders(), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
-      credentials: 'same-origin',
+      credentials: 'omit',
       cache: 'no-store',
     });
   } catch (e) {
@@ -262,7 +281,7 @@ export interface EventHandlers {
 /** The engine's event stream (`app`, `removed`, `resync`). */
 export function events(h: EventHandlers): StreamHandle {
   return followStream(`${BASE}/events`, {
-    headers: authHeaders(),
+    headers: authHeaders,
     onOpen: h.open,
     onError: h.error,
     onMessage(msgs: SseMessage[]) {
@@ -287,7 +306,7 @@ export function followLogs(
   onState: (s: { connected: boolean; message?: string }) => void,
 ): StreamHandle {
   return followStream(`${BASE}/apps/${seg(name)}/logs/follow?n=${n}`, {
-    headers: authHeaders(),
+    headers: authHeaders,
     onOpen: () => onState({ connected: true }),
     onError: (_s, message) => onState({ connected: false, message }),
     onMissing: () => onState({ connected: false, message: `no app named ${name}` }),
@@ -329,7 +348,7 @@ export interface MetricsSample {
  *  `event`s are not read here (the store marks what the event stream shows). */
 export function metricsStream(onSample: (s: MetricsSample) => void): StreamHandle {
   return followStream(`${BASE}/metrics/stream`, {
-    headers: authHeaders(),
+    headers: authHeaders,
     onMessage(msgs) {
       for (const m of msgs) {
         if (m.event !== 'tick') continue;

@@ -1,5 +1,6 @@
-// Server-sent events read with fetch (not EventSource), so a request can carry a bearer token
-// (the desktop shell), a 404 can be told from a dropped connection, and reconnection is ours.
+// Server-sent events read with fetch (not EventSource), so a request carries the panel's bearer
+// session (EventSource sends no headers), a 404 can be told from a dropped connection, and
+// reconnection is ours. No cookie is sent.
 
 export interface SseMessage {
   event: string;
@@ -60,7 +61,8 @@ export interface StreamHandle {
 }
 
 export interface StreamOptions {
-  headers?: Record<string, string>;
+  /** Sent with each (re)connection; a function is asked each time (a session may change). */
+  headers?: Record<string, string> | (() => Record<string, string>);
   onMessage(msgs: SseMessage[]): void;
   /** Called each time the stream is (re)connected. */
   onOpen?(): void;
@@ -84,8 +86,8 @@ export function followStream(url: string, opts: StreamOptions): StreamHandle {
       let status: number | null = null;
       try {
         const resp = await fetch(url, {
-          headers: { Accept: 'text/event-stream', ...(opts.headers ?? {}) },
-          credentials: 'same-origin',
+          headers: { Accept: 'text/event-stream', ...(typeof opts.headers === 'function' ? opts.headers() : (opts.headers ?? {})) },
+          credentials: 'omit',
           signal: ctrl.signal,
           cache: 'no-store',
         });

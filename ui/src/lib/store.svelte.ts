@@ -20,8 +20,10 @@ class Store {
   private budgetReadAt = 0;
   /** The event stream is connected. */
   connected = $state(false);
-  /** The engine refused us (no cookie): the page shows how to log in. */
+  /** The engine refused us (no session): the page shows how to log in. */
   unauthorized = $state(false);
+  /** Why the login link just used did not log in (used, expired, another engine's). */
+  loginError = $state<string | null>(null);
   loaded = $state(false);
   lastError = $state<string | null>(null);
   /** Bumped whenever samples change, so charts redraw. */
@@ -39,13 +41,16 @@ class Store {
   private newsDuringRefresh = false;
   private started = false;
 
-  start(): void {
+  /** `loginCode`: the code of the login link this page was opened with (api.takeLoginCode). */
+  start(loginCode: string | null = null): void {
     if (this.started) return;
     this.started = true;
-    void this.init();
+    void this.init(loginCode);
   }
 
-  private async init() {
+  private async init(loginCode: string | null) {
+    const login = await api.completeLogin(loginCode);
+    if (login && !login.ok) this.loginError = login.message;
     try {
       this.engine = await api.engine();
       this.statuses = new StatusRules(await api.statuses());
