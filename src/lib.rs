@@ -20,7 +20,7 @@ pub fn init_tracing() {
     // Colour only on a terminal and never under NO_COLOR (no-color.org): a kept log
     // (`hangar serve 2>file`, logs/engine.log, journald) carries no escape codes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

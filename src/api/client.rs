@@ -57,6 +57,9 @@ pub enum ClientError {
 
 /// What the event stream (`GET /events`) tells.
 #[derive(Debug, Clone)]
+// An event is read, handled and dropped one at a time; boxing the view would cost an
+// allocation per event for no memory kept.
+#[allow(clippy::large_enum_variant)]
 pub enum AppEvent {
     /// An app changed: its view now.
     App(AppView),

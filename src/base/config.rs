@@ -238,7 +238,7 @@ impl AppCommand {
         known: &dyn Fn(&str) -> bool,
     ) -> Result<(), crate::base::validate::Invalid> {
         use crate::base::validate::Invalid;
-        if !self.argv.first().is_some_and(|p| !p.is_empty()) {
+        if self.argv.first().is_none_or(|p| p.is_empty()) {
             return Err(Invalid::new(
                 "command",
                 "must name a program: `hangar create NAME -- PROGRAM [ARGS…]`",

@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// How many times (20 ms apart) a start tries the engine lock before it says another engine
+/// holds it: a client's probe ([`Home::engine_running`]) holds it shared for an instant.
+const LOCK_TRIES: u32 = 25;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     #[error("cannot use home folder {path}: {source}")]
@@ -228,8 +232,18 @@ impl Home {
             .mode(0o600)
             .open(&path)
             .map_err(io(&path))?;
-        // SAFETY: flock on a valid fd we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // A client's `engine_running` holds a shared lock for an instant: a start that meets one
+        // tries again for a little while ([`LOCK_TRIES`]); a running engine holds it for good.
+        let mut tries = 0;
+        let rc = loop {
+            // SAFETY: flock on a valid fd we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            tries += 1;
+            if rc == 0 || tries >= LOCK_TRIES {
+                break rc;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         if rc != 0 {
             return Err(match self.engine_info() {
                 Some(info) => HomeError::Taken {
@@ -326,5 +340,33 @@ mod tests {
         assert!(home.engine_running());
         let err = home.lock().err().unwrap().to_string();
         assert!(err.contains("another engine"), "{err}");
+    }
+
+    /// A client that looks whether an engine runs (a shared lock for an instant) at the moment
+    /// an engine starts does not make that start fail (the chaos suite met it: a restart right
+    /// after a crash said "another engine already runs").
+    #[test]
+    fn a_clients_probe_does_not_refuse_a_starting_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        home.prepare().unwrap();
+        let probe = File::open(home.lock_file())
+            .or_else(|_| {
+                fs::write(home.lock_file(), b"")?;
+                File::open(home.lock_file())
+            })
+            .unwrap();
+        // SAFETY: flock on a valid fd we own.
+        assert_eq!(
+            unsafe { libc::flock(probe.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) },
+            0
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(probe);
+        });
+        let taken = home.lock();
+        release.join().unwrap();
+        assert!(taken.is_ok(), "{:?}", taken.err().map(|e| e.to_string()));
     }
 }

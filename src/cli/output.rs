@@ -149,7 +149,7 @@ pub fn wants_json() -> bool {
 
 /// Colour on standard output: a terminal, and `NO_COLOR` unset or empty (no-color.org).
 pub fn colour() -> bool {
-    std::io::stdout().is_terminal() && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `text` in one of six ANSI colours chosen by `key` (the same key, the same colour, on every

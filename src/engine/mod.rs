@@ -1382,7 +1382,7 @@ impl Engine {
             None
         };
         let url = launch::public_url(&app.name, self.config.proxy_port);
-        let rt = self.runtimes.get(&self.runtimes.name_of(&app));
+        let rt = self.runtimes.get(&self.runtimes.name_of(app));
         // The link to open first: a sub-app's own origin (`<name>.localhost`), since every app
         // under `/_app/` shares one browser origin (cookies, storage) with the others.
         let mut urls = Vec::new();

@@ -482,7 +482,7 @@ pub struct AppLog {
 }
 
 /// How long one of Hangar's own lines waits for the app's pipes to be read ([`AppLog::settle`]).
-const SETTLE: Duration = Duration::from_millis(200);
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// The pipes of one app's processes and what they were asked: each reads what its pipe holds
 /// when asked (up to "nothing more now", or its end) and says so.

@@ -336,10 +336,11 @@ fn kubernetes_exports_leave_secrets_out_unless_asked_and_their_files_are_private
     let key = setting["env"]["APP_KEY"].as_str().unwrap().to_string();
     assert!(key.len() >= 16, "{setting}");
 
-    let secret_of = |yaml: &str| -> (
+    type SecretAndEnv = (
         std::collections::BTreeMap<String, String>,
         Vec<(String, Option<String>)>,
-    ) {
+    );
+    let secret_of = |yaml: &str| -> SecretAndEnv {
         let mut data = Default::default();
         let mut env = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(yaml) {

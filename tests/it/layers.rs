@@ -65,7 +65,7 @@ fn layer_of(module: &[String]) -> Option<(&'static str, u8)> {
 
 /// Every module path a file names: `crate::a::b` as written, `super::x` resolved against the
 /// file's own module. A braced `crate::{…}` group is refused so that no path hides in it.
-fn named_paths(text: &str, own: &[String], is_mod_file: bool) -> Result<Vec<Vec<String>>, String> {
+fn named_paths(text: &str, own: &[String]) -> Result<Vec<Vec<String>>, String> {
     let mut out = Vec::new();
     let ident = |s: &str| -> Vec<String> {
         let mut segs = Vec::new();
@@ -121,13 +121,11 @@ fn named_paths(text: &str, own: &[String], is_mod_file: bool) -> Result<Vec<Vec<
             {
                 continue;
             }
-            // `super` of a mod.rs is its parent folder's module; of a leaf file, its folder's.
+            // `super` of a mod.rs is its parent folder's module; of a leaf file, its folder's:
+            // either way one step up from the file's own module path (`own` of a mod.rs is
+            // already its folder's).
             let mut base: Vec<String> = own.to_vec();
-            if !is_mod_file {
-                base.pop();
-            } else {
-                base.pop();
-            }
+            base.pop();
             let rest = &code[at + "super::".len()..];
             if rest.starts_with('*') || rest.starts_with('{') {
                 // `use super::*` in a test module names its own file; a brace group names
@@ -192,8 +190,7 @@ fn read_graph() -> Graph {
     let mut refused = Vec::new();
     for (rel, m) in &module {
         let text = std::fs::read_to_string(root.join(rel)).expect("read a source file");
-        let is_mod = rel.file_name().is_some_and(|n| n == "mod.rs");
-        let named = match named_paths(&text, m, is_mod) {
+        let named = match named_paths(&text, m) {
             Ok(n) => n,
             Err(e) => {
                 refused.push(format!("src/{}: {e}", rel.display()));
@@ -335,14 +332,13 @@ fn the_reader_sees_paths_and_circles() {
     let named = named_paths(
         "use crate::run::supervisor::Event;\nuse super::{pages, Proxy};\nlet x = crate::base::web::escape(s);",
         &own,
-        false,
     )
     .expect("readable");
     assert!(named.contains(&vec!["run".into(), "supervisor".into(), "Event".into()]));
     assert!(named.contains(&vec!["proxy".into(), "pages".into()]));
     assert!(named.contains(&vec!["proxy".into()]));
     assert!(named.contains(&vec!["base".into(), "web".into(), "escape".into()]));
-    assert!(named_paths("use crate::{a, b};", &own, false).is_err());
+    assert!(named_paths("use crate::{a, b};", &own).is_err());
 }
 
 /// Source paths a doc names in backquotes (`src/run/logs.rs`, `ui/src/lib/api.ts`): each must

@@ -145,7 +145,16 @@ fn node_red_runs_from_its_preset_with_its_editor_socket_under_its_prefix() {
     }
     assert!(heard, "the editor's socket heard of the deploy");
     // The deployed flow answers under the prefix too (httpNodeRoot).
-    let r = c.get(e.proxy_url("/_app/flows/hello")).send().unwrap();
+    // Node-RED announces the deploy on its socket a moment before the new flow's HTTP route is
+    // in place: ask until it answers (bounded).
+    let mut r = c.get(e.proxy_url("/_app/flows/hello")).send().unwrap();
+    for _ in 0..50 {
+        if r.status().as_u16() != 404 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        r = c.get(e.proxy_url("/_app/flows/hello")).send().unwrap();
+    }
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.text().unwrap(), "hello from node-red");
     // Its flows live in the app's data folder.

@@ -704,8 +704,9 @@ fn a_host_that_does_not_lead_here_gets_421_and_no_app_output() {
             }
         }
     }
-    // The fast path: a plain keep-alive GET to the running main app, then a second one.
-    let out = raw(
+    // The fast path: a plain keep-alive GET to the running main app, then a second one (read
+    // to the end: the second asks to close).
+    let out = raw_all(
         e.proxy_port,
         format!(
             "GET /api/info HTTP/1.1\r\nHost: {evil}\r\n\r\nGET /api/info HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"

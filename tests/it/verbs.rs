@@ -412,6 +412,18 @@ fn the_log_keeps_the_order_things_happened_in() {
         e.ok(&["restart", "web"]);
     }
     e.ok(&["stop", "web"]);
+    // The file is written by the log writer's thread a moment after `stop` answers: wait for
+    // the last run's lines, then read the order they landed in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e
+        .log_text("web")
+        .matches(" out hangar-demo stopped")
+        .count()
+        < 4
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let text = e.log_text("web");
     let lines: Vec<&str> = text.lines().collect();
     let ready: Vec<usize> = (0..lines.len())
