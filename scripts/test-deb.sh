@@ -34,7 +34,7 @@ has "$DESK" ./usr/bin/hangar-desktop ./usr/share/applications/hangar.desktop \
   ./usr/share/icons/hicolor/128x128/apps/hangar.png ./usr/share/icons/hicolor/256x256/apps/hangar.png \
   ./usr/share/icons/hicolor/512x512/apps/hangar.png ./usr/share/doc/hangar-desktop/copyright
 dpkg-deb -c "$DESK" | grep -q ' ./usr/bin/hangar$' && die "the desktop package carries /usr/bin/hangar (the engine package's)"
-dpkg-deb -c "$DESK" | grep -E '^-rwxr-xr-x root/root .* ./usr/bin/hangar-desktop$' >/dev/null \
+dpkg-deb -c "$DESK" | grep -E '^-rwxr-xr-x (root/root|0/0) .* ./usr/bin/hangar-desktop$' >/dev/null \
   || die "hangar-desktop is not an executable owned by root"
 
 field() { dpkg-deb -f "$1" "$2"; }
@@ -60,7 +60,7 @@ done
 # lintian, Debian's package checker: no error (warnings are printed for the reader).
 command -v lintian >/dev/null || die "lintian is missing (apt-get install lintian)"
 for f in "$DEB" "$DESK"; do
-  out=$(lintian --no-tag-display-limit "$f" 2>&1 || true)
+  out=$(lintian --tag-display-limit 0 "$f" 2>&1 || true)
   [ -n "$out" ] && printf '%s\n' "$out"
   if grep -q '^E: ' <<<"$out"; then die "lintian reports errors in $(basename "$f")"; fi
 done
