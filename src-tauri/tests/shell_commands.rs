@@ -353,8 +353,12 @@ fn tray_model_and_actions_follow_the_engine() {
     );
     assert_eq!(f.app_view("wiki").status, Status::Stopped);
     assert_eq!(f.app_view("main").status, Status::Stopped);
-    // Stopped by the operator (here from the tray): stopped, not asleep.
-    assert!(model(&f).contains("wiki — stopped"), "{}", model(&f));
+    // Stopped by the operator (here from the tray): stopped, not asleep (the menu follows the
+    // engine's events, debounced: wait for it as above).
+    wait_for(
+        || model(&f).contains("wiki — stopped").then_some(()),
+        "wiki stopped (not asleep) in the tray",
+    );
     f.tray_click("start-all").unwrap();
     assert_eq!(f.app_view("wiki").status, Status::Running);
     assert_eq!(f.app_view("main").status, Status::Running);
