@@ -250,7 +250,10 @@ pub fn command(
     let nice = res.nice;
     let procs = res.group.as_ref().map(|g| g.procs.clone());
     let caps = AppCaps::of_engine();
-    // SAFETY: only async-signal-safe calls run in the child: setsid, prctl, setpriority,
+    // The engine's pid, read before the fork: a child whose parent died before its death signal
+    // was set up would never get it (an engine killed mid-spawn left an app running).
+    let engine = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls run in the child: setsid, prctl, getppid, setpriority,
     // open/write/close in `join_self` (its CStrings made before the fork), capget/capset in
     // `AppCaps::apply`, and `Restrict::apply` (prctl and one system call on a descriptor made
     // before the fork). The order matters: the cgroups are joined before Landlock, which would
@@ -263,6 +266,11 @@ pub fn command(
                 return Err(std::io::Error::last_os_error());
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // The engine already gone (killed between the fork and the line above): start
+            // nothing that no one would end.
+            if libc::getppid() != engine {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             // A failure of these two does not stop the start; the caller checks the outcome
             // ([`nice_of`], `AppGroup::holds`) and says so in the app's log.
             if let Some(n) = nice {
