@@ -1,5 +1,6 @@
-//! The engine: registry + supervisor + proxy + sampler + API, and the operations the API, the
-//! CLI and the desktop shell call. One operator action is one method here.
+//! The engine's operations: what the API, the CLI and the desktop shell call, one operator
+//! action one method, over the running side below it (`run::Core`: registry, supervisor,
+//! sampler, logs). The front doors (`api`, `proxy`) stand above it and `host.rs` starts them.
 //!
 //! Invariants: every change is validated before anything is written; a failed create leaves
 //! nothing behind; a delete never drops a database Hangar did not create.
